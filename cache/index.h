@@ -1,0 +1,105 @@
+// The in-memory index of every entry in every zone: 32 bytes of metadata per entry in a sharded
+// hash table, plus the encoded key in an ordered set so that object, listing and prefix
+// invalidations visit only what they match. Thread-safe (one mutex per shard).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/container/btree_set.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/synchronization/mutex.h"
+#include "cache/generations.h"
+
+namespace cache {
+
+// Identifies one entry file: a zone, a key hash and a per-zone serial. A file is never reused for
+// another fill, so an unlink of a removed entry can never hit a newer commit of the same key.
+struct FileRef {
+  uint64_t hash = 0;
+  uint32_t serial = 0;
+  int zone = 0;
+  uint64_t file_bytes = 0;
+  bool operator==(const FileRef&) const = default;
+};
+
+struct IndexedEntry {
+  FileRef file;
+  int64_t useful_until = 0;
+  uint32_t stored_epoch = 0;
+  uint32_t container_id = 0;
+  uint32_t tenant_id = 0;
+  bool soft_stale = false;  // a soft invalidation matched it: serve only after revalidation
+};
+
+struct NewEntry {
+  std::string_view key;  // encoded
+  std::span<const std::string> tags;
+  IndexedEntry entry;
+};
+
+// Serials are 24 bits wide in the index.
+inline constexpr uint32_t kSerialMask = (1u << 24) - 1;
+
+class Index {
+ public:
+  explicit Index(size_t shard_count = 64);
+  ~Index();
+
+  // Inserts an entry; a previous entry with the same hash (the same key, or a colliding one) is
+  // replaced and its file returned, for the caller to delete.
+  std::optional<IndexedEntry> Insert(const NewEntry& entry);
+  // The entry for `key` (whose hash is `hash`), if indexed; records the access for eviction.
+  std::optional<IndexedEntry> Find(std::string_view key, uint64_t hash);
+  // Removes the entry for `file` if it is still that file. Returns whether it did.
+  std::optional<IndexedEntry> Erase(const FileRef& file);
+  // Marks the entry for `file` stale if it is still that file.
+  bool MarkStale(const FileRef& file);
+
+  // Every entry whose encoded key starts with `range`: removed (hard, files appended to
+  // `removed`) or marked stale (soft, appended to `staled`). Returns how many matched.
+  size_t ApplyToRange(std::string_view range, bool soft, std::vector<IndexedEntry>* removed,
+                      std::vector<FileRef>* staled);
+  size_t ApplyToTag(std::string_view tag, bool soft, std::vector<IndexedEntry>* removed,
+                    std::vector<FileRef>* staled);
+
+  // Chooses and removes entries of `zone` until at least `bytes_wanted` are freed or nothing is
+  // left to take: dead entries (expired past use, or gone by generation) first as the hand meets
+  // them, then those whose access count has run down (GCLOCK: new entries start at zero, so a scan
+  // of one-time objects does not push out the ones that are read again).
+  std::vector<IndexedEntry> Evict(int zone, uint64_t bytes_wanted, int64_t now,
+                                  const Generations& generations);
+  // Removes every entry of `zone` (the zone failed).
+  std::vector<IndexedEntry> RemoveZone(int zone);
+
+  struct Visit {
+    std::string_view key;
+    std::vector<std::string> tags;
+    IndexedEntry entry;
+  };
+  // Calls `fn` for every entry of `zone`, one shard locked at a time.
+  void ForEachInZone(int zone, const std::function<void(const Visit&)>& fn) const;
+
+  size_t size() const;
+  // Bytes of memory the index holds, by part, for the bytes-per-entry measurement.
+  struct Memory {
+    size_t table_bytes = 0;  // hash tables: metadata slots and control bytes
+    size_t order_bytes = 0;  // ordered key sets (approximate: slot size over fill)
+    size_t key_bytes = 0;    // encoded keys and tags on the heap
+  };
+  Memory MemoryUsage() const;
+
+ private:
+  struct Shard;
+  Shard& ShardFor(uint64_t hash) const;
+  std::vector<std::unique_ptr<Shard>> shards_;
+};
+
+}  // namespace cache

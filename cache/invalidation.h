@@ -1,0 +1,47 @@
+// What an invalidation names, and which entries it covers. Object, listing, prefix and tag
+// invalidations remove (hard) or mark stale (soft) the matching entries; container, tenant and all
+// are generation bumps, O(1) whatever the cache holds.
+#pragma once
+
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "cache/key.h"
+
+namespace cache {
+
+struct Invalidation {
+  enum class Kind {
+    kObject,     // every variant of one object, and its cached 404
+    kListings,   // every listing of the container whose prefix is a prefix of `name`, and the
+                 // account's container listings
+    kPrefix,     // objects and listings of the container whose name starts with `name`
+    kContainer,  // everything cached for the container
+    kTenant,     // everything filled through the tenant
+    kTag,        // entries whose origin response carried the tag
+    kAll,        // the whole cache
+  };
+  Kind kind = Kind::kObject;
+  bool soft = false;  // soft: entries stay but must be revalidated before they are served again
+  std::string account;
+  std::string container;
+  std::string name;  // object name (kObject, kListings) or name prefix (kPrefix)
+  std::string tenant;
+  std::string tag;
+
+  static Invalidation Object(std::string account, std::string container, std::string name, bool soft);
+  static Invalidation Listings(std::string account, std::string container, std::string name, bool soft);
+  static Invalidation Prefix(std::string account, std::string container, std::string prefix, bool soft);
+  static Invalidation Container(std::string account, std::string container, bool soft);
+  static Invalidation Tenant(std::string tenant, bool soft);
+  static Invalidation Tag(std::string tag, bool soft);
+  static Invalidation All(bool soft);
+};
+
+// Whether `inv` covers an entry with this key, tenant and tags. Pure; the index uses ranges and
+// generations instead, this decides fences for fills in flight.
+bool Covers(const Invalidation& inv, const KeyParts& key, std::string_view tenant,
+            std::span<const std::string> tags);
+
+}  // namespace cache

@@ -1,0 +1,245 @@
+#include "cache/journal.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+
+namespace cache {
+
+// Record framing: u32 payload length, u32 XXH32 of the payload, payload (u8 type, fields).
+namespace {
+
+constexpr uint32_t kMaxRecordBytes = 1 << 20;
+
+void PutU(std::string* out, uint64_t value, size_t bytes) {
+  out->append(reinterpret_cast<const char*>(&value), bytes);
+}
+void PutStr(std::string* out, std::string_view s) {
+  PutU(out, s.size(), 4);
+  out->append(s);
+}
+
+class Cursor {
+ public:
+  explicit Cursor(std::string_view in) : in_(in) {}
+  template <typename T>
+  bool U(T* value) {
+    if (in_.size() < sizeof(T)) return false;
+    std::memcpy(value, in_.data(), sizeof(T));
+    in_.remove_prefix(sizeof(T));
+    return true;
+  }
+  bool Str(std::string* s) {
+    uint32_t size;
+    if (!U(&size) || in_.size() < size) return false;
+    s->assign(in_.substr(0, size));
+    in_.remove_prefix(size);
+    return true;
+  }
+  bool empty() const { return in_.empty(); }
+
+ private:
+  std::string_view in_;
+};
+
+absl::Status ErrnoStatus(const char* what, const std::string& path) {
+  return absl::UnavailableError(absl::StrCat(what, " ", path, ": ", std::strerror(errno)));
+}
+
+absl::Status WriteAll(int fd, std::string_view data, const std::string& path) {
+  while (!data.empty()) {
+    const ssize_t n = ::write(fd, data.data(), data.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoStatus("write", path);
+    }
+    data.remove_prefix(static_cast<size_t>(n));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+JournalRecord JournalRecord::ForFile(Type type, uint64_t hash, uint32_t serial) {
+  JournalRecord record;
+  record.type = type;
+  record.hash = hash;
+  record.serial = serial;
+  return record;
+}
+
+JournalRecord JournalRecord::ForScope(ScopeRecord scope) {
+  JournalRecord record;
+  record.type = Type::kScope;
+  record.scope = std::move(scope);
+  return record;
+}
+
+std::string EncodeRecord(const JournalRecord& r) {
+  std::string payload;
+  PutU(&payload, static_cast<uint8_t>(r.type), 1);
+  switch (r.type) {
+    case JournalRecord::Type::kAdd:
+      PutU(&payload, r.hash, 8);
+      PutU(&payload, r.serial, 4);
+      PutU(&payload, r.file_bytes, 8);
+      PutU(&payload, static_cast<uint64_t>(r.useful_until), 8);
+      PutU(&payload, r.stored_epoch, 4);
+      PutStr(&payload, r.key);
+      PutStr(&payload, r.tenant);
+      PutU(&payload, r.tags.size(), 4);
+      for (const auto& tag : r.tags) PutStr(&payload, tag);
+      break;
+    case JournalRecord::Type::kRemove:
+    case JournalRecord::Type::kStale:
+      PutU(&payload, r.hash, 8);
+      PutU(&payload, r.serial, 4);
+      break;
+    case JournalRecord::Type::kScope:
+      PutU(&payload, static_cast<uint8_t>(r.scope.kind), 1);
+      PutStr(&payload, r.scope.name);
+      PutU(&payload, r.scope.epochs.hard, 4);
+      PutU(&payload, r.scope.epochs.soft, 4);
+      break;
+  }
+  std::string out;
+  out.reserve(payload.size() + 8);
+  PutU(&out, payload.size(), 4);
+  PutU(&out, XXH32(payload.data(), payload.size(), 0), 4);
+  out += payload;
+  return out;
+}
+
+size_t DecodeRecords(std::string_view data, const std::function<void(JournalRecord&&)>& on_record) {
+  size_t consumed = 0;
+  while (data.size() - consumed >= 8) {
+    uint32_t size, crc;
+    std::memcpy(&size, data.data() + consumed, 4);
+    std::memcpy(&crc, data.data() + consumed + 4, 4);
+    if (size == 0 || size > kMaxRecordBytes || data.size() - consumed - 8 < size) break;
+    const std::string_view payload = data.substr(consumed + 8, size);
+    if (XXH32(payload.data(), payload.size(), 0) != crc) break;
+
+    Cursor c(payload);
+    JournalRecord r;
+    uint8_t type = 0;
+    bool ok = c.U(&type);
+    r.type = static_cast<JournalRecord::Type>(type);
+    switch (r.type) {
+      case JournalRecord::Type::kAdd: {
+        uint32_t tags = 0;
+        ok = ok && c.U(&r.hash) && c.U(&r.serial) && c.U(&r.file_bytes) && c.U(&r.useful_until) &&
+             c.U(&r.stored_epoch) && c.Str(&r.key) && c.Str(&r.tenant) && c.U(&tags) && tags <= size;
+        for (uint32_t i = 0; ok && i < tags; ++i) ok = c.Str(&r.tags.emplace_back());
+        break;
+      }
+      case JournalRecord::Type::kRemove:
+      case JournalRecord::Type::kStale:
+        ok = ok && c.U(&r.hash) && c.U(&r.serial);
+        break;
+      case JournalRecord::Type::kScope: {
+        uint8_t kind = 0;
+        ok = ok && c.U(&kind) && kind >= 1 && kind <= 3 && c.Str(&r.scope.name) &&
+             c.U(&r.scope.epochs.hard) && c.U(&r.scope.epochs.soft);
+        r.scope.kind = static_cast<ScopeKind>(kind);
+        break;
+      }
+      default:
+        ok = false;
+    }
+    if (!ok || !c.empty()) break;
+    on_record(std::move(r));
+    consumed += 8 + size;
+  }
+  return consumed;
+}
+
+absl::StatusOr<Journal> Journal::Open(std::string path,
+                                      const std::function<void(JournalRecord&&)>& on_record) {
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd < 0) return ErrnoStatus("open journal", path);
+  std::string data;
+  char buffer[1 << 16];
+  for (;;) {
+    const ssize_t n = ::read(fd, buffer, sizeof(buffer));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const absl::Status status = ErrnoStatus("read journal", path);
+      ::close(fd);
+      return status;
+    }
+    if (n == 0) break;
+    data.append(buffer, static_cast<size_t>(n));
+  }
+  uint64_t records = 0;
+  const size_t intact = DecodeRecords(data, [&](JournalRecord&& r) {
+    ++records;
+    on_record(std::move(r));
+  });
+  if (intact != data.size() && ::ftruncate(fd, static_cast<off_t>(intact)) != 0) {
+    const absl::Status status = ErrnoStatus("truncate journal", path);
+    ::close(fd);
+    return status;
+  }
+  return Journal(std::move(path), fd, records);
+}
+
+Journal::Journal(Journal&& other) noexcept
+    : path_(std::move(other.path_)), fd_(std::exchange(other.fd_, -1)), records_(other.records_) {}
+
+Journal& Journal::operator=(Journal&& other) noexcept {
+  if (this != &other) {
+    if (fd_ >= 0) ::close(fd_);
+    path_ = std::move(other.path_);
+    fd_ = std::exchange(other.fd_, -1);
+    records_ = other.records_;
+  }
+  return *this;
+}
+
+Journal::~Journal() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+absl::Status Journal::Append(const JournalRecord& record) {
+  // One write per record: a crash leaves at most one torn record at the tail, which Open cuts.
+  absl::Status status = WriteAll(fd_, EncodeRecord(record), path_);
+  if (status.ok()) ++records_;
+  return status;
+}
+
+absl::Status Journal::Rewrite(const std::vector<JournalRecord>& records) {
+  const std::string temp = path_ + ".new";
+  const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return ErrnoStatus("open", temp);
+  std::string buffer;
+  absl::Status status;
+  for (const auto& record : records) {
+    buffer += EncodeRecord(record);
+    if (buffer.size() > (1 << 20)) {
+      status.Update(WriteAll(fd, buffer, temp));
+      buffer.clear();
+    }
+  }
+  status.Update(WriteAll(fd, buffer, temp));
+  if (status.ok() && ::fsync(fd) != 0) status = ErrnoStatus("fsync", temp);
+  ::close(fd);
+  if (status.ok() && ::rename(temp.c_str(), path_.c_str()) != 0) status = ErrnoStatus("rename", temp);
+  if (!status.ok()) {
+    ::unlink(temp.c_str());
+    return status;
+  }
+  const int new_fd = ::open(path_.c_str(), O_RDWR | O_APPEND | O_CLOEXEC);
+  if (new_fd < 0) return ErrnoStatus("reopen journal", path_);
+  ::close(fd_);
+  fd_ = new_fd;
+  records_ = records.size();
+  return absl::OkStatus();
+}
+
+}  // namespace cache

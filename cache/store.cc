@@ -1,0 +1,558 @@
+#include "cache/store.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "absl/container/inlined_vector.h"
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "cache/placement.h"
+
+namespace cache {
+
+namespace {
+
+constexpr size_t kMaxZones = 255;
+// A fill of unknown length reserves space in steps of this size as its body grows.
+constexpr uint64_t kReserveStep = 1 << 20;
+
+uint64_t RoundUpToPage(uint64_t bytes) {
+  return (bytes + kPageSize - 1) / kPageSize * kPageSize;
+}
+
+bool ReadAt(int fd, char* out, size_t size, uint64_t offset) {
+  size_t done = 0;
+  while (done < size) {
+    const ssize_t n = ::pread(fd, out + done, size - done, static_cast<off_t>(offset + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    done += static_cast<size_t>(n);
+  }
+  return true;
+}
+
+bool WriteAt(int fd, std::string_view data, uint64_t offset) {
+  while (!data.empty()) {
+    const ssize_t n = ::pwrite(fd, data.data(), data.size(), static_cast<off_t>(offset));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    data.remove_prefix(static_cast<size_t>(n));
+    offset += static_cast<uint64_t>(n);
+  }
+  return true;
+}
+
+JournalRecord AddRecord(const IndexedEntry& e, std::string key, std::string tenant,
+                        std::vector<std::string> tags) {
+  JournalRecord record = JournalRecord::ForFile(JournalRecord::Type::kAdd, e.file.hash, e.file.serial);
+  record.file_bytes = e.file.file_bytes;
+  record.useful_until = e.useful_until;
+  record.stored_epoch = e.stored_epoch;
+  record.key = std::move(key);
+  record.tenant = std::move(tenant);
+  record.tags = std::move(tags);
+  return record;
+}
+
+}  // namespace
+
+// ---- Hit -----------------------------------------------------------------------------------------
+
+Hit::Hit(int fd, uint32_t body_offset, EntryMetadata metadata, Freshness freshness, bool invalidated)
+    : fd_(fd),
+      body_offset_(body_offset),
+      metadata_(std::move(metadata)),
+      freshness_(freshness),
+      invalidated_(invalidated) {}
+
+Hit::Hit(Hit&& other) noexcept
+    : fd_(std::exchange(other.fd_, -1)),
+      body_offset_(other.body_offset_),
+      metadata_(std::move(other.metadata_)),
+      freshness_(other.freshness_),
+      invalidated_(other.invalidated_) {}
+
+Hit& Hit::operator=(Hit&& other) noexcept {
+  if (this != &other) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = std::exchange(other.fd_, -1);
+    body_offset_ = other.body_offset_;
+    metadata_ = std::move(other.metadata_);
+    freshness_ = other.freshness_;
+    invalidated_ = other.invalidated_;
+  }
+  return *this;
+}
+
+Hit::~Hit() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+// ---- Fill ----------------------------------------------------------------------------------------
+
+Fill::Fill(Store* store, Zone* zone, std::string encoded_key, uint64_t hash, uint32_t serial,
+           uint64_t fence_token, EntryMetadata metadata, int fd, uint32_t body_offset, uint64_t reserved)
+    : store_(store),
+      zone_(zone),
+      encoded_key_(std::move(encoded_key)),
+      hash_(hash),
+      serial_(serial),
+      fence_token_(fence_token),
+      metadata_(std::move(metadata)),
+      fd_(fd),
+      body_offset_(body_offset),
+      reserved_(reserved) {}
+
+Fill::~Fill() {
+  Abort();
+}
+
+void Fill::Abort() {
+  if (done_) return;
+  done_ = true;
+  ::close(fd_);
+  ::unlink(zone_->TempPath(hash_, serial_).c_str());
+  zone_->Unreserve(reserved_);
+}
+
+absl::Status Fill::Fail(absl::Status status) {
+  Abort();
+  return status;
+}
+
+absl::Status Fill::Append(std::string_view bytes) {
+  if (done_) return absl::FailedPreconditionError("fill is over");
+  const uint64_t needed = RoundUpToPage(body_offset_ + written_ + bytes.size());
+  if (needed > reserved_) {
+    const uint64_t more = std::max(needed - reserved_, kReserveStep);
+    if (!store_->Reserve(*zone_, more)) {
+      return Fail(
+          absl::ResourceExhaustedError(absl::StrCat("entry does not fit in zone ", zone_->config().path)));
+    }
+    reserved_ += more;
+  }
+  if (const int err = zone_->InjectedFault("write");
+      err != 0 || !WriteAt(fd_, bytes, body_offset_ + written_)) {
+    const int error = err != 0 ? err : errno;
+    store_->OnZoneError(*zone_);
+    return Fail(absl::UnavailableError(
+        absl::StrCat("write to zone ", zone_->config().path, ": ", std::strerror(error))));
+  }
+  written_ += bytes.size();
+  return absl::OkStatus();
+}
+
+absl::Status Fill::Commit() {
+  if (done_) return absl::FailedPreconditionError("fill is over");
+  done_ = true;
+  metadata_.body_length = written_;
+  const EncodedHeader header = EncodeHeader(metadata_);
+  const std::string temp = zone_->TempPath(hash_, serial_);
+  const std::string path = zone_->FilePath(hash_, serial_);
+  // body_length is a fixed-width field, so the header keeps the size it had in BeginFill.
+  int error = zone_->InjectedFault("write");
+  if (error == 0 && (header.body_offset != body_offset_ || !WriteAt(fd_, header.bytes, 0) ||
+                     (store_->options_.fsync_on_commit && ::fdatasync(fd_) != 0))) {
+    error = errno;
+  }
+  ::close(fd_);
+  if (error == 0) error = zone_->InjectedFault("rename");
+  if (error == 0 && ::rename(temp.c_str(), path.c_str()) != 0) {
+    // The fan-out directory is made on first use.
+    ::mkdir(path.substr(0, path.rfind('/')).c_str(), 0755);
+    if (::rename(temp.c_str(), path.c_str()) != 0) error = errno;
+  }
+  if (error != 0) {
+    ::unlink(temp.c_str());
+    zone_->Unreserve(reserved_);
+    store_->OnZoneError(*zone_);
+    return absl::UnavailableError(
+        absl::StrCat("commit to zone ", zone_->config().path, ": ", std::strerror(error)));
+  }
+  zone_->RecordSuccess();
+  return store_->CommitFill(*this, RoundUpToPage(body_offset_ + written_));
+}
+
+// ---- Store ---------------------------------------------------------------------------------------
+
+Store::Store(StoreOptions options, Clock clock)
+    : options_(std::move(options)), clock_(std::move(clock)), index_(options_.index_shards) {
+  fence_log_.resize(kFenceLogSize);
+}
+
+Store::~Store() = default;
+
+absl::StatusOr<std::unique_ptr<Store>> Store::Open(StoreOptions options, Clock clock) {
+  if (options.zones.empty()) return absl::InvalidArgumentError("the cache needs at least one zone");
+  if (options.zones.size() > kMaxZones) return absl::InvalidArgumentError("at most 255 cache zones");
+  for (const auto& zone : options.zones) {
+    if (zone.path.empty()) return absl::InvalidArgumentError("cache zone with an empty path");
+    if (zone.max_bytes < kPageSize) {
+      return absl::InvalidArgumentError(absl::StrCat("cache zone ", zone.path, ": size below one page"));
+    }
+  }
+  std::unique_ptr<Store> store(new Store(std::move(options), std::move(clock)));
+  if (absl::Status status = store->Load(); !status.ok()) return status;
+  return store;
+}
+
+absl::Status Store::Load() {
+  for (size_t i = 0; i < options_.zones.size(); ++i) {
+    zones_.push_back(std::make_unique<Zone>(static_cast<int>(i), options_.zones[i],
+                                            options_.zone_error_threshold, options_.faults));
+  }
+  for (auto& zone_ptr : zones_) {
+    Zone& zone = *zone_ptr;
+    // A zone that cannot be opened starts out of service; Maintain probes it.
+    (void)zone.Open([&](JournalRecord&& r) {
+      const FileRef file{r.hash, r.serial & kSerialMask, zone.id(), r.file_bytes};
+      switch (r.type) {
+        case JournalRecord::Type::kAdd: {
+          KeyParts parts;
+          if (!DecodeKey(r.key, &parts)) return;
+          zone.SeeSerial(r.serial);
+          zone.AddUsed(r.file_bytes);
+          const IndexedEntry entry{file,
+                                   r.useful_until,
+                                   r.stored_epoch,
+                                   generations_.ContainerId(parts.account, parts.container),
+                                   generations_.TenantId(r.tenant),
+                                   false};
+          if (auto replaced = index_.Insert({r.key, r.tags, entry})) {
+            // Only possible after a crash between a commit and the journal record of its
+            // replacement: the newer record wins.
+            zones_[replaced->file.zone]->ReleaseUsed(replaced->file.file_bytes);
+            ::unlink(
+                zones_[replaced->file.zone]->FilePath(replaced->file.hash, replaced->file.serial).c_str());
+          }
+          break;
+        }
+        case JournalRecord::Type::kRemove:
+          if (auto erased = index_.Erase(file)) zone.ReleaseUsed(erased->file.file_bytes);
+          break;
+        case JournalRecord::Type::kStale:
+          index_.MarkStale(file);
+          break;
+        case JournalRecord::Type::kScope:
+          generations_.Restore(r.scope);
+          break;
+      }
+    });
+  }
+  // Scopes are known only once every journal is read: drop what they invalidated, count the rest.
+  for (auto& zone : zones_) {
+    std::vector<IndexedEntry> gone;
+    index_.ForEachInZone(zone->id(), [&](const Index::Visit& visit) {
+      const IndexedEntry& e = visit.entry;
+      if (generations_.Check(e.container_id, e.tenant_id, e.stored_epoch) == Validity::kGone) {
+        gone.push_back(e);
+      } else {
+        generations_.Added(e.container_id, e.tenant_id, e.stored_epoch);
+      }
+    });
+    for (const IndexedEntry& e : gone) {
+      if (index_.Erase(e.file)) {
+        zone->ReleaseUsed(e.file.file_bytes);
+        ::unlink(zone->FilePath(e.file.hash, e.file.serial).c_str());
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+Zone* Store::PickZone(uint64_t hash) {
+  absl::InlinedVector<ZoneCandidate, 16> candidates;
+  for (const auto& zone : zones_) {
+    candidates.push_back({zone->seed(), static_cast<double>(zone->config().max_bytes), zone->healthy()});
+  }
+  const int picked = cache::PickZone(hash, candidates);
+  return picked < 0 ? nullptr : zones_[picked].get();
+}
+
+bool Store::Reserve(Zone& zone, uint64_t bytes) {
+  if (bytes > zone.config().max_bytes) return false;
+  // Evict before writing, never after: the zone never holds more than its limit.
+  for (int attempt = 0; attempt < 8; ++attempt) {
+    if (zone.TryReserve(bytes)) return true;
+    std::vector<IndexedEntry> victims =
+        index_.Evict(zone.id(), zone.Shortfall(bytes), NowSeconds(), generations_);
+    if (victims.empty()) return false;  // what is left is reserved by fills in flight
+    DeleteFiles(victims);
+  }
+  return zone.TryReserve(bytes);
+}
+
+void Store::JournalAppend(Zone& zone, const JournalRecord& record) {
+  if (!zone.healthy()) return;
+  if (!zone.JournalAppend(record).ok()) OnZoneError(zone);
+}
+
+void Store::DeleteFiles(const std::vector<IndexedEntry>& entries) {
+  for (const IndexedEntry& e : entries) {
+    Zone& zone = *zones_[e.file.zone];
+    generations_.Removed(e.container_id, e.tenant_id, e.stored_epoch);
+    zone.ReleaseUsed(e.file.file_bytes);
+    if (!zone.healthy()) continue;
+    ::unlink(zone.FilePath(e.file.hash, e.file.serial).c_str());
+    JournalAppend(zone, JournalRecord::ForFile(JournalRecord::Type::kRemove, e.file.hash, e.file.serial));
+  }
+}
+
+void Store::Remove(const IndexedEntry& entry) {
+  if (auto erased = index_.Erase(entry.file)) DeleteFiles({*erased});
+}
+
+void Store::OnZoneError(Zone& zone) {
+  if (!zone.RecordError()) return;
+  // The zone just went out of service: its keys fall to the other zones (or the origin).
+  for (const IndexedEntry& e : index_.RemoveZone(zone.id())) {
+    generations_.Removed(e.container_id, e.tenant_id, e.stored_epoch);
+    zone.ReleaseUsed(e.file.file_bytes);
+  }
+}
+
+std::optional<Hit> Store::Lookup(const Key& key) {
+  const std::string encoded = key.Encode();
+  const uint64_t hash = HashEncodedKey(encoded);
+  std::optional<IndexedEntry> entry = index_.Find(encoded, hash);
+  if (!entry) return std::nullopt;
+  Zone& zone = *zones_[entry->file.zone];
+  if (!zone.healthy()) return std::nullopt;
+  const Validity validity = generations_.Check(entry->container_id, entry->tenant_id, entry->stored_epoch);
+  if (validity == Validity::kGone) {
+    Remove(*entry);
+    return std::nullopt;
+  }
+
+  const std::string path = zone.FilePath(hash, entry->file.serial);
+  const int injected = zone.InjectedFault("read");
+  const int fd = injected != 0 ? -1 : ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    const int error = injected != 0 ? injected : errno;
+    if (error == ENOENT) {
+      Remove(*entry);  // the index outlived its file (deleted by hand, or a crash before the journal)
+    } else {
+      OnZoneError(zone);
+    }
+    return std::nullopt;
+  }
+  std::string header(kPageSize, '\0');
+  absl::StatusOr<uint32_t> header_length = absl::DataLossError("entry file truncated");
+  absl::StatusOr<EntryMetadata> metadata = header_length.status();
+  struct stat st;
+  if (ReadAt(fd, header.data(), header.size(), 0) && ::fstat(fd, &st) == 0) {
+    header_length = PeekHeaderLength(header);
+    if (header_length.ok() && *header_length > header.size()) {
+      header.resize(BodyOffsetFor(*header_length));
+      if (!ReadAt(fd, header.data() + kPageSize, header.size() - kPageSize, kPageSize)) {
+        header_length = absl::DataLossError("entry file truncated");
+      }
+    }
+    if (header_length.ok()) metadata = DecodeHeader(header);
+    if (metadata.ok() &&
+        (metadata->key != encoded ||
+         static_cast<uint64_t>(st.st_size) < BodyOffsetFor(*header_length) + metadata->body_length)) {
+      metadata = absl::DataLossError("entry file does not hold this key in full");
+    }
+  }
+  if (!metadata.ok()) {
+    ::close(fd);
+    Remove(*entry);  // corrupt or colliding: never served
+    return std::nullopt;
+  }
+  zone.RecordSuccess();
+
+  const int64_t now = NowSeconds();
+  const bool invalidated = entry->soft_stale || validity == Validity::kStale;
+  Freshness freshness = Freshness::kExpired;
+  if (invalidated) {
+    freshness = Freshness::kStale;
+  } else if (now < metadata->fresh_until) {
+    freshness = Freshness::kFresh;
+  } else if (now < metadata->UsefulUntil()) {
+    freshness = Freshness::kStale;
+  }
+  return Hit(fd, BodyOffsetFor(*header_length), std::move(*metadata), freshness, invalidated);
+}
+
+uint64_t Store::FenceToken() {
+  absl::MutexLock lock(&fence_mu_);
+  return fence_seq_;
+}
+
+absl::StatusOr<std::unique_ptr<Fill>> Store::BeginFill(const Key& key, EntryMetadata metadata,
+                                                       std::optional<uint64_t> expected_body_bytes,
+                                                       uint64_t fence_token) {
+  std::string encoded = key.Encode();
+  const uint64_t hash = HashEncodedKey(encoded);
+  Zone* zone = PickZone(hash);
+  if (zone == nullptr) return absl::UnavailableError("no cache zone is in service");
+  metadata.key = encoded;
+  metadata.stored_epoch = generations_.CurrentEpoch();
+  metadata.body_length = 0;
+  const uint32_t body_offset = EncodeHeader(metadata).body_offset;
+  const uint64_t reserve = RoundUpToPage(body_offset + expected_body_bytes.value_or(0));
+  if (!Reserve(*zone, reserve)) {
+    return absl::ResourceExhaustedError(absl::StrCat("entry does not fit in zone ", zone->config().path));
+  }
+  const uint32_t serial = zone->NextSerial() & kSerialMask;
+  const std::string temp = zone->TempPath(hash, serial);
+  const int injected = zone->InjectedFault("open");
+  const int fd = injected != 0 ? -1 : ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    const int error = injected != 0 ? injected : errno;
+    zone->Unreserve(reserve);
+    OnZoneError(*zone);
+    return absl::UnavailableError(absl::StrCat("open ", temp, ": ", std::strerror(error)));
+  }
+  return std::unique_ptr<Fill>(new Fill(this, zone, std::move(encoded), hash, serial, fence_token,
+                                        std::move(metadata), fd, body_offset, reserve));
+}
+
+bool Store::FencedLocked(const Fill& fill) {
+  if (fence_seq_ - fill.fence_token_ > kFenceLogSize) return true;  // too old to tell: do not store
+  KeyParts parts;
+  if (!DecodeKey(fill.encoded_key_, &parts)) return true;
+  for (uint64_t seq = fill.fence_token_ + 1; seq <= fence_seq_; ++seq) {
+    if (Covers(fence_log_[seq % kFenceLogSize], parts, fill.metadata_.tenant, fill.metadata_.tags))
+      return true;
+  }
+  return false;
+}
+
+absl::Status Store::CommitFill(Fill& fill, uint64_t file_bytes) {
+  Zone& zone = *fill.zone_;
+  const EntryMetadata& meta = fill.metadata_;
+  KeyParts parts;
+  DecodeKey(fill.encoded_key_, &parts);
+  const IndexedEntry entry{{fill.hash_, fill.serial_, zone.id(), file_bytes},
+                           meta.UsefulUntil(),
+                           meta.stored_epoch,
+                           generations_.ContainerId(parts.account, parts.container),
+                           generations_.TenantId(meta.tenant),
+                           false};
+  std::optional<IndexedEntry> replaced;
+  {
+    absl::MutexLock lock(&fence_mu_);
+    if (FencedLocked(fill) || !zone.healthy()) {
+      ::unlink(zone.FilePath(fill.hash_, fill.serial_).c_str());
+      zone.Unreserve(fill.reserved_);
+      return absl::FailedPreconditionError("an invalidation covering this key arrived during the fill");
+    }
+    replaced = index_.Insert({fill.encoded_key_, meta.tags, entry});
+  }
+  generations_.Added(entry.container_id, entry.tenant_id, entry.stored_epoch);
+  zone.CommitReservation(fill.reserved_, file_bytes);
+  JournalAppend(zone, AddRecord(entry, fill.encoded_key_, meta.tenant, meta.tags));
+  if (replaced) DeleteFiles({*replaced});
+  return absl::OkStatus();
+}
+
+uint64_t Store::Apply(const Invalidation& inv) {
+  {
+    absl::MutexLock lock(&fence_mu_);
+    ++fence_seq_;
+    fence_log_[fence_seq_ % kFenceLogSize] = inv;
+  }
+  std::vector<IndexedEntry> removed;
+  std::vector<FileRef> staled;
+  uint64_t hit = 0;
+  std::optional<ScopeRecord> scope;
+  auto bump = [&](ScopeKind kind, std::string_view name) {
+    Generations::BumpResult result = generations_.Bump(kind, name, inv.soft);
+    scope = std::move(result.record);
+    return result.entries_hit;
+  };
+  switch (inv.kind) {
+    case Invalidation::Kind::kObject:
+      hit = index_.ApplyToRange(ExactNameRange(KeyKind::kObject, inv.account, inv.container, inv.name),
+                                inv.soft, &removed, &staled);
+      break;
+    case Invalidation::Kind::kListings:
+      // A listing shows the name if its prefix is a prefix of the name: one exact range per length.
+      for (size_t length = 0; length <= inv.name.size(); ++length) {
+        hit += index_.ApplyToRange(ExactNameRange(KeyKind::kListing, inv.account, inv.container,
+                                                  std::string_view(inv.name).substr(0, length)),
+                                   inv.soft, &removed, &staled);
+      }
+      hit += index_.ApplyToRange(ContainerRange(KeyKind::kListing, inv.account, ""), inv.soft, &removed,
+                                 &staled);
+      break;
+    case Invalidation::Kind::kPrefix:
+      for (KeyKind kind : {KeyKind::kObject, KeyKind::kListing}) {
+        hit += index_.ApplyToRange(NamePrefixRange(kind, inv.account, inv.container, inv.name), inv.soft,
+                                   &removed, &staled);
+      }
+      break;
+    case Invalidation::Kind::kContainer:
+      hit = bump(ScopeKind::kContainer, ContainerScopeName(inv.account, inv.container));
+      break;
+    case Invalidation::Kind::kTenant:
+      hit = bump(ScopeKind::kTenant, inv.tenant);
+      break;
+    case Invalidation::Kind::kTag:
+      hit = index_.ApplyToTag(inv.tag, inv.soft, &removed, &staled);
+      break;
+    case Invalidation::Kind::kAll:
+      hit = bump(ScopeKind::kAll, "");
+      break;
+  }
+  DeleteFiles(removed);
+  for (const FileRef& file : staled) {
+    JournalAppend(*zones_[file.zone],
+                  JournalRecord::ForFile(JournalRecord::Type::kStale, file.hash, file.serial));
+  }
+  if (scope) {
+    for (auto& zone : zones_) JournalAppend(*zone, JournalRecord::ForScope(*scope));
+  }
+  return hit;
+}
+
+std::vector<JournalRecord> Store::ZoneSnapshot(int zone) {
+  std::vector<JournalRecord> records;
+  for (ScopeRecord& scope : generations_.Snapshot()) {
+    records.push_back(JournalRecord::ForScope(std::move(scope)));
+  }
+  index_.ForEachInZone(zone, [&](const Index::Visit& visit) {
+    const IndexedEntry& e = visit.entry;
+    records.push_back(AddRecord(e, std::string(visit.key), generations_.TenantName(e.tenant_id), visit.tags));
+    if (e.soft_stale) {
+      records.push_back(JournalRecord::ForFile(JournalRecord::Type::kStale, e.file.hash, e.file.serial));
+    }
+  });
+  return records;
+}
+
+void Store::Maintain() {
+  for (auto& zone : zones_) {
+    if (zone->healthy()) {
+      if (!zone->MaybeCompact(zone->entries(), [&] { return ZoneSnapshot(zone->id()); }).ok())
+        OnZoneError(*zone);
+      continue;
+    }
+    std::vector<JournalRecord> scopes;
+    for (ScopeRecord& scope : generations_.Snapshot()) {
+      scopes.push_back(JournalRecord::ForScope(std::move(scope)));
+    }
+    // Entries committed while the zone was failing are dropped with the rest of its content.
+    for (const IndexedEntry& e : index_.RemoveZone(zone->id())) {
+      generations_.Removed(e.container_id, e.tenant_id, e.stored_epoch);
+    }
+    zone->ProbeAndReset(scopes);
+  }
+}
+
+StoreStats Store::GetStats() const {
+  StoreStats stats{index_.size(), {}};
+  for (const auto& zone : zones_) {
+    stats.zones.push_back({zone->config().path, zone->healthy(), zone->used_bytes(), zone->config().max_bytes,
+                           zone->entries(), zone->errors()});
+  }
+  return stats;
+}
+
+}  // namespace cache

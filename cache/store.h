@@ -1,0 +1,177 @@
+// The cache as the edge sees it: per-drive zones behind one facade.
+//
+// Thread safety: every method may be called from any thread at once.
+// Ownership: a Hit owns an open file descriptor (the entry stays readable until the Hit is gone,
+// even if it is invalidated or evicted meanwhile); a Fill owns its temp file and its reserved space,
+// and dropping it without Commit aborts.
+// Fences: take a FenceToken when the origin fetch starts and pass it to BeginFill. If an
+// invalidation covering the key is applied after that token, the Fill can still hand its bytes to
+// waiting clients but Commit refuses to store it, so an in-flight fetch of an old version can never
+// land after a purge.
+// Failures: an I/O error on a zone is counted against it and reported as a miss (or a refused fill),
+// never as a client error; past a threshold the zone is taken out and its keys go to the others.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "cache/entry_format.h"
+#include "cache/generations.h"
+#include "cache/index.h"
+#include "cache/invalidation.h"
+#include "cache/key.h"
+#include "cache/zone.h"
+
+namespace cache {
+
+struct StoreOptions {
+  std::vector<ZoneConfig> zones;
+  size_t index_shards = 64;
+  int zone_error_threshold = 3;  // consecutive I/O errors that take a zone out
+  bool fsync_on_commit = false;  // durability against power loss, at a cost per fill
+  FaultInjector faults;          // tests only
+};
+
+using Clock = std::function<absl::Time()>;
+
+enum class Freshness {
+  kFresh,    // serve as is
+  kStale,    // past fresh_until, inside a stale window, or soft-invalidated: revalidate
+  kExpired,  // past every stale window: revalidate before serving (validators may save the body)
+};
+
+// A found entry. Movable, not copyable; closes its descriptor when destroyed.
+class Hit {
+ public:
+  Hit(int fd, uint32_t body_offset, EntryMetadata metadata, Freshness freshness, bool invalidated);
+  Hit(Hit&& other) noexcept;
+  Hit& operator=(Hit&& other) noexcept;
+  Hit(const Hit&) = delete;
+  ~Hit();
+
+  int fd() const { return fd_; }
+  uint64_t body_offset() const { return body_offset_; }
+  uint64_t body_length() const { return metadata_.body_length; }
+  const EntryMetadata& metadata() const { return metadata_; }
+  Freshness freshness() const { return freshness_; }
+  // A soft invalidation covers it: stale windows do not apply, revalidate first.
+  bool invalidated() const { return invalidated_; }
+
+ private:
+  int fd_;
+  uint64_t body_offset_;
+  EntryMetadata metadata_;
+  Freshness freshness_;
+  bool invalidated_;
+};
+
+class Store;
+
+// The only way to write an entry. Not thread-safe by itself (one writer owns it).
+class Fill {
+ public:
+  ~Fill();  // aborts unless committed
+  Fill(const Fill&) = delete;
+
+  absl::Status Append(std::string_view bytes);
+  // Stores the entry. FailedPrecondition if fenced, Unavailable on I/O failure; the fill is over
+  // either way.
+  absl::Status Commit();
+  void Abort();
+
+ private:
+  friend class Store;
+  Fill(Store* store, Zone* zone, std::string encoded_key, uint64_t hash, uint32_t serial,
+       uint64_t fence_token, EntryMetadata metadata, int fd, uint32_t body_offset, uint64_t reserved);
+  absl::Status Fail(absl::Status status);
+
+  Store* store_;
+  Zone* zone_;
+  std::string encoded_key_;
+  uint64_t hash_;
+  uint32_t serial_;
+  uint64_t fence_token_;
+  EntryMetadata metadata_;
+  int fd_;
+  uint32_t body_offset_;
+  uint64_t reserved_;
+  uint64_t written_ = 0;
+  bool done_ = false;
+};
+
+struct ZoneStats {
+  std::string path;
+  bool healthy;
+  uint64_t used_bytes;
+  uint64_t max_bytes;
+  uint64_t entries;
+  uint64_t errors;
+};
+
+struct StoreStats {
+  uint64_t entries;
+  std::vector<ZoneStats> zones;
+};
+
+class Store {
+ public:
+  static absl::StatusOr<std::unique_ptr<Store>> Open(StoreOptions options, Clock clock);
+  ~Store();
+
+  std::optional<Hit> Lookup(const Key& key);
+  // The point in the invalidation sequence now: take it when the origin fetch starts.
+  uint64_t FenceToken();
+  // Starts writing `key` with `metadata` (key, body_length and stored_epoch are set by the store).
+  // `expected_body_bytes` reserves space up front when the length is known. Fails if no zone is
+  // healthy or the entry cannot fit.
+  absl::StatusOr<std::unique_ptr<Fill>> BeginFill(const Key& key, EntryMetadata metadata,
+                                                  std::optional<uint64_t> expected_body_bytes,
+                                                  uint64_t fence_token);
+  // Applies an invalidation; returns how many entries it hit. For container, tenant and all (O(1)
+  // generation bumps) that is the count of entries stored in the scope since its last hard
+  // invalidation and not yet removed: an upper bound if a narrower scope was invalidated since.
+  uint64_t Apply(const Invalidation& invalidation);
+  // Periodic upkeep: probes failed zones, compacts journals. Call every few seconds.
+  void Maintain();
+  StoreStats GetStats() const;
+
+ private:
+  friend class Fill;
+  Store(StoreOptions options, Clock clock);
+  absl::Status Load();
+  Zone* PickZone(uint64_t hash);
+  // Reserves `bytes` in `zone`, evicting first if needed.
+  bool Reserve(Zone& zone, uint64_t bytes);
+  void DeleteFiles(const std::vector<IndexedEntry>& entries);
+  void Remove(const IndexedEntry& entry);
+  void OnZoneError(Zone& zone);
+  void JournalAppend(Zone& zone, const JournalRecord& record);
+  absl::Status CommitFill(Fill& fill, uint64_t file_bytes);
+  bool FencedLocked(const Fill& fill) ABSL_EXCLUSIVE_LOCKS_REQUIRED(fence_mu_);
+  std::vector<JournalRecord> ZoneSnapshot(int zone);
+  int64_t NowSeconds() const { return absl::ToUnixSeconds(clock_()); }
+
+  const StoreOptions options_;
+  const Clock clock_;
+  std::vector<std::unique_ptr<Zone>> zones_;
+  Index index_;
+  Generations generations_;
+
+  // Recent invalidations, for fences. Apply records an invalidation here before it touches the
+  // index; Commit checks this log and indexes its entry under the same lock, so a fill is either
+  // fenced or indexed in time for the invalidation to remove it.
+  static constexpr size_t kFenceLogSize = 16384;
+  absl::Mutex fence_mu_;
+  uint64_t fence_seq_ ABSL_GUARDED_BY(fence_mu_) = 0;
+  std::vector<Invalidation> fence_log_ ABSL_GUARDED_BY(fence_mu_);  // ring, slot = seq % size
+};
+
+}  // namespace cache

@@ -1,0 +1,177 @@
+#include "cache/zone.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <system_error>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "cache/key.h"
+
+namespace cache {
+
+namespace fs = std::filesystem;
+
+Zone::Zone(int id, ZoneConfig config, int error_threshold, FaultInjector faults)
+    : id_(id),
+      config_(std::move(config)),
+      seed_(HashEncodedKey(config_.path)),
+      error_threshold_(error_threshold),
+      faults_(std::move(faults)) {}
+
+int Zone::InjectedFault(std::string_view operation) const {
+  return faults_ ? faults_(operation, id_) : 0;
+}
+
+absl::Status Zone::Open(const std::function<void(JournalRecord&&)>& on_record) {
+  std::error_code ec;
+  const fs::path root(config_.path);
+  fs::create_directories(root / "data", ec);
+  if (!ec) fs::create_directories(root / "tmp", ec);
+  // Files in tmp/ are fills that never committed: a crash left them; they are never served.
+  if (!ec) {
+    for (const auto& entry : fs::directory_iterator(root / "tmp", ec)) fs::remove(entry.path(), ec);
+  }
+  if (!ec && InjectedFault("open") != 0) ec = std::error_code(InjectedFault("open"), std::generic_category());
+  if (ec) {
+    MarkFailed();
+    return absl::UnavailableError(absl::StrCat("zone ", config_.path, ": ", ec.message()));
+  }
+  absl::StatusOr<Journal> journal = Journal::Open((root / "journal").string(), on_record);
+  if (!journal.ok()) {
+    MarkFailed();
+    return journal.status();
+  }
+  {
+    absl::MutexLock lock(&journal_mu_);
+    journal_.emplace(std::move(*journal));
+  }
+  consecutive_errors_ = 0;
+  state_.store(ZoneState::kHealthy, std::memory_order_release);
+  return absl::OkStatus();
+}
+
+bool Zone::ProbeAndReset(const std::vector<JournalRecord>& initial_records) {
+  std::error_code ec;
+  const fs::path root(config_.path);
+  fs::create_directories(root, ec);
+  const std::string probe = (root / "probe").string();
+  if (ec || InjectedFault("open") != 0) return false;
+  const int fd = ::open(probe.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return false;
+  char byte = 'p';
+  const bool works = ::pwrite(fd, &byte, 1, 0) == 1 && ::pread(fd, &byte, 1, 0) == 1 && ::fsync(fd) == 0;
+  ::close(fd);
+  ::unlink(probe.c_str());
+  if (!works) return false;
+
+  // Whatever the zone held may have been invalidated while it was out: start it empty.
+  fs::remove_all(root / "data", ec);
+  fs::remove(root / "journal", ec);
+  {
+    absl::MutexLock lock(&space_mu_);
+    used_ = 0;
+    entries_ = 0;
+  }
+  if (!Open([](JournalRecord&&) {}).ok()) return false;
+  absl::MutexLock lock(&journal_mu_);
+  return journal_->Rewrite(initial_records).ok();
+}
+
+std::string Zone::FilePath(uint64_t hash, uint32_t serial) const {
+  return absl::StrFormat("%s/data/%02x/%016x-%06x", config_.path, hash >> 56, hash, serial & 0xffffff);
+}
+
+std::string Zone::TempPath(uint64_t hash, uint32_t serial) const {
+  return absl::StrFormat("%s/tmp/%016x-%06x", config_.path, hash, serial & 0xffffff);
+}
+
+void Zone::SeeSerial(uint32_t serial) {
+  uint32_t current = serial_.load(std::memory_order_relaxed);
+  while (serial >= current && !serial_.compare_exchange_weak(current, serial + 1)) {
+  }
+}
+
+bool Zone::TryReserve(uint64_t bytes) {
+  absl::MutexLock lock(&space_mu_);
+  if (used_ + reserved_ + bytes > config_.max_bytes) return false;
+  reserved_ += bytes;
+  return true;
+}
+
+void Zone::Unreserve(uint64_t bytes) {
+  absl::MutexLock lock(&space_mu_);
+  reserved_ -= std::min(reserved_, bytes);
+}
+
+void Zone::CommitReservation(uint64_t reserved, uint64_t file_bytes) {
+  absl::MutexLock lock(&space_mu_);
+  reserved_ -= std::min(reserved_, reserved);
+  used_ += file_bytes;
+  ++entries_;
+}
+
+void Zone::AddUsed(uint64_t bytes) {
+  absl::MutexLock lock(&space_mu_);
+  used_ += bytes;
+  ++entries_;
+}
+
+void Zone::ReleaseUsed(uint64_t bytes) {
+  absl::MutexLock lock(&space_mu_);
+  used_ -= std::min(used_, bytes);
+  if (entries_ > 0) --entries_;
+}
+
+uint64_t Zone::Shortfall(uint64_t bytes) const {
+  absl::MutexLock lock(&space_mu_);
+  const uint64_t wanted = used_ + reserved_ + bytes;
+  return wanted > config_.max_bytes ? wanted - config_.max_bytes : 0;
+}
+
+uint64_t Zone::used_bytes() const {
+  absl::MutexLock lock(&space_mu_);
+  return used_;
+}
+
+uint64_t Zone::entries() const {
+  absl::MutexLock lock(&space_mu_);
+  return entries_;
+}
+
+bool Zone::RecordError() {
+  total_errors_.fetch_add(1, std::memory_order_relaxed);
+  if (consecutive_errors_.fetch_add(1, std::memory_order_relaxed) + 1 < error_threshold_) return false;
+  if (!healthy()) return false;
+  MarkFailed();
+  return true;
+}
+
+void Zone::MarkFailed() {
+  state_.store(ZoneState::kFailed, std::memory_order_release);
+  absl::MutexLock lock(&journal_mu_);
+  journal_.reset();
+}
+
+absl::Status Zone::JournalAppend(const JournalRecord& record) {
+  absl::MutexLock lock(&journal_mu_);
+  if (!journal_) return absl::UnavailableError(absl::StrCat("zone ", config_.path, " is out of service"));
+  if (const int err = InjectedFault("journal"); err != 0) {
+    return absl::UnavailableError(absl::StrCat("journal append: ", std::strerror(err)));
+  }
+  return journal_->Append(record);
+}
+
+absl::Status Zone::MaybeCompact(size_t live_records,
+                                const std::function<std::vector<JournalRecord>()>& records) {
+  absl::MutexLock lock(&journal_mu_);
+  if (!journal_ || journal_->records() < 2 * live_records + 1024) return absl::OkStatus();
+  // Appends wait for the lock, so every change after the snapshot lands in the new file.
+  return journal_->Rewrite(records());
+}
+
+}  // namespace cache

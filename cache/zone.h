@@ -1,0 +1,96 @@
+// One cache zone: one drive's directory, its size limit and space accounting, its health, and its
+// restart journal. Space is reserved before a fill writes, so a zone never goes over its limit.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "cache/journal.h"
+
+namespace cache {
+
+struct ZoneConfig {
+  std::string path;
+  uint64_t max_bytes = 0;
+};
+
+// Tests inject I/O faults through this: given an operation name ("open", "write", "rename",
+// "read", "journal") and a zone id, it returns an errno to fail that operation with, or 0.
+using FaultInjector = std::function<int(std::string_view operation, int zone)>;
+
+enum class ZoneState { kHealthy, kFailed };
+
+// Thread-safe.
+class Zone {
+ public:
+  Zone(int id, ZoneConfig config, int error_threshold, FaultInjector faults);
+
+  int id() const { return id_; }
+  const ZoneConfig& config() const { return config_; }
+  uint64_t seed() const { return seed_; }
+
+  // Makes the directories, deletes partial files left by a crash, and replays the journal into
+  // `on_record`. On failure the zone is left failed, to be probed later.
+  absl::Status Open(const std::function<void(JournalRecord&&)>& on_record);
+  // Whether the zone works again (a write, read and delete of a probe file); on success the zone
+  // is emptied (it missed invalidations while it was out) and reopened with `initial_records`.
+  bool ProbeAndReset(const std::vector<JournalRecord>& initial_records);
+
+  std::string FilePath(uint64_t hash, uint32_t serial) const;
+  std::string TempPath(uint64_t hash, uint32_t serial) const;
+  uint32_t NextSerial() { return serial_.fetch_add(1, std::memory_order_relaxed); }
+  void SeeSerial(uint32_t serial);
+
+  // Space: used (committed files) + reserved (fills in flight) never exceeds max_bytes.
+  bool TryReserve(uint64_t bytes);
+  void Unreserve(uint64_t bytes);
+  void CommitReservation(uint64_t reserved, uint64_t file_bytes);
+  // One entry file of `bytes` appears (loaded from the journal) or goes.
+  void AddUsed(uint64_t bytes);
+  void ReleaseUsed(uint64_t bytes);
+  // How much must be freed before `bytes` more can be reserved.
+  uint64_t Shortfall(uint64_t bytes) const;
+  uint64_t used_bytes() const;
+  uint64_t entries() const;
+
+  // An errno the fault injector wants for `operation`, or 0.
+  int InjectedFault(std::string_view operation) const;
+  // Counts an I/O failure; returns true when this one takes the zone out of service.
+  bool RecordError();
+  void RecordSuccess() { consecutive_errors_.store(0, std::memory_order_relaxed); }
+  bool healthy() const { return state_.load(std::memory_order_acquire) == ZoneState::kHealthy; }
+  uint64_t errors() const { return total_errors_.load(std::memory_order_relaxed); }
+
+  absl::Status JournalAppend(const JournalRecord& record);
+  // Rewrites the journal from `records` when it has grown past twice their number.
+  absl::Status MaybeCompact(size_t live_records, const std::function<std::vector<JournalRecord>()>& records);
+
+ private:
+  void MarkFailed();
+
+  const int id_;
+  const ZoneConfig config_;
+  const uint64_t seed_;
+  const int error_threshold_;
+  const FaultInjector faults_;
+  std::atomic<uint32_t> serial_{1};
+  std::atomic<ZoneState> state_{ZoneState::kFailed};
+  std::atomic<int> consecutive_errors_{0};
+  std::atomic<uint64_t> total_errors_{0};
+
+  mutable absl::Mutex space_mu_;
+  uint64_t used_ ABSL_GUARDED_BY(space_mu_) = 0;
+  uint64_t reserved_ ABSL_GUARDED_BY(space_mu_) = 0;
+  uint64_t entries_ ABSL_GUARDED_BY(space_mu_) = 0;
+
+  absl::Mutex journal_mu_;
+  std::optional<Journal> journal_ ABSL_GUARDED_BY(journal_mu_);
+};
+
+}  // namespace cache

@@ -1,0 +1,480 @@
+#include "cache/store.h"
+
+#include <doctest/doctest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "tests/support/temp_dir.h"
+
+namespace cache {
+
+namespace {
+
+constexpr uint64_t kMiB = 1 << 20;
+
+// Appends rather than operator+: GCC 12 warns falsely (-Wrestrict, PR 105651) on "lit" + string.
+std::string Numbered(std::string_view prefix, int i) {
+  std::string out(prefix);
+  out += std::to_string(i);
+  return out;
+}
+
+Key Object(std::string name, std::string container = "public") {
+  return Key{KeyKind::kObject, "AUTH_test", std::move(container), std::move(name), ""};
+}
+Key Listing(std::string prefix, std::string variant = "format=json") {
+  return Key{KeyKind::kListing, "AUTH_test", "public", std::move(prefix), std::move(variant)};
+}
+
+class Fixture {
+ public:
+  explicit Fixture(uint64_t zone_bytes = 64 * kMiB, int zone_count = 2) {
+    for (int i = 0; i < zone_count; ++i) options_.zones.push_back({dir_ / (Numbered("zone", i)), zone_bytes});
+    options_.faults = [this](std::string_view op, int zone) { return fault_ ? fault_(op, zone) : 0; };
+  }
+
+  Store& Open() {
+    store_.reset();
+    auto store = Store::Open(options_, [this] { return now_; });
+    REQUIRE(store.ok());
+    store_ = std::move(*store);
+    return *store_;
+  }
+  Store& store() { return *store_; }
+  void Close() { store_.reset(); }
+
+  EntryMetadata Meta(absl::Duration fresh = absl::Minutes(10), std::vector<std::string> tags = {},
+                     std::string tenant = "demo") const {
+    EntryMetadata meta;
+    meta.tenant = std::move(tenant);
+    meta.headers = {{"Content-Type", "text/plain"}};
+    meta.stored_at = absl::ToUnixSeconds(now_);
+    meta.fresh_until = absl::ToUnixSeconds(now_ + fresh);
+    meta.stale_while_revalidate = 60;
+    meta.tags = std::move(tags);
+    return meta;
+  }
+
+  absl::Status Put(const Key& key, std::string_view body, EntryMetadata meta) {
+    return Put(key, body, std::move(meta), store_->FenceToken());
+  }
+  absl::Status Put(const Key& key, std::string_view body, EntryMetadata meta, uint64_t token) {
+    auto fill = store_->BeginFill(key, std::move(meta), body.size(), token);
+    if (!fill.ok()) return fill.status();
+    if (auto status = (*fill)->Append(body); !status.ok()) return status;
+    return (*fill)->Commit();
+  }
+  absl::Status Put(const Key& key, std::string_view body = "hello") { return Put(key, body, Meta()); }
+
+  // The body a hit would send, read the way sendfile would.
+  static std::string Body(const Hit& hit) {
+    std::string body(hit.body_length(), '\0');
+    if (!body.empty()) {
+      const ssize_t n = ::pread(hit.fd(), body.data(), body.size(), static_cast<off_t>(hit.body_offset()));
+      REQUIRE(n == static_cast<ssize_t>(body.size()));
+    }
+    return body;
+  }
+
+  bool Has(const Key& key) { return store_->Lookup(key).has_value(); }
+
+  StoreOptions options_;
+  absl::Time now_ = absl::FromUnixSeconds(1'800'000'000);
+  FaultInjector fault_;
+  testing_support::TempDir dir_;
+
+ private:
+  std::unique_ptr<Store> store_;
+};
+
+}  // namespace
+
+TEST_CASE("a miss, a fill, then a hit with the same body and headers") {
+  Fixture f;
+  Store& store = f.Open();
+  CHECK_FALSE(store.Lookup(Object("a.txt")).has_value());
+  REQUIRE(f.Put(Object("a.txt"), "hello world").ok());
+  std::optional<Hit> hit = store.Lookup(Object("a.txt"));
+  REQUIRE(hit.has_value());
+  CHECK(Fixture::Body(*hit) == "hello world");
+  CHECK(hit->body_offset() % kPageSize == 0);
+  CHECK(hit->metadata().headers[0].second == "text/plain");
+  CHECK(hit->freshness() == Freshness::kFresh);
+  CHECK(store.GetStats().entries == 1);
+}
+
+TEST_CASE("freshness follows the clock: fresh, stale inside the window, expired after") {
+  Fixture f;
+  Store& store = f.Open();
+  REQUIRE(f.Put(Object("a"), "x", f.Meta(absl::Seconds(10))).ok());
+  f.now_ += absl::Seconds(11);
+  CHECK(store.Lookup(Object("a"))->freshness() == Freshness::kStale);
+  f.now_ += absl::Seconds(60);
+  CHECK(store.Lookup(Object("a"))->freshness() == Freshness::kExpired);
+}
+
+TEST_CASE("an empty body and a multi-megabyte body are stored exactly") {
+  Fixture f;
+  Store& store = f.Open();
+  std::string big(3 * kMiB + 17, '\0');
+  for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>(i * 31);
+  auto fill = store.BeginFill(Object("big"), f.Meta(), std::nullopt, store.FenceToken());
+  REQUIRE(fill.ok());
+  for (size_t off = 0; off < big.size(); off += 65536) {
+    REQUIRE((*fill)->Append(std::string_view(big).substr(off, 65536)).ok());
+  }
+  REQUIRE((*fill)->Commit().ok());
+  REQUIRE(f.Put(Object("empty"), "").ok());
+  CHECK(Fixture::Body(*store.Lookup(Object("big"))) == big);
+  CHECK(Fixture::Body(*store.Lookup(Object("empty"))).empty());
+}
+
+TEST_CASE("a dropped fill stores nothing and leaves no file") {
+  Fixture f;
+  Store& store = f.Open();
+  {
+    auto fill = store.BeginFill(Object("a"), f.Meta(), 5, store.FenceToken());
+    REQUIRE(fill.ok());
+    REQUIRE((*fill)->Append("hel").ok());
+  }
+  CHECK_FALSE(f.Has(Object("a")));
+  for (const auto& zone : f.options_.zones) CHECK(std::filesystem::is_empty(zone.path + "/tmp"));
+  for (const auto& zone : store.GetStats().zones) CHECK(zone.used_bytes == 0);
+}
+
+TEST_CASE("a restart is warm, and keeps what was invalidated invalid") {
+  Fixture f;
+  f.Open();
+  for (int i = 0; i < 200; ++i) REQUIRE(f.Put(Object(Numbered("obj", i)), Numbered("body", i)).ok());
+  REQUIRE(f.Put(Object("x", "other"), "x").ok());
+  CHECK(f.store().Apply(Invalidation::Object("AUTH_test", "public", "obj1", false)) == 1);
+  CHECK(f.store().Apply(Invalidation::Object("AUTH_test", "public", "obj2", true)) == 1);
+  CHECK(f.store().Apply(Invalidation::Container("AUTH_test", "other", false)) == 1);
+  const StoreStats before = f.store().GetStats();
+
+  Store& store = f.Open();
+  const StoreStats after = store.GetStats();
+  CHECK(after.entries == before.entries - 1);  // the container purge is applied at load
+  uint64_t used_before = 0, used_after = 0;
+  for (const auto& zone : before.zones) used_before += zone.used_bytes;
+  for (const auto& zone : after.zones) used_after += zone.used_bytes;
+  CHECK(used_after == used_before - 2 * kPageSize);  // the entry of "other": a header page, a body page
+  CHECK(Fixture::Body(*store.Lookup(Object("obj7"))) == "body7");
+  CHECK_FALSE(f.Has(Object("obj1")));
+  CHECK(store.Lookup(Object("obj2"))->invalidated());
+  CHECK_FALSE(f.Has(Object("x", "other")));
+  REQUIRE(f.Put(Object("x", "other"), "new").ok());  // new fills after the bump are valid
+  CHECK(Fixture::Body(*store.Lookup(Object("x", "other"))) == "new");
+}
+
+TEST_CASE("a writer killed before commit leaves nothing behind") {
+  Fixture f;
+  f.Open();
+  REQUIRE(f.Put(Object("kept"), "kept").ok());
+  f.Close();
+  const pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    Store& store = f.Open();
+    auto fill = store.BeginFill(Object("torn"), f.Meta(), std::nullopt, store.FenceToken());
+    if (fill.ok() && (*fill)->Append(std::string(100000, 'x')).ok()) ::kill(::getpid(), SIGKILL);
+    ::_exit(1);
+  }
+  int status = 0;
+  REQUIRE(::waitpid(child, &status, 0) == child);
+  REQUIRE(WIFSIGNALED(status));
+  Store& store = f.Open();
+  CHECK_FALSE(f.Has(Object("torn")));
+  CHECK(f.Has(Object("kept")));
+  for (const auto& zone : f.options_.zones) CHECK(std::filesystem::is_empty(zone.path + "/tmp"));
+  (void)store;
+}
+
+TEST_CASE("a corrupt or vanished entry file is a miss, never served") {
+  Fixture f(64 * kMiB, 1);
+  Store& store = f.Open();
+  REQUIRE(f.Put(Object("a"), "aaaa").ok());
+  REQUIRE(f.Put(Object("b"), "bbbb").ok());
+  std::vector<std::filesystem::path> files;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(f.options_.zones[0].path + "/data")) {
+    if (e.is_regular_file()) files.push_back(e.path());
+  }
+  REQUIRE(files.size() == 2);
+  {
+    std::fstream file(files[0], std::ios::in | std::ios::out | std::ios::binary);
+    file.seekp(40);
+    file.put('\x7f');
+  }
+  std::filesystem::remove(files[1]);
+  CHECK_FALSE(f.Has(Object("a")));
+  CHECK_FALSE(f.Has(Object("b")));
+  CHECK(store.GetStats().entries == 0);
+}
+
+TEST_CASE("eviction keeps a full zone under its limit before every write") {
+  Fixture f(1 * kMiB, 1);
+  Store& store = f.Open();
+  const std::string body(100 * 1024, 'b');
+  for (int i = 0; i < 50; ++i) {
+    REQUIRE(f.Put(Object(Numbered("o", i)), body).ok());
+    CHECK(store.GetStats().zones[0].used_bytes <= kMiB);
+  }
+  CHECK(f.Has(Object("o49")));
+  CHECK_FALSE(f.Has(Object("o0")));
+  CHECK(store.GetStats().entries < 10);
+  CHECK(store.BeginFill(Object("huge"), f.Meta(), 2 * kMiB, store.FenceToken()).status().code() ==
+        absl::StatusCode::kResourceExhausted);
+}
+
+TEST_CASE("a scan of one-time objects does not push out objects that are read again") {
+  Fixture f(2 * kMiB, 1);
+  Store& store = f.Open();
+  const std::string body(60 * 1024, 'b');
+  for (int i = 0; i < 5; ++i) REQUIRE(f.Put(Object(Numbered("hot", i)), body).ok());
+  for (int scan = 0; scan < 200; ++scan) {
+    // The hot set is read between scan writes, as popular objects are.
+    for (int i = 0; i < 5; ++i) CHECK(f.Has(Object(Numbered("hot", i))));
+    REQUIRE(f.Put(Object(Numbered("scan", scan)), body).ok());
+  }
+  (void)store;
+}
+
+TEST_CASE("dead entries go first, however often they were read") {
+  Fixture f(1 * kMiB, 1);
+  Store& store = f.Open();
+  const std::string body(200 * 1024, 'b');
+  EntryMetadata short_lived = f.Meta(absl::Seconds(1));
+  short_lived.stale_while_revalidate = 0;
+  REQUIRE(f.Put(Object("dead"), body, short_lived).ok());
+  for (int i = 0; i < 3; ++i) REQUIRE(f.Put(Object(Numbered("live", i)), body).ok());
+  for (int i = 0; i < 3; ++i) {
+    CHECK(f.Has(Object("dead")));
+    CHECK(f.Has(Object("live0")));
+  }
+  f.now_ += absl::Seconds(5);
+  REQUIRE(f.Put(Object("new"), body).ok());
+  REQUIRE(f.Put(Object("new2"), body).ok());
+  CHECK(f.Has(Object("live0")));
+  CHECK(store.GetStats().zones[0].used_bytes <= kMiB);
+}
+
+TEST_CASE("object invalidation removes every variant and the cached 404, nothing else") {
+  Fixture f;
+  Store& store = f.Open();
+  REQUIRE(f.Put(Object("img/a.jpg")).ok());
+  REQUIRE(f.Put(Key{KeyKind::kObject, "AUTH_test", "public", "img/a.jpg", "accept-encoding=gzip"}).ok());
+  REQUIRE(f.Put(Object("img/a.jpg.bak")).ok());
+  REQUIRE(f.Put(Object("img/a.jpg", "other")).ok());
+  CHECK(store.Apply(Invalidation::Object("AUTH_test", "public", "img/a.jpg", false)) == 2);
+  CHECK_FALSE(f.Has(Object("img/a.jpg")));
+  CHECK(f.Has(Object("img/a.jpg.bak")));
+  CHECK(f.Has(Object("img/a.jpg", "other")));
+  EntryMetadata not_found = f.Meta();
+  not_found.status = 404;
+  REQUIRE(f.Put(Object("img/new.jpg"), "", not_found).ok());
+  CHECK(store.Apply(Invalidation::Object("AUTH_test", "public", "img/new.jpg", false)) == 1);
+  CHECK_FALSE(f.Has(Object("img/new.jpg")));
+}
+
+TEST_CASE("listing invalidation hits every listing whose prefix is an ancestor, in every format") {
+  Fixture f;
+  Store& store = f.Open();
+  for (const char* prefix : {"", "images/", "images/party/", "im"}) {
+    REQUIRE(f.Put(Listing(prefix, "format=json")).ok());
+    REQUIRE(f.Put(Listing(prefix, "format=xml")).ok());
+  }
+  REQUIRE(f.Put(Listing("images/other/")).ok());
+  REQUIRE(f.Put(Listing("docs/")).ok());
+  REQUIRE(f.Put(Key{KeyKind::kListing, "AUTH_test", "", "", "format=json"}).ok());  // account listing
+  REQUIRE(f.Put(Object("images/party/banya.jpg")).ok());
+  CHECK(store.Apply(Invalidation::Listings("AUTH_test", "public", "images/party/banya.jpg", false)) == 9);
+  CHECK_FALSE(f.Has(Listing("images/party/", "format=xml")));
+  CHECK_FALSE(f.Has(Listing("")));
+  CHECK(f.Has(Listing("images/other/")));
+  CHECK(f.Has(Listing("docs/")));
+  CHECK(f.Has(Object("images/party/banya.jpg")));
+}
+
+TEST_CASE("prefix invalidation hits objects and listings under the prefix") {
+  Fixture f;
+  Store& store = f.Open();
+  for (int i = 0; i < 10; ++i) REQUIRE(f.Put(Object(Numbered("docs/", i))).ok());
+  REQUIRE(f.Put(Listing("docs/")).ok());
+  REQUIRE(f.Put(Object("doc")).ok());
+  CHECK(store.Apply(Invalidation::Prefix("AUTH_test", "public", "docs/", false)) == 11);
+  CHECK(f.Has(Object("doc")));
+  CHECK(store.GetStats().entries == 1);
+}
+
+TEST_CASE("container, tenant and all are generation bumps that report what they hit") {
+  Fixture f;
+  Store& store = f.Open();
+  REQUIRE(f.Put(Object("a")).ok());
+  REQUIRE(f.Put(Object("b")).ok());
+  REQUIRE(f.Put(Object("c", "other"), "x", f.Meta(absl::Minutes(1), {}, "shop")).ok());
+  CHECK(store.Apply(Invalidation::Container("AUTH_test", "public", false)) == 2);
+  CHECK_FALSE(f.Has(Object("a")));
+  CHECK(f.Has(Object("c", "other")));
+  CHECK(store.Apply(Invalidation::Container("AUTH_test", "public", false)) == 0);
+
+  REQUIRE(f.Put(Object("a")).ok());
+  CHECK(store.Apply(Invalidation::Tenant("shop", false)) == 1);
+  CHECK_FALSE(f.Has(Object("c", "other")));
+  CHECK(f.Has(Object("a")));
+
+  // "b" is dead since the container bump but not removed yet: the O(1) count includes it.
+  CHECK(store.Apply(Invalidation::All(true)) == 2);
+  std::optional<Hit> hit = store.Lookup(Object("a"));
+  REQUIRE(hit.has_value());
+  CHECK(hit->invalidated());
+  CHECK(hit->freshness() == Freshness::kStale);
+  CHECK(f.Has(Object("b")) == false);
+  CHECK(store.Apply(Invalidation::All(false)) == 1);
+  CHECK_FALSE(f.Has(Object("a")));
+}
+
+TEST_CASE("tag invalidation hits the entries that carried the tag") {
+  Fixture f;
+  Store& store = f.Open();
+  REQUIRE(f.Put(Object("a"), "a", f.Meta(absl::Minutes(1), {"product-7", "banner"})).ok());
+  REQUIRE(f.Put(Object("b"), "b", f.Meta(absl::Minutes(1), {"product-7"})).ok());
+  REQUIRE(f.Put(Object("c"), "c", f.Meta(absl::Minutes(1), {"product-8"})).ok());
+  CHECK(store.Apply(Invalidation::Tag("product-7", true)) == 2);
+  CHECK(store.Lookup(Object("a"))->invalidated());
+  CHECK_FALSE(store.Lookup(Object("c"))->invalidated());
+  CHECK(store.Apply(Invalidation::Tag("product-7", false)) == 2);
+  CHECK_FALSE(f.Has(Object("b")));
+  CHECK(store.Apply(Invalidation::Tag("banner", false)) == 0);  // its entry is gone already
+}
+
+TEST_CASE("fences: a fill that began before a covering invalidation is not stored") {
+  Fixture f;
+  Store& store = f.Open();
+  SUBCASE("the invalidation arrives during the fill") {
+    auto fill = store.BeginFill(Object("a"), f.Meta(), 3, store.FenceToken());
+    REQUIRE(fill.ok());
+    REQUIRE((*fill)->Append("old").ok());
+    store.Apply(Invalidation::Object("AUTH_test", "public", "a", false));
+    CHECK((*fill)->Commit().code() == absl::StatusCode::kFailedPrecondition);
+    CHECK_FALSE(f.Has(Object("a")));
+  }
+  SUBCASE("the invalidation arrives between the origin request and BeginFill") {
+    const uint64_t token = store.FenceToken();
+    store.Apply(Invalidation::Prefix("AUTH_test", "public", "", true));
+    CHECK(f.Put(Object("a"), "old", f.Meta(), token).code() == absl::StatusCode::kFailedPrecondition);
+  }
+  SUBCASE("generation bumps fence too") {
+    const uint64_t token = store.FenceToken();
+    store.Apply(Invalidation::Tenant("demo", false));
+    CHECK_FALSE(f.Put(Object("a"), "old", f.Meta(), token).ok());
+  }
+  SUBCASE("an unrelated invalidation does not") {
+    const uint64_t token = store.FenceToken();
+    store.Apply(Invalidation::Object("AUTH_test", "public", "b", false));
+    store.Apply(Invalidation::Tag("nope", false));
+    CHECK(f.Put(Object("a"), "new", f.Meta(), token).ok());
+    CHECK(f.Has(Object("a")));
+  }
+  SUBCASE("a fill that began after the invalidation is stored") {
+    store.Apply(Invalidation::Object("AUTH_test", "public", "a", false));
+    CHECK(f.Put(Object("a"), "new").ok());
+    CHECK(f.Has(Object("a")));
+  }
+}
+
+TEST_CASE("a failing zone is taken out, its keys go to the other zone, and it comes back empty") {
+  Fixture f;
+  Store& store = f.Open();
+  for (int i = 0; i < 40; ++i) REQUIRE(f.Put(Object(Numbered("before", i))).ok());
+  const uint64_t zone0_entries = store.GetStats().zones[0].entries;
+  REQUIRE(zone0_entries > 0);
+
+  f.fault_ = [](std::string_view op, int zone) { return zone == 0 && op != "journal" ? EIO : 0; };
+  int failed_fills = 0;
+  for (int i = 0; i < 40; ++i) {
+    // A failed fill costs the cache an entry, never a client its response.
+    if (!f.Put(Object(Numbered("during", i))).ok()) ++failed_fills;
+  }
+  CHECK(failed_fills <= 3);  // the threshold
+  StoreStats stats = store.GetStats();
+  CHECK_FALSE(stats.zones[0].healthy);
+  CHECK(stats.zones[0].entries == 0);
+  for (int i = 0; i < 40; ++i) f.Has(Object(Numbered("before", i)));  // lookups never fail
+  CHECK(store.GetStats().entries == 40 - zone0_entries + 40 - failed_fills);
+
+  store.Maintain();  // still failing: stays out
+  CHECK_FALSE(store.GetStats().zones[0].healthy);
+  f.fault_ = nullptr;
+  store.Maintain();
+  stats = store.GetStats();
+  CHECK(stats.zones[0].healthy);
+  CHECK(stats.zones[0].entries == 0);
+  for (int i = 0; i < 40; ++i) REQUIRE(f.Put(Object(Numbered("after", i))).ok());
+  CHECK(store.GetStats().zones[0].entries > 0);
+}
+
+TEST_CASE("a zone directory that vanishes under load costs no request") {
+  Fixture f;
+  Store& store = f.Open();
+  for (int i = 0; i < 40; ++i) REQUIRE(f.Put(Object(Numbered("o", i))).ok());
+  std::filesystem::remove_all(f.options_.zones[1].path);
+  int stored = 0;
+  for (int i = 0; i < 40; ++i) {
+    f.Has(Object(Numbered("o", i)));
+    if (f.Put(Object(Numbered("n", i))).ok()) ++stored;
+  }
+  CHECK_FALSE(store.GetStats().zones[1].healthy);
+  CHECK(stored >= 37);
+  store.Maintain();
+  CHECK(store.GetStats().zones[1].healthy);
+  CHECK(std::filesystem::exists(f.options_.zones[1].path + "/journal"));
+}
+
+TEST_CASE("journals are compacted and stay replayable") {
+  Fixture f(64 * kMiB, 1);
+  Store& store = f.Open();
+  for (int round = 0; round < 3; ++round) {
+    for (int i = 0; i < 600; ++i) REQUIRE(f.Put(Object(Numbered("o", i)), Numbered("v", round)).ok());
+  }
+  const auto size_before = std::filesystem::file_size(f.options_.zones[0].path + "/journal");
+  store.Maintain();
+  CHECK(std::filesystem::file_size(f.options_.zones[0].path + "/journal") < size_before / 2);
+  Store& reopened = f.Open();
+  CHECK(reopened.GetStats().entries == 600);
+  CHECK(Fixture::Body(*reopened.Lookup(Object("o5"))) == "v2");
+}
+
+TEST_CASE("many threads fill, read and invalidate at once") {
+  Fixture f(4 * kMiB, 2);
+  Store& store = f.Open();
+  std::atomic<int> hits{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 400; ++i) {
+        const Key key = Object(Numbered("k", (i * 7 + t) % 50));
+        if (std::optional<Hit> hit = store.Lookup(key)) {
+          if (Fixture::Body(*hit) ==
+              std::string(8000, static_cast<char>('a' + hit->metadata().stored_at % 26)))
+            ++hits;
+        } else {
+          EntryMetadata meta = f.Meta();
+          (void)f.Put(key, std::string(8000, static_cast<char>('a' + meta.stored_at % 26)), meta);
+        }
+        if (i % 50 == t) store.Apply(Invalidation::Prefix("AUTH_test", "public", "k1", false));
+        if (i % 97 == t) store.Apply(Invalidation::All(true));
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  CHECK(hits.load() > 0);
+  for (const auto& zone : store.GetStats().zones) CHECK(zone.used_bytes <= 4 * kMiB);
+}
+
+}  // namespace cache
