@@ -100,6 +100,8 @@ struct Index::Shard {
   absl::btree_set<std::string_view> order ABSL_GUARDED_BY(mu);
   absl::flat_hash_map<std::string, absl::flat_hash_set<uint64_t>> tags ABSL_GUARDED_BY(mu);
   uint64_t hand ABSL_GUARDED_BY(mu) = 0;  // eviction resumes after this hash
+  bool bulk_load ABSL_GUARDED_BY(mu) = false;
+  std::vector<std::string_view> pending ABSL_GUARDED_BY(mu);  // keys to order at the end of a bulk load
 
   void Unlink(absl::flat_hash_map<uint64_t, Slot>::iterator it) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
     order.erase(BlockKey(it->second.block));
@@ -139,6 +141,32 @@ Index::Shard& Index::ShardFor(uint64_t hash) const {
   return *shards_[(hash >> 40) % shards_.size()];
 }
 
+void Index::BeginBulkLoad(size_t expected_entries) {
+  const size_t per_shard = expected_entries / shards_.size() + expected_entries / shards_.size() / 8;
+  for (auto& shard : shards_) {
+    absl::MutexLock lock(&shard->mu);
+    shard->bulk_load = true;
+    shard->slots.reserve(shard->slots.size() + per_shard);
+    shard->pending.reserve(per_shard);
+  }
+}
+
+void Index::EndBulkLoad() {
+  for (auto& shard : shards_) {
+    absl::MutexLock lock(&shard->mu);
+    // Keys of entries erased during the load point into freed blocks: keep only live ones.
+    std::erase_if(shard->pending, [&](std::string_view key) {
+      auto it = shard->slots.find(HashEncodedKey(key));
+      return it == shard->slots.end() || BlockKey(it->second.block).data() != key.data();
+    });
+    std::sort(shard->pending.begin(), shard->pending.end());
+    shard->order.insert(shard->pending.begin(), shard->pending.end());
+    shard->pending.clear();
+    shard->pending.shrink_to_fit();
+    shard->bulk_load = false;
+  }
+}
+
 std::optional<IndexedEntry> Index::Insert(const NewEntry& e) {
   Shard& shard = ShardFor(e.entry.file.hash);
   absl::MutexLock lock(&shard.mu);
@@ -159,7 +187,11 @@ std::optional<IndexedEntry> Index::Insert(const NewEntry& e) {
             .container_id = e.entry.container_id,
             .tenant_id = e.entry.tenant_id};
   auto [it, inserted] = shard.slots.emplace(e.entry.file.hash, std::move(slot));
-  shard.order.insert(BlockKey(it->second.block));
+  if (shard.bulk_load) {
+    shard.pending.push_back(BlockKey(it->second.block));
+  } else {
+    shard.order.insert(BlockKey(it->second.block));
+  }
   for (const auto& tag : e.tags) shard.tags[tag].insert(e.entry.file.hash);
   return replaced;
 }

@@ -53,6 +53,12 @@ class Index {
   explicit Index(size_t shard_count = 64);
   ~Index();
 
+  // A restart inserts every entry at once: between these calls the ordered key set is not kept up
+  // to date entry by entry but built once, from sorted keys, at EndBulkLoad. Range invalidations
+  // must not run in between.
+  void BeginBulkLoad(size_t expected_entries);
+  void EndBulkLoad();
+
   // Inserts an entry; a previous entry with the same hash (the same key, or a colliding one) is
   // replaced and its file returned, for the caller to delete.
   std::optional<IndexedEntry> Insert(const NewEntry& entry);

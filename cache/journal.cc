@@ -1,11 +1,13 @@
 #include "cache/journal.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <xxhash.h>
 
 #include <cerrno>
 #include <cstring>
+#include <memory>
 
 #include "absl/strings/str_cat.h"
 
@@ -115,8 +117,9 @@ std::string EncodeRecord(const JournalRecord& r) {
   return out;
 }
 
-size_t DecodeRecords(std::string_view data, const std::function<void(JournalRecord&&)>& on_record) {
+size_t DecodeRecords(std::string_view data, const std::function<void(const JournalRecord&)>& on_record) {
   size_t consumed = 0;
+  JournalRecord r;  // reused: its strings keep their capacity from record to record
   while (data.size() - consumed >= 8) {
     uint32_t size, crc;
     std::memcpy(&size, data.data() + consumed, 4);
@@ -126,7 +129,7 @@ size_t DecodeRecords(std::string_view data, const std::function<void(JournalReco
     if (XXH32(payload.data(), payload.size(), 0) != crc) break;
 
     Cursor c(payload);
-    JournalRecord r;
+    r.tags.clear();
     uint8_t type = 0;
     bool ok = c.U(&type);
     r.type = static_cast<JournalRecord::Type>(type);
@@ -153,20 +156,23 @@ size_t DecodeRecords(std::string_view data, const std::function<void(JournalReco
         ok = false;
     }
     if (!ok || !c.empty()) break;
-    on_record(std::move(r));
+    on_record(r);
     consumed += 8 + size;
   }
   return consumed;
 }
 
 absl::StatusOr<Journal> Journal::Open(std::string path,
-                                      const std::function<void(JournalRecord&&)>& on_record) {
+                                      const std::function<void(const JournalRecord&)>& on_record) {
   const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (fd < 0) return ErrnoStatus("open journal", path);
-  std::string data;
-  char buffer[1 << 16];
-  for (;;) {
-    const ssize_t n = ::read(fd, buffer, sizeof(buffer));
+  struct stat st;
+  const size_t file_size = ::fstat(fd, &st) == 0 ? static_cast<size_t>(st.st_size) : 0;
+  // Read in one piece, without zero-filling first: a journal is tens of megabytes at a million entries.
+  auto data = std::make_unique_for_overwrite<char[]>(file_size);
+  size_t size = 0;
+  while (size < file_size) {
+    const ssize_t n = ::pread(fd, data.get() + size, file_size - size, static_cast<off_t>(size));
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
       const absl::Status status = ErrnoStatus("read journal", path);
@@ -174,14 +180,14 @@ absl::StatusOr<Journal> Journal::Open(std::string path,
       return status;
     }
     if (n == 0) break;
-    data.append(buffer, static_cast<size_t>(n));
+    size += static_cast<size_t>(n);
   }
   uint64_t records = 0;
-  const size_t intact = DecodeRecords(data, [&](JournalRecord&& r) {
+  const size_t intact = DecodeRecords(std::string_view(data.get(), size), [&](const JournalRecord& r) {
     ++records;
-    on_record(std::move(r));
+    on_record(r);
   });
-  if (intact != data.size() && ::ftruncate(fd, static_cast<off_t>(intact)) != 0) {
+  if (intact != size && ::ftruncate(fd, static_cast<off_t>(intact)) != 0) {
     const absl::Status status = ErrnoStatus("truncate journal", path);
     ::close(fd);
     return status;

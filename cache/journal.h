@@ -36,16 +36,16 @@ struct JournalRecord {
 };
 
 std::string EncodeRecord(const JournalRecord& record);
-// Calls `on_record` for each intact record from the start of `data`; returns the byte length of
-// the intact prefix (everything after it is a torn or corrupt tail).
-size_t DecodeRecords(std::string_view data, const std::function<void(JournalRecord&&)>& on_record);
+// Calls `on_record` for each intact record (the reference is valid only during the call) from the start of
+// `data`; returns the byte length of the intact prefix (everything after it is a torn or corrupt tail).
+size_t DecodeRecords(std::string_view data, const std::function<void(const JournalRecord&)>& on_record);
 
 // The journal file of one zone. Not thread-safe: the zone serialises access.
 class Journal {
  public:
   // Opens (creating if needed) `path`, replays it into `on_record` and truncates a torn tail.
   static absl::StatusOr<Journal> Open(std::string path,
-                                      const std::function<void(JournalRecord&&)>& on_record);
+                                      const std::function<void(const JournalRecord&)>& on_record);
   Journal(Journal&&) noexcept;
   Journal& operator=(Journal&&) noexcept;
   ~Journal();

@@ -6,6 +6,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 
 #include "absl/container/inlined_vector.h"
 #include "absl/status/status.h"
@@ -205,10 +206,22 @@ absl::Status Store::Load() {
     zones_.push_back(std::make_unique<Zone>(static_cast<int>(i), options_.zones[i],
                                             options_.zone_error_threshold, options_.faults));
   }
+  // Journal records average well over 64 bytes: a bound on the entries to expect.
+  uint64_t journal_bytes = 0;
+  for (const auto& zone : zones_) {
+    std::error_code ec;
+    const auto size = std::filesystem::file_size(zone->config().path + "/journal", ec);
+    if (!ec) journal_bytes += size;
+  }
+  index_.BeginBulkLoad(journal_bytes / 64);
+  // Consecutive records mostly share a container and a tenant: remember the last ids.
+  std::string last_container, last_tenant;
+  uint32_t container_id = 0, tenant_id = 0;
+  bool have_ids = false;
   for (auto& zone_ptr : zones_) {
     Zone& zone = *zone_ptr;
     // A zone that cannot be opened starts out of service; Maintain probes it.
-    (void)zone.Open([&](JournalRecord&& r) {
+    (void)zone.Open([&](const JournalRecord& r) {
       const FileRef file{r.hash, r.serial & kSerialMask, zone.id(), r.file_bytes};
       switch (r.type) {
         case JournalRecord::Type::kAdd: {
@@ -216,12 +229,17 @@ absl::Status Store::Load() {
           if (!DecodeKey(r.key, &parts)) return;
           zone.SeeSerial(r.serial);
           zone.AddUsed(r.file_bytes);
-          const IndexedEntry entry{file,
-                                   r.useful_until,
-                                   r.stored_epoch,
-                                   generations_.ContainerId(parts.account, parts.container),
-                                   generations_.TenantId(r.tenant),
-                                   false};
+          const std::string_view container_key(r.key.data() + 1, parts.container.end() - r.key.data() - 1);
+          if (!have_ids || container_key != last_container) {
+            container_id = generations_.ContainerId(parts.account, parts.container);
+            last_container.assign(container_key);
+          }
+          if (!have_ids || r.tenant != last_tenant) {
+            tenant_id = generations_.TenantId(r.tenant);
+            last_tenant = r.tenant;
+          }
+          have_ids = true;
+          const IndexedEntry entry{file, r.useful_until, r.stored_epoch, container_id, tenant_id, false};
           if (auto replaced = index_.Insert({r.key, r.tags, entry})) {
             // Only possible after a crash between a commit and the journal record of its
             // replacement: the newer record wins.
@@ -243,6 +261,7 @@ absl::Status Store::Load() {
       }
     });
   }
+  index_.EndBulkLoad();
   // Scopes are known only once every journal is read: drop what they invalidated, count the rest.
   for (auto& zone : zones_) {
     std::vector<IndexedEntry> gone;

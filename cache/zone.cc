@@ -27,7 +27,7 @@ int Zone::InjectedFault(std::string_view operation) const {
   return faults_ ? faults_(operation, id_) : 0;
 }
 
-absl::Status Zone::Open(const std::function<void(JournalRecord&&)>& on_record) {
+absl::Status Zone::Open(const std::function<void(const JournalRecord&)>& on_record) {
   std::error_code ec;
   const fs::path root(config_.path);
   fs::create_directories(root / "data", ec);
@@ -77,7 +77,7 @@ bool Zone::ProbeAndReset(const std::vector<JournalRecord>& initial_records) {
     used_ = 0;
     entries_ = 0;
   }
-  if (!Open([](JournalRecord&&) {}).ok()) return false;
+  if (!Open([](const JournalRecord&) {}).ok()) return false;
   absl::MutexLock lock(&journal_mu_);
   return journal_->Rewrite(initial_records).ok();
 }

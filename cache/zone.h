@@ -37,7 +37,7 @@ class Zone {
 
   // Makes the directories, deletes partial files left by a crash, and replays the journal into
   // `on_record`. On failure the zone is left failed, to be probed later.
-  absl::Status Open(const std::function<void(JournalRecord&&)>& on_record);
+  absl::Status Open(const std::function<void(const JournalRecord&)>& on_record);
   // Whether the zone works again (a write, read and delete of a probe file); on success the zone
   // is emptied (it missed invalidations while it was out) and reopened with `initial_records`.
   bool ProbeAndReset(const std::vector<JournalRecord>& initial_records);

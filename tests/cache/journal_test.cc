@@ -24,7 +24,7 @@ JournalRecord Add(uint64_t hash) {
 
 std::vector<JournalRecord> Replay(const std::string& path) {
   std::vector<JournalRecord> records;
-  auto journal = Journal::Open(path, [&](JournalRecord&& r) { records.push_back(std::move(r)); });
+  auto journal = Journal::Open(path, [&](const JournalRecord& r) { records.push_back(r); });
   REQUIRE(journal.ok());
   return records;
 }
@@ -34,7 +34,7 @@ TEST_CASE("records survive a reopen in order") {
   testing_support::TempDir dir;
   const std::string path = dir / "journal";
   {
-    auto journal = Journal::Open(path, [](JournalRecord&&) {});
+    auto journal = Journal::Open(path, [](const JournalRecord&) {});
     REQUIRE(journal.ok());
     REQUIRE(journal->Append(Add(1)).ok());
     REQUIRE(journal->Append(JournalRecord::ForFile(JournalRecord::Type::kRemove, 1, 7)).ok());
@@ -53,7 +53,7 @@ TEST_CASE("a torn tail is cut off and appends continue after the last intact rec
   testing_support::TempDir dir;
   const std::string path = dir / "journal";
   {
-    auto journal = Journal::Open(path, [](JournalRecord&&) {});
+    auto journal = Journal::Open(path, [](const JournalRecord&) {});
     REQUIRE(journal->Append(Add(1)).ok());
     REQUIRE(journal->Append(Add(2)).ok());
   }
@@ -62,7 +62,7 @@ TEST_CASE("a torn tail is cut off and appends continue after the last intact rec
   CHECK(Replay(path).size() == 1);
   CHECK(std::filesystem::file_size(path) < full - 3);
   {
-    auto journal = Journal::Open(path, [](JournalRecord&&) {});
+    auto journal = Journal::Open(path, [](const JournalRecord&) {});
     REQUIRE(journal->Append(Add(3)).ok());
   }
   const auto records = Replay(path);
@@ -73,7 +73,7 @@ TEST_CASE("a torn tail is cut off and appends continue after the last intact rec
 TEST_CASE("rewrite replaces the content") {
   testing_support::TempDir dir;
   const std::string path = dir / "journal";
-  auto journal = Journal::Open(path, [](JournalRecord&&) {});
+  auto journal = Journal::Open(path, [](const JournalRecord&) {});
   for (uint64_t i = 0; i < 10; ++i) REQUIRE(journal->Append(Add(i)).ok());
   REQUIRE(journal->Rewrite({Add(42)}).ok());
   REQUIRE(journal->Append(Add(43)).ok());

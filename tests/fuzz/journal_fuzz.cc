@@ -11,7 +11,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view bytes(reinterpret_cast<const char*>(data), size);
   std::string reencoded;
   const size_t intact = cache::DecodeRecords(
-      bytes, [&](cache::JournalRecord&& record) { reencoded += cache::EncodeRecord(record); });
+      bytes, [&](const cache::JournalRecord& record) { reencoded += cache::EncodeRecord(record); });
   if (intact > size || reencoded != bytes.substr(0, intact)) std::abort();
   return 0;
 }
