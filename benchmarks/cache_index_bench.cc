@@ -90,9 +90,9 @@ void BM_PrefixPurge(benchmark::State& state) {
   // dir000 holds the 10 000 multiples of 100; longer prefixes narrow that to 1000, 100, 10.
   const int matches = static_cast<int>(state.range(0));
   std::string prefix = "photos/dir000/";
-  if (matches == 10) prefix += "IMG_00000";  // i < 1000
-  if (matches == 100) prefix += "IMG_0000";  // i < 10000
-  if (matches == 1000) prefix += "IMG_000";  // i < 100000
+  if (matches == 10) prefix += "IMG_000";  // i < 1000
+  if (matches == 100) prefix += "IMG_00";  // i < 10000
+  if (matches == 1000) prefix += "IMG_0";  // i < 100000
   const std::string range = cache::NamePrefixRange(cache::KeyKind::kObject, "AUTH_demo", "public", prefix);
   std::vector<cache::IndexedEntry> removed;
   std::vector<cache::FileRef> staled;
