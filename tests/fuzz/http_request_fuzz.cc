@@ -1,0 +1,29 @@
+// The request parser faces the internet: whatever bytes arrive, it must not read out of bounds,
+// and whatever it accepts must satisfy the framing invariants the server relies on.
+#include <cstdint>
+#include <cstdlib>
+#include <string_view>
+
+#include "edge/http/request_parser.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  const std::string_view bytes(reinterpret_cast<const char*>(data), size);
+  edge::http::Request request;
+  edge::http::ParseError error;
+  edge::http::Limits limits;
+  limits.max_head_bytes = 4096;
+  limits.max_request_line = 1024;
+  if (edge::http::ParseRequest(bytes, limits, &request, &error) == edge::http::ParseStatus::kComplete) {
+    const bool has_length = !request.Find("content-length").empty();
+    const bool has_encoding = !request.Find("transfer-encoding").empty();
+    if (request.head_bytes > size || request.head_bytes > limits.max_head_bytes) std::abort();
+    if (has_length && has_encoding) std::abort();
+    if (bytes.substr(0, request.head_bytes).find("\n\r\n") == std::string_view::npos) std::abort();
+    for (size_t i = 0; i < request.header_count; ++i) {
+      for (unsigned char c : request.headers[i].value) {
+        if (c == '\r' || c == '\n' || c == 0) std::abort();
+      }
+    }
+  }
+  return 0;
+}
