@@ -1,0 +1,557 @@
+#include "edge/http/server.h"
+
+#include <arpa/inet.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <event2/thread.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <mutex>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_cat.h"
+#include "edge/http/chunked_decoder.h"
+
+namespace edge::http {
+
+namespace {
+
+constexpr size_t kOutputLowWater = 64 * 1024;
+// Input beyond this is left in the kernel while a request is in flight (request pipelining and
+// body backpressure), so a client cannot make the server buffer without bound.
+constexpr size_t kInputHighWater = 256 * 1024;
+
+void EnableLibeventThreads() {
+  static std::once_flag once;
+  std::call_once(once, [] { evthread_use_pthreads(); });
+}
+
+bool StatusHasBody(int status) {
+  return status >= 200 && status != 204 && status != 304;
+}
+
+}  // namespace
+
+std::string_view ReasonPhrase(int status) {
+  switch (status) {
+    case 100:
+      return "Continue";
+    case 200:
+      return "OK";
+    case 201:
+      return "Created";
+    case 202:
+      return "Accepted";
+    case 204:
+      return "No Content";
+    case 206:
+      return "Partial Content";
+    case 301:
+      return "Moved Permanently";
+    case 302:
+      return "Found";
+    case 304:
+      return "Not Modified";
+    case 400:
+      return "Bad Request";
+    case 401:
+      return "Unauthorized";
+    case 403:
+      return "Forbidden";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 408:
+      return "Request Timeout";
+    case 411:
+      return "Length Required";
+    case 412:
+      return "Precondition Failed";
+    case 413:
+      return "Content Too Large";
+    case 414:
+      return "URI Too Long";
+    case 416:
+      return "Range Not Satisfiable";
+    case 421:
+      return "Misdirected Request";
+    case 429:
+      return "Too Many Requests";
+    case 431:
+      return "Request Header Fields Too Large";
+    case 500:
+      return "Internal Server Error";
+    case 501:
+      return "Not Implemented";
+    case 502:
+      return "Bad Gateway";
+    case 503:
+      return "Service Unavailable";
+    case 504:
+      return "Gateway Timeout";
+    case 505:
+      return "HTTP Version Not Supported";
+    default:
+      return "Unknown";
+  }
+}
+
+struct Server::Worker {
+  Server* server = nullptr;
+  event_base* base = nullptr;
+  evconnlistener* listener = nullptr;
+  event* reaper = nullptr;  // deletes closed connections outside their own callbacks
+  std::thread thread;
+  absl::flat_hash_map<Connection*, std::unique_ptr<Connection>> connections;
+  std::vector<std::unique_ptr<Connection>> closed;
+};
+
+// One client connection. Lives on its worker's thread; deleted by the worker's reaper after Close.
+class Connection {
+ public:
+  Connection(Server::Worker* worker, evutil_socket_t fd);
+  ~Connection();
+
+  void Close();
+  Server::Worker* worker() const { return worker_; }
+
+ private:
+  friend class Exchange;
+  static void ReadCallback(bufferevent*, void* self) { static_cast<Connection*>(self)->Process(); }
+  static void WriteCallback(bufferevent*, void* self) { static_cast<Connection*>(self)->OnWritable(); }
+  static void EventCallback(bufferevent*, short, void* self) { static_cast<Connection*>(self)->Close(); }
+  static void DeadlineCallback(evutil_socket_t, short, void* self) {
+    static_cast<Connection*>(self)->OnDeadline();
+  }
+
+  const ServerOptions& options() const { return worker_->server->options_; }
+  evbuffer* input() const { return bufferevent_get_input(bev_); }
+  evbuffer* output() const { return bufferevent_get_output(bev_); }
+
+  // Parses heads, runs exchanges and delivers bodies until it must wait for bytes or the handler.
+  void Process();
+  bool ParseHead();  // false: wait (or the connection is closing)
+  void DeliverBody();
+  void SendError(int status, std::string_view reason);
+  void OnWritable();
+  void OnDeadline();
+  void Rearm();
+
+  Server::Worker* worker_;
+  bufferevent* bev_;
+  event* deadline_;
+  std::string head_;  // the current head, copied out of the input so views stay valid
+  Exchange exchange_{this};
+  bool in_exchange_ = false;
+  bool head_started_ = false;
+  absl::Time head_deadline_;
+  uint64_t body_remaining_ = 0;
+  bool body_done_ = true;
+  bool body_paused_ = false;
+  bool continue_sent_ = false;
+  ChunkedDecoder chunked_;
+  bool close_after_response_ = false;
+  bool closing_ = false;  // finish writing, then close
+  bool closed_ = false;
+  bool processing_ = false;
+  bool process_again_ = false;
+};
+
+Connection::Connection(Server::Worker* worker, evutil_socket_t fd)
+    : worker_(worker),
+      bev_(bufferevent_socket_new(worker->base, fd, BEV_OPT_CLOSE_ON_FREE)),
+      deadline_(evtimer_new(worker->base, &DeadlineCallback, this)) {
+  ++worker_->server->connections_;
+  const int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  bufferevent_setcb(bev_, &ReadCallback, &WriteCallback, &EventCallback, this);
+  bufferevent_setwatermark(bev_, EV_WRITE, kOutputLowWater, 0);
+  bufferevent_setwatermark(bev_, EV_READ, 0, kInputHighWater);
+  bufferevent_enable(bev_, EV_READ | EV_WRITE);
+  Rearm();
+}
+
+Connection::~Connection() {
+  if (!closed_) Close();
+}
+
+void Connection::Close() {
+  if (closed_) return;
+  closed_ = true;
+  if (in_exchange_ && !exchange_.finished_ && exchange_.observer_ != nullptr) {
+    Exchange::Observer* observer = exchange_.observer_;
+    exchange_.observer_ = nullptr;
+    observer->OnAbort();
+  }
+  bufferevent_free(bev_);
+  event_free(deadline_);
+  --worker_->server->connections_;
+  // Deleted by the reaper on the next loop turn: callers up the stack may still touch members.
+  auto owned = worker_->connections.extract(this);
+  worker_->closed.push_back(std::move(owned.mapped()));
+  event_active(worker_->reaper, EV_TIMEOUT, 0);
+}
+
+void Connection::Process() {
+  if (processing_) {
+    process_again_ = true;
+    return;
+  }
+  processing_ = true;
+  do {
+    process_again_ = false;
+    while (!closed_ && !closing_) {
+      if (!in_exchange_) {
+        if (!ParseHead()) break;
+        worker_->server->handler_.OnRequest(exchange_);
+        continue;
+      }
+      DeliverBody();
+      if (closed_ || closing_ || !exchange_.finished_) break;
+      // The exchange is over: the connection goes on only if the request was read to its end.
+      in_exchange_ = false;
+      if (close_after_response_ || !body_done_ || !exchange_.request_.keep_alive) {
+        closing_ = true;
+        if (evbuffer_get_length(output()) == 0) Close();
+      }
+    }
+  } while (process_again_ && !closed_);
+  processing_ = false;
+  if (!closed_) Rearm();
+}
+
+bool Connection::ParseHead() {
+  const size_t available = evbuffer_get_length(input());
+  if (available == 0) {
+    head_started_ = false;
+    return false;
+  }
+  if (!head_started_) {
+    head_started_ = true;
+    head_deadline_ = absl::Now() + options().header_timeout;
+  }
+  const size_t take = std::min(available, options().limits.max_head_bytes + 1);
+  head_.resize(take);  // capacity is kept from request to request: no allocation once warm
+  evbuffer_copyout(input(), head_.data(), take);
+  ParseError error;
+  exchange_.request_ = Request();
+  switch (ParseRequest(head_, options().limits, &exchange_.request_, &error)) {
+    case ParseStatus::kIncomplete:
+      return false;
+    case ParseStatus::kError:
+      SendError(error.status, error.reason);
+      return false;
+    case ParseStatus::kComplete:
+      break;
+  }
+  const Request& request = exchange_.request_;
+  evbuffer_drain(input(), request.head_bytes);
+  head_started_ = false;
+  in_exchange_ = true;
+  exchange_.observer_ = nullptr;
+  exchange_.responded_ = exchange_.chunked_ = exchange_.finished_ = false;
+  exchange_.head_only_ = request.method == "HEAD";
+  close_after_response_ = false;
+  continue_sent_ = false;
+  body_paused_ = false;
+  body_done_ = request.body == BodyKind::kNone;
+  body_remaining_ = request.body == BodyKind::kContentLength ? request.content_length : 0;
+  chunked_ = ChunkedDecoder();
+  return true;
+}
+
+void Connection::DeliverBody() {
+  if (body_done_ || body_paused_ || exchange_.observer_ == nullptr) return;
+  const Request& request = exchange_.request_;
+  if (request.expect_continue && !continue_sent_ && !exchange_.responded_) {
+    continue_sent_ = true;
+    evbuffer_add(output(), "HTTP/1.1 100 Continue\r\n\r\n", 25);
+  }
+  while (!body_done_ && !body_paused_ && exchange_.observer_ != nullptr && !closed_) {
+    const size_t available = evbuffer_get_length(input());
+    if (available == 0) return;
+    if (request.body == BodyKind::kContentLength) {
+      // Body pieces are handed over in the buffer's own segments: no copy here.
+      evbuffer_iovec segment;
+      const size_t want = static_cast<size_t>(std::min<uint64_t>(body_remaining_, available));
+      if (evbuffer_peek(input(), static_cast<ev_ssize_t>(want), nullptr, &segment, 1) < 1) return;
+      const size_t n = std::min(segment.iov_len, want);
+      body_remaining_ -= n;
+      body_done_ = body_remaining_ == 0;
+      exchange_.observer_->OnBody(std::string_view(static_cast<const char*>(segment.iov_base), n));
+      if (closed_) return;
+      evbuffer_drain(input(), n);
+    } else {
+      // Chunk framing may straddle segments: decode from a contiguous view of what is buffered.
+      const size_t window = std::min<size_t>(available, 64 * 1024);
+      const char* data =
+          reinterpret_cast<const char*>(evbuffer_pullup(input(), static_cast<ev_ssize_t>(window)));
+      size_t consumed = 0;
+      std::string_view piece;
+      switch (chunked_.Next(std::string_view(data, window), &consumed, &piece)) {
+        case ChunkedDecoder::Status::kData:
+          exchange_.observer_->OnBody(piece);
+          break;
+        case ChunkedDecoder::Status::kDone:
+          body_done_ = true;
+          break;
+        case ChunkedDecoder::Status::kError:
+          close_after_response_ = true;
+          if (!exchange_.responded_) {
+            SendError(400, chunked_.error());
+          } else {
+            Close();
+          }
+          return;
+        case ChunkedDecoder::Status::kNeedMore:
+          if (consumed == 0) {
+            if (window < available) break;  // a line longer than the window is the decoder's error
+            return;
+          }
+          break;
+      }
+      if (closed_) return;
+      evbuffer_drain(input(), consumed);
+    }
+    if (body_done_ && exchange_.observer_ != nullptr) exchange_.observer_->OnBodyEnd();
+  }
+}
+
+void Connection::SendError(int status, std::string_view reason) {
+  // Bad input gets its status and a closed connection; an exchange in flight is abandoned.
+  if (in_exchange_ && !exchange_.finished_ && exchange_.observer_ != nullptr) {
+    Exchange::Observer* observer = exchange_.observer_;
+    exchange_.observer_ = nullptr;
+    observer->OnAbort();
+  }
+  in_exchange_ = false;
+  evbuffer_add_printf(output(),
+                      "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n"
+                      "Connection: close\r\n\r\n%.*s\n",
+                      status, std::string(ReasonPhrase(status)).c_str(), reason.size() + 1,
+                      static_cast<int>(reason.size()), reason.data());
+  closing_ = true;
+  bufferevent_disable(bev_, EV_READ);
+}
+
+void Connection::OnWritable() {
+  if (closing_ && evbuffer_get_length(output()) == 0) {
+    Close();
+    return;
+  }
+  if (in_exchange_ && !exchange_.finished_ && exchange_.observer_ != nullptr)
+    exchange_.observer_->OnWritable();
+  if (!closed_) Rearm();
+}
+
+void Connection::OnDeadline() {
+  if (!in_exchange_ && head_started_ && !closing_) {
+    SendError(408, "request head not received in time");
+    Rearm();
+    return;
+  }
+  Close();
+}
+
+// Arms the one deadline that applies to what the connection is waiting for, or none.
+void Connection::Rearm() {
+  absl::Duration timeout = absl::InfiniteDuration();
+  if (closing_ || (in_exchange_ && evbuffer_get_length(output()) > 0)) {
+    timeout = options().send_timeout;
+  } else if (!in_exchange_) {
+    timeout =
+        head_started_ ? std::max(absl::ZeroDuration(), head_deadline_ - absl::Now()) : options().idle_timeout;
+  } else if (!body_done_ && !body_paused_ && exchange_.observer_ != nullptr) {
+    timeout = options().body_timeout;
+  }
+  if (timeout == absl::InfiniteDuration()) {
+    evtimer_del(deadline_);
+  } else {
+    const timeval tv = absl::ToTimeval(timeout);
+    evtimer_add(deadline_, &tv);
+  }
+}
+
+// ---- Exchange ------------------------------------------------------------------------------------
+
+event_base* Exchange::loop() const {
+  return connection_->worker()->base;
+}
+
+void Exchange::PauseBody() {
+  connection_->body_paused_ = true;
+}
+
+void Exchange::ResumeBody() {
+  connection_->body_paused_ = false;
+  connection_->Process();
+}
+
+void Exchange::Respond(int status, std::span<const HeaderField> headers,
+                       std::optional<uint64_t> content_length) {
+  if (responded_ || connection_->closed_) return;
+  responded_ = true;
+  evbuffer* out = connection_->output();
+  const std::string_view reason = ReasonPhrase(status);
+  evbuffer_add_printf(out, "HTTP/1.1 %d ", status);
+  evbuffer_add(out, reason.data(), reason.size());
+  evbuffer_add(out, "\r\n", 2);
+  for (const auto& [name, value] : headers) {
+    evbuffer_add(out, name.data(), name.size());
+    evbuffer_add(out, ": ", 2);
+    evbuffer_add(out, value.data(), value.size());
+    evbuffer_add(out, "\r\n", 2);
+  }
+  const bool has_body = StatusHasBody(status);
+  if (content_length) {
+    evbuffer_add_printf(out, "Content-Length: %llu\r\n", static_cast<unsigned long long>(*content_length));
+  } else if (has_body && request_.minor_version == 1) {
+    if (!head_only_) chunked_ = true;
+    evbuffer_add(out, "Transfer-Encoding: chunked\r\n", 28);
+  } else if (has_body) {
+    connection_->close_after_response_ = true;  // HTTP/1.0 without a length: the close ends the body
+  }
+  if (!has_body) head_only_ = true;
+  if (!request_.keep_alive || connection_->close_after_response_ || !connection_->body_done_) {
+    evbuffer_add(out, "Connection: close\r\n", 19);
+    connection_->close_after_response_ = true;
+  }
+  evbuffer_add(out, "\r\n", 2);
+}
+
+void Exchange::Write(std::string_view data) {
+  if (!responded_ || head_only_ || finished_ || connection_->closed_ || data.empty()) return;
+  evbuffer* out = connection_->output();
+  if (chunked_) evbuffer_add_printf(out, "%zx\r\n", data.size());
+  evbuffer_add(out, data.data(), data.size());
+  if (chunked_) evbuffer_add(out, "\r\n", 2);
+}
+
+absl::Status Exchange::SendFile(int fd, uint64_t offset, uint64_t length) {
+  if (!responded_ || head_only_ || finished_ || connection_->closed_ || length == 0) return absl::OkStatus();
+  const int copy = ::dup(fd);
+  if (copy < 0) return absl::InternalError(absl::StrCat("dup: ", std::strerror(errno)));
+  evbuffer_file_segment* segment = evbuffer_file_segment_new(
+      copy, static_cast<ev_off_t>(offset), static_cast<ev_off_t>(length), EVBUF_FS_CLOSE_ON_FREE);
+  if (segment == nullptr) {
+    ::close(copy);
+    return absl::InternalError("cannot map the file segment");
+  }
+  evbuffer* out = connection_->output();
+  if (chunked_) evbuffer_add_printf(out, "%llx\r\n", static_cast<unsigned long long>(length));
+  const int added = evbuffer_add_file_segment(out, segment, 0, static_cast<ev_off_t>(length));
+  evbuffer_file_segment_free(segment);  // the buffer holds its own reference
+  if (chunked_) evbuffer_add(out, "\r\n", 2);
+  return added == 0 ? absl::OkStatus() : absl::InternalError("cannot queue the file segment");
+}
+
+void Exchange::Finish() {
+  if (finished_ || connection_->closed_) return;
+  if (!responded_) Respond(500, {}, 0);
+  if (chunked_) evbuffer_add(connection_->output(), "0\r\n\r\n", 5);
+  finished_ = true;
+  observer_ = nullptr;
+  connection_->Process();
+}
+
+void Exchange::Reply(int status, std::string_view content_type, std::string_view body,
+                     std::span<const HeaderField> headers) {
+  std::vector<HeaderField> all(headers.begin(), headers.end());
+  all.emplace_back("Content-Type", content_type);
+  Respond(status, all, body.size());
+  Write(body);
+  Finish();
+}
+
+size_t Exchange::output_buffered() const {
+  return connection_->closed_ ? 0 : evbuffer_get_length(connection_->output());
+}
+
+// ---- Server --------------------------------------------------------------------------------------
+
+Server::Server(ServerOptions options, Handler& handler) : options_(std::move(options)), handler_(handler) {
+  EnableLibeventThreads();
+}
+
+Server::~Server() {
+  Stop();
+}
+
+absl::Status Server::Start() {
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  if (inet_pton(AF_INET, options_.address.c_str(), &address.sin_addr) != 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("listen address ", options_.address, " is not an IPv4 address"));
+  }
+  port_ = options_.port;
+  for (int i = 0; i < std::max(1, options_.workers); ++i) {
+    auto worker = std::make_unique<Worker>();
+    worker->server = this;
+    worker->base = event_base_new();
+    worker->reaper = event_new(
+        worker->base, -1, 0,
+        [](evutil_socket_t, short, void* arg) { static_cast<Worker*>(arg)->closed.clear(); }, worker.get());
+    address.sin_port = htons(port_);
+    worker->listener = evconnlistener_new_bind(
+        worker->base,
+        [](evconnlistener*, evutil_socket_t fd, sockaddr*, int, void* arg) {
+          auto* w = static_cast<Worker*>(arg);
+          if (w->server->connections_.load() >= w->server->options_.max_connections) {
+            ::close(fd);
+            return;
+          }
+          auto connection = std::make_unique<Connection>(w, fd);
+          w->connections.emplace(connection.get(), std::move(connection));
+        },
+        worker.get(),
+        LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_REUSEABLE_PORT | LEV_OPT_CLOSE_ON_EXEC, 1024,
+        reinterpret_cast<sockaddr*>(&address), sizeof(address));
+    if (worker->listener == nullptr) {
+      const std::string error = std::strerror(errno);
+      event_free(worker->reaper);
+      event_base_free(worker->base);
+      Stop();
+      return absl::UnavailableError(
+          absl::StrCat("cannot listen on ", options_.address, ":", port_, ": ", error));
+    }
+    if (port_ == 0) {
+      sockaddr_in bound{};
+      socklen_t length = sizeof(bound);
+      getsockname(evconnlistener_get_fd(worker->listener), reinterpret_cast<sockaddr*>(&bound), &length);
+      port_ = ntohs(bound.sin_port);
+    }
+    workers_.push_back(std::move(worker));
+  }
+  for (auto& worker : workers_) {
+    worker->thread = std::thread([base = worker->base] { event_base_loop(base, EVLOOP_NO_EXIT_ON_EMPTY); });
+  }
+  return absl::OkStatus();
+}
+
+void Server::Stop() {
+  for (auto& worker : workers_) {
+    if (worker->thread.joinable()) {
+      event_base_loopbreak(worker->base);
+      worker->thread.join();
+    }
+  }
+  for (auto& worker : workers_) {
+    evconnlistener_free(worker->listener);
+    while (!worker->connections.empty()) worker->connections.begin()->first->Close();
+    worker->closed.clear();
+    event_free(worker->reaper);
+    event_base_free(worker->base);
+  }
+  workers_.clear();
+}
+
+}  // namespace edge::http

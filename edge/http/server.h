@@ -1,0 +1,120 @@
+// The edge's HTTP/1.1 server: one libevent loop per worker thread, each with its own listener on
+// the same port (SO_REUSEPORT), keep-alive and pipelining (one request at a time per connection),
+// limits from the strict parser, deadlines for headers, bodies, idle connections and stalled
+// clients, and a connection limit. Requests go to a Handler, which answers through an Exchange.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "edge/http/request_parser.h"
+
+struct event_base;
+
+namespace edge::http {
+
+struct ServerOptions {
+  std::string address = "127.0.0.1";
+  uint16_t port = 0;  // 0: a free port, see Server::port()
+  int workers = 2;
+  Limits limits;
+  absl::Duration header_timeout = absl::Seconds(10);  // from the first byte of a head to its end
+  absl::Duration body_timeout = absl::Seconds(30);    // between two reads of a request body
+  absl::Duration idle_timeout = absl::Seconds(60);    // keep-alive connection with nothing to do
+  absl::Duration send_timeout = absl::Seconds(60);    // a client that takes none of the response
+  size_t max_connections = 10000;                     // for the whole server
+};
+
+using HeaderField = std::pair<std::string_view, std::string_view>;
+
+class Connection;
+
+// One request and its response. Owned by its connection; used on that connection's thread only.
+// The handler may answer at once or later (from another callback on the same event loop) until
+// the observer's OnAbort, after which the Exchange no longer exists.
+class Exchange {
+ public:
+  class Observer {
+   public:
+    virtual ~Observer() = default;
+    virtual void OnBody(std::string_view data) { (void)data; }
+    virtual void OnBodyEnd() {}
+    virtual void OnWritable() {}  // the response buffer drained below 64 KiB
+    virtual void OnAbort() = 0;   // the client went away or timed out
+  };
+
+  const Request& request() const { return request_; }
+  struct event_base* loop() const;
+  void SetObserver(Observer* observer) { observer_ = observer; }
+  // Request-body backpressure: stop and start reading the body from the socket.
+  void PauseBody();
+  void ResumeBody();
+
+  // The response head. Without a length, HTTP/1.1 responses are chunked.
+  void Respond(int status, std::span<const HeaderField> headers, std::optional<uint64_t> content_length);
+  void Write(std::string_view data);
+  // Sends [offset, offset + length) of `fd` with sendfile; the fd is duplicated, the caller keeps it.
+  absl::Status SendFile(int fd, uint64_t offset, uint64_t length);
+  void Finish();
+  // A whole small response: head, body, finish.
+  void Reply(int status, std::string_view content_type, std::string_view body,
+             std::span<const HeaderField> headers = {});
+  size_t output_buffered() const;
+  bool head_only() const { return head_only_; }
+
+ private:
+  friend class Connection;
+  explicit Exchange(Connection* connection) : connection_(connection) {}
+  Connection* connection_;
+  Request request_;
+  Observer* observer_ = nullptr;
+  bool responded_ = false;
+  bool chunked_ = false;
+  bool head_only_ = false;
+  bool finished_ = false;
+};
+
+class Handler {
+ public:
+  virtual ~Handler() = default;
+  // Called on a worker thread for each request head.
+  virtual void OnRequest(Exchange& exchange) = 0;
+};
+
+class Server {
+ public:
+  Server(ServerOptions options, Handler& handler);
+  ~Server();  // stops
+  Server(const Server&) = delete;
+
+  // Binds every worker's listener and starts the threads.
+  absl::Status Start();
+  // Stops accepting, closes every connection, joins the threads.
+  void Stop();
+  uint16_t port() const { return port_; }
+  size_t connections() const { return connections_.load(); }
+
+ private:
+  struct Worker;
+  ServerOptions options_;
+  Handler& handler_;
+  uint16_t port_ = 0;
+  std::atomic<size_t> connections_{0};
+  std::vector<std::unique_ptr<Worker>> workers_;
+  friend class Connection;
+};
+
+// "Not Found" for 404 and so on: the reason phrase for a status.
+std::string_view ReasonPhrase(int status);
+
+}  // namespace edge::http

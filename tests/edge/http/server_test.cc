@@ -1,0 +1,291 @@
+#include "edge/http/server.h"
+
+#include <arpa/inet.h>
+#include <doctest/doctest.h>
+#include <event2/event.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace edge::http {
+
+namespace {
+
+// Collects a request body and echoes it back when it ends.
+class EchoObserver : public Exchange::Observer {
+ public:
+  explicit EchoObserver(Exchange& exchange) : exchange_(exchange) {}
+  void OnBody(std::string_view data) override { body_.append(data); }
+  void OnBodyEnd() override { exchange_.Reply(200, "text/plain", body_); }
+  void OnAbort() override {}
+
+ private:
+  Exchange& exchange_;
+  std::string body_;
+};
+
+class AbortRecorder : public Exchange::Observer {
+ public:
+  void OnAbort() override { aborted = true; }
+  std::atomic<bool> aborted{false};
+};
+
+class TestHandler : public Handler {
+ public:
+  void OnRequest(Exchange& exchange) override {
+    const std::string_view target = exchange.request().target;
+    if (target == "/hello") {
+      exchange.Reply(200, "text/plain", "hello");
+    } else if (target == "/echo") {
+      std::lock_guard lock(mu_);
+      observers_.push_back(std::make_unique<EchoObserver>(exchange));
+      exchange.SetObserver(observers_.back().get());
+    } else if (target == "/file") {
+      exchange.Respond(200, {}, file_length);
+      CHECK(exchange.SendFile(file_fd, file_offset, file_length).ok());
+      exchange.Finish();
+    } else if (target == "/stream") {
+      exchange.Respond(200, {}, std::nullopt);
+      exchange.Write("part one,");
+      exchange.Write("part two");
+      exchange.Finish();
+    } else if (target == "/later") {
+      // Answered from a later turn of the event loop, as an origin fetch would be.
+      static constexpr timeval kDelay{0, 50000};
+      event_base_once(
+          exchange.loop(), -1, EV_TIMEOUT,
+          [](evutil_socket_t, short, void* arg) {
+            static_cast<Exchange*>(arg)->Reply(200, "text/plain", "later");
+          },
+          &exchange, &kDelay);
+    } else if (target == "/hang") {
+      exchange.SetObserver(&hang_observer);
+    } else {
+      exchange.Reply(404, "text/plain", "no such thing");
+    }
+  }
+
+  int file_fd = -1;
+  uint64_t file_offset = 0, file_length = 0;
+  AbortRecorder hang_observer;
+
+ private:
+  std::mutex mu_;
+  std::vector<std::unique_ptr<EchoObserver>> observers_;
+};
+
+class Client {
+ public:
+  explicit Client(uint16_t port) : fd_(::socket(AF_INET, SOCK_STREAM, 0)) {
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(port);
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::connect(fd_, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0);
+  }
+  ~Client() { ::close(fd_); }
+
+  void Send(std::string_view bytes) {
+    REQUIRE(::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL) == (ssize_t)bytes.size());
+  }
+
+  // Reads until the peer closes, or nothing arrives for `quiet`.
+  std::string Read(std::chrono::milliseconds quiet = std::chrono::milliseconds(300)) {
+    std::string out;
+    char buffer[65536];
+    for (;;) {
+      pollfd p{fd_, POLLIN, 0};
+      if (::poll(&p, 1, static_cast<int>(quiet.count())) <= 0) break;
+      const ssize_t n = ::recv(fd_, buffer, sizeof(buffer), 0);
+      if (n <= 0) {
+        closed_ = true;
+        break;
+      }
+      out.append(buffer, static_cast<size_t>(n));
+    }
+    return out;
+  }
+  bool closed() const { return closed_; }
+
+ private:
+  int fd_;
+  bool closed_ = false;
+};
+
+size_t Count(std::string_view haystack, std::string_view needle) {
+  size_t n = 0;
+  for (size_t pos = haystack.find(needle); pos != std::string_view::npos;
+       pos = haystack.find(needle, pos + 1))
+    ++n;
+  return n;
+}
+
+struct Fixture {
+  explicit Fixture(ServerOptions options = {}) : server(std::move(options), handler) {
+    REQUIRE(server.Start().ok());
+  }
+  TestHandler handler;
+  Server server;
+};
+
+}  // namespace
+
+TEST_CASE("a request, then another on the same connection") {
+  Fixture f;
+  Client c(f.server.port());
+  c.Send("GET /hello HTTP/1.1\r\nHost: h\r\n\r\n");
+  std::string first = c.Read();
+  CHECK(first.starts_with("HTTP/1.1 200 OK\r\n"));
+  CHECK(first.ends_with("\r\n\r\nhello"));
+  CHECK(first.find("Content-Length: 5\r\n") != std::string::npos);
+  c.Send("GET /missing HTTP/1.1\r\nHost: h\r\n\r\n");
+  CHECK(c.Read().starts_with("HTTP/1.1 404 Not Found\r\n"));
+  CHECK_FALSE(c.closed());
+}
+
+TEST_CASE("pipelined requests are answered in order") {
+  Fixture f;
+  Client c(f.server.port());
+  c.Send(
+      "GET /later HTTP/1.1\r\nHost: h\r\n\r\nGET /hello HTTP/1.1\r\nHost: h\r\n\r\nGET /missing "
+      "HTTP/1.1\r\nHost: h\r\n\r\n");
+  const std::string out = c.Read();
+  const size_t later = out.find("later"), hello = out.find("hello"), missing = out.find("404");
+  REQUIRE(later != std::string::npos);
+  CHECK(later < hello);
+  CHECK(hello < missing);
+}
+
+TEST_CASE("malformed input gets a 4xx and a closed connection") {
+  Fixture f;
+  for (const char* bad :
+       {"GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
+        "GET / HTTP/1.1\nHost: h\r\n\r\n", "GET / HTTP/1.1\r\n\r\n"}) {
+    Client c(f.server.port());
+    c.Send(bad);
+    CHECK(c.Read().starts_with("HTTP/1.1 400 Bad Request\r\n"));
+    CHECK(c.closed());
+  }
+  Client c(f.server.port());
+  c.Send("GET /" + std::string(10000, 'a') + " HTTP/1.1\r\n");
+  CHECK(c.Read().starts_with("HTTP/1.1 414 "));
+  CHECK(c.closed());
+}
+
+TEST_CASE("request bodies: Content-Length, chunked, and Expect: 100-continue") {
+  Fixture f;
+  Client c(f.server.port());
+  c.Send("POST /echo HTTP/1.1\r\nHost: h\r\nContent-Length: 11\r\n\r\nhello world");
+  CHECK(c.Read().ends_with("\r\n\r\nhello world"));
+  c.Send(
+      "PUT /echo HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n "
+      "chunk\r\n0\r\n\r\n");
+  CHECK(c.Read().ends_with("\r\n\r\nhello chunk"));
+  c.Send("PUT /echo HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n");
+  CHECK(c.Read() == "HTTP/1.1 100 Continue\r\n\r\n");
+  c.Send("abc");
+  CHECK(c.Read().ends_with("abc"));
+  c.Send("PUT /echo HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n");
+  CHECK(c.Read().starts_with("HTTP/1.1 400 "));
+  CHECK(c.closed());
+}
+
+TEST_CASE("an unread request body closes the connection after the response") {
+  Fixture f;
+  Client c(f.server.port());
+  c.Send("POST /hello HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhello");
+  const std::string out = c.Read();
+  CHECK(out.find("Connection: close") != std::string::npos);
+  CHECK(c.closed());
+}
+
+TEST_CASE("streamed responses are chunked for HTTP/1.1 and close-delimited for HTTP/1.0") {
+  Fixture f;
+  Client c(f.server.port());
+  c.Send("GET /stream HTTP/1.1\r\nHost: h\r\n\r\n");
+  CHECK(c.Read().ends_with("Transfer-Encoding: chunked\r\n\r\n9\r\npart one,\r\n8\r\npart two\r\n0\r\n\r\n"));
+  Client old(f.server.port());
+  old.Send("GET /stream HTTP/1.0\r\n\r\n");
+  CHECK(old.Read().ends_with("\r\n\r\npart one,part two"));
+  CHECK(old.closed());
+}
+
+TEST_CASE("HEAD answers the head only") {
+  Fixture f;
+  Client c(f.server.port());
+  c.Send("HEAD /hello HTTP/1.1\r\nHost: h\r\n\r\nGET /hello HTTP/1.1\r\nHost: h\r\n\r\n");
+  const std::string out = c.Read();
+  CHECK(Count(out, "HTTP/1.1 200 OK") == 2);
+  CHECK(Count(out, "hello") == 1);
+}
+
+TEST_CASE("file ranges go out with sendfile") {
+  Fixture f;
+  char path[] = "/tmp/edge-server-test-XXXXXX";
+  const int fd = ::mkstemp(path);
+  std::string content;
+  for (int i = 0; i < 200000; ++i) content.push_back(static_cast<char>('a' + i % 26));
+  REQUIRE(::write(fd, content.data(), content.size()) == (ssize_t)content.size());
+  f.handler.file_fd = fd;
+  f.handler.file_offset = 4096;
+  f.handler.file_length = 150000;
+  Client c(f.server.port());
+  c.Send("GET /file HTTP/1.1\r\nHost: h\r\n\r\n");
+  const std::string out = c.Read();
+  CHECK(out.substr(out.find("\r\n\r\n") + 4) == content.substr(4096, 150000));
+  ::close(fd);
+  ::unlink(path);
+}
+
+TEST_CASE("deadlines: a slow head gets 408, an idle connection is closed") {
+  ServerOptions options;
+  options.header_timeout = absl::Milliseconds(200);
+  options.idle_timeout = absl::Milliseconds(200);
+  Fixture f(options);
+  Client slow(f.server.port());
+  slow.Send("GET /hello HTTP/1.1\r\nHo");
+  CHECK(slow.Read(std::chrono::milliseconds(1000)).starts_with("HTTP/1.1 408 "));
+  CHECK(slow.closed());
+  Client idle(f.server.port());
+  idle.Send("GET /hello HTTP/1.1\r\nHost: h\r\n\r\n");
+  CHECK(idle.Read(std::chrono::milliseconds(1000)).ends_with("hello"));
+  CHECK(idle.closed());
+}
+
+TEST_CASE("a client that goes away aborts its exchange") {
+  Fixture f;
+  {
+    Client c(f.server.port());
+    c.Send("GET /hang HTTP/1.1\r\nHost: h\r\n\r\n");
+    c.Read(std::chrono::milliseconds(100));
+  }
+  for (int i = 0; i < 50 && !f.handler.hang_observer.aborted; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  CHECK(f.handler.hang_observer.aborted);
+}
+
+TEST_CASE("the connection limit turns extra connections away") {
+  ServerOptions options;
+  options.max_connections = 1;
+  options.workers = 1;
+  Fixture f(options);
+  Client first(f.server.port());
+  first.Send("GET /hello HTTP/1.1\r\nHost: h\r\n\r\n");
+  CHECK(first.Read().ends_with("hello"));
+  Client second(f.server.port());
+  second.Send("GET /hello HTTP/1.1\r\nHost: h\r\n\r\n");
+  CHECK(second.Read().empty());
+  CHECK(second.closed());
+}
+
+}  // namespace edge::http
