@@ -462,6 +462,13 @@ void Exchange::Finish() {
   connection_->Process();
 }
 
+void Exchange::Abort() {
+  if (connection_->closed_) return;
+  finished_ = true;
+  observer_ = nullptr;
+  connection_->Close();
+}
+
 void Exchange::Reply(int status, std::string_view content_type, std::string_view body,
                      std::span<const HeaderField> headers) {
   std::vector<HeaderField> all(headers.begin(), headers.end());

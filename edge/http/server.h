@@ -66,6 +66,9 @@ class Exchange {
   // Sends [offset, offset + length) of `fd` with sendfile; the fd is duplicated, the caller keeps it.
   absl::Status SendFile(int fd, uint64_t offset, uint64_t length);
   void Finish();
+  // Ends the exchange by closing the connection: for a response that cannot be completed (its
+  // origin failed mid-body), so the client sees a truncated message, never a wrong one.
+  void Abort();
   // A whole small response: head, body, finish.
   void Reply(int status, std::string_view content_type, std::string_view body,
              std::span<const HeaderField> headers = {});

@@ -1,0 +1,216 @@
+#include "edge/origin/origin_client.h"
+
+#include <doctest/doctest.h>
+#include <event2/event.h>
+
+#include <atomic>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "edge/http/server.h"
+
+namespace edge::origin {
+
+namespace {
+
+// An origin whose faults are chosen by path: a real server on loopback, as the guide allows for
+// faults that Swift cannot produce on demand.
+class FakeOrigin : public http::Handler {
+ public:
+  void OnRequest(http::Exchange& exchange) override {
+    ++requests;
+    const std::string_view target = exchange.request().target;
+    if (target == "/ok") {
+      const http::HeaderField headers[] = {{"ETag", "\"v1\""},
+                                           {"X-Seen-Auth", exchange.request().Find("x-auth-token")}};
+      exchange.Reply(200, "text/plain", "origin body", headers);
+    } else if (target == "/big") {
+      exchange.Respond(200, {}, big.size());
+      exchange.Write(big);
+      exchange.Finish();
+    } else if (target == "/error") {
+      exchange.Reply(503, "text/plain", "busy");
+    } else if (target == "/reset") {
+      exchange.Respond(200, {}, 1000);
+      exchange.Write("only a part");
+      exchange.Abort();
+    } else if (target == "/stall") {
+      exchange.Respond(200, {}, 1000);
+      exchange.Write("and then nothing");
+    } else {
+      exchange.Reply(404, "text/plain", "missing");
+    }
+  }
+  std::string big = std::string(4 << 20, 'b');
+  std::atomic<int> requests{0};
+};
+
+class Collector : public FetchObserver {
+ public:
+  explicit Collector(event_base* loop) : loop_(loop) {}
+  void OnHeaders(int code, std::span<const std::pair<std::string_view, std::string_view>> headers) override {
+    status = code;
+    for (const auto& [name, value] : headers) {
+      if (name == "ETag" || name == "Etag") etag = value;
+      if (name == "X-Seen-Auth") seen_auth = value;
+    }
+  }
+  void OnData(std::string_view data) override {
+    body.append(data);
+    if (on_data) on_data();
+  }
+  void OnComplete(absl::Status s) override {
+    result = s;
+    event_base_loopbreak(loop_);
+  }
+
+  int status = 0;
+  std::string etag, seen_auth, body;
+  std::optional<absl::Status> result;
+  std::function<void()> on_data;
+
+ private:
+  event_base* loop_;
+};
+
+struct Fixture {
+  Fixture() : server(http::ServerOptions{}, origin), loop(event_base_new()) {
+    REQUIRE(server.Start().ok());
+    options.stall_timeout = absl::Seconds(1);
+    client = std::make_unique<OriginClient>(loop, options);
+  }
+  ~Fixture() {
+    client.reset();
+    event_base_free(loop);
+  }
+  std::string Url(std::string_view path) const {
+    return "http://127.0.0.1:" + std::to_string(server.port()) + std::string(path);
+  }
+  void Run() {
+    const timeval limit{10, 0};
+    event_base_loopexit(loop, &limit);
+    event_base_dispatch(loop);
+  }
+
+  FakeOrigin origin;
+  http::Server server;
+  event_base* loop;
+  OriginOptions options;
+  std::unique_ptr<OriginClient> client;
+};
+
+}  // namespace
+
+TEST_CASE("a fetch delivers status, headers and body, with the request headers sent") {
+  Fixture f;
+  Collector c(f.loop);
+  f.client->Start({"GET", f.Url("/ok"), {{"X-Auth-Token", "secret"}}}, &c);
+  f.Run();
+  REQUIRE(c.result.has_value());
+  CHECK(c.result->ok());
+  CHECK(c.status == 200);
+  CHECK(c.etag == "\"v1\"");
+  CHECK(c.seen_auth == "secret");
+  CHECK(c.body == "origin body");
+  CHECK(f.client->active() == 0);
+}
+
+TEST_CASE("HEAD has no body; origin errors are statuses, not failures") {
+  Fixture f;
+  Collector head(f.loop);
+  f.client->Start({"HEAD", f.Url("/ok"), {}}, &head);
+  f.Run();
+  CHECK(head.status == 200);
+  CHECK(head.body.empty());
+  Collector error(f.loop);
+  f.client->Start({"GET", f.Url("/error"), {}}, &error);
+  f.Run();
+  CHECK(error.result->ok());
+  CHECK(error.status == 503);
+}
+
+TEST_CASE("sequential fetches reuse one kept-alive connection") {
+  Fixture f;
+  for (int i = 0; i < 5; ++i) {
+    Collector c(f.loop);
+    f.client->Start({"GET", f.Url("/ok"), {}}, &c);
+    f.Run();
+    CHECK(c.status == 200);
+  }
+  CHECK(f.server.connections() == 1);
+}
+
+TEST_CASE("a reset mid-body and a stalled origin are failures with a reason") {
+  Fixture f;
+  Collector reset(f.loop);
+  f.client->Start({"GET", f.Url("/reset"), {}}, &reset);
+  f.Run();
+  REQUIRE(reset.result.has_value());
+  CHECK(reset.result->code() == absl::StatusCode::kUnavailable);
+  Collector stalled(f.loop);
+  f.client->Start({"GET", f.Url("/stall"), {}}, &stalled);
+  f.Run();
+  REQUIRE(stalled.result.has_value());
+  CHECK(stalled.result->code() == absl::StatusCode::kDeadlineExceeded);
+  Collector refused(f.loop);
+  f.client->Start({"GET", "http://127.0.0.1:1/x", {}}, &refused);
+  f.Run();
+  CHECK(refused.result->code() == absl::StatusCode::kUnavailable);
+}
+
+TEST_CASE("pause holds the body back until resume, and the whole body arrives") {
+  Fixture f;
+  Collector c(f.loop);
+  struct Paused {
+    Fixture* fixture;
+    Collector* collector;
+    OriginClient::FetchId id = 0;
+    size_t size_at_pause = 0;
+  } paused{&f, &c};
+  bool paused_once = false;
+  c.on_data = [&] {
+    if (!paused_once && c.body.size() > 64 * 1024) {
+      paused_once = true;
+      paused.size_at_pause = c.body.size();
+      f.client->Pause(paused.id);
+      static constexpr timeval kLater{0, 200000};
+      event_base_once(
+          f.loop, -1, EV_TIMEOUT,
+          [](evutil_socket_t, short, void* arg) {
+            auto* p = static_cast<Paused*>(arg);
+            CHECK(p->collector->body.size() == p->size_at_pause);  // nothing arrived while paused
+            p->fixture->client->Resume(p->id);
+          },
+          &paused, &kLater);
+    }
+  };
+  paused.id = f.client->Start({"GET", f.Url("/big"), {}}, &c);
+  f.Run();
+  REQUIRE(c.result.has_value());
+  CHECK(c.result->ok());
+  CHECK(paused_once);
+  CHECK(paused.size_at_pause < c.body.size());
+  CHECK(c.body == f.origin.big);
+}
+
+TEST_CASE("a cancelled fetch says nothing more, from inside or outside its callbacks") {
+  Fixture f;
+  Collector inside(f.loop);
+  OriginClient::FetchId id = 0;
+  inside.on_data = [&] { f.client->Cancel(id); };
+  id = f.client->Start({"GET", f.Url("/big"), {}}, &inside);
+  const timeval short_run{0, 300000};
+  event_base_loopexit(f.loop, &short_run);
+  event_base_dispatch(f.loop);
+  CHECK_FALSE(inside.result.has_value());
+  CHECK(inside.body.size() < f.origin.big.size());
+  CHECK(f.client->active() == 0);
+
+  Collector outside(f.loop);
+  const OriginClient::FetchId second = f.client->Start({"GET", f.Url("/stall"), {}}, &outside);
+  f.client->Cancel(second);
+  CHECK(f.client->active() == 0);
+}
+
+}  // namespace edge::origin
