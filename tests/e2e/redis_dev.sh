@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# scripts/redis-dev runs a real redis-server on a free loopback port and stops exactly it.
+set -euo pipefail
+source_dir=$1
+state=$(mktemp -d)
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+export REDIS_DEV_DIR=$state REDIS_DEV_PORT=$port
+cleanup() { "$source_dir/scripts/redis-dev" stop >/dev/null 2>&1 || true; rm -rf "$state"; }
+trap cleanup EXIT
+
+"$source_dir/scripts/redis-dev" start
+pid=$(cat "$state/redis.pid")
+[ "$(redis-cli -p "$port" XADD edge:test '*' k v | grep -c -- -)" = 1 ]
+[ "$(redis-cli -p "$port" XLEN edge:test)" = 1 ]
+"$source_dir/scripts/redis-dev" status >/dev/null
+"$source_dir/scripts/redis-dev" stop
+if kill -0 "$pid" 2>/dev/null; then echo "redis-server $pid still running" >&2; exit 1; fi
+echo "1 passed, 0 failed"
