@@ -1,0 +1,143 @@
+#include "vhost-config/loader.h"
+
+#include <doctest/doctest.h>
+
+#include <string>
+
+#include "absl/strings/str_split.h"
+
+namespace vhost {
+
+namespace {
+
+constexpr std::string_view kGood = R"(
+[defaults]
+origin.url = "http://127.0.0.1:8080"
+cache.max_ttl = "1d"
+
+[[tenant]]
+name = "demo"
+domains = ["Demo.Example.test", "*.cdn.example.test"]
+origin.account = "AUTH_test"
+origin.container = "public"
+cache.listings = true
+purge.key_hashes = ["44c63b2cf283f5e410aea9f166a020e6c8c6ced301d0d5dacbfe9ba4601be9a1"]
+  [[tenant.cache.rule]]
+  path = "/images/*"
+  ttl = "2h"
+  [[tenant.cache.rule]]
+  path = "/private/*"
+  bypass = true
+
+[[tenant]]
+name = "api"
+domains = ["swift.example.test"]
+origin.account = "AUTH_test"
+origin.container_from_path = true
+[tenant.cache]
+default_ttl = "1m"
+)";
+
+std::vector<std::string> Errors(std::string_view text) {
+  auto table = LoadTenantText(text, "vhosts.toml");
+  REQUIRE_FALSE(table.ok());
+  return absl::StrSplit(std::string(table.status().message()), '\n');
+}
+
+}  // namespace
+
+TEST_CASE("a valid file loads with defaults inherited and overridden") {
+  auto table = LoadTenantText(kGood, "vhosts.toml");
+  REQUIRE(table.ok());
+  const TenantTable& t = **table;
+  REQUIRE(t.tenants.size() == 2);
+  const Tenant& demo = t.tenants[0];
+  CHECK(demo.domains[0] == "demo.example.test");
+  CHECK(demo.origin.url == "http://127.0.0.1:8080");
+  CHECK(demo.cache.max_ttl == absl::Hours(24));
+  CHECK(demo.cache.default_ttl == absl::Minutes(5));
+  CHECK(demo.cache.listings);
+  REQUIRE(demo.cache.rules.size() == 2);
+  CHECK(demo.cache.rules[0].ttl == absl::Hours(2));
+  CHECK(demo.cache.rules[1].bypass);
+  CHECK(t.tenants[1].cache.default_ttl == absl::Minutes(1));
+  CHECK(t.tenants[1].origin.container_from_path);
+  CHECK(t.FindByHost("DEMO.example.test:443") == &demo);
+  CHECK(t.FindByHost("swift.example.test") == &t.tenants[1]);
+  CHECK(t.FindByHost("other.test") == nullptr);
+}
+
+TEST_CASE("every error is reported at once, with file, line and field") {
+  const std::string bad = R"([defaults]
+origin.url = "http://127.0.0.1:8080"
+name = "x"
+
+[[tenant]]
+name = "a"
+domains = ["a.example.test", "shared.example.test"]
+origin.account = "AUTH_a"
+origin.container = "c"
+cache.max_ttl = "7 dayz"
+colour = "blue"
+
+[[tenant]]
+name = "a"
+domains = ["shared.example.test", "*.*.example.test", "bad_host.test"]
+origin.account = ""
+origin.container = "c"
+cache.min_ttl = "2h"
+cache.max_ttl = "1h"
+purge.key_hashes = ["plain-secret"]
+  [[tenant.cache.rule]]
+  path = "images/*"
+  ttl = "1h"
+  bypass = true
+
+[[tenant]]
+name = "h"
+domains = ["h.example.test"]
+origin.kind = "http"
+origin.url = "ftp://x"
+origin.container = "c"
+)";
+  const std::vector<std::string> errors = Errors(bad);
+  const std::vector<std::string> expected = {
+      "vhosts.toml:3: defaults.name: cannot be set in [defaults]",
+      "vhosts.toml:10: tenant[0].cache.max_ttl: \"7 dayz\" is not a duration (use s, m, h or d, e.g. \"7d\")",
+      "vhosts.toml:11: tenant[0].colour: unknown key",
+      "vhosts.toml:14: tenant[1].name: duplicate tenant name \"a\" (first at line 6)",
+      "vhosts.toml:15: tenant[1].domains: \"shared.example.test\" is already claimed by tenant \"a\" (line "
+      "7)",
+      "vhosts.toml:15: tenant[1].domains: \"*.*.example.test\" a wildcard is allowed only as the whole first "
+      "label "
+      "(\"*.example.com\")",
+      "vhosts.toml:15: tenant[1].domains: \"bad_host.test\" has an invalid character '_'",
+      "vhosts.toml:16: tenant[1].origin.account: is required for a swift origin and must not be empty",
+      "vhosts.toml:18: tenant[1].cache.min_ttl: 2h is greater than cache.max_ttl (1h)",
+      "vhosts.toml:20: tenant[1].purge.key_hashes: must be 64 lowercase hex digits (a SHA-256 from "
+      "`vhost-config "
+      "hash-key`), never a plain key",
+      "vhosts.toml:21: tenant[1].cache.rule[0].ttl: give exactly one of ttl or bypass = true",
+      "vhosts.toml:22: tenant[1].cache.rule[0].path: is required and must start with '/'",
+      "vhosts.toml:30: tenant[2].origin.url: \"ftp://x\" is not an http:// or https:// URL",
+      "vhosts.toml:31: tenant[2].origin.container: applies to swift origins only",
+  };
+  CHECK(errors == expected);
+}
+
+TEST_CASE("missing pieces and TOML syntax errors") {
+  CHECK(Errors("") == std::vector<std::string>{"vhosts.toml:1: tenant: no [[tenant]] is defined"});
+  CHECK(Errors("[[tenant]]\nname = \"x\"\n") ==
+        std::vector<std::string>{
+            "vhosts.toml:1: tenant[0].domains: is required",
+            "vhosts.toml:1: tenant[0].origin.url: is required",
+            "vhosts.toml:1: tenant[0].origin.account: is required for a swift origin and must not be empty",
+            "vhosts.toml:1: tenant[0].origin.container: is required (or set origin.container_from_path) and "
+            "must not be empty"});
+  const std::vector<std::string> syntax = Errors("[[tenant]]\nname = \n");
+  REQUIRE(syntax.size() == 1);
+  CHECK(syntax[0].starts_with("vhosts.toml:2: "));
+  CHECK(LoadTenantFile("/nonexistent/vhosts.toml").status().code() == absl::StatusCode::kNotFound);
+}
+
+}  // namespace vhost

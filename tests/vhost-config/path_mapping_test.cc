@@ -1,0 +1,77 @@
+#include "vhost-config/path_mapping.h"
+
+#include <doctest/doctest.h>
+
+namespace vhost {
+
+namespace {
+Tenant Swift(bool listings = false, bool from_path = false, std::string prefix = "") {
+  Tenant t;
+  t.name = "demo";
+  t.origin.url = "http://swift:8080";
+  t.origin.account = "AUTH_test";
+  t.origin.container = from_path ? "" : "public";
+  t.origin.container_from_path = from_path;
+  t.origin.prefix = std::move(prefix);
+  t.cache.listings = listings;
+  return t;
+}
+}  // namespace
+
+TEST_CASE("objects map to the tenant's account, container and prefix") {
+  auto m = MapRequest(Swift(false, false, "site/"), "/images/party/banya%20photo.jpg?v=2");
+  REQUIRE(m.ok());
+  CHECK(m->name == "site/images/party/banya photo.jpg");
+  CHECK(m->url == "http://swift:8080/v1/AUTH_test/public/site/images/party/banya%20photo.jpg?v=2");
+  CHECK(m->query == "v=2");
+  CHECK_FALSE(m->listing);
+}
+
+TEST_CASE("dot segments and empty segments are normalised") {
+  CHECK(MapRequest(Swift(), "/a//b/./c")->name == "a/b/c");
+  CHECK(MapRequest(Swift(), "/a/%2E/c")->name == "a/c");
+  CHECK(MapRequest(Swift(), "/a/%41")->name == "a/A");
+}
+
+TEST_CASE("traversal and smuggled characters are refused, never passed on") {
+  for (const char* bad :
+       {"/../etc/passwd", "/a/../../b", "/a/%2e%2e/b", "/a/%2E%2E/b", "/a/.%2e/b", "/a/%2e./b", "/a%2fb",
+        "/a%2F..%2Fb", "/a%00b", "/a%0d%0aX: y", "/a%7f", "/a%5cb", "/a\\b", "/a%zz", "/a%2", "/a%"}) {
+    INFO(bad);
+    CHECK(MapRequest(Swift(), bad).status().code() == absl::StatusCode::kInvalidArgument);
+  }
+  CHECK(MapRequest(Swift(), "/../etc/passwd").status().message() == "'..' segment in path");
+  CHECK(MapRequest(Swift(), "/a%2fb").status().message() == "encoded slash in path");
+}
+
+TEST_CASE("a directory path is a listing when the tenant has listings") {
+  auto m = MapRequest(Swift(true), "/images/party/?format=json");
+  REQUIRE(m.ok());
+  CHECK(m->listing);
+  CHECK(m->name == "images/party/");
+  CHECK(m->listing_format == "json");
+  CHECK(m->url == "http://swift:8080/v1/AUTH_test/public?prefix=images%2Fparty%2F&delimiter=%2F&format=json");
+  CHECK(MapRequest(Swift(true), "/")->name.empty());
+  CHECK(MapRequest(Swift(true), "/")->listing_format == "plain");
+  CHECK_FALSE(MapRequest(Swift(false), "/images/")->listing);
+}
+
+TEST_CASE("the container can come from the first path segment") {
+  auto m = MapRequest(Swift(false, true), "/photos/2024/a.jpg");
+  REQUIRE(m.ok());
+  CHECK(m->container == "photos");
+  CHECK(m->name == "2024/a.jpg");
+  CHECK(m->url == "http://swift:8080/v1/AUTH_test/photos/2024/a.jpg");
+  CHECK_FALSE(MapRequest(Swift(false, true), "/").ok());
+}
+
+TEST_CASE("http origins get the normalised path and the query") {
+  Tenant t;
+  t.origin.kind = OriginKind::kHttp;
+  t.origin.url = "http://site:81";
+  auto m = MapRequest(t, "/docs/./a b?x=1");
+  REQUIRE(m.ok());
+  CHECK(m->url == "http://site:81/docs/a%20b?x=1");
+}
+
+}  // namespace vhost

@@ -1,0 +1,16 @@
+// Durations as the tenant file writes them: an integer and a unit, "30s", "5m", "2h", "7d", and
+// sums of them ("1h30m"). Also the inverse, for printing.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "absl/time/time.h"
+
+namespace vhost {
+
+std::optional<absl::Duration> ParseDuration(std::string_view text);
+std::string DurationText(absl::Duration d);
+
+}  // namespace vhost

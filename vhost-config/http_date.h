@@ -1,0 +1,16 @@
+// HTTP dates (RFC 9110 5.6.7): IMF-fixdate, and the obsolete RFC 850 and asctime forms a
+// recipient must accept.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "absl/time/time.h"
+
+namespace vhost {
+
+std::optional<absl::Time> ParseHttpDate(std::string_view text);
+std::string FormatHttpDate(absl::Time time);  // IMF-fixdate
+
+}  // namespace vhost

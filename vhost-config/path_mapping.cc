@@ -1,0 +1,126 @@
+#include "vhost-config/path_mapping.h"
+
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+
+namespace vhost {
+
+namespace {
+
+int Hex(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// Decodes one path segment; refuses what could change the path's structure or reach the origin
+// as something else than the client sent.
+absl::StatusOr<std::string> DecodeSegment(std::string_view segment) {
+  std::string out;
+  out.reserve(segment.size());
+  for (size_t i = 0; i < segment.size(); ++i) {
+    unsigned char c = static_cast<unsigned char>(segment[i]);
+    if (c == '%') {
+      if (i + 2 >= segment.size()) return absl::InvalidArgumentError("malformed percent-escape in path");
+      const int hi = Hex(segment[i + 1]), lo = Hex(segment[i + 2]);
+      if (hi < 0 || lo < 0) return absl::InvalidArgumentError("malformed percent-escape in path");
+      c = static_cast<unsigned char>(hi * 16 + lo);
+      if (c == '/') return absl::InvalidArgumentError("encoded slash in path");
+      if (c == '\\') return absl::InvalidArgumentError("encoded backslash in path");
+      i += 2;
+    }
+    if (c < 0x20 || c == 0x7f) return absl::InvalidArgumentError("NUL or control character in path");
+    out.push_back(static_cast<char>(c));
+  }
+  if (out == "..") return absl::InvalidArgumentError("'..' segment in path");
+  return out;
+}
+
+}  // namespace
+
+std::string PercentEncode(std::string_view text, bool keep_slash) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  out.reserve(text.size());
+  for (unsigned char c : text) {
+    const bool unreserved = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                            c == '-' || c == '.' || c == '_' || c == '~' || (keep_slash && c == '/');
+    if (unreserved) {
+      out.push_back(static_cast<char>(c));
+    } else {
+      out.push_back('%');
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 15]);
+    }
+  }
+  return out;
+}
+
+absl::StatusOr<OriginTarget> MapRequest(const Tenant& tenant, std::string_view target) {
+  OriginTarget result;
+  if (target.starts_with("http://") || target.starts_with("https://")) {  // absolute form: keep the path
+    const size_t slash = target.find('/', target.find("//") + 2);
+    target = slash == std::string_view::npos ? std::string_view("/") : target.substr(slash);
+  }
+  if (!target.starts_with("/")) return absl::InvalidArgumentError("request path must start with '/'");
+  const size_t question = target.find('?');
+  const std::string_view raw_path = target.substr(0, question);
+  if (question != std::string_view::npos) result.query = std::string(target.substr(question + 1));
+  if (raw_path.find('\\') != std::string_view::npos) return absl::InvalidArgumentError("backslash in path");
+
+  std::vector<std::string> segments;
+  size_t start = 1;
+  while (start <= raw_path.size()) {
+    const size_t end = std::min(raw_path.find('/', start), raw_path.size());
+    absl::StatusOr<std::string> segment = DecodeSegment(raw_path.substr(start, end - start));
+    if (!segment.ok()) return segment.status();
+    if (!segment->empty() && *segment != ".") segments.push_back(std::move(*segment));
+    start = end + 1;
+  }
+  const bool directory = raw_path.ends_with("/") || raw_path.ends_with("/.");
+  std::string path;
+  for (const std::string& segment : segments) {
+    if (!path.empty()) path.push_back('/');
+    path += segment;
+  }
+  if (directory && !path.empty()) path.push_back('/');
+
+  const Origin& origin = tenant.origin;
+  if (origin.kind == OriginKind::kHttp) {
+    result.name = "/" + path;
+    result.url = absl::StrCat(origin.url, PercentEncode(result.name, true), result.query.empty() ? "" : "?",
+                              result.query);
+    return result;
+  }
+
+  result.account = origin.account;
+  result.container = origin.container;
+  if (origin.container_from_path) {
+    const size_t slash = path.find('/');
+    result.container = path.substr(0, slash);
+    path = slash == std::string::npos ? "" : path.substr(slash + 1);
+    if (result.container.empty()) return absl::InvalidArgumentError("no container in path");
+  }
+  result.name = origin.prefix + path;
+  const std::string base = absl::StrCat(origin.url, "/v1/", PercentEncode(result.account, false), "/",
+                                        PercentEncode(result.container, false));
+  if (tenant.cache.listings && (path.empty() || path.ends_with("/"))) {
+    result.listing = true;
+    result.listing_format = "plain";
+    for (std::string_view format : {"json", "xml"}) {
+      if (result.query == absl::StrCat("format=", std::string(format))) result.listing_format = format;
+    }
+    result.query.clear();
+    result.url = absl::StrCat(base, "?prefix=", PercentEncode(result.name, false),
+                              "&delimiter=%2F&format=", result.listing_format);
+    return result;
+  }
+  // Without listings a directory path goes to Swift as is (staticweb may answer with its index).
+  result.url = absl::StrCat(base, "/", PercentEncode(result.name, true));
+  if (!result.query.empty()) absl::StrAppend(&result.url, "?", result.query);
+  return result;
+}
+
+}  // namespace vhost

@@ -1,0 +1,129 @@
+#include "vhost-config/schema.h"
+
+#include <array>
+
+namespace vhost {
+
+namespace {
+
+constexpr std::array kTenantKeys = {
+    KeySpec{"name", KeyType::kString, "", false,
+            "Tenant name: unique, used in logs, metrics and purge jobs."},
+    KeySpec{"domains", KeyType::kStringList, "", false,
+            "Host names served for the tenant: exact (`img.example.com`) or wildcard (`*.example.com`, which "
+            "matches any name below it but not `example.com`). A name may belong to one tenant only."},
+    KeySpec{"origin.kind", KeyType::kString, "\"swift\"", true,
+            "`swift` (an OpenStack Swift container) or `http` "
+            "(any HTTP server, cached as an RFC 9111 shared cache)."},
+    KeySpec{"origin.url", KeyType::kString, "", true,
+            "Base URL of the origin: the Swift proxy (`http://127.0.0.1:8080`) or the HTTP server."},
+    KeySpec{"origin.account", KeyType::kString, "-", false,
+            "Swift account, e.g. `AUTH_test` (swift origins)."},
+    KeySpec{"origin.container", KeyType::kString, "-", false,
+            "Swift container (swift origins), unless `origin.container_from_path` is set."},
+    KeySpec{"origin.container_from_path", KeyType::kBool, "false", false,
+            "Take the container from the first path segment: `/photos/a.jpg` is object `a.jpg` of container "
+            "`photos` (for an API-style host)."},
+    KeySpec{"origin.prefix", KeyType::kString, "\"\"", false,
+            "Prefix put before every object name: `site/` serves `/a.jpg` from object `site/a.jpg`. Empty or "
+            "ending in `/`."},
+    KeySpec{"cache.default_ttl", KeyType::kDuration, "\"5m\"", true,
+            "Freshness when the origin says nothing (or always, when `cache.honour_origin` is false)."},
+    KeySpec{"cache.min_ttl", KeyType::kDuration, "\"0s\"", true, "Lower bound of any freshness lifetime."},
+    KeySpec{"cache.max_ttl", KeyType::kDuration, "\"7d\"", true, "Upper bound of any freshness lifetime."},
+    KeySpec{
+        "cache.honour_origin", KeyType::kBool, "true", true,
+        "Follow the origin's Cache-Control, Expires and Age (RFC 9111, shared cache), clamped by min/max. "
+        "When false the tenant's TTLs apply, but `no-store` and `private` still prevent storing."},
+    KeySpec{"cache.listings", KeyType::kBool, "false", true,
+            "A path ending in `/` is a container listing of that prefix (swift origins)."},
+    KeySpec{"cache.listing_ttl", KeyType::kDuration, "\"30s\"", true, "Freshness of cached listings."},
+    KeySpec{"cache.negative_ttl", KeyType::kDuration, "\"10s\"", true, "Freshness of cached 404 answers."},
+    KeySpec{"cache.stale_while_revalidate", KeyType::kDuration, "\"30s\"", true,
+            "How long past its freshness an entry may be served while it is revalidated."},
+    KeySpec{"cache.stale_if_error", KeyType::kDuration, "\"5m\"", true,
+            "How long past its freshness an entry may be served when the origin fails."},
+    KeySpec{"cache.rule", KeyType::kRuleList, "-", false,
+            "Per-path rules, `[[tenant.cache.rule]]` tables, first match wins; see the rule keys below."},
+    KeySpec{
+        "purge.key_hashes", KeyType::kStringList, "[]", false,
+        "SHA-256 (64 lowercase hex digits) of each purge API key; `vhost-config hash-key KEY` prints one. "
+        "Plain keys are never stored."},
+    KeySpec{"purge.rate", KeyType::kNumber, "10", true, "Purge requests per second allowed for the tenant."},
+    KeySpec{"purge.burst", KeyType::kInteger, "20", true, "Purge requests allowed at once above the rate."},
+};
+
+constexpr std::array kRuleKeys = {
+    KeySpec{"path", KeyType::kString, "", false,
+            "Glob matched against the request path: `*` matches any run of characters, `?` one."},
+    KeySpec{"ttl", KeyType::kDuration, "-", false,
+            "Freshness for matching paths (instead of `cache.default_ttl`)."},
+    KeySpec{"bypass", KeyType::kBool, "false", false, "Never store matching paths."},
+};
+
+void AppendTable(std::string* out, std::span<const KeySpec> keys, bool with_defaults_column) {
+  *out += with_defaults_column
+              ? "| key | type | default | in `[defaults]` | meaning |\n|---|---|---|---|---|\n"
+              : "| key | type | default | meaning |\n|---|---|---|---|\n";
+  for (const KeySpec& k : keys) {
+    *out += "| `";
+    *out += k.key;
+    *out += "` | ";
+    *out += TypeName(k.type);
+    *out += " | ";
+    *out += k.default_value.empty() ? std::string_view("(required)") : k.default_value;
+    *out += " | ";
+    if (with_defaults_column) {
+      *out += k.in_defaults ? "yes" : "no";
+      *out += " | ";
+    }
+    *out += k.doc;
+    *out += " |\n";
+  }
+}
+
+}  // namespace
+
+std::span<const KeySpec> TenantKeys() {
+  return kTenantKeys;
+}
+std::span<const KeySpec> RuleKeys() {
+  return kRuleKeys;
+}
+
+const KeySpec* FindKey(std::span<const KeySpec> keys, std::string_view key) {
+  for (const KeySpec& k : keys) {
+    if (k.key == key) return &k;
+  }
+  return nullptr;
+}
+
+std::string_view TypeName(KeyType type) {
+  switch (type) {
+    case KeyType::kString:
+      return "string";
+    case KeyType::kStringList:
+      return "list of strings";
+    case KeyType::kBool:
+      return "boolean";
+    case KeyType::kDuration:
+      return "duration";
+    case KeyType::kInteger:
+      return "integer";
+    case KeyType::kNumber:
+      return "number";
+    case KeyType::kRuleList:
+      return "array of tables";
+  }
+  return "?";
+}
+
+std::string SchemaMarkdown() {
+  std::string out = "### Tenant keys (`[[tenant]]`, and `[defaults]` where marked)\n\n";
+  AppendTable(&out, kTenantKeys, true);
+  out += "\n### Rule keys (`[[tenant.cache.rule]]`)\n\n";
+  AppendTable(&out, kRuleKeys, false);
+  return out;
+}
+
+}  // namespace vhost

@@ -1,0 +1,58 @@
+// The tenant model: who a request belongs to, where its files come from, how long they are kept,
+// and who may purge them. Values only; loading and validation are in loader.h.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/time/time.h"
+
+namespace vhost {
+
+enum class OriginKind { kSwift, kHttp };
+
+struct Origin {
+  OriginKind kind = OriginKind::kSwift;
+  std::string url;  // the Swift proxy, or the http origin's base URL, e.g. "http://127.0.0.1:8080"
+  std::string account;
+  std::string container;             // empty when container_from_path
+  bool container_from_path = false;  // "/photos/a.jpg" -> container "photos", object "a.jpg"
+  std::string prefix;                // prepended to every object name ("" or ending in "/")
+};
+
+struct PathRule {
+  std::string glob;  // matched against the request path; '*' any run of characters, '?' one
+  bool bypass = false;
+  absl::Duration ttl;  // when not bypass
+};
+
+struct CachePolicy {
+  absl::Duration default_ttl = absl::Minutes(5);
+  absl::Duration min_ttl = absl::ZeroDuration();
+  absl::Duration max_ttl = absl::Hours(24 * 7);
+  bool honour_origin = true;
+  bool listings = false;  // a path ending in "/" is a container listing of that prefix
+  absl::Duration listing_ttl = absl::Seconds(30);
+  absl::Duration negative_ttl = absl::Seconds(10);
+  absl::Duration stale_while_revalidate = absl::Seconds(30);
+  absl::Duration stale_if_error = absl::Minutes(5);
+  std::vector<PathRule> rules;  // first match wins
+};
+
+struct PurgeAccess {
+  std::vector<std::string> key_hashes;  // lowercase hex SHA-256 of each API key
+  double rate = 10;                     // purge requests per second
+  int burst = 20;
+};
+
+struct Tenant {
+  std::string name;
+  std::vector<std::string> domains;  // lowercase; "*.suffix" for wildcards
+  Origin origin;
+  CachePolicy cache;
+  PurgeAccess purge;
+};
+
+}  // namespace vhost
