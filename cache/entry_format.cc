@@ -8,6 +8,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "cache/byte_codec.h"
 
 namespace cache {
 
@@ -18,51 +19,6 @@ namespace cache {
 namespace {
 
 constexpr size_t kCrcOffset = 16;
-
-class Writer {
- public:
-  explicit Writer(std::string* out) : out_(out) {}
-  template <typename T>
-  void Int(T value) {
-    char bytes[sizeof(T)];
-    std::memcpy(bytes, &value, sizeof(T));
-    out_->append(bytes, sizeof(T));
-  }
-  void Str(std::string_view s) {
-    Int<uint32_t>(static_cast<uint32_t>(s.size()));
-    out_->append(s);
-  }
-
- private:
-  std::string* out_;
-};
-
-class Reader {
- public:
-  explicit Reader(std::string_view in) : in_(in) {}
-  template <typename T>
-  bool Int(T* value) {
-    if (in_.size() < sizeof(T)) return false;
-    std::memcpy(value, in_.data(), sizeof(T));
-    in_.remove_prefix(sizeof(T));
-    return true;
-  }
-  bool Str(std::string* s) {
-    uint32_t size = 0;
-    if (!Int(&size) || in_.size() < size) return false;
-    s->assign(in_.substr(0, size));
-    in_.remove_prefix(size);
-    return true;
-  }
-  // A count of items that each need at least `min_item_bytes`: refuse counts the input cannot hold.
-  bool Count(uint32_t* count, size_t min_item_bytes) {
-    return Int(count) && *count <= in_.size() / min_item_bytes;
-  }
-  bool empty() const { return in_.empty(); }
-
- private:
-  std::string_view in_;
-};
 
 uint32_t HeaderCrc(std::string_view header) {
   // XXH32 of the header with the checksum field read as zero.
@@ -83,7 +39,7 @@ int64_t EntryMetadata::UsefulUntil() const {
 
 EncodedHeader EncodeHeader(const EntryMetadata& meta) {
   std::string out;
-  Writer w(&out);
+  ByteWriter w(&out);
   w.Int(kEntryMagic);
   w.Int(kEntryFormatVersion);
   w.Int<uint16_t>(0);
@@ -121,7 +77,7 @@ EncodedHeader EncodeHeader(const EntryMetadata& meta) {
 }
 
 absl::StatusOr<uint32_t> PeekHeaderLength(std::string_view prefix) {
-  Reader r(prefix);
+  ByteReader r(prefix);
   uint32_t magic = 0, header_length = 0;
   uint16_t version = 0, reserved = 0;
   if (!r.Int(&magic) || !r.Int(&version) || !r.Int(&reserved) || !r.Int(&header_length)) {
@@ -143,7 +99,7 @@ absl::StatusOr<EntryMetadata> DecodeHeader(std::string_view bytes) {
   if (bytes.size() < *header_length) return absl::DataLossError("entry header truncated");
   const std::string_view header = bytes.substr(0, *header_length);
 
-  Reader r(header.substr(12));
+  ByteReader r(header.substr(12));
   uint32_t body_offset = 0, crc = 0, zero = 0;
   r.Int(&body_offset);
   r.Int(&crc);

@@ -116,6 +116,19 @@ struct Index::Shard {
     slots.erase(it);
   }
 
+  // Applies an invalidation to the entries with these hashes; returns how many there were.
+  size_t ApplyAll(const std::vector<uint64_t>& hashes, bool soft, std::vector<IndexedEntry>* removed,
+                  std::vector<FileRef>* staled) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    size_t matched = 0;
+    for (uint64_t hash : hashes) {
+      auto slot = slots.find(hash);
+      if (slot == slots.end()) continue;
+      ++matched;
+      Apply(slot, soft, removed, staled);
+    }
+    return matched;
+  }
+
   // Removes or marks one entry for an invalidation.
   void Apply(absl::flat_hash_map<uint64_t, Slot>::iterator it, bool soft, std::vector<IndexedEntry>* removed,
              std::vector<FileRef>* staled) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
@@ -241,12 +254,7 @@ size_t Index::ApplyToRange(std::string_view range, bool soft, std::vector<Indexe
          ++it) {
       hashes.push_back(HashEncodedKey(*it));
     }
-    for (uint64_t hash : hashes) {
-      auto slot = shard->slots.find(hash);
-      if (slot == shard->slots.end()) continue;
-      ++matched;
-      shard->Apply(slot, soft, removed, staled);
-    }
+    matched += shard->ApplyAll(hashes, soft, removed, staled);
   }
   return matched;
 }
@@ -258,13 +266,9 @@ size_t Index::ApplyToTag(std::string_view tag, bool soft, std::vector<IndexedEnt
     absl::MutexLock lock(&shard->mu);
     auto t = shard->tags.find(absl::string_view(tag.data(), tag.size()));
     if (t == shard->tags.end()) continue;
+    // Copied: applying removes hashes from this very set.
     const std::vector<uint64_t> hashes(t->second.begin(), t->second.end());
-    for (uint64_t hash : hashes) {
-      auto slot = shard->slots.find(hash);
-      if (slot == shard->slots.end()) continue;
-      ++matched;
-      shard->Apply(slot, soft, removed, staled);
-    }
+    matched += shard->ApplyAll(hashes, soft, removed, staled);
   }
   return matched;
 }

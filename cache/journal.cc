@@ -10,6 +10,7 @@
 #include <memory>
 
 #include "absl/strings/str_cat.h"
+#include "cache/byte_codec.h"
 
 namespace cache {
 
@@ -17,37 +18,6 @@ namespace cache {
 namespace {
 
 constexpr uint32_t kMaxRecordBytes = 1 << 20;
-
-void PutU(std::string* out, uint64_t value, size_t bytes) {
-  out->append(reinterpret_cast<const char*>(&value), bytes);
-}
-void PutStr(std::string* out, std::string_view s) {
-  PutU(out, s.size(), 4);
-  out->append(s);
-}
-
-class Cursor {
- public:
-  explicit Cursor(std::string_view in) : in_(in) {}
-  template <typename T>
-  bool U(T* value) {
-    if (in_.size() < sizeof(T)) return false;
-    std::memcpy(value, in_.data(), sizeof(T));
-    in_.remove_prefix(sizeof(T));
-    return true;
-  }
-  bool Str(std::string* s) {
-    uint32_t size;
-    if (!U(&size) || in_.size() < size) return false;
-    s->assign(in_.substr(0, size));
-    in_.remove_prefix(size);
-    return true;
-  }
-  bool empty() const { return in_.empty(); }
-
- private:
-  std::string_view in_;
-};
 
 absl::Status ErrnoStatus(const char* what, const std::string& path) {
   return absl::UnavailableError(absl::StrCat(what, " ", path, ": ", std::strerror(errno)));
@@ -84,35 +54,37 @@ JournalRecord JournalRecord::ForScope(ScopeRecord scope) {
 
 std::string EncodeRecord(const JournalRecord& r) {
   std::string payload;
-  PutU(&payload, static_cast<uint8_t>(r.type), 1);
+  ByteWriter w(&payload);
+  w.Int(static_cast<uint8_t>(r.type));
   switch (r.type) {
     case JournalRecord::Type::kAdd:
-      PutU(&payload, r.hash, 8);
-      PutU(&payload, r.serial, 4);
-      PutU(&payload, r.file_bytes, 8);
-      PutU(&payload, static_cast<uint64_t>(r.useful_until), 8);
-      PutU(&payload, r.stored_epoch, 4);
-      PutStr(&payload, r.key);
-      PutStr(&payload, r.tenant);
-      PutU(&payload, r.tags.size(), 4);
-      for (const auto& tag : r.tags) PutStr(&payload, tag);
+      w.Int(static_cast<uint64_t>(r.hash));
+      w.Int(static_cast<uint32_t>(r.serial));
+      w.Int(static_cast<uint64_t>(r.file_bytes));
+      w.Int(static_cast<uint64_t>(static_cast<uint64_t>(r.useful_until)));
+      w.Int(static_cast<uint32_t>(r.stored_epoch));
+      w.Str(r.key);
+      w.Str(r.tenant);
+      w.Int(static_cast<uint32_t>(r.tags.size()));
+      for (const auto& tag : r.tags) w.Str(tag);
       break;
     case JournalRecord::Type::kRemove:
     case JournalRecord::Type::kStale:
-      PutU(&payload, r.hash, 8);
-      PutU(&payload, r.serial, 4);
+      w.Int(static_cast<uint64_t>(r.hash));
+      w.Int(static_cast<uint32_t>(r.serial));
       break;
     case JournalRecord::Type::kScope:
-      PutU(&payload, static_cast<uint8_t>(r.scope.kind), 1);
-      PutStr(&payload, r.scope.name);
-      PutU(&payload, r.scope.epochs.hard, 4);
-      PutU(&payload, r.scope.epochs.soft, 4);
+      w.Int(static_cast<uint8_t>(r.scope.kind));
+      w.Str(r.scope.name);
+      w.Int(static_cast<uint32_t>(r.scope.epochs.hard));
+      w.Int(static_cast<uint32_t>(r.scope.epochs.soft));
       break;
   }
   std::string out;
   out.reserve(payload.size() + 8);
-  PutU(&out, payload.size(), 4);
-  PutU(&out, XXH32(payload.data(), payload.size(), 0), 4);
+  ByteWriter frame(&out);
+  frame.Int(static_cast<uint32_t>(payload.size()));
+  frame.Int(static_cast<uint32_t>(XXH32(payload.data(), payload.size(), 0)));
   out += payload;
   return out;
 }
@@ -128,27 +100,27 @@ size_t DecodeRecords(std::string_view data, const std::function<void(const Journ
     const std::string_view payload = data.substr(consumed + 8, size);
     if (XXH32(payload.data(), payload.size(), 0) != crc) break;
 
-    Cursor c(payload);
+    ByteReader c(payload);
     r.tags.clear();
     uint8_t type = 0;
-    bool ok = c.U(&type);
+    bool ok = c.Int(&type);
     r.type = static_cast<JournalRecord::Type>(type);
     switch (r.type) {
       case JournalRecord::Type::kAdd: {
         uint32_t tags = 0;
-        ok = ok && c.U(&r.hash) && c.U(&r.serial) && c.U(&r.file_bytes) && c.U(&r.useful_until) &&
-             c.U(&r.stored_epoch) && c.Str(&r.key) && c.Str(&r.tenant) && c.U(&tags) && tags <= size;
+        ok = ok && c.Int(&r.hash) && c.Int(&r.serial) && c.Int(&r.file_bytes) && c.Int(&r.useful_until) &&
+             c.Int(&r.stored_epoch) && c.Str(&r.key) && c.Str(&r.tenant) && c.Int(&tags) && tags <= size;
         for (uint32_t i = 0; ok && i < tags; ++i) ok = c.Str(&r.tags.emplace_back());
         break;
       }
       case JournalRecord::Type::kRemove:
       case JournalRecord::Type::kStale:
-        ok = ok && c.U(&r.hash) && c.U(&r.serial);
+        ok = ok && c.Int(&r.hash) && c.Int(&r.serial);
         break;
       case JournalRecord::Type::kScope: {
         uint8_t kind = 0;
-        ok = ok && c.U(&kind) && kind >= 1 && kind <= 3 && c.Str(&r.scope.name) &&
-             c.U(&r.scope.epochs.hard) && c.U(&r.scope.epochs.soft);
+        ok = ok && c.Int(&kind) && kind >= 1 && kind <= 3 && c.Str(&r.scope.name) &&
+             c.Int(&r.scope.epochs.hard) && c.Int(&r.scope.epochs.soft);
         r.scope.kind = static_cast<ScopeKind>(kind);
         break;
       }
