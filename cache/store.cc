@@ -359,15 +359,20 @@ std::optional<Hit> Store::Lookup(const Key& key) {
     }
     return std::nullopt;
   }
-  std::string header(kPageSize, '\0');
+  // Most headers fit in the first page: read it onto the stack, allocate only for longer ones.
+  char first_page[kPageSize];
+  std::string longer;
+  std::string_view header(first_page, kPageSize);
   absl::StatusOr<uint32_t> header_length = absl::DataLossError("entry file truncated");
   absl::StatusOr<EntryMetadata> metadata = header_length.status();
   struct stat st;
-  if (ReadAt(fd, header.data(), header.size(), 0) && ::fstat(fd, &st) == 0) {
+  if (ReadAt(fd, first_page, kPageSize, 0) && ::fstat(fd, &st) == 0) {
     header_length = PeekHeaderLength(header);
-    if (header_length.ok() && *header_length > header.size()) {
-      header.resize(BodyOffsetFor(*header_length));
-      if (!ReadAt(fd, header.data() + kPageSize, header.size() - kPageSize, kPageSize)) {
+    if (header_length.ok() && *header_length > kPageSize) {
+      longer.resize(BodyOffsetFor(*header_length));
+      std::memcpy(longer.data(), first_page, kPageSize);
+      header = longer;
+      if (!ReadAt(fd, longer.data() + kPageSize, longer.size() - kPageSize, kPageSize)) {
         header_length = absl::DataLossError("entry file truncated");
       }
     }

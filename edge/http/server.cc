@@ -333,10 +333,11 @@ void Connection::SendError(int status, std::string_view reason) {
     observer->OnAbort();
   }
   in_exchange_ = false;
+  const std::string_view phrase = ReasonPhrase(status);
   evbuffer_add_printf(output(),
-                      "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n"
+                      "HTTP/1.1 %d %.*s\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n"
                       "Connection: close\r\n\r\n%.*s\n",
-                      status, std::string(ReasonPhrase(status)).c_str(), reason.size() + 1,
+                      status, static_cast<int>(phrase.size()), phrase.data(), reason.size() + 1,
                       static_cast<int>(reason.size()), reason.data());
   closing_ = true;
   bufferevent_disable(bev_, EV_READ);
@@ -397,6 +398,11 @@ void Exchange::ResumeBody() {
 
 void Exchange::Respond(int status, std::span<const HeaderField> headers,
                        std::optional<uint64_t> content_length) {
+  WriteHead(status, headers, {}, content_length);
+}
+
+void Exchange::WriteHead(int status, std::span<const HeaderField> headers, std::string_view content_type,
+                         std::optional<uint64_t> content_length) {
   if (responded_ || connection_->closed_) return;
   responded_ = true;
   evbuffer* out = connection_->output();
@@ -408,6 +414,11 @@ void Exchange::Respond(int status, std::span<const HeaderField> headers,
     evbuffer_add(out, name.data(), name.size());
     evbuffer_add(out, ": ", 2);
     evbuffer_add(out, value.data(), value.size());
+    evbuffer_add(out, "\r\n", 2);
+  }
+  if (!content_type.empty()) {
+    evbuffer_add(out, "Content-Type: ", 14);
+    evbuffer_add(out, content_type.data(), content_type.size());
     evbuffer_add(out, "\r\n", 2);
   }
   const bool has_body = StatusHasBody(status);
@@ -471,9 +482,7 @@ void Exchange::Abort() {
 
 void Exchange::Reply(int status, std::string_view content_type, std::string_view body,
                      std::span<const HeaderField> headers) {
-  std::vector<HeaderField> all(headers.begin(), headers.end());
-  all.emplace_back("Content-Type", content_type);
-  Respond(status, all, body.size());
+  WriteHead(status, headers, content_type, body.size());
   Write(body);
   Finish();
 }

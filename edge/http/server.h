@@ -78,6 +78,9 @@ class Exchange {
  private:
   friend class Connection;
   explicit Exchange(Connection* connection) : connection_(connection) {}
+  // The head; `content_type` is added as a header when not empty.
+  void WriteHead(int status, std::span<const HeaderField> headers, std::string_view content_type,
+                 std::optional<uint64_t> content_length);
   Connection* connection_;
   Request request_;
   Observer* observer_ = nullptr;

@@ -2,11 +2,8 @@
 # scripts/redis-dev runs a real redis-server on a free loopback port and stops exactly it.
 set -euo pipefail
 source_dir=$1
-state=$(mktemp -d)
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-export REDIS_DEV_DIR=$state REDIS_DEV_PORT=$port
-cleanup() { "$source_dir/scripts/redis-dev" stop >/dev/null 2>&1 || true; rm -rf "$state"; }
-trap cleanup EXIT
+source "$source_dir/tests/e2e/lib/dev_service.sh"
+use_dev_service redis-dev REDIS_DEV
 
 "$source_dir/scripts/redis-dev" start
 pid=$(cat "$state/redis.pid")

@@ -3,11 +3,8 @@
 # check a private account stays private, then stop it and check its processes are gone.
 set -euo pipefail
 source_dir=$1
-state=$(mktemp -d)
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-export SWIFT_DEV_DIR=$state SWIFT_DEV_PORT=$port
-cleanup() { "$source_dir/scripts/swift-dev" stop >/dev/null 2>&1 || true; rm -rf "$state"; }
-trap cleanup EXIT
+source "$source_dir/tests/e2e/lib/dev_service.sh"
+use_dev_service swift-dev SWIFT_DEV
 
 "$source_dir/scripts/swift-dev" start
 pids=$(cat "$state"/run/*.pid)

@@ -1,0 +1,11 @@
+# Sourced by the e2e tests: runs scripts/<service> in a fresh state directory on a free loopback
+# port, and stops it (by the PID it recorded) and removes the directory when the test exits.
+#   use_dev_service SERVICE VAR_PREFIX   e.g. use_dev_service swift-dev SWIFT_DEV
+# Sets: state, port.
+use_dev_service() {
+  dev_service=$source_dir/scripts/$1
+  state=$(mktemp -d)
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  export "$2_DIR=$state" "$2_PORT=$port"
+  trap '"$dev_service" stop >/dev/null 2>&1 || true; rm -rf "$state"' EXIT
+}
