@@ -125,9 +125,8 @@ absl::Status Fill::Fail(absl::Status status) {
   return status;
 }
 
-absl::Status Fill::Append(std::string_view bytes) {
-  if (done_) return absl::FailedPreconditionError("fill is over");
-  const uint64_t needed = RoundUpToPage(body_offset_ + written_ + bytes.size());
+absl::Status Fill::ReserveFor(uint64_t bytes) {
+  const uint64_t needed = RoundUpToPage(body_offset_ + written_ + bytes);
   if (needed > reserved_) {
     const uint64_t more = std::max(needed - reserved_, kReserveStep);
     if (!store_->Reserve(*zone_, more)) {
@@ -136,14 +135,53 @@ absl::Status Fill::Append(std::string_view bytes) {
     }
     reserved_ += more;
   }
+  return absl::OkStatus();
+}
+
+absl::Status Fill::WriteFailed(int error) {
+  store_->OnZoneError(*zone_);
+  return Fail(absl::UnavailableError(
+      absl::StrCat("write to zone ", zone_->config().path, ": ", std::strerror(error))));
+}
+
+absl::Status Fill::Append(std::string_view bytes) {
+  if (done_) return absl::FailedPreconditionError("fill is over");
+  if (absl::Status status = ReserveFor(bytes.size()); !status.ok()) return status;
   if (const int err = zone_->InjectedFault("write");
       err != 0 || !WriteAt(fd_, bytes, body_offset_ + written_)) {
-    const int error = err != 0 ? err : errno;
-    store_->OnZoneError(*zone_);
-    return Fail(absl::UnavailableError(
-        absl::StrCat("write to zone ", zone_->config().path, ": ", std::strerror(error))));
+    return WriteFailed(err != 0 ? err : errno);
   }
   written_ += bytes.size();
+  return absl::OkStatus();
+}
+
+absl::Status Fill::AppendFromFile(int fd, uint64_t offset, uint64_t length) {
+  if (done_) return absl::FailedPreconditionError("fill is over");
+  if (absl::Status status = ReserveFor(length); !status.ok()) return status;
+  if (const int err = zone_->InjectedFault("write"); err != 0) return WriteFailed(err);
+  loff_t in = static_cast<loff_t>(offset);
+  loff_t out = static_cast<loff_t>(body_offset_ + written_);
+  char buffer[64 * 1024];
+  while (length > 0) {
+    ssize_t n = ::copy_file_range(fd, &in, fd_, &out, length, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EXDEV || errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP)) {
+      // Not between these files: copy through a buffer.
+      n = ::pread(fd, buffer, std::min<uint64_t>(length, sizeof(buffer)), in);
+      if (n > 0 &&
+          !WriteAt(fd_, std::string_view(buffer, static_cast<size_t>(n)), static_cast<uint64_t>(out))) {
+        return WriteFailed(errno);
+      }
+      if (n > 0) {
+        in += n;
+        out += n;
+      }
+    }
+    if (n == 0) return Fail(absl::DataLossError("source file is shorter than its entry says"));
+    if (n < 0) return WriteFailed(errno);
+    length -= static_cast<uint64_t>(n);
+    written_ += static_cast<uint64_t>(n);
+  }
   return absl::OkStatus();
 }
 
@@ -426,7 +464,7 @@ absl::StatusOr<std::unique_ptr<Fill>> Store::BeginFill(const Key& key, EntryMeta
   const uint32_t serial = zone->NextSerial() & kSerialMask;
   const std::string temp = zone->TempPath(hash, serial);
   const int injected = zone->InjectedFault("open");
-  const int fd = injected != 0 ? -1 : ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  const int fd = injected != 0 ? -1 : ::open(temp.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) {
     const int error = injected != 0 ? injected : errno;
     zone->Unreserve(reserve);

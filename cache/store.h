@@ -82,6 +82,14 @@ class Fill {
   Fill(const Fill&) = delete;
 
   absl::Status Append(std::string_view bytes);
+  // Appends `length` bytes of `fd` from `offset` (copy_file_range: a 304 refreshes an entry's
+  // header without the body passing through memory).
+  absl::Status AppendFromFile(int fd, uint64_t offset, uint64_t length);
+  // The temp file, open for reading too: the body so far is [body_offset(), +written()). A dup of
+  // it stays readable after Commit or Abort, so clients can stream a fill while it is written.
+  int fd() const { return fd_; }
+  uint32_t body_offset() const { return body_offset_; }
+  uint64_t written() const { return written_; }
   // Stores the entry. FailedPrecondition if fenced, Unavailable on I/O failure; the fill is over
   // either way.
   absl::Status Commit();
@@ -92,6 +100,9 @@ class Fill {
   Fill(Store* store, Zone* zone, std::string encoded_key, uint64_t hash, uint32_t serial,
        uint64_t fence_token, EntryMetadata metadata, int fd, uint32_t body_offset, uint64_t reserved);
   absl::Status Fail(absl::Status status);
+  // Reserves room for `bytes` more body bytes; false (and the fill aborted) if the zone is full.
+  absl::Status ReserveFor(uint64_t bytes);
+  absl::Status WriteFailed(int error);
 
   Store* store_;
   Zone* zone_;

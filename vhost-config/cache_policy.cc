@@ -138,6 +138,8 @@ CacheDecision Decide(const CachePolicy& policy, const RequestFacts& request, con
   const CacheControl cc = ParseCacheControl(Header(response, "cache-control"));
   if (cc.no_store) return NotStored("response Cache-Control: no-store");
   if (cc.is_private) return NotStored("response Cache-Control: private");
+  // A cookie is one client's: as nginx does, a response that sets one is not shared.
+  if (!Header(response, "set-cookie").empty()) return NotStored("response sets a cookie");
   if (request.authorization && !(cc.is_public || cc.s_maxage || cc.must_revalidate)) {
     return NotStored("request has Authorization and the response does not allow sharing");
   }

@@ -13,6 +13,7 @@
 #include "absl/strings/str_join.h"
 #include "vhost-config/duration.h"
 #include "vhost-config/schema.h"
+#include "vhost-config/toml_read.h"
 
 namespace vhost {
 
@@ -99,7 +100,7 @@ class Builder {
   TenantTable table;
 
  private:
-  static int Line(const toml::node& node) { return static_cast<int>(node.source().begin.line); }
+  static int Line(const toml::node& node) { return NodeLine(node); }
 
   void Error(int line, std::string_view field, std::string_view message) {
     errors.emplace_back(line,
@@ -151,46 +152,24 @@ class Builder {
     }
     bool Has(std::string_view key) const { return Node(key) != nullptr; }
 
+    template <typename T, typename Reader>
+    T Read(std::string_view key, T fallback, Reader reader) const {
+      const toml::node* node = Node(key);
+      if (node == nullptr) return fallback;
+      std::string error;
+      if (std::optional<T> value = reader(*node, &error)) return *value;
+      Error(node, key, error);
+      return fallback;
+    }
     std::string String(std::string_view key, std::string_view fallback = "") const {
-      const toml::node* node = Node(key);
-      if (node == nullptr) return std::string(fallback);
-      if (auto v = node->value<std::string>(); v && node->is_string()) return *v;
-      Error(node, key, "must be a string");
-      return std::string(fallback);
+      return Read(key, std::string(fallback), ReadString);
     }
-    bool Bool(std::string_view key, bool fallback) const {
-      const toml::node* node = Node(key);
-      if (node == nullptr) return fallback;
-      if (node->is_boolean()) return *node->value<bool>();
-      Error(node, key, "must be true or false");
-      return fallback;
-    }
+    bool Bool(std::string_view key, bool fallback) const { return Read(key, fallback, ReadBool); }
     absl::Duration Duration(std::string_view key, absl::Duration fallback) const {
-      const toml::node* node = Node(key);
-      if (node == nullptr) return fallback;
-      if (!node->is_string()) {
-        Error(node, key, "must be a duration string such as \"30s\", \"5m\", \"2h\" or \"7d\"");
-        return fallback;
-      }
-      const std::string text = *node->value<std::string>();
-      if (std::optional<absl::Duration> d = ParseDuration(text)) return *d;
-      Error(node, key, absl::StrCat("\"", text, "\" is not a duration (use s, m, h or d, e.g. \"7d\")"));
-      return fallback;
+      return Read(key, fallback, ReadDuration);
     }
-    double Number(std::string_view key, double fallback) const {
-      const toml::node* node = Node(key);
-      if (node == nullptr) return fallback;
-      if (node->is_number()) return *node->value<double>();
-      Error(node, key, "must be a number");
-      return fallback;
-    }
-    int64_t Integer(std::string_view key, int64_t fallback) const {
-      const toml::node* node = Node(key);
-      if (node == nullptr) return fallback;
-      if (node->is_integer()) return *node->value<int64_t>();
-      Error(node, key, "must be an integer");
-      return fallback;
-    }
+    double Number(std::string_view key, double fallback) const { return Read(key, fallback, ReadNumber); }
+    int64_t Integer(std::string_view key, int64_t fallback) const { return Read(key, fallback, ReadInteger); }
     std::vector<std::pair<std::string, int>> Strings(std::string_view key) const {
       std::vector<std::pair<std::string, int>> out;
       const toml::node* node = Node(key);
@@ -250,10 +229,13 @@ class Builder {
 
     const std::string kind = s.String("origin.kind", "swift");
     t.origin.url = s.String("origin.url");
-    if (kind != "swift" && kind != "http") {
-      s.Error(s.Node("origin.kind"), "origin.kind", absl::StrCat("\"", kind, "\" is not swift or http"));
+    if (kind != "swift" && kind != "swift-api" && kind != "http") {
+      s.Error(s.Node("origin.kind"), "origin.kind",
+              absl::StrCat("\"", kind, "\" is not swift, swift-api or http"));
     }
-    t.origin.kind = kind == "http" ? OriginKind::kHttp : OriginKind::kSwift;
+    t.origin.kind = kind == "http"        ? OriginKind::kHttp
+                    : kind == "swift-api" ? OriginKind::kSwiftApi
+                                          : OriginKind::kSwift;
     if (!s.Has("origin.url")) {
       s.Error(nullptr, "origin.url", "is required");
     } else if (!(t.origin.url.starts_with("http://") || t.origin.url.starts_with("https://")) ||
@@ -285,6 +267,12 @@ class Builder {
       if (!t.origin.prefix.empty() && (t.origin.prefix.front() == '/' || !t.origin.prefix.ends_with("/"))) {
         s.Error(s.Node("origin.prefix"), "origin.prefix", "must not start with '/' and must end with '/'");
       }
+    } else if (t.origin.kind == OriginKind::kSwiftApi) {
+      if (t.origin.account.find('/') != std::string::npos)
+        s.Error(s.Node("origin.account"), "origin.account", "must not contain '/'");
+      for (std::string_view key : {"origin.container", "origin.container_from_path", "origin.prefix"}) {
+        if (values.contains(key)) s.Error(s.Node(key), key, "does not apply to a swift-api origin");
+      }
     } else {
       for (std::string_view key :
            {"origin.account", "origin.container", "origin.container_from_path", "origin.prefix"}) {
@@ -307,8 +295,9 @@ class Builder {
               absl::StrCat(vhost::DurationText(c.min_ttl), " is greater than cache.max_ttl (",
                            vhost::DurationText(c.max_ttl), ")"));
     }
-    if (c.listings && t.origin.kind == OriginKind::kHttp) {
-      s.Error(s.Node("cache.listings"), "cache.listings", "applies to swift origins only");
+    if (c.listings && t.origin.kind != OriginKind::kSwift) {
+      s.Error(s.Node("cache.listings"), "cache.listings",
+              "applies to swift origins only (swift-api hosts always cache listings)");
     }
     if (const toml::node* rules = s.Node("cache.rule")) BuildRules(*rules, s, &c);
 

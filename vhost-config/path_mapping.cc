@@ -1,5 +1,6 @@
 #include "vhost-config/path_mapping.h"
 
+#include <algorithm>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -58,7 +59,120 @@ std::string PercentEncode(std::string_view text, bool keep_slash) {
   return out;
 }
 
-absl::StatusOr<OriginTarget> MapRequest(const Tenant& tenant, std::string_view target) {
+std::optional<std::string> DecodeQueryValue(std::string_view value) {
+  std::string out;
+  out.reserve(value.size());
+  for (size_t i = 0; i < value.size(); ++i) {
+    unsigned char c = static_cast<unsigned char>(value[i]);
+    if (c == '+') {
+      c = ' ';
+    } else if (c == '%') {
+      if (i + 2 >= value.size()) return std::nullopt;
+      const int hi = Hex(value[i + 1]), lo = Hex(value[i + 2]);
+      if (hi < 0 || lo < 0) return std::nullopt;
+      c = static_cast<unsigned char>(hi * 16 + lo);
+      i += 2;
+    }
+    if (c < 0x20 || c == 0x7f) return std::nullopt;
+    out.push_back(static_cast<char>(c));
+  }
+  return out;
+}
+
+namespace {
+
+// A listing's query: `prefix` becomes the name, the other parameters (sorted, as sent) the variant.
+absl::Status SplitListingQuery(std::string_view query, OriginTarget* result) {
+  std::vector<std::string_view> others;
+  while (!query.empty()) {
+    const size_t amp = query.find('&');
+    const std::string_view param = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
+    if (param.empty()) continue;
+    const std::string_view key = param.substr(0, param.find('='));
+    const std::string_view raw_value = key.size() < param.size() ? param.substr(key.size() + 1) : "";
+    if (key == "prefix") {
+      std::optional<std::string> prefix = DecodeQueryValue(raw_value);
+      if (!prefix) return absl::InvalidArgumentError("malformed prefix in listing query");
+      result->name = std::move(*prefix);
+      continue;
+    }
+    if (key == "format") result->listing_format = std::string(raw_value);
+    others.push_back(param);
+  }
+  std::sort(others.begin(), others.end());
+  for (std::string_view param : others) {
+    if (!result->variant.empty()) result->variant.push_back('&');
+    result->variant.append(param);
+  }
+  return absl::OkStatus();
+}
+
+// Swift's listing_formats middleware: JSON or XML when Accept asks for it, else plain text.
+std::string_view FormatFromAccept(std::string_view accept) {
+  if (accept.find("application/json") != std::string_view::npos) return "json";
+  if (accept.find("application/xml") != std::string_view::npos ||
+      accept.find("text/xml") != std::string_view::npos) {
+    return "xml";
+  }
+  return "plain";
+}
+
+absl::Status MapListing(std::string_view accept, const std::string& base, OriginTarget* result) {
+  result->listing = true;
+  if (absl::Status status = SplitListingQuery(result->query, result); !status.ok()) return status;
+  std::string query = result->query;
+  if (result->listing_format.empty()) {
+    result->listing_format = std::string(FormatFromAccept(accept));
+    const std::string format = "format=" + result->listing_format;
+    absl::StrAppend(&query, query.empty() ? "" : "&", format);
+    absl::StrAppend(&result->variant, result->variant.empty() ? "" : "&", format);
+  }
+  result->url = absl::StrCat(base, "?", query);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<OriginTarget> MapSwiftApi(const Tenant& tenant, const std::vector<std::string>& segments,
+                                         bool directory, std::string_view accept, OriginTarget result) {
+  const Origin& origin = tenant.origin;
+  if (segments.size() < 2 || segments[0] != "v1") {
+    // Auth, info, healthcheck: the origin answers, the cache never stores.
+    std::string path;
+    for (const std::string& segment : segments) absl::StrAppend(&path, "/", PercentEncode(segment, false));
+    if (path.empty() || directory) path.push_back('/');
+    result.pass = true;
+    result.url = absl::StrCat(origin.url, path, result.query.empty() ? "" : "?", result.query);
+    return result;
+  }
+  result.account = segments[1];
+  if (!origin.account.empty() && result.account != origin.account) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("account ", result.account, " is not served on this host"));
+  }
+  std::string base = absl::StrCat(origin.url, "/v1/", PercentEncode(result.account, false));
+  if (segments.size() > 2) {
+    result.container = segments[2];
+    absl::StrAppend(&base, "/", PercentEncode(result.container, false));
+  }
+  if (segments.size() <= 3) {  // an account's or a container's listing
+    if (absl::Status status = MapListing(accept, base, &result); !status.ok()) return status;
+    return result;
+  }
+  for (size_t i = 3; i < segments.size(); ++i) {
+    if (i > 3) result.name.push_back('/');
+    result.name += segments[i];
+  }
+  if (directory) result.name.push_back('/');
+  result.variant = result.query;
+  result.url = absl::StrCat(base, "/", PercentEncode(result.name, true), result.query.empty() ? "" : "?",
+                            result.query);
+  return result;
+}
+
+}  // namespace
+
+absl::StatusOr<OriginTarget> MapRequest(const Tenant& tenant, std::string_view target,
+                                        std::string_view accept) {
   OriginTarget result;
   if (target.starts_with("http://") || target.starts_with("https://")) {  // absolute form: keep the path
     const size_t slash = target.find('/', target.find("//") + 2);
@@ -69,6 +183,9 @@ absl::StatusOr<OriginTarget> MapRequest(const Tenant& tenant, std::string_view t
   const std::string_view raw_path = target.substr(0, question);
   if (question != std::string_view::npos) result.query = std::string(target.substr(question + 1));
   if (raw_path.find('\\') != std::string_view::npos) return absl::InvalidArgumentError("backslash in path");
+  for (unsigned char c : result.query) {
+    if (c <= 0x20 || c == 0x7f) return absl::InvalidArgumentError("space or control character in query");
+  }
 
   std::vector<std::string> segments;
   size_t start = 1;
@@ -80,6 +197,10 @@ absl::StatusOr<OriginTarget> MapRequest(const Tenant& tenant, std::string_view t
     start = end + 1;
   }
   const bool directory = raw_path.ends_with("/") || raw_path.ends_with("/.");
+  const Origin& origin = tenant.origin;
+  if (origin.kind == OriginKind::kSwiftApi)
+    return MapSwiftApi(tenant, segments, directory, accept, std::move(result));
+
   std::string path;
   for (const std::string& segment : segments) {
     if (!path.empty()) path.push_back('/');
@@ -87,9 +208,11 @@ absl::StatusOr<OriginTarget> MapRequest(const Tenant& tenant, std::string_view t
   }
   if (directory && !path.empty()) path.push_back('/');
 
-  const Origin& origin = tenant.origin;
   if (origin.kind == OriginKind::kHttp) {
+    result.account = std::string(kHttpAccount);
+    result.container = tenant.name;
     result.name = "/" + path;
+    result.variant = result.query;
     result.url = absl::StrCat(origin.url, PercentEncode(result.name, true), result.query.empty() ? "" : "?",
                               result.query);
     return result;
@@ -113,11 +236,12 @@ absl::StatusOr<OriginTarget> MapRequest(const Tenant& tenant, std::string_view t
       if (result.query == absl::StrCat("format=", std::string(format))) result.listing_format = format;
     }
     result.query.clear();
-    result.url = absl::StrCat(base, "?prefix=", PercentEncode(result.name, false),
-                              "&delimiter=%2F&format=", result.listing_format);
+    result.variant = absl::StrCat("delimiter=%2F&format=", result.listing_format);
+    result.url = absl::StrCat(base, "?prefix=", PercentEncode(result.name, false), "&", result.variant);
     return result;
   }
   // Without listings a directory path goes to Swift as is (staticweb may answer with its index).
+  result.variant = result.query;
   result.url = absl::StrCat(base, "/", PercentEncode(result.name, true));
   if (!result.query.empty()) absl::StrAppend(&result.url, "?", result.query);
   return result;

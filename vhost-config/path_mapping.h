@@ -3,6 +3,7 @@
 // passed on; "." segments and empty segments ("//") are dropped. The origin path is re-encoded.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -11,18 +12,34 @@
 
 namespace vhost {
 
+// The origin identity (account, container, name, variant) is what the cache keys and the purge
+// daemon invalidate, so both map requests through this one function. http origins use the
+// account "~http" and the tenant's name as container.
 struct OriginTarget {
-  std::string account;         // swift origins
-  std::string container;       // swift origins
+  std::string account;
+  std::string container;       // empty for an account listing (swift-api)
   std::string name;            // decoded object name, or the listing prefix; for http origins the path
-  bool listing = false;        // a container listing of `name` as prefix, delimited by "/"
-  std::string listing_format;  // "json", "xml" or "plain" (listings)
-  std::string query;           // the request's query string, unchanged (objects)
+  std::string variant;         // what tells entries of one name apart: the query string of an object,
+                               // or the listing query without its prefix, in canonical order
+  bool listing = false;        // a listing of the `name` prefix
+  bool pass = false;           // swift-api paths outside /v1/ (auth, info): never cached
+  std::string listing_format;  // "json", "xml", "plain", or empty when the client did not say
+  std::string query;           // the request's query string, unchanged
   std::string url;             // the absolute origin URL to fetch
 };
 
-// InvalidArgument naming the problem for a target that must not reach the origin.
-absl::StatusOr<OriginTarget> MapRequest(const Tenant& tenant, std::string_view target);
+inline constexpr std::string_view kHttpAccount = "~http";
+
+// InvalidArgument naming the problem for a target that must not reach the origin;
+// PermissionDenied for a swift-api path of an account the host does not serve. `accept` is the
+// request's Accept header: Swift picks a listing's format by it when the query does not say, so
+// the edge makes that choice explicit in the origin URL and the key.
+absl::StatusOr<OriginTarget> MapRequest(const Tenant& tenant, std::string_view target,
+                                        std::string_view accept = {});
+
+// Percent-decodes a query parameter value ('+' is a space); nullopt if malformed or if it holds
+// NUL or control characters.
+std::optional<std::string> DecodeQueryValue(std::string_view value);
 
 // Percent-encodes everything but RFC 3986 unreserved characters and, if `keep_slash`, '/'.
 std::string PercentEncode(std::string_view text, bool keep_slash);

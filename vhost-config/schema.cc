@@ -13,12 +13,14 @@ constexpr std::array kTenantKeys = {
             "Host names served for the tenant: exact (`img.example.com`) or wildcard (`*.example.com`, which "
             "matches any name below it but not `example.com`). A name may belong to one tenant only."},
     KeySpec{"origin.kind", KeyType::kString, "\"swift\"", true,
-            "`swift` (an OpenStack Swift container) or `http` "
-            "(any HTTP server, cached as an RFC 9111 shared cache)."},
+            "`swift` (an OpenStack Swift container on the tenant's own domains), `swift-api` (the Swift API "
+            "host itself: paths are `/v1/{account}/{container}/{object}`, writes are proxied and purge the "
+            "cache) or `http` (any HTTP server, cached as an RFC 9111 shared cache)."},
     KeySpec{"origin.url", KeyType::kString, "", true,
             "Base URL of the origin: the Swift proxy (`http://127.0.0.1:8080`) or the HTTP server."},
     KeySpec{"origin.account", KeyType::kString, "-", false,
-            "Swift account, e.g. `AUTH_test` (swift origins)."},
+            "Swift account, e.g. `AUTH_test` (swift origins; for swift-api the only account the host serves, "
+            "any account when unset)."},
     KeySpec{"origin.container", KeyType::kString, "-", false,
             "Swift container (swift origins), unless `origin.container_from_path` is set."},
     KeySpec{"origin.container_from_path", KeyType::kBool, "false", false,
@@ -61,7 +63,11 @@ constexpr std::array kRuleKeys = {
     KeySpec{"bypass", KeyType::kBool, "false", false, "Never store matching paths."},
 };
 
-void AppendTable(std::string* out, std::span<const KeySpec> keys, bool with_defaults_column) {
+}  // namespace
+
+std::string KeysMarkdown(std::span<const KeySpec> keys, bool with_defaults_column) {
+  std::string result;
+  std::string* out = &result;
   *out += with_defaults_column
               ? "| key | type | default | in `[defaults]` | meaning |\n|---|---|---|---|---|\n"
               : "| key | type | default | meaning |\n|---|---|---|---|\n";
@@ -80,9 +86,8 @@ void AppendTable(std::string* out, std::span<const KeySpec> keys, bool with_defa
     *out += k.doc;
     *out += " |\n";
   }
+  return result;
 }
-
-}  // namespace
 
 std::span<const KeySpec> TenantKeys() {
   return kTenantKeys;
@@ -112,6 +117,8 @@ std::string_view TypeName(KeyType type) {
       return "integer";
     case KeyType::kNumber:
       return "number";
+    case KeyType::kBytes:
+      return "size";
     case KeyType::kRuleList:
       return "array of tables";
   }
@@ -120,9 +127,9 @@ std::string_view TypeName(KeyType type) {
 
 std::string SchemaMarkdown() {
   std::string out = "### Tenant keys (`[[tenant]]`, and `[defaults]` where marked)\n\n";
-  AppendTable(&out, kTenantKeys, true);
+  out += KeysMarkdown(kTenantKeys, true);
   out += "\n### Rule keys (`[[tenant.cache.rule]]`)\n\n";
-  AppendTable(&out, kRuleKeys, false);
+  out += KeysMarkdown(kRuleKeys);
   return out;
 }
 

@@ -9,7 +9,7 @@
 
 namespace vhost {
 
-enum class KeyType { kString, kStringList, kBool, kDuration, kInteger, kNumber, kRuleList };
+enum class KeyType { kString, kStringList, kBool, kDuration, kInteger, kNumber, kBytes, kRuleList };
 
 struct KeySpec {
   std::string_view key;  // dotted, relative to a [[tenant]] (or [defaults]) table
@@ -26,5 +26,7 @@ const KeySpec* FindKey(std::span<const KeySpec> keys, std::string_view key);
 std::string_view TypeName(KeyType type);
 // The reference tables in Markdown, as docs/configuration.md holds them.
 std::string SchemaMarkdown();
+// One table of keys in Markdown; the `[defaults]` column only for tenant keys.
+std::string KeysMarkdown(std::span<const KeySpec> keys, bool with_defaults_column = false);
 
 }  // namespace vhost

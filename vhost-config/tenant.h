@@ -11,13 +11,16 @@
 
 namespace vhost {
 
-enum class OriginKind { kSwift, kHttp };
+// kSwift: a tenant's own domains mapped onto one account and container (or the first path
+// segment). kSwiftApi: the Swift API host itself, paths are /v1/{account}/{container}/{object}.
+// kHttp: any HTTP server, cached as an RFC 9111 shared cache.
+enum class OriginKind { kSwift, kSwiftApi, kHttp };
 
 struct Origin {
   OriginKind kind = OriginKind::kSwift;
-  std::string url;  // the Swift proxy, or the http origin's base URL, e.g. "http://127.0.0.1:8080"
-  std::string account;
-  std::string container;             // empty when container_from_path
+  std::string url;        // the Swift proxy, or the http origin's base URL, e.g. "http://127.0.0.1:8080"
+  std::string account;    // swift-api: the only account served, or empty for any
+  std::string container;  // empty when container_from_path
   bool container_from_path = false;  // "/photos/a.jpg" -> container "photos", object "a.jpg"
   std::string prefix;                // prepended to every object name ("" or ending in "/")
 };

@@ -106,9 +106,12 @@ std::string_view ReasonPhrase(int status) {
 
 struct Server::Worker {
   Server* server = nullptr;
+  size_t index = 0;
   event_base* base = nullptr;
   evconnlistener* listener = nullptr;
-  event* reaper = nullptr;  // deletes closed connections outside their own callbacks
+  event* reaper = nullptr;   // deletes closed connections outside their own callbacks
+  event* drainer = nullptr;  // runs Drain on the worker's own thread
+  bool draining = false;
   std::thread thread;
   absl::flat_hash_map<Connection*, std::unique_ptr<Connection>> connections;
   std::vector<std::unique_ptr<Connection>> closed;
@@ -122,6 +125,8 @@ class Connection {
 
   void Close();
   Server::Worker* worker() const { return worker_; }
+  // Drain: an idle connection closes now, a busy one after its response.
+  void CloseWhenIdle();
 
  private:
   friend class Exchange;
@@ -200,6 +205,15 @@ void Connection::Close() {
   event_active(worker_->reaper, EV_TIMEOUT, 0);
 }
 
+void Connection::CloseWhenIdle() {
+  if (closed_) return;
+  if (!in_exchange_ && !head_started_ && evbuffer_get_length(output()) == 0) {
+    Close();
+    return;
+  }
+  close_after_response_ = true;
+}
+
 void Connection::Process() {
   if (processing_) {
     process_again_ = true;
@@ -259,7 +273,7 @@ bool Connection::ParseHead() {
   exchange_.observer_ = nullptr;
   exchange_.responded_ = exchange_.chunked_ = exchange_.finished_ = false;
   exchange_.head_only_ = request.method == "HEAD";
-  close_after_response_ = false;
+  close_after_response_ = worker_->draining;
   continue_sent_ = false;
   body_paused_ = false;
   body_done_ = request.body == BodyKind::kNone;
@@ -387,6 +401,10 @@ event_base* Exchange::loop() const {
   return connection_->worker()->base;
 }
 
+size_t Exchange::worker() const {
+  return connection_->worker()->index;
+}
+
 void Exchange::PauseBody() {
   connection_->body_paused_ = true;
 }
@@ -512,7 +530,19 @@ absl::Status Server::Start() {
   for (int i = 0; i < std::max(1, options_.workers); ++i) {
     auto worker = std::make_unique<Worker>();
     worker->server = this;
+    worker->index = static_cast<size_t>(i);
     worker->base = event_base_new();
+    worker->drainer = event_new(
+        worker->base, -1, 0,
+        [](evutil_socket_t, short, void* arg) {
+          auto* w = static_cast<Worker*>(arg);
+          w->draining = true;
+          evconnlistener_disable(w->listener);
+          std::vector<Connection*> open;
+          for (auto& [connection, owned] : w->connections) open.push_back(connection);
+          for (Connection* connection : open) connection->CloseWhenIdle();
+        },
+        worker.get());
     worker->reaper = event_new(
         worker->base, -1, 0,
         [](evutil_socket_t, short, void* arg) { static_cast<Worker*>(arg)->closed.clear(); }, worker.get());
@@ -533,6 +563,7 @@ absl::Status Server::Start() {
         reinterpret_cast<sockaddr*>(&address), sizeof(address));
     if (worker->listener == nullptr) {
       const std::string error = std::strerror(errno);
+      event_free(worker->drainer);
       event_free(worker->reaper);
       event_base_free(worker->base);
       Stop();
@@ -548,9 +579,16 @@ absl::Status Server::Start() {
     workers_.push_back(std::move(worker));
   }
   for (auto& worker : workers_) {
-    worker->thread = std::thread([base = worker->base] { event_base_loop(base, EVLOOP_NO_EXIT_ON_EMPTY); });
+    worker->thread = std::thread([this, w = worker.get()] {
+      handler_.OnWorkerStart(w->index, w->base);
+      event_base_loop(w->base, EVLOOP_NO_EXIT_ON_EMPTY);
+    });
   }
   return absl::OkStatus();
+}
+
+void Server::Drain() {
+  for (auto& worker : workers_) event_active(worker->drainer, EV_TIMEOUT, 0);
 }
 
 void Server::Stop() {
@@ -564,6 +602,8 @@ void Server::Stop() {
     evconnlistener_free(worker->listener);
     while (!worker->connections.empty()) worker->connections.begin()->first->Close();
     worker->closed.clear();
+    handler_.OnWorkerStop(worker->index);
+    event_free(worker->drainer);
     event_free(worker->reaper);
     event_base_free(worker->base);
   }

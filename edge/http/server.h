@@ -55,6 +55,7 @@ class Exchange {
 
   const Request& request() const { return request_; }
   struct event_base* loop() const;
+  size_t worker() const;  // index of the worker thread that owns the exchange
   void SetObserver(Observer* observer) { observer_ = observer; }
   // Request-body backpressure: stop and start reading the body from the socket.
   void PauseBody();
@@ -95,6 +96,14 @@ class Handler {
   virtual ~Handler() = default;
   // Called on a worker thread for each request head.
   virtual void OnRequest(Exchange& exchange) = 0;
+  // Called on worker `worker`'s thread before its loop runs: per-loop state (an origin client)
+  // is made here.
+  virtual void OnWorkerStart(size_t worker, event_base* loop) {
+    (void)worker;
+    (void)loop;
+  }
+  // Called from Stop() once the worker's loop has stopped and its connections are closed.
+  virtual void OnWorkerStop(size_t worker) { (void)worker; }
 };
 
 class Server {
@@ -105,6 +114,10 @@ class Server {
 
   // Binds every worker's listener and starts the threads.
   absl::Status Start();
+  // Graceful shutdown, first step: stops accepting, closes idle connections and lets each
+  // request in flight finish, closing its connection after the response. connections() tells
+  // when they are all gone; Stop() ends the rest.
+  void Drain();
   // Stops accepting, closes every connection, joins the threads.
   void Stop();
   uint16_t port() const { return port_; }

@@ -8,7 +8,7 @@ trap 'rm -rf "$tmp"' EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
 out=$("$cli" check "$source_dir/examples/vhosts.toml")
-[ "$out" = "$source_dir/examples/vhosts.toml: OK, 3 tenants" ] || fail "check example: $out"
+[ "$out" = "$source_dir/examples/vhosts.toml: OK, 4 tenants" ] || fail "check example: $out"
 
 printf '[[tenant]]\nname = "x"\ndomains = ["a..b"]\norigin.url = "http://o"\norigin.account = "A"\norigin.container = "c"\ncache.max_ttl = "7 dayz"\n' >"$tmp/bad.toml"
 set +e

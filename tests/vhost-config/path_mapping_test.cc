@@ -75,3 +75,77 @@ TEST_CASE("http origins get the normalised path and the query") {
 }
 
 }  // namespace vhost
+
+namespace vhost {
+
+namespace {
+Tenant SwiftApi(std::string account = "") {
+  Tenant t;
+  t.name = "api";
+  t.origin.kind = OriginKind::kSwiftApi;
+  t.origin.url = "http://swift:8080";
+  t.origin.account = std::move(account);
+  return t;
+}
+}  // namespace
+
+TEST_CASE("swift-api paths name the account, container and object") {
+  auto m = MapRequest(SwiftApi(), "/v1/AUTH_test/public/images/a%20b.jpg");
+  REQUIRE(m.ok());
+  CHECK(m->account == "AUTH_test");
+  CHECK(m->container == "public");
+  CHECK(m->name == "images/a b.jpg");
+  CHECK_FALSE(m->listing);
+  CHECK(m->url == "http://swift:8080/v1/AUTH_test/public/images/a%20b.jpg");
+  CHECK(MapRequest(SwiftApi(), "/v1/AUTH_test/public/dir/")->name == "dir/");
+  CHECK(MapRequest(SwiftApi(), "/v1/AUTH_test/public/a.jpg?multipart-manifest=get")->variant ==
+        "multipart-manifest=get");
+}
+
+TEST_CASE("swift-api container and account listings: prefix is the name, the rest the variant") {
+  auto m = MapRequest(SwiftApi(), "/v1/AUTH_test/public?prefix=images%2Fparty%2F&format=json&delimiter=/");
+  REQUIRE(m.ok());
+  CHECK(m->listing);
+  CHECK(m->container == "public");
+  CHECK(m->name == "images/party/");
+  CHECK(m->variant == "delimiter=/&format=json");
+  CHECK(m->listing_format == "json");
+  CHECK(m->url == "http://swift:8080/v1/AUTH_test/public?prefix=images%2Fparty%2F&format=json&delimiter=/");
+  auto account = MapRequest(SwiftApi(), "/v1/AUTH_test");
+  REQUIRE(account.ok());
+  CHECK(account->listing);
+  CHECK(account->container.empty());
+  CHECK(account->listing_format == "plain");
+  CHECK(account->url == "http://swift:8080/v1/AUTH_test?format=plain");
+  auto by_accept = MapRequest(SwiftApi(), "/v1/AUTH_test/c?prefix=a/", "application/json");
+  REQUIRE(by_accept.ok());
+  CHECK(by_accept->variant == "format=json");
+  CHECK(by_accept->url == "http://swift:8080/v1/AUTH_test/c?prefix=a/&format=json");
+  CHECK_FALSE(MapRequest(SwiftApi(), "/v1/AUTH_test/c?prefix=%00").ok());
+}
+
+TEST_CASE("swift-api: other paths pass through uncached, other accounts are refused") {
+  auto auth = MapRequest(SwiftApi(), "/auth/v1.0");
+  REQUIRE(auth.ok());
+  CHECK(auth->pass);
+  CHECK(auth->url == "http://swift:8080/auth/v1.0");
+  CHECK(MapRequest(SwiftApi("AUTH_test"), "/v1/AUTH_other/c/o").status().code() ==
+        absl::StatusCode::kPermissionDenied);
+  CHECK(MapRequest(SwiftApi("AUTH_test"), "/v1/AUTH_test/c/o").ok());
+  CHECK_FALSE(MapRequest(SwiftApi(), "/v1/AUTH_test/c/%2e%2e/x").ok());
+}
+
+TEST_CASE("http origins are keyed under the tenant, with the query as variant") {
+  Tenant t;
+  t.name = "site";
+  t.origin.kind = OriginKind::kHttp;
+  t.origin.url = "http://site:81";
+  auto m = MapRequest(t, "/a?b=1");
+  REQUIRE(m.ok());
+  CHECK(m->account == kHttpAccount);
+  CHECK(m->container == "site");
+  CHECK(m->name == "/a");
+  CHECK(m->variant == "b=1");
+}
+
+}  // namespace vhost

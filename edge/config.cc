@@ -1,0 +1,135 @@
+#include "edge/config.h"
+
+#include <array>
+#include <filesystem>
+
+#include "absl/strings/str_cat.h"
+#include "vhost-config/settings.h"
+
+namespace edge {
+
+namespace {
+
+using vhost::KeySpec;
+using vhost::KeyType;
+
+constexpr std::array kEdgeKeys = {
+    KeySpec{"node_id", KeyType::kString, "", false,
+            "This edge's name in the cluster: metrics, logs, purge progress. Unique per edge."},
+    KeySpec{"tenants", KeyType::kString, "", false,
+            "The tenant file (see above), relative to this file's directory. Reloaded on SIGHUP."},
+    KeySpec{"listen.address", KeyType::kString, "\"127.0.0.1\"", false, "IPv4 address to serve clients on."},
+    KeySpec{"listen.port", KeyType::kInteger, "8090", false, "Port to serve clients on."},
+    KeySpec{"listen.workers", KeyType::kInteger, "2", false,
+            "Worker threads, one event loop and one SO_REUSEPORT listener each."},
+    KeySpec{"listen.max_connections", KeyType::kInteger, "10000", false,
+            "Client connections at once; more are closed on accept."},
+    KeySpec{"timeouts.header", KeyType::kDuration, "\"10s\"", false,
+            "From the first byte of a request head to its end (then 408)."},
+    KeySpec{"timeouts.body", KeyType::kDuration, "\"30s\"", false, "Between two reads of a request body."},
+    KeySpec{"timeouts.idle", KeyType::kDuration, "\"60s\"", false,
+            "A kept-alive connection with nothing to do."},
+    KeySpec{"timeouts.send", KeyType::kDuration, "\"60s\"", false,
+            "A client that takes none of its response."},
+    KeySpec{"limits.request_line", KeyType::kInteger, "8192", false, "Longest request line (then 414)."},
+    KeySpec{"limits.head_bytes", KeyType::kInteger, "32768", false,
+            "Largest request head, line and headers (then 431)."},
+    KeySpec{"limits.headers", KeyType::kInteger, "100", false,
+            "Most request headers (then 431); at most 128."},
+    KeySpec{"admin.address", KeyType::kString, "\"127.0.0.1\"", false,
+            "Address of the admin listener (`/metrics`, `/healthz`)."},
+    KeySpec{"admin.port", KeyType::kInteger, "9090", false, "Port of the admin listener; 0 turns it off."},
+    KeySpec{"origin.connect_timeout", KeyType::kDuration, "\"2s\"", false, "Connecting to an origin."},
+    KeySpec{"origin.stall_timeout", KeyType::kDuration, "\"10s\"", false,
+            "An origin response that sends no byte for this long fails (1 s steps)."},
+    KeySpec{"origin.max_connections_per_host", KeyType::kInteger, "64", false,
+            "Kept-alive connections per origin host and worker."},
+    KeySpec{"cache.zone", KeyType::kRuleList, "", false,
+            "One `[[cache.zone]]` table per drive, with `path` and `size` (see the zone keys)."},
+    KeySpec{"cache.fsync", KeyType::kBool, "false", false,
+            "fdatasync every entry before it is committed: survives power loss, costs a sync per fill."},
+    KeySpec{"cache.zone_error_threshold", KeyType::kInteger, "3", false,
+            "Consecutive I/O errors that take a zone out of service (it is probed and re-admitted)."},
+    KeySpec{"log.access", KeyType::kString, "\"\"", false,
+            "Access log file, one line per request with the tenant field; empty for none. Reopened on "
+            "SIGUSR1."},
+    KeySpec{"shutdown.grace", KeyType::kDuration, "\"10s\"", false,
+            "On SIGTERM: how long requests in flight may take to finish before the edge exits."},
+};
+
+constexpr std::array kZoneKeys = {
+    KeySpec{"path", KeyType::kString, "", false, "The zone's directory, on its own drive."},
+    KeySpec{"size", KeyType::kBytes, "", false, "The most the zone may hold, e.g. \"100G\"."},
+};
+
+template <typename T>
+T InRange(vhost::Settings& settings, std::string_view key, int64_t low, int64_t high) {
+  const int64_t value = settings.Integer(key);
+  if (value < low || value > high) {
+    settings.Error(key, absl::StrCat(value, " is out of range [", low, ", ", high, "]"));
+    return static_cast<T>(low);
+  }
+  return static_cast<T>(value);
+}
+
+}  // namespace
+
+std::span<const KeySpec> EdgeConfigKeys() {
+  return kEdgeKeys;
+}
+std::span<const KeySpec> ZoneKeys() {
+  return kZoneKeys;
+}
+
+absl::StatusOr<EdgeConfig> LoadEdgeConfig(const std::string& path) {
+  vhost::Settings s = vhost::Settings::FromFile(path, kEdgeKeys);
+  EdgeConfig c;
+  // Paths in the file are relative to the file, wherever the edge is started from.
+  const auto resolve = [&](std::string name) {
+    if (name.empty() || name.front() == '/') return name;
+    return (std::filesystem::path(path).parent_path() / name).lexically_normal().string();
+  };
+  c.node_id = s.String("node_id");
+  if (s.Has("node_id") && c.node_id.empty()) s.Error("node_id", "must not be empty");
+  c.tenants_file = resolve(s.String("tenants"));
+  c.server.address = s.String("listen.address");
+  c.server.port = InRange<uint16_t>(s, "listen.port", 1, 65535);
+  c.server.workers = InRange<int>(s, "listen.workers", 1, 256);
+  c.server.max_connections = InRange<size_t>(s, "listen.max_connections", 1, 10'000'000);
+  c.server.header_timeout = s.Duration("timeouts.header");
+  c.server.body_timeout = s.Duration("timeouts.body");
+  c.server.idle_timeout = s.Duration("timeouts.idle");
+  c.server.send_timeout = s.Duration("timeouts.send");
+  c.server.limits.max_request_line = InRange<size_t>(s, "limits.request_line", 256, 1 << 20);
+  c.server.limits.max_head_bytes = InRange<size_t>(s, "limits.head_bytes", 1024, 1 << 22);
+  c.server.limits.max_headers = InRange<size_t>(s, "limits.headers", 1, http::kMaxHeaders);
+  c.admin_address = s.String("admin.address");
+  c.admin_port = InRange<uint16_t>(s, "admin.port", 0, 65535);
+  c.origin.connect_timeout = s.Duration("origin.connect_timeout");
+  c.origin.stall_timeout = s.Duration("origin.stall_timeout");
+  c.origin.max_connections_per_host = InRange<long>(s, "origin.max_connections_per_host", 1, 10000);
+  c.cache.fsync_on_commit = s.Bool("cache.fsync");
+  c.cache.zone_error_threshold = InRange<int>(s, "cache.zone_error_threshold", 1, 1000);
+  std::vector<vhost::Settings> zones = s.Tables("cache.zone", kZoneKeys);
+  if (zones.empty()) s.Error("cache.zone", "at least one [[cache.zone]] is required");
+  for (vhost::Settings& zone : zones) {
+    cache::ZoneConfig& z = c.cache.zones.emplace_back();
+    z.path = resolve(zone.String("path"));
+    z.max_bytes = zone.Bytes("size");
+    if (zone.Has("size") && z.max_bytes < (1 << 20)) zone.Error("size", "must be at least 1M");
+    for (size_t i = 0; i + 1 < c.cache.zones.size(); ++i) {
+      if (c.cache.zones[i].path == z.path) zone.Error("path", "is already another zone's path");
+    }
+  }
+  c.access_log = resolve(s.String("log.access"));
+  c.shutdown_grace = s.Duration("shutdown.grace");
+  if (absl::Status status = s.Finish(); !status.ok()) return status;
+  return c;
+}
+
+std::string EdgeConfigMarkdown() {
+  return absl::StrCat("### Edge keys\n\n", vhost::KeysMarkdown(kEdgeKeys),
+                      "\n### Zone keys (`[[cache.zone]]`)\n\n", vhost::KeysMarkdown(kZoneKeys));
+}
+
+}  // namespace edge

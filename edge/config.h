@@ -1,0 +1,39 @@
+// The edge's own settings file (TOML): node identity, listeners, timeouts, cache zones, origin
+// client, logs. Every key, its type, default and meaning is in EdgeConfigKeys(), which the loader,
+// `edge --help-config` and docs/configuration.md share.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "cache/store.h"
+#include "edge/http/server.h"
+#include "edge/origin/origin_client.h"
+#include "vhost-config/schema.h"
+
+namespace edge {
+
+struct EdgeConfig {
+  std::string node_id;
+  std::string tenants_file;  // resolved against the settings file's directory
+  http::ServerOptions server;
+  std::string admin_address;
+  uint16_t admin_port = 0;
+  cache::StoreOptions cache;
+  origin::OriginOptions origin;
+  std::string access_log;  // empty: no access log
+  absl::Duration shutdown_grace = absl::Seconds(10);
+  absl::Duration maintain_interval = absl::Seconds(5);
+};
+
+std::span<const vhost::KeySpec> EdgeConfigKeys();
+std::span<const vhost::KeySpec> ZoneKeys();
+// InvalidArgument with every problem as "file:line: key: message".
+absl::StatusOr<EdgeConfig> LoadEdgeConfig(const std::string& path);
+// The reference for docs/configuration.md.
+std::string EdgeConfigMarkdown();
+
+}  // namespace edge

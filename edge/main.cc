@@ -1,0 +1,230 @@
+// edge: the caching HTTP/1.1 server. `edge --config FILE` runs it; `edge --check --config FILE`
+// validates the settings and the tenant file. SIGHUP reloads the tenant file, SIGUSR1 reopens the
+// access log, SIGTERM (or SIGINT) stops accepting, lets requests in flight finish within
+// shutdown.grace, then exits.
+#include <event2/event.h>
+#include <signal.h>
+
+#include <cstdio>
+#include <iostream>
+#include <string>
+#include <string_view>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "edge/access_log.h"
+#include "edge/admin.h"
+#include "edge/config.h"
+#include "edge/metrics.h"
+#include "edge/pipeline.h"
+#include "vhost-config/loader.h"
+#include "vhost-config/snapshot.h"
+
+namespace {
+
+constexpr std::string_view kUsage = R"(usage: edge --config FILE [--check]
+
+  --config FILE   the edge's settings (TOML); see docs/configuration.md, or --help-config
+  --check         validate the settings and the tenant file they name, then exit (0 valid, 1 not)
+  --help-config   print every settings key with its type, default and meaning
+  --help, --version
+
+signals: SIGHUP reloads the tenant file (a bad file is refused and the old one kept), SIGUSR1
+reopens the access log, SIGTERM or SIGINT drains connections and exits.
+)";
+
+void Say(std::string_view message) {
+  std::cerr << absl::FormatTime("%Y-%m-%dT%H:%M:%SZ ", absl::Now(), absl::UTCTimeZone())
+            << "edge: " << message << std::endl;
+}
+
+struct Runtime {
+  edge::EdgeConfig config;
+  vhost::TenantSnapshot* tenants = nullptr;
+  cache::Store* store = nullptr;
+  edge::AccessLog* access_log = nullptr;
+  edge::Pipeline* pipeline = nullptr;
+  edge::http::Server* server = nullptr;
+  event_base* loop = nullptr;
+  bool draining = false;
+  absl::Time drain_deadline;
+  absl::Time next_maintain;
+};
+
+void Reload(Runtime& rt) {
+  auto table = vhost::LoadTenantFile(rt.config.tenants_file);
+  if (!table.ok()) {
+    Say(absl::StrCat("reload refused, keeping the tenants in service:\n",
+                     std::string(table.status().message())));
+    return;
+  }
+  const size_t count = (*table)->tenants.size();
+  rt.tenants->Replace(std::move(*table));
+  rt.pipeline->TenantsChanged();
+  Say(absl::StrCat("reloaded ", rt.config.tenants_file, ": ", count, " tenants"));
+}
+
+void OnTick(Runtime& rt) {
+  const absl::Time now = absl::Now();
+  if (rt.access_log != nullptr) rt.access_log->Flush();
+  if (now >= rt.next_maintain) {
+    rt.store->Maintain();
+    rt.next_maintain = now + rt.config.maintain_interval;
+  }
+  if (rt.draining && (rt.server->connections() == 0 || now >= rt.drain_deadline)) {
+    if (rt.server->connections() > 0) {
+      Say(absl::StrCat("grace period over, closing ", rt.server->connections(), " connections"));
+    }
+    event_base_loopbreak(rt.loop);
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string config_path;
+  bool check = false;
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    if (arg == "--help" || arg == "-h") {
+      std::cout << kUsage;
+      return 0;
+    } else if (arg == "--version") {
+      std::cout << "edge " << EDGE_VERSION << "\n";
+      return 0;
+    } else if (arg == "--help-config") {
+      std::cout << edge::EdgeConfigMarkdown();
+      return 0;
+    } else if (arg == "--check") {
+      check = true;
+    } else if (arg == "--config" && i + 1 < argc) {
+      config_path = argv[++i];
+    } else {
+      std::cerr << "edge: unknown argument \"" << arg << "\"\n" << kUsage;
+      return 2;
+    }
+  }
+  if (config_path.empty()) {
+    std::cerr << kUsage;
+    return 2;
+  }
+
+  absl::StatusOr<edge::EdgeConfig> config = edge::LoadEdgeConfig(config_path);
+  if (!config.ok()) {
+    std::cerr << config.status().message() << "\n";
+    return 1;
+  }
+  auto table = vhost::LoadTenantFile(config->tenants_file);
+  if (!table.ok()) {
+    std::cerr << table.status().message() << "\n";
+    return 1;
+  }
+  if (check) {
+    std::cout << config_path << ": OK (node " << config->node_id << ", " << config->cache.zones.size()
+              << " cache zones, " << (*table)->tenants.size() << " tenants from " << config->tenants_file
+              << ")\n";
+    return 0;
+  }
+
+  signal(SIGPIPE, SIG_IGN);
+  auto store = cache::Store::Open(config->cache, [] { return absl::Now(); });
+  if (!store.ok()) {
+    std::cerr << "edge: cannot open the cache: " << store.status().message() << "\n";
+    return 1;
+  }
+  std::unique_ptr<edge::AccessLog> access_log;
+  if (!config->access_log.empty()) {
+    auto opened = edge::AccessLog::Open(config->access_log, static_cast<size_t>(config->server.workers));
+    if (!opened.ok()) {
+      std::cerr << "edge: " << opened.status().message() << "\n";
+      return 1;
+    }
+    access_log = std::move(*opened);
+  }
+  const size_t workers = static_cast<size_t>(config->server.workers);
+  edge::Metrics metrics(workers);
+  vhost::TenantSnapshot tenants(std::move(*table));
+  edge::Pipeline pipeline(workers, config->origin, tenants, **store, metrics, access_log.get(),
+                          [] { return absl::Now(); });
+  edge::http::Server server(config->server, pipeline);
+  if (absl::Status status = server.Start(); !status.ok()) {
+    std::cerr << "edge: " << status.message() << "\n";
+    return 1;
+  }
+
+  Runtime rt;
+  rt.config = *config;
+  rt.tenants = &tenants;
+  rt.store = store->get();
+  rt.access_log = access_log.get();
+  rt.pipeline = &pipeline;
+  rt.server = &server;
+  rt.loop = event_base_new();
+  edge::AdminHandler admin_handler(
+      [&] {
+        return metrics.Render(rt.store->GetStats(), server.connections(), pipeline.fetches_in_flight());
+      },
+      [&]() -> std::string {
+        if (rt.draining) return "draining";
+        for (const cache::ZoneStats& zone : rt.store->GetStats().zones) {
+          if (zone.healthy) return "";
+        }
+        return "no cache zone is in service";
+      });
+  std::unique_ptr<edge::http::Server> admin;
+  if (config->admin_port != 0) {
+    edge::http::ServerOptions admin_options;
+    admin_options.address = config->admin_address;
+    admin_options.port = config->admin_port;
+    admin_options.workers = 1;
+    admin = std::make_unique<edge::http::Server>(admin_options, admin_handler);
+    if (absl::Status status = admin->Start(); !status.ok()) {
+      std::cerr << "edge: admin listener: " << status.message() << "\n";
+      return 1;
+    }
+  }
+  Say(absl::StrCat("node ", config->node_id, " serving on ", config->server.address, ":", server.port(),
+                   " with ", workers, " workers, ", config->cache.zones.size(), " cache zones, ",
+                   tenants.Current()->tenants.size(), " tenants",
+                   admin ? absl::StrCat("; admin on ", config->admin_address, ":", admin->port()) : ""));
+
+  auto on_signal = [](evutil_socket_t signal_number, short, void* arg) {
+    Runtime& rt = *static_cast<Runtime*>(arg);
+    switch (signal_number) {
+      case SIGHUP:
+        Reload(rt);
+        break;
+      case SIGUSR1:
+        if (rt.access_log != nullptr) rt.access_log->Reopen();
+        Say("access log reopened");
+        break;
+      default:
+        if (!rt.draining) {
+          rt.draining = true;
+          rt.drain_deadline = absl::Now() + rt.config.shutdown_grace;
+          rt.server->Drain();
+          Say(absl::StrCat("draining ", rt.server->connections(), " connections"));
+        }
+    }
+  };
+  std::vector<event*> events;
+  for (int signal_number : {SIGHUP, SIGUSR1, SIGTERM, SIGINT}) {
+    events.push_back(evsignal_new(rt.loop, signal_number, on_signal, &rt));
+    event_add(events.back(), nullptr);
+  }
+  events.push_back(event_new(
+      rt.loop, -1, EV_PERSIST, [](evutil_socket_t, short, void* arg) { OnTick(*static_cast<Runtime*>(arg)); },
+      &rt));
+  const timeval tick{0, 100 * 1000};
+  event_add(events.back(), &tick);
+  rt.next_maintain = absl::Now() + config->maintain_interval;
+
+  event_base_dispatch(rt.loop);
+
+  server.Stop();
+  if (admin) admin->Stop();
+  for (event* e : events) event_free(e);
+  event_base_free(rt.loop);
+  Say("stopped");
+  return 0;
+}

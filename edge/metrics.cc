@@ -1,0 +1,173 @@
+#include "edge/metrics.h"
+
+#include <map>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+
+namespace edge {
+
+namespace {
+
+// Label values are quoted strings: backslash, quote and newline escaped.
+std::string Escape(std::string_view value) {
+  std::string out;
+  for (char c : value) {
+    if (c == '\\' || c == '"') out.push_back('\\');
+    if (c == '\n') {
+      out += "\\n";
+      continue;
+    }
+    out.push_back(c);
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string_view CacheLabelText(CacheLabel label) {
+  switch (label) {
+    case CacheLabel::kHit:
+      return "HIT";
+    case CacheLabel::kMiss:
+      return "MISS";
+    case CacheLabel::kStale:
+      return "STALE";
+    case CacheLabel::kRevalidated:
+      return "REVALIDATED";
+    case CacheLabel::kBypass:
+      return "BYPASS";
+    case CacheLabel::kExpired:
+      return "EXPIRED";
+    case CacheLabel::kNone:
+      return "-";
+  }
+  return "-";
+}
+
+Metrics::Metrics(size_t workers) {
+  for (size_t i = 0; i < std::max<size_t>(workers, 1); ++i) shards_.push_back(std::make_unique<Shard>());
+}
+
+void Metrics::CountRequest(size_t worker, std::string_view tenant, CacheLabel label, int status,
+                           uint64_t bytes) {
+  Shard& shard = *shards_[worker % shards_.size()];
+  absl::MutexLock lock(&shard.mu);
+  auto it = shard.tenants.find(absl::string_view(tenant.data(), tenant.size()));
+  if (it == shard.tenants.end()) it = shard.tenants.emplace(std::string(tenant), TenantCounters{}).first;
+  TenantCounters& c = it->second;
+  ++c.requests;
+  c.bytes_sent += bytes;
+  ++c.by_label[static_cast<size_t>(label)];
+  if (status >= 500) ++c.responses_5xx;
+}
+
+void Metrics::ObserveOriginLatency(size_t worker, absl::Duration latency) {
+  Shard& shard = *shards_[worker % shards_.size()];
+  const double seconds = absl::ToDoubleSeconds(latency);
+  size_t bucket = 0;
+  while (bucket < kLatencyBuckets.size() && seconds > kLatencyBuckets[bucket]) ++bucket;
+  absl::MutexLock lock(&shard.mu);
+  ++shard.latency[bucket];
+  shard.latency_sum += seconds;
+}
+
+void Metrics::CountOriginError(size_t worker) {
+  Shard& shard = *shards_[worker % shards_.size()];
+  absl::MutexLock lock(&shard.mu);
+  ++shard.origin_errors;
+}
+
+std::string Metrics::Render(const cache::StoreStats& store, size_t connections,
+                            size_t fetches_in_flight) const {
+  std::map<std::string, TenantCounters> tenants;  // sorted: stable output
+  std::array<uint64_t, kLatencyBuckets.size() + 1> latency{};
+  double latency_sum = 0;
+  uint64_t origin_errors = 0;
+  for (const auto& shard : shards_) {
+    absl::MutexLock lock(&shard->mu);
+    for (const auto& [name, c] : shard->tenants) {
+      TenantCounters& sum = tenants[name];
+      sum.requests += c.requests;
+      sum.bytes_sent += c.bytes_sent;
+      for (size_t i = 0; i < kCacheLabels; ++i) sum.by_label[i] += c.by_label[i];
+      sum.responses_5xx += c.responses_5xx;
+    }
+    for (size_t i = 0; i < latency.size(); ++i) latency[i] += shard->latency[i];
+    latency_sum += shard->latency_sum;
+    origin_errors += shard->origin_errors;
+  }
+
+  std::string out;
+  out += "# HELP edge_requests_total Requests answered, by tenant.\n# TYPE edge_requests_total counter\n";
+  for (const auto& [name, c] : tenants)
+    absl::StrAppend(&out, "edge_requests_total{tenant=\"", Escape(name), "\"} ", c.requests, "\n");
+  out +=
+      "# HELP edge_bytes_sent_total Response body bytes sent, by tenant.\n# TYPE edge_bytes_sent_total "
+      "counter\n";
+  for (const auto& [name, c] : tenants)
+    absl::StrAppend(&out, "edge_bytes_sent_total{tenant=\"", Escape(name), "\"} ", c.bytes_sent, "\n");
+  out +=
+      "# HELP edge_cache_responses_total Responses by tenant and X-Cache value.\n"
+      "# TYPE edge_cache_responses_total counter\n";
+  for (const auto& [name, c] : tenants) {
+    for (size_t i = 0; i < kCacheLabels; ++i) {
+      if (static_cast<CacheLabel>(i) == CacheLabel::kNone) continue;
+      absl::StrAppend(&out, "edge_cache_responses_total{tenant=\"", Escape(name), "\",cache=\"",
+                      std::string(CacheLabelText(static_cast<CacheLabel>(i))), "\"} ", c.by_label[i], "\n");
+    }
+  }
+  out +=
+      "# HELP edge_responses_5xx_total 5xx responses, by tenant.\n# TYPE edge_responses_5xx_total counter\n";
+  for (const auto& [name, c] : tenants)
+    absl::StrAppend(&out, "edge_responses_5xx_total{tenant=\"", Escape(name), "\"} ", c.responses_5xx, "\n");
+
+  out +=
+      "# HELP edge_origin_latency_seconds Time from an origin request to its response head.\n"
+      "# TYPE edge_origin_latency_seconds histogram\n";
+  uint64_t cumulative = 0;
+  for (size_t i = 0; i < kLatencyBuckets.size(); ++i) {
+    cumulative += latency[i];
+    absl::StrAppend(&out, "edge_origin_latency_seconds_bucket{le=\"", kLatencyBuckets[i], "\"} ", cumulative,
+                    "\n");
+  }
+  cumulative += latency.back();
+  absl::StrAppend(&out, "edge_origin_latency_seconds_bucket{le=\"+Inf\"} ", cumulative, "\n");
+  absl::StrAppend(&out, "edge_origin_latency_seconds_sum ", absl::StrFormat("%.6f", latency_sum), "\n");
+  absl::StrAppend(&out, "edge_origin_latency_seconds_count ", cumulative, "\n");
+  absl::StrAppend(&out,
+                  "# HELP edge_origin_errors_total Origin fetches that failed without a response.\n"
+                  "# TYPE edge_origin_errors_total counter\nedge_origin_errors_total ",
+                  origin_errors, "\n");
+
+  out += "# HELP edge_zone_used_bytes Bytes held by each cache zone.\n# TYPE edge_zone_used_bytes gauge\n";
+  for (const auto& z : store.zones)
+    absl::StrAppend(&out, "edge_zone_used_bytes{zone=\"", Escape(z.path), "\"} ", z.used_bytes, "\n");
+  out += "# HELP edge_zone_max_bytes Size limit of each cache zone.\n# TYPE edge_zone_max_bytes gauge\n";
+  for (const auto& z : store.zones)
+    absl::StrAppend(&out, "edge_zone_max_bytes{zone=\"", Escape(z.path), "\"} ", z.max_bytes, "\n");
+  out += "# HELP edge_zone_entries Entries in each cache zone.\n# TYPE edge_zone_entries gauge\n";
+  for (const auto& z : store.zones)
+    absl::StrAppend(&out, "edge_zone_entries{zone=\"", Escape(z.path), "\"} ", z.entries, "\n");
+  out +=
+      "# HELP edge_zone_errors_total I/O errors of each cache zone.\n# TYPE edge_zone_errors_total counter\n";
+  for (const auto& z : store.zones)
+    absl::StrAppend(&out, "edge_zone_errors_total{zone=\"", Escape(z.path), "\"} ", z.errors, "\n");
+  out +=
+      "# HELP edge_zone_healthy 1 while a zone is in service, 0 while it is out.\n"
+      "# TYPE edge_zone_healthy gauge\n";
+  for (const auto& z : store.zones)
+    absl::StrAppend(&out, "edge_zone_healthy{zone=\"", Escape(z.path), "\"} ", z.healthy ? 1 : 0, "\n");
+  absl::StrAppend(&out,
+                  "# HELP edge_cache_entries Entries in the cache index.\n# TYPE edge_cache_entries gauge\n",
+                  "edge_cache_entries ", store.entries, "\n");
+  absl::StrAppend(&out, "# HELP edge_connections Open client connections.\n# TYPE edge_connections gauge\n",
+                  "edge_connections ", connections, "\n");
+  absl::StrAppend(&out,
+                  "# HELP edge_origin_fetches_in_flight Shared origin fetches clients can join.\n"
+                  "# TYPE edge_origin_fetches_in_flight gauge\nedge_origin_fetches_in_flight ",
+                  fetches_in_flight, "\n");
+  return out;
+}
+
+}  // namespace edge

@@ -1,0 +1,58 @@
+// The edge's counters: per tenant (requests, bytes sent, cache outcomes, origin errors), per
+// zone (from the store), and a histogram of origin latency, in Prometheus text format. Each
+// worker thread counts into its own shard under its own mutex, so counting never contends; a
+// scrape adds the shards up.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "cache/store.h"
+
+namespace edge {
+
+// What X-Cache says.
+enum class CacheLabel : uint8_t { kHit, kMiss, kStale, kRevalidated, kBypass, kExpired, kNone };
+inline constexpr size_t kCacheLabels = 7;
+std::string_view CacheLabelText(CacheLabel label);
+
+struct TenantCounters {
+  uint64_t requests = 0;
+  uint64_t bytes_sent = 0;
+  std::array<uint64_t, kCacheLabels> by_label{};
+  uint64_t responses_5xx = 0;
+};
+
+class Metrics {
+ public:
+  explicit Metrics(size_t workers);
+
+  void CountRequest(size_t worker, std::string_view tenant, CacheLabel label, int status, uint64_t bytes);
+  void ObserveOriginLatency(size_t worker, absl::Duration latency);
+  void CountOriginError(size_t worker);
+  // The whole exposition; `store` adds the per-zone gauges.
+  std::string Render(const cache::StoreStats& store, size_t connections, size_t fetches_in_flight) const;
+
+  // Upper bounds of the origin latency buckets, in seconds.
+  static constexpr std::array<double, 12> kLatencyBuckets = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                                             0.1,   0.25,   0.5,   1,    2.5,   10};
+
+ private:
+  struct Shard {
+    mutable absl::Mutex mu;
+    absl::flat_hash_map<std::string, TenantCounters> tenants ABSL_GUARDED_BY(mu);
+    std::array<uint64_t, kLatencyBuckets.size() + 1> latency ABSL_GUARDED_BY(mu){};
+    double latency_sum ABSL_GUARDED_BY(mu) = 0;
+    uint64_t origin_errors ABSL_GUARDED_BY(mu) = 0;
+  };
+  std::vector<std::unique_ptr<Shard>> shards_;
+};
+
+}  // namespace edge

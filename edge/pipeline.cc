@@ -1,0 +1,716 @@
+#include "edge/pipeline.h"
+
+#include <event2/event.h>
+#include <unistd.h>
+
+#include <charconv>
+#include <cstdio>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/inlined_vector.h"
+#include "absl/strings/str_cat.h"
+#include "edge/http_rules.h"
+#include "vhost-config/path_mapping.h"
+
+namespace edge {
+
+namespace {
+
+using HeaderViews = std::span<const std::pair<std::string_view, std::string_view>>;
+using HeaderList = absl::InlinedVector<http::HeaderField, 32>;
+
+// A relayed body waits in memory up to this much before the origin transfer is paused.
+constexpr size_t kRelayHighWater = 256 * 1024;
+constexpr uint64_t kUnbounded = UINT64_MAX;
+
+bool QueryHas(std::string_view query, std::string_view name) {
+  while (!query.empty()) {
+    const size_t amp = query.find('&');
+    const std::string_view param = query.substr(0, amp);
+    if (param.substr(0, param.find('=')) == name) return true;
+    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
+  }
+  return false;
+}
+
+// Swift credentials or a signed URL: the answer is this client's alone.
+bool CarriesCredentials(const http::Request& request, const vhost::OriginTarget& target) {
+  return !request.Find("authorization").empty() || !request.Find("x-auth-token").empty() ||
+         !request.Find("x-storage-token").empty() || QueryHas(target.query, "temp_url_sig");
+}
+
+// Request Cache-Control (RFC 9111 5.2.1), honoured for http tenants; Swift tenants protect their
+// origin from reloads, as CDNs do.
+struct RequestDirectives {
+  bool no_cache = false;
+  bool no_store = false;
+  bool only_if_cached = false;
+  std::optional<int64_t> max_age;
+};
+
+RequestDirectives ParseRequestDirectives(const http::Request& request) {
+  RequestDirectives d;
+  std::string_view value = request.Find("cache-control");
+  if (value.empty() && request.Find("pragma").find("no-cache") != std::string_view::npos) d.no_cache = true;
+  while (!value.empty()) {
+    const size_t comma = value.find(',');
+    std::string_view item = value.substr(0, comma);
+    value = comma == std::string_view::npos ? std::string_view() : value.substr(comma + 1);
+    while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
+    while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
+    if (http::EqualsIgnoreCase(item, "no-cache")) d.no_cache = true;
+    if (http::EqualsIgnoreCase(item, "no-store")) d.no_store = true;
+    if (http::EqualsIgnoreCase(item, "only-if-cached")) d.only_if_cached = true;
+    if (item.size() > 8 && http::EqualsIgnoreCase(item.substr(0, 8), "max-age=")) {
+      int64_t seconds = 0;
+      const std::string_view digits = item.substr(8);
+      if (std::from_chars(digits.data(), digits.data() + digits.size(), seconds).ec == std::errc()) {
+        d.max_age = seconds;
+      }
+    }
+  }
+  return d;
+}
+
+std::string_view FindHeader(HeaderViews headers, std::string_view name) {
+  for (const auto& [n, v] : headers) {
+    if (http::EqualsIgnoreCase(n, name)) return v;
+  }
+  return {};
+}
+
+std::optional<uint64_t> ParseLength(std::string_view text) {
+  uint64_t value = 0;
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (text.empty() || error != std::errc() || end != text.data() + text.size()) return std::nullopt;
+  return value;
+}
+
+std::optional<cache::Hit> CopyHit(const cache::Hit& hit) {
+  const int fd = ::dup(hit.fd());
+  if (fd < 0) return std::nullopt;
+  return cache::Hit(fd, static_cast<uint32_t>(hit.body_offset()), hit.metadata(), hit.freshness(),
+                    hit.invalidated());
+}
+
+// Whether the stale entry may answer for an origin that failed (RFC 5861 stale-if-error).
+bool UsableOnError(const cache::Hit& hit, int64_t now) {
+  const cache::EntryMetadata& m = hit.metadata();
+  return !hit.invalidated() && now < m.fresh_until + static_cast<int64_t>(m.stale_if_error);
+}
+
+AccessRecord Record(const http::Request& request, std::string_view tenant, absl::Time start) {
+  AccessRecord record;
+  record.start = start;
+  record.tenant = tenant;
+  record.host = request.host;
+  record.method = request.method;
+  record.target = request.target;
+  return record;
+}
+
+// The byte window of an entry's body to send.
+struct Window {
+  uint64_t first = 0;
+  uint64_t end = kUnbounded;
+};
+
+// Answers from a stored (or arriving) entry: preconditions (304, 412), a single range (206,
+// 416) or the whole body. Returns the body window still to send, or nullopt when nothing more is
+// to be sent (no body, or HEAD); either way the caller finishes the exchange, after logging it
+// (finishing may start the next pipelined request, whose head replaces this one's).
+// `length` is unknown while a body of unknown length arrives.
+std::optional<Window> RespondEntry(http::Exchange& exchange, const cache::EntryMetadata& meta,
+                                   std::optional<uint64_t> length, CacheLabel label, int64_t now,
+                                   int* status) {
+  const http::Request& request = exchange.request();
+  char age[24];
+  const int64_t age_seconds = std::max<int64_t>(0, now - meta.stored_at);
+  const std::string_view age_text(age, std::to_chars(age, age + sizeof(age), age_seconds).ptr - age);
+  HeaderList headers;
+  auto add_entry_headers = [&](bool not_modified) {
+    for (const auto& [name, value] : meta.headers) {
+      if (!not_modified || IsNotModifiedHeader(name)) headers.emplace_back(name, value);
+    }
+    headers.emplace_back("Age", age_text);
+    headers.emplace_back("X-Cache", CacheLabelText(label));
+  };
+
+  *status = meta.status;
+  if (meta.status >= 200 && meta.status < 300) {
+    const ConditionalHeaders conditional{request.Find("if-match"), request.Find("if-none-match"),
+                                         request.Find("if-modified-since"),
+                                         request.Find("if-unmodified-since")};
+    switch (EvaluatePreconditions(conditional, meta.etag, meta.last_modified)) {
+      case Precondition::kFailed:
+        *status = 412;
+        headers.emplace_back("X-Cache", CacheLabelText(label));
+        headers.emplace_back("Content-Type", "text/plain");
+        exchange.Respond(412, headers, 20);
+        exchange.Write("precondition failed\n");
+        return std::nullopt;
+      case Precondition::kNotModified:
+        *status = 304;
+        add_entry_headers(true);
+        exchange.Respond(304, headers, std::nullopt);
+        return std::nullopt;
+      case Precondition::kProceed:
+        break;
+    }
+  }
+  add_entry_headers(false);
+  Window window;
+  char content_range[64];
+  const std::string_view range = request.Find("range");
+  if (meta.status == 200 && length && !range.empty() &&
+      IfRangeMatches(request.Find("if-range"), meta.etag, meta.last_modified)) {
+    ByteRange byte_range;
+    switch (EvaluateRange(range, *length, &byte_range)) {
+      case RangeResult::kUnsatisfiable: {
+        const int n = std::snprintf(content_range, sizeof(content_range), "bytes */%llu",
+                                    static_cast<unsigned long long>(*length));
+        *status = 416;
+        const http::HeaderField fields[] = {{"Content-Range", std::string_view(content_range, n)},
+                                            {"X-Cache", CacheLabelText(label)},
+                                            {"Content-Type", "text/plain"}};
+        exchange.Respond(416, fields, 22);
+        exchange.Write("range not satisfiable\n");
+        return std::nullopt;
+      }
+      case RangeResult::kPartial: {
+        const int n = std::snprintf(content_range, sizeof(content_range), "bytes %llu-%llu/%llu",
+                                    static_cast<unsigned long long>(byte_range.first),
+                                    static_cast<unsigned long long>(byte_range.last),
+                                    static_cast<unsigned long long>(*length));
+        headers.emplace_back("Content-Range", std::string_view(content_range, n));
+        *status = 206;
+        exchange.Respond(206, headers, byte_range.length());
+        window = {byte_range.first, byte_range.last + 1};
+        break;
+      }
+      case RangeResult::kWhole:
+        break;
+    }
+  }
+  if (*status != 206) {
+    exchange.Respond(meta.status, headers, length);
+    if (length) window.end = *length;
+  }
+  if (exchange.head_only()) return std::nullopt;
+  return window;
+}
+
+}  // namespace
+
+// What routing decided about a request.
+struct Pipeline::Route {
+  std::shared_ptr<const vhost::TenantTable> tenants;  // keeps `tenant` alive
+  const vhost::Tenant* tenant = nullptr;
+  vhost::OriginTarget target;
+  cache::Key key;
+  std::string_view path;  // the request path, for the tenant's rules
+};
+
+struct Pipeline::Worker {
+  size_t index = 0;
+  event_base* loop = nullptr;
+  std::unique_ptr<origin::OriginClient> origin;
+  RunningFetches running;
+  std::shared_ptr<const vhost::TenantTable> tenants;
+  uint64_t tenants_version = 0;
+  absl::flat_hash_map<ClientStream*, std::unique_ptr<ClientStream>> streams;
+  std::vector<std::unique_ptr<ClientStream>> retired;
+  event* reaper = nullptr;  // deletes retired streams outside their own callbacks
+
+  FetchLoop fetch_loop(Metrics& metrics) { return {*origin, running, metrics, index}; }
+};
+
+// A response that cannot be given at once: it waits on a shared fetch and streams the entry as it
+// arrives, or relays an origin response that is not stored. Lives on its exchange's worker.
+class ClientStream : public http::Exchange::Observer,
+                     public SharedFetch::Relay,
+                     public origin::FetchObserver {
+ public:
+  ClientStream(Pipeline& pipeline, Pipeline::Worker& worker, http::Exchange& exchange, Pipeline::Route route,
+               absl::Time start)
+      : pipeline_(pipeline), worker_(worker), exchange_(&exchange), route_(std::move(route)), start_(start) {
+    exchange.SetObserver(this);
+  }
+
+  ~ClientStream() override {
+    StopWaiting();
+    if (own_fetch_ != 0) worker_.origin->Cancel(own_fetch_);
+  }
+
+  // Waits on `fetch`; `own_stale` is this client's stale entry (served on origin errors).
+  void Wait(std::shared_ptr<SharedFetch> fetch, bool leader, std::optional<cache::Hit> own_stale) {
+    fetch_ = std::move(fetch);
+    leader_ = leader;
+    own_stale_ = std::move(own_stale);
+    wake_ = event_new(worker_.loop, -1, 0, &ClientStream::OnWakeEvent, this);
+    fetch_->AddWaiter(wake_);
+  }
+
+  // Fetches alone and relays the origin's answer.
+  void Relay() {
+    label_ = CacheLabel::kBypass;
+    origin::FetchRequest request;
+    const http::Request& r = exchange_->request();
+    request.method = std::string(r.method);
+    request.url = route_.target.url;
+    for (size_t i = 0; i < r.header_count; ++i) {
+      const http::Header& h = r.headers[i];
+      if (IsHopByHop(h.name) || http::EqualsIgnoreCase(h.name, "host") ||
+          http::EqualsIgnoreCase(h.name, "expect") || http::EqualsIgnoreCase(h.name, "content-length")) {
+        continue;
+      }
+      request.headers.emplace_back(h.name, h.value);
+    }
+    relay_started_ = pipeline_.clock_();
+    own_fetch_ = worker_.origin->Start(request, this);
+  }
+
+  // http::Exchange::Observer
+  void OnWritable() override {
+    if (!relay_paused_) return;
+    relay_paused_ = false;
+    if (own_fetch_ != 0) {
+      worker_.origin->Resume(own_fetch_);
+    } else if (fetch_) {
+      fetch_->ResumeOrigin();
+    }
+  }
+  void OnAbort() override {
+    Log();  // while the request's views are still valid
+    exchange_ = nullptr;
+    Retire();
+  }
+
+  // SharedFetch::Relay, and the own fetch's observer.
+  void OnRelayHead(int status, HeaderViews headers) override {
+    if (exchange_ == nullptr) return;
+    if (status >= 500 && own_stale_ && UsableOnError(*own_stale_, Now())) {
+      ServeOwnStale(CacheLabel::kStale, nullptr);
+      return;
+    }
+    label_ = CacheLabel::kBypass;
+    status_ = status;
+    HeaderList out;
+    for (const auto& [name, value] : headers) {
+      if (IsHopByHop(name) || http::EqualsIgnoreCase(name, "content-length") ||
+          http::EqualsIgnoreCase(name, "x-cache")) {
+        continue;
+      }
+      out.emplace_back(name, value);
+    }
+    if (FindHeader(headers, "age").empty()) out.emplace_back("Age", "0");
+    out.emplace_back("X-Cache", CacheLabelText(label_));
+    exchange_->Respond(status, out, ParseLength(FindHeader(headers, "content-length")));
+  }
+  void OnRelayData(std::string_view data) override {
+    if (exchange_ == nullptr) return;
+    exchange_->Write(data);
+    bytes_ += data.size();
+    if (!relay_paused_ && exchange_->output_buffered() > kRelayHighWater) {
+      relay_paused_ = true;
+      if (own_fetch_ != 0) {
+        worker_.origin->Pause(own_fetch_);
+      } else if (fetch_) {
+        fetch_->PauseOrigin();
+      }
+    }
+  }
+  void OnRelayEnd(absl::Status status) override {
+    if (exchange_ == nullptr) return;
+    if (status.ok()) {
+      Finish();
+    } else if (status_ != 0) {
+      Abort();  // the client sees a truncated response, never a wrong one
+    } else {
+      FailOrServeStale(status);
+    }
+  }
+
+  // origin::FetchObserver (the own fetch).
+  void OnHeaders(int status, HeaderViews headers) override {
+    origin_time_ = pipeline_.clock_() - relay_started_;
+    pipeline_.metrics_.ObserveOriginLatency(worker_.index, origin_time_);
+    OnRelayHead(status, headers);
+  }
+  void OnData(std::string_view data) override { OnRelayData(data); }
+  void OnComplete(absl::Status status) override {
+    own_fetch_ = 0;
+    if (!status.ok() && status_ == 0) pipeline_.metrics_.CountOriginError(worker_.index);
+    OnRelayEnd(status);
+  }
+
+ private:
+  static void OnWakeEvent(evutil_socket_t, short, void* self) { static_cast<ClientStream*>(self)->OnWake(); }
+
+  int64_t Now() const { return absl::ToUnixSeconds(pipeline_.clock_()); }
+
+  void OnWake() {
+    if (exchange_ == nullptr || !fetch_) return;
+    const SharedFetch::View view = fetch_->Snapshot();
+    switch (view.outcome) {
+      case SharedFetch::Outcome::kPending:
+        return;
+      case SharedFetch::Outcome::kStreaming:
+        ServeSpool(view);
+        return;
+      case SharedFetch::Outcome::kNotModified:
+        origin_time_ = fetch_->head_latency();
+        if (own_stale_) {
+          ServeOwnStale(CacheLabel::kRevalidated, view.metadata.get());
+        } else {
+          StopWaiting();
+          Relay();
+        }
+        return;
+      case SharedFetch::Outcome::kPass:
+        if (leader_) return;  // the relay callbacks carry it
+        if (fetch_->origin_status() >= 500 && own_stale_ && UsableOnError(*own_stale_, Now())) {
+          ServeOwnStale(CacheLabel::kStale, nullptr);
+          return;
+        }
+        StopWaiting();
+        Relay();
+        return;
+      case SharedFetch::Outcome::kFailed:
+        StopWaiting();
+        FailOrServeStale(view.failure);
+        return;
+    }
+  }
+
+  void ServeSpool(const SharedFetch::View& view) {
+    if (!responded_) {
+      responded_ = true;
+      origin_time_ = fetch_->head_latency();
+      label_ = own_stale_ ? CacheLabel::kExpired : CacheLabel::kMiss;
+      const std::optional<uint64_t> length =
+          view.complete ? std::optional(view.available) : view.content_length;
+      std::optional<Window> window =
+          RespondEntry(*exchange_, *view.metadata, length, label_, Now(), &status_);
+      if (!window) {
+        Finish();
+        return;
+      }
+      window_ = *window;
+      sent_ = window_.first;
+    }
+    const uint64_t end = std::min(view.available, window_.end);
+    if (end > sent_) {
+      if (!exchange_->SendFile(view.spool->fd, view.body_offset + sent_, end - sent_).ok()) {
+        Abort();
+        return;
+      }
+      bytes_ += end - sent_;
+      sent_ = end;
+    }
+    if (sent_ >= window_.end || (view.complete && sent_ >= view.available)) {
+      Finish();
+    } else if (view.broken) {
+      Abort();
+    }
+  }
+
+  // Serves this client's own stale entry, with refreshed headers after a 304.
+  void ServeOwnStale(CacheLabel label, const cache::EntryMetadata* refreshed) {
+    StopWaiting();
+    const cache::Hit& hit = *own_stale_;
+    label_ = label;
+    std::optional<Window> window = RespondEntry(*exchange_, refreshed ? *refreshed : hit.metadata(),
+                                                hit.body_length(), label, Now(), &status_);
+    if (window) {
+      const uint64_t end = std::min(window->end, hit.body_length());
+      if (end > window->first) {
+        (void)exchange_->SendFile(hit.fd(), hit.body_offset() + window->first, end - window->first);
+        bytes_ += end - window->first;
+      }
+    }
+    Finish();
+  }
+
+  void FailOrServeStale(const absl::Status& failure) {
+    if (own_stale_ && UsableOnError(*own_stale_, Now())) {
+      ServeOwnStale(CacheLabel::kStale, nullptr);
+      return;
+    }
+    status_ = failure.code() == absl::StatusCode::kDeadlineExceeded ? 504 : 502;
+    const std::string message = absl::StrCat(
+        status_ == 504 ? "origin timed out: " : "origin unavailable: ", std::string(failure.message()), "\n");
+    Log();
+    exchange_->Reply(status_, "text/plain", message);
+    exchange_ = nullptr;
+    Retire();
+  }
+
+  void StopWaiting() {
+    if (wake_ != nullptr) {
+      fetch_->RemoveWaiter(wake_);
+      event_free(wake_);
+      wake_ = nullptr;
+    }
+    if (fetch_ && leader_) fetch_->DropLeader();
+    fetch_.reset();
+    leader_ = false;
+  }
+
+  void Log() {
+    if (logged_) return;
+    logged_ = true;
+    const http::Request* request = exchange_ ? &exchange_->request() : nullptr;
+    AccessRecord record;
+    record.start = start_;
+    record.tenant = route_.tenant->name;
+    record.status = status_ != 0 ? status_ : 499;  // 499: the client went away first
+    record.bytes = bytes_;
+    record.cache = CacheLabelText(label_);
+    record.origin_time = origin_time_;
+    if (request != nullptr) {
+      record.host = request->host;
+      record.method = request->method;
+      record.target = request->target;
+    }
+    pipeline_.metrics_.CountRequest(worker_.index, route_.tenant->name, label_, record.status, bytes_);
+    pipeline_.Log(worker_.index, record);
+  }
+
+  void Finish() {
+    Log();
+    std::exchange(exchange_, nullptr)->Finish();
+    Retire();
+  }
+  void Abort() {
+    Log();
+    std::exchange(exchange_, nullptr)->Abort();
+    Retire();
+  }
+  void Retire() {
+    if (retired_) return;
+    retired_ = true;
+    StopWaiting();
+    if (own_fetch_ != 0) worker_.origin->Cancel(std::exchange(own_fetch_, 0));
+    pipeline_.Retire(worker_, this);
+  }
+
+  Pipeline& pipeline_;
+  Pipeline::Worker& worker_;
+  http::Exchange* exchange_;  // null once the response is over or the client is gone
+  const Pipeline::Route route_;
+  const absl::Time start_;
+  std::shared_ptr<SharedFetch> fetch_;
+  bool leader_ = false;
+  std::optional<cache::Hit> own_stale_;
+  event* wake_ = nullptr;
+  origin::OriginClient::FetchId own_fetch_ = 0;
+  absl::Time relay_started_;
+  bool relay_paused_ = false;
+  bool responded_ = false;
+  Window window_;
+  uint64_t sent_ = 0;
+  uint64_t bytes_ = 0;
+  int status_ = 0;
+  CacheLabel label_ = CacheLabel::kMiss;
+  absl::Duration origin_time_ = absl::ZeroDuration();
+  bool logged_ = false;
+  bool retired_ = false;
+};
+
+Pipeline::Pipeline(size_t workers, origin::OriginOptions origin, const vhost::TenantSnapshot& tenants,
+                   cache::Store& store, Metrics& metrics, AccessLog* access_log, cache::Clock clock)
+    : origin_options_(origin),
+      tenants_(tenants),
+      store_(store),
+      metrics_(metrics),
+      access_log_(access_log),
+      clock_(std::move(clock)) {
+  for (size_t i = 0; i < std::max<size_t>(workers, 1); ++i) {
+    workers_.push_back(std::make_unique<Worker>());
+    workers_.back()->index = i;
+  }
+}
+
+Pipeline::~Pipeline() = default;
+
+void Pipeline::OnWorkerStart(size_t index, event_base* loop) {
+  Worker& w = *workers_[index];
+  w.loop = loop;
+  w.origin = std::make_unique<origin::OriginClient>(loop, origin_options_);
+  w.reaper = event_new(
+      loop, -1, 0, [](evutil_socket_t, short, void* arg) { static_cast<Worker*>(arg)->retired.clear(); }, &w);
+}
+
+void Pipeline::OnWorkerStop(size_t index) {
+  Worker& w = *workers_[index];
+  std::vector<std::shared_ptr<SharedFetch>> running;
+  for (auto& [fetch, owned] : w.running) running.push_back(owned);
+  for (auto& fetch : running) fetch->Abandon();
+  w.streams.clear();
+  w.retired.clear();
+  w.origin.reset();
+  if (w.reaper != nullptr) event_free(std::exchange(w.reaper, nullptr));
+}
+
+void Pipeline::Retire(Worker& w, ClientStream* stream) {
+  if (auto node = w.streams.extract(stream)) {
+    w.retired.push_back(std::move(node.mapped()));
+    if (w.reaper != nullptr) event_active(w.reaper, EV_TIMEOUT, 0);
+  }
+}
+
+void Pipeline::Log(size_t worker, const AccessRecord& record) {
+  if (access_log_ != nullptr) access_log_->Write(worker, record, clock_());
+}
+
+void Pipeline::Reply(http::Exchange& exchange, std::string_view tenant, int status, std::string_view message,
+                     absl::Time start) {
+  const http::Request& request = exchange.request();
+  metrics_.CountRequest(exchange.worker(), tenant, CacheLabel::kNone, status, message.size());
+  AccessRecord record = Record(request, tenant, start);
+  record.status = status;
+  record.bytes = message.size();
+  Log(exchange.worker(), record);
+  exchange.Reply(status, "text/plain", message);
+}
+
+void Pipeline::OnRequest(http::Exchange& exchange) {
+  const absl::Time start = clock_();
+  Worker& w = *workers_[exchange.worker()];
+  if (const uint64_t version = tenants_version_.load(std::memory_order_acquire);
+      version != w.tenants_version) {
+    w.tenants = tenants_.Current();
+    w.tenants_version = version;
+  }
+  const http::Request& request = exchange.request();
+  Route route;
+  route.tenant = w.tenants ? w.tenants->FindByHost(request.host) : nullptr;
+  if (route.tenant == nullptr) {
+    // Never another tenant's data: a host nobody configured is misdirected.
+    Reply(exchange, "-", 421, "no site is served for this host here\n", start);
+    return;
+  }
+  route.tenants = w.tenants;
+  const bool read = request.method == "GET" || request.method == "HEAD";
+  if (!read) {
+    Reply(exchange, route.tenant->name, 405, "method not allowed here\n", start);
+    return;
+  }
+  absl::StatusOr<vhost::OriginTarget> target =
+      vhost::MapRequest(*route.tenant, request.target, request.Find("accept"));
+  if (!target.ok()) {
+    const int status = target.status().code() == absl::StatusCode::kPermissionDenied ? 403 : 400;
+    Reply(exchange, route.tenant->name, status, absl::StrCat(std::string(target.status().message()), "\n"),
+          start);
+    return;
+  }
+  route.target = std::move(*target);
+  route.path = request.target.substr(0, request.target.find('?'));
+  const vhost::PathRule* rule = vhost::MatchRule(route.tenant->cache, route.path);
+  if (route.target.pass || (rule != nullptr && rule->bypass) || CarriesCredentials(request, route.target)) {
+    StartRelay(exchange, std::move(route), start);
+    return;
+  }
+  route.key =
+      cache::Key{route.target.listing ? cache::KeyKind::kListing : cache::KeyKind::kObject,
+                 route.target.account, route.target.container, route.target.name, route.target.variant};
+
+  RequestDirectives directives;
+  if (route.tenant->origin.kind == vhost::OriginKind::kHttp) directives = ParseRequestDirectives(request);
+  std::optional<cache::Hit> hit = store_.Lookup(route.key);
+  if (!hit) {
+    if (directives.only_if_cached) {
+      Reply(exchange, route.tenant->name, 504, "not cached (only-if-cached)\n", start);
+    } else if (directives.no_store) {
+      StartRelay(exchange, std::move(route), start);
+    } else {
+      StartShared(exchange, std::move(route), std::nullopt, start);
+    }
+    return;
+  }
+  const int64_t now = absl::ToUnixSeconds(start);
+  const cache::EntryMetadata& meta = hit->metadata();
+  const bool client_wants_fresher =
+      directives.no_cache || (directives.max_age && now - meta.stored_at > *directives.max_age);
+  if (hit->freshness() == cache::Freshness::kFresh && !client_wants_fresher) {
+    ServeHit(exchange, route, *hit, CacheLabel::kHit, start);
+    return;
+  }
+  if (hit->freshness() == cache::Freshness::kStale && !hit->invalidated() && !client_wants_fresher &&
+      now < meta.fresh_until + static_cast<int64_t>(meta.stale_while_revalidate)) {
+    ServeHit(exchange, route, *hit, CacheLabel::kStale, start);
+    RevalidateInBackground(w, route, *hit);
+    return;
+  }
+  if (directives.only_if_cached) {
+    ServeHit(exchange, route, *hit, CacheLabel::kStale, start);
+    return;
+  }
+  StartShared(exchange, std::move(route), std::move(hit), start);
+}
+
+void Pipeline::ServeHit(http::Exchange& exchange, const Route& route, const cache::Hit& hit, CacheLabel label,
+                        absl::Time start) {
+  const http::Request& request = exchange.request();
+  AccessRecord record = Record(request, route.tenant->name, start);
+  record.cache = CacheLabelText(label);
+  std::optional<Window> window = RespondEntry(exchange, hit.metadata(), hit.body_length(), label,
+                                              absl::ToUnixSeconds(start), &record.status);
+  if (window) {
+    const uint64_t end = std::min(window->end, hit.body_length());
+    if (end > window->first) {
+      record.bytes = end - window->first;
+      if (!exchange.SendFile(hit.fd(), hit.body_offset() + window->first, record.bytes).ok())
+        record.bytes = 0;
+    }
+  }
+  metrics_.CountRequest(exchange.worker(), route.tenant->name, label, record.status, record.bytes);
+  Log(exchange.worker(), record);
+  exchange.Finish();
+}
+
+FillPlan Pipeline::MakePlan(const Route& route, std::optional<cache::Hit> stale) const {
+  FillPlan plan;
+  plan.tenants = route.tenants;
+  plan.tenant = route.tenant;
+  plan.key = route.key;
+  plan.path = std::string(route.path);
+  plan.listing = route.target.listing;
+  plan.request.url = route.target.url;
+  plan.stale = std::move(stale);
+  return plan;
+}
+
+ClientStream& Pipeline::NewStream(http::Exchange& exchange, Route route, absl::Time start) {
+  Worker& w = *workers_[exchange.worker()];
+  auto stream = std::make_unique<ClientStream>(*this, w, exchange, std::move(route), start);
+  ClientStream& ref = *stream;
+  w.streams.emplace(stream.get(), std::move(stream));
+  return ref;
+}
+
+void Pipeline::StartShared(http::Exchange& exchange, Route route, std::optional<cache::Hit> stale,
+                           absl::Time start) {
+  Worker& w = *workers_[exchange.worker()];
+  std::optional<cache::Hit> plan_stale = stale ? CopyHit(*stale) : std::nullopt;
+  FillPlan plan = MakePlan(route, std::move(plan_stale));
+  Coalescer::Acquired acquired = coalescer_.Acquire(plan, store_, clock_);
+  ClientStream& stream = NewStream(exchange, std::move(route), start);
+  stream.Wait(acquired.fetch, acquired.started_here, std::move(stale));
+  if (acquired.started_here) acquired.fetch->Start(w.fetch_loop(metrics_), &stream);
+}
+
+void Pipeline::RevalidateInBackground(Worker& w, const Route& route, const cache::Hit& hit) {
+  std::optional<cache::Hit> copy = CopyHit(hit);
+  if (!copy) return;
+  FillPlan plan = MakePlan(route, std::move(copy));
+  Coalescer::Acquired acquired = coalescer_.Acquire(plan, store_, clock_);
+  if (acquired.started_here) acquired.fetch->Start(w.fetch_loop(metrics_), nullptr);
+}
+
+void Pipeline::StartRelay(http::Exchange& exchange, Route route, absl::Time start) {
+  NewStream(exchange, std::move(route), start).Relay();
+}
+
+}  // namespace edge

@@ -1,0 +1,340 @@
+#include "edge/shared_fetch.h"
+
+#include <event2/event.h>
+#include <unistd.h>
+
+#include <charconv>
+
+#include "edge/http/request_parser.h"
+#include "edge/http_rules.h"
+
+namespace edge {
+
+namespace {
+
+using HeaderViews = std::span<const std::pair<std::string_view, std::string_view>>;
+
+std::string_view FindHeader(HeaderViews headers, std::string_view name) {
+  for (const auto& [n, v] : headers) {
+    if (http::EqualsIgnoreCase(n, name)) return v;
+  }
+  return {};
+}
+
+std::optional<uint64_t> ParseCount(std::string_view text) {
+  uint64_t value = 0;
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (text.empty() || error != std::errc() || end != text.data() + text.size()) return std::nullopt;
+  return value;
+}
+
+uint32_t Seconds32(absl::Duration d) {
+  return static_cast<uint32_t>(std::clamp<int64_t>(absl::ToInt64Seconds(d), 0, UINT32_MAX));
+}
+
+}  // namespace
+
+SpoolFile::~SpoolFile() {
+  ::close(fd);
+}
+
+void StoreHeaders(HeaderViews headers, cache::EntryMetadata* metadata) {
+  metadata->headers.clear();
+  for (const auto& [name, value] : headers) {
+    if (IsStoredHeader(name)) metadata->headers.emplace_back(name, value);
+  }
+  metadata->etag = std::string(FindHeader(headers, "etag"));
+  metadata->last_modified = std::string(FindHeader(headers, "last-modified"));
+}
+
+SharedFetch::SharedFetch(std::string encoded_key, FillPlan plan, cache::Store& store, Coalescer& coalescer,
+                         cache::Clock clock)
+    : encoded_key_(std::move(encoded_key)),
+      plan_(std::move(plan)),
+      store_(store),
+      coalescer_(coalescer),
+      clock_(std::move(clock)) {}
+
+SharedFetch::~SharedFetch() = default;
+
+void SharedFetch::Start(const FetchLoop& loop, Relay* leader) {
+  client_ = &loop.origin;
+  metrics_ = &loop.metrics;
+  worker_ = loop.worker;
+  leader_ = leader;
+  running_ = &loop.running;
+  running_->emplace(this, shared_from_this());
+  started_ = clock_();
+  // Taken before the request leaves: an invalidation applied after this point fences the fill.
+  fence_token_ = store_.FenceToken();
+  origin::FetchRequest request = plan_.request;
+  if (plan_.stale) {
+    // ETag only when there is one: Swift 2.30 answers 304 to a non-matching If-None-Match when
+    // If-Modified-Since matches, which would bring an overwritten object's old body back.
+    const cache::EntryMetadata& stale = plan_.stale->metadata();
+    if (!stale.etag.empty()) {
+      request.headers.emplace_back("If-None-Match", stale.etag);
+    } else if (!stale.last_modified.empty()) {
+      request.headers.emplace_back("If-Modified-Since", stale.last_modified);
+    }
+  }
+  fetch_id_ = client_->Start(request, this);
+}
+
+void SharedFetch::DropLeader() {
+  leader_ = nullptr;
+  bool pass = false;
+  {
+    absl::MutexLock lock(&mu_);
+    pass = view_.outcome == Outcome::kPass;
+  }
+  if (pass && running_ != nullptr) {
+    client_->Cancel(fetch_id_);
+    Finish();
+  }
+}
+
+void SharedFetch::PauseOrigin() {
+  if (running_ != nullptr) client_->Pause(fetch_id_);
+}
+
+void SharedFetch::ResumeOrigin() {
+  if (running_ != nullptr) client_->Resume(fetch_id_);
+}
+
+void SharedFetch::Abandon() {
+  if (running_ == nullptr) return;
+  client_->Cancel(fetch_id_);
+  if (fill_) fill_->Abort();
+  fill_.reset();
+  Publish([](View& v) {
+    if (v.outcome == Outcome::kPending) {
+      v.outcome = Outcome::kFailed;
+      v.failure = absl::UnavailableError("the edge is stopping");
+    }
+    v.broken = !v.complete;
+  });
+  if (leader_ != nullptr) std::exchange(leader_, nullptr)->OnRelayEnd(absl::UnavailableError("stopping"));
+  coalescer_.Release(this);
+  Finish();
+}
+
+SharedFetch::View SharedFetch::Snapshot() const {
+  absl::MutexLock lock(&mu_);
+  return view_;
+}
+
+void SharedFetch::AddWaiter(event* wake) {
+  absl::MutexLock lock(&mu_);
+  waiters_.push_back(wake);
+  event_active(wake, EV_READ, 0);
+}
+
+void SharedFetch::RemoveWaiter(event* wake) {
+  absl::MutexLock lock(&mu_);
+  std::erase(waiters_, wake);
+}
+
+absl::Duration SharedFetch::head_latency() const {
+  absl::MutexLock lock(&mu_);
+  return head_latency_;
+}
+
+int SharedFetch::origin_status() const {
+  absl::MutexLock lock(&mu_);
+  return origin_status_;
+}
+
+void SharedFetch::Publish(const std::function<void(View&)>& change) {
+  absl::MutexLock lock(&mu_);
+  change(view_);
+  for (event* wake : waiters_) event_active(wake, EV_READ, 0);
+}
+
+void SharedFetch::OnHeaders(int status, HeaderViews headers) {
+  {
+    absl::MutexLock lock(&mu_);
+    head_latency_ = clock_() - started_;
+    origin_status_ = status;
+    metrics_->ObserveOriginLatency(worker_, head_latency_);
+  }
+  if (plan_.stale && status == 304) {
+    HandleNotModified(headers);
+    return;
+  }
+  if (BeginStoring(status, headers)) return;
+  // Not stored: later clients must not wait for this response.
+  coalescer_.Release(this);
+  Publish([](View& v) { v.outcome = Outcome::kPass; });
+  if (leader_ != nullptr) {
+    leader_->OnRelayHead(status, headers);
+  } else {
+    client_->Cancel(fetch_id_);
+    Finish();
+  }
+}
+
+bool SharedFetch::BeginStoring(int status, HeaderViews headers) {
+  const absl::Time now = clock_();
+  const vhost::RequestFacts facts{.method = "GET",
+                                  .path = plan_.path,
+                                  .listing = plan_.listing,
+                                  .cache_control = plan_.request_cache_control};
+  const vhost::CacheDecision decision = vhost::Decide(plan_.tenant->cache, facts, {status, headers}, now);
+  if (!decision.store) return false;
+  cache::EntryMetadata meta;
+  meta.tenant = plan_.tenant->name;
+  meta.status = static_cast<uint16_t>(status);
+  StoreHeaders(headers, &meta);
+  const int64_t now_seconds = absl::ToUnixSeconds(now);
+  // Age counts from when the origin made the response: stored_at is that moment.
+  meta.stored_at = now_seconds - static_cast<int64_t>(ParseCount(FindHeader(headers, "age")).value_or(0));
+  meta.fresh_until = now_seconds + absl::ToInt64Seconds(decision.fresh_for);
+  meta.stale_while_revalidate = Seconds32(decision.stale_while_revalidate);
+  meta.stale_if_error = Seconds32(decision.stale_if_error);
+  meta.tags = decision.tags;
+  const std::optional<uint64_t> length = ParseCount(FindHeader(headers, "content-length"));
+  auto fill = store_.BeginFill(plan_.key, meta, length, fence_token_);
+  if (!fill.ok()) return false;  // no zone can take it: relay it uncached
+  const int spool_fd = ::dup((*fill)->fd());
+  if (spool_fd < 0) return false;
+  fill_ = std::move(*fill);
+  meta.key = plan_.key.Encode();
+  auto shared_meta = std::make_shared<const cache::EntryMetadata>(std::move(meta));
+  auto spool = std::make_shared<const SpoolFile>(spool_fd);
+  Publish([&](View& v) {
+    v.outcome = Outcome::kStreaming;
+    v.metadata = shared_meta;
+    v.content_length = length;
+    v.spool = spool;
+    v.body_offset = fill_->body_offset();
+  });
+  return true;
+}
+
+void SharedFetch::HandleNotModified(HeaderViews headers) {
+  const cache::Hit& stale = *plan_.stale;
+  cache::EntryMetadata meta = stale.metadata();
+  // RFC 9111 4.3.4: the 304's headers replace the stored ones of the same name.
+  std::vector<std::pair<std::string, std::string>> merged;
+  for (const auto& [name, value] : meta.headers) {
+    if (FindHeader(headers, name).empty()) merged.emplace_back(name, value);
+  }
+  for (const auto& [name, value] : headers) {
+    if (IsStoredHeader(name)) merged.emplace_back(name, value);
+  }
+  std::vector<std::pair<std::string_view, std::string_view>> views(merged.begin(), merged.end());
+  StoreHeaders(views, &meta);
+  const absl::Time now = clock_();
+  const vhost::RequestFacts facts{.method = "GET",
+                                  .path = plan_.path,
+                                  .listing = plan_.listing,
+                                  .cache_control = plan_.request_cache_control};
+  const vhost::CacheDecision decision = vhost::Decide(plan_.tenant->cache, facts, {meta.status, views}, now);
+  const int64_t now_seconds = absl::ToUnixSeconds(now);
+  meta.stored_at = now_seconds;
+  meta.fresh_until = now_seconds + absl::ToInt64Seconds(decision.fresh_for);
+  meta.stale_while_revalidate = Seconds32(decision.stale_while_revalidate);
+  meta.stale_if_error = Seconds32(decision.stale_if_error);
+  meta.tags = decision.tags;
+  if (decision.store) {
+    // The body is unchanged: the refreshed entry copies it file to file.
+    auto fill = store_.BeginFill(plan_.key, meta, stale.body_length(), fence_token_);
+    if (fill.ok() && (*fill)->AppendFromFile(stale.fd(), stale.body_offset(), stale.body_length()).ok()) {
+      (void)(*fill)->Commit();  // fenced or failed: the next request fetches again
+    }
+  }
+  coalescer_.Release(this);
+  auto shared_meta = std::make_shared<const cache::EntryMetadata>(std::move(meta));
+  Publish([&](View& v) {
+    v.outcome = Outcome::kNotModified;
+    v.metadata = shared_meta;
+  });
+}
+
+void SharedFetch::OnData(std::string_view data) {
+  if (fill_) {
+    if (!fill_->Append(data).ok()) {
+      // The zone failed or filled up mid-body: the clients already streaming it cannot be given
+      // the rest from here; they see a truncated response rather than a wrong one.
+      fill_.reset();
+      coalescer_.Release(this);
+      Publish([](View& v) { v.broken = true; });
+      client_->Cancel(fetch_id_);
+      Finish();
+      return;
+    }
+    const uint64_t written = fill_->written();
+    Publish([written](View& v) { v.available = written; });
+    return;
+  }
+  if (leader_ != nullptr) {
+    leader_->OnRelayData(data);
+  } else if (running_ != nullptr) {
+    client_->Cancel(fetch_id_);
+    Finish();
+  }
+}
+
+void SharedFetch::OnComplete(absl::Status status) {
+  coalescer_.Release(this);
+  if (fill_) {
+    const uint64_t written = fill_->written();
+    bool complete = false;
+    std::optional<uint64_t> expected;
+    {
+      absl::MutexLock lock(&mu_);
+      expected = view_.content_length;
+    }
+    if (status.ok() && (!expected || *expected == written)) {
+      complete = true;
+      (void)fill_->Commit();  // fenced or failed: handed to the waiting clients, not stored
+    }
+    fill_.reset();
+    Publish([&](View& v) {
+      v.available = written;
+      v.complete = complete;
+      v.broken = !complete;
+    });
+  } else {
+    bool pending = false;
+    Publish([&](View& v) {
+      pending = v.outcome == Outcome::kPending;
+      if (pending) {
+        metrics_->CountOriginError(worker_);
+        v.outcome = Outcome::kFailed;
+        v.failure = status.ok() ? absl::UnavailableError("origin sent no response") : status;
+      }
+    });
+    if (!pending && leader_ != nullptr) std::exchange(leader_, nullptr)->OnRelayEnd(status);
+  }
+  Finish();
+}
+
+void SharedFetch::Finish() {
+  if (running_ == nullptr) return;
+  std::exchange(running_, nullptr)->erase(this);  // may destroy this
+}
+
+Coalescer::Acquired Coalescer::Acquire(FillPlan& plan, cache::Store& store, cache::Clock clock) {
+  std::string encoded = plan.key.Encode();
+  absl::MutexLock lock(&mu_);
+  if (auto it = fetches_.find(encoded); it != fetches_.end()) return {it->second, false};
+  auto fetch = std::make_shared<SharedFetch>(encoded, std::move(plan), store, *this, std::move(clock));
+  fetches_.emplace(std::move(encoded), fetch);
+  return {std::move(fetch), true};
+}
+
+void Coalescer::Release(const SharedFetch* fetch) {
+  absl::MutexLock lock(&mu_);
+  if (auto it = fetches_.find(fetch->encoded_key()); it != fetches_.end() && it->second.get() == fetch) {
+    fetches_.erase(it);
+  }
+}
+
+size_t Coalescer::in_flight() const {
+  absl::MutexLock lock(&mu_);
+  return fetches_.size();
+}
+
+}  // namespace edge

@@ -1,0 +1,185 @@
+// One origin fetch shared by every client that asks for the same key while it runs, on any
+// worker thread. A storable body goes into the cache fill's temp file as it arrives and each
+// client streams it from there at its own pace (sendfile), so a slow client never stalls the fetch
+// for the others and memory stays bounded however large the object. A response that may not be
+// stored goes to the client that started the fetch only (the leader, on the fetch's own loop);
+// the others are told to fetch for themselves.
+//
+// Threads: Start and the origin callbacks run on the loop the fetch was started on; Snapshot,
+// AddWaiter and RemoveWaiter may be called from any thread. Waiters are libevent events on their
+// own loops, activated whenever there is something new to see.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "cache/store.h"
+#include "edge/metrics.h"
+#include "edge/origin/origin_client.h"
+#include "vhost-config/cache_policy.h"
+#include "vhost-config/loader.h"
+
+struct event;
+
+namespace edge {
+
+class Coalescer;
+class SharedFetch;
+
+// The fetches running on one loop: each holds itself here until its origin fetch is over.
+using RunningFetches = absl::flat_hash_map<const SharedFetch*, std::shared_ptr<SharedFetch>>;
+
+// One worker loop's means to fetch: its origin client, its running fetches, its metrics shard.
+struct FetchLoop {
+  origin::OriginClient& origin;
+  RunningFetches& running;
+  Metrics& metrics;
+  size_t worker;
+};
+
+// A descriptor shared by the waiters of a fill; closed when the last one lets go.
+struct SpoolFile {
+  explicit SpoolFile(int fd) : fd(fd) {}
+  ~SpoolFile();
+  SpoolFile(const SpoolFile&) = delete;
+  const int fd;
+};
+
+// What a fetch needs to decide whether and how to store: copied out of the request that started
+// it, because the fetch outlives that request.
+struct FillPlan {
+  std::shared_ptr<const vhost::TenantTable> tenants;  // keeps `tenant` alive
+  const vhost::Tenant* tenant = nullptr;
+  cache::Key key;
+  std::string path;  // request path, for the tenant's path rules
+  bool listing = false;
+  std::string request_cache_control;
+  origin::FetchRequest request;
+  // The stale entry being revalidated, if any: its validators go to the origin and a 304 refreshes it.
+  std::optional<cache::Hit> stale;
+};
+
+class SharedFetch : public origin::FetchObserver, public std::enable_shared_from_this<SharedFetch> {
+ public:
+  enum class Outcome {
+    kPending,      // no response head yet
+    kStreaming,    // a storable response: its body grows in the spool file
+    kNotModified,  // the origin confirmed the stale entry: `metadata` is its refreshed header
+    kPass,         // not storable: the leader relays it; the others fetch for themselves
+    kFailed,       // no response (refused, reset, timed out, or the edge is stopping)
+  };
+
+  // What a waiter sees; taken under the lock.
+  struct View {
+    Outcome outcome = Outcome::kPending;
+    std::shared_ptr<const cache::EntryMetadata> metadata;
+    std::optional<uint64_t> content_length;  // the origin's, when it sent one
+    std::shared_ptr<const SpoolFile> spool;  // the fill's file, readable (kStreaming)
+    uint64_t body_offset = 0;
+    uint64_t available = 0;  // body bytes in the spool
+    bool complete = false;   // the whole body is there
+    bool broken = false;     // the body ended early: no more will come
+    absl::Status failure;    // kFailed
+  };
+
+  // The leader's side of a pass response, called on the fetch's loop.
+  class Relay {
+   public:
+    virtual ~Relay() = default;
+    virtual void OnRelayHead(int status,
+                             std::span<const std::pair<std::string_view, std::string_view>> headers) = 0;
+    virtual void OnRelayData(std::string_view data) = 0;
+    virtual void OnRelayEnd(absl::Status status) = 0;
+  };
+
+  SharedFetch(std::string encoded_key, FillPlan plan, cache::Store& store, Coalescer& coalescer,
+              cache::Clock clock);
+  ~SharedFetch() override;
+
+  // Sends the origin request on `loop` and keeps the fetch in its running set until it is over.
+  // `leader` (may be null) relays a pass response.
+  void Start(const FetchLoop& loop, Relay* leader);
+  // The leader went away: a pass response is then cancelled.
+  void DropLeader();
+  // Relay backpressure (the fetch's loop only).
+  void PauseOrigin();
+  void ResumeOrigin();
+  // The fetch's loop is stopping: waiters see kFailed or a broken body.
+  void Abandon();
+
+  View Snapshot() const;
+  // `wake` is activated on every change until removed; it is activated once at once, so the
+  // waiter takes its first snapshot from its own loop.
+  void AddWaiter(event* wake);
+  void RemoveWaiter(event* wake);
+  const std::string& encoded_key() const { return encoded_key_; }
+  // Time to the response head; zero until then.
+  absl::Duration head_latency() const;
+  int origin_status() const;  // the response's status, 0 until the head
+
+  // origin::FetchObserver, on the fetch's loop.
+  void OnHeaders(int status, std::span<const std::pair<std::string_view, std::string_view>> headers) override;
+  void OnData(std::string_view data) override;
+  void OnComplete(absl::Status status) override;
+
+ private:
+  void Publish(const std::function<void(View&)>& change);
+  void HandleNotModified(std::span<const std::pair<std::string_view, std::string_view>> headers);
+  bool BeginStoring(int status, std::span<const std::pair<std::string_view, std::string_view>> headers);
+  void Finish();  // the origin fetch is over: leaves `running_` (which may destroy it)
+
+  const std::string encoded_key_;
+  FillPlan plan_;
+  cache::Store& store_;
+  Coalescer& coalescer_;
+  const cache::Clock clock_;
+
+  // The fetch's loop only.
+  origin::OriginClient* client_ = nullptr;
+  origin::OriginClient::FetchId fetch_id_ = 0;
+  Metrics* metrics_ = nullptr;
+  size_t worker_ = 0;
+  Relay* leader_ = nullptr;
+  std::unique_ptr<cache::Fill> fill_;
+  uint64_t fence_token_ = 0;
+  absl::Time started_;
+  RunningFetches* running_ = nullptr;  // set while the origin fetch runs
+
+  mutable absl::Mutex mu_;
+  View view_ ABSL_GUARDED_BY(mu_);
+  std::vector<event*> waiters_ ABSL_GUARDED_BY(mu_);
+  absl::Duration head_latency_ ABSL_GUARDED_BY(mu_);
+  int origin_status_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+// The fetches in flight, by encoded key, for every worker thread. Thread-safe.
+class Coalescer {
+ public:
+  struct Acquired {
+    std::shared_ptr<SharedFetch> fetch;
+    bool started_here = false;  // the caller must Start it
+  };
+  // The fetch in flight for the plan's key, or a new one made from `plan` and registered.
+  Acquired Acquire(FillPlan& plan, cache::Store& store, cache::Clock clock);
+  // Unregisters `fetch` if it is still the one registered for its key: later clients look up the
+  // cache (or start anew) instead of joining it.
+  void Release(const SharedFetch* fetch);
+  size_t in_flight() const;
+
+ private:
+  mutable absl::Mutex mu_;
+  absl::flat_hash_map<std::string, std::shared_ptr<SharedFetch>> fetches_ ABSL_GUARDED_BY(mu_);
+};
+
+// The origin headers to store with an entry (IsStoredHeader), and its validators.
+void StoreHeaders(std::span<const std::pair<std::string_view, std::string_view>> headers,
+                  cache::EntryMetadata* metadata);
+
+}  // namespace edge
