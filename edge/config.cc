@@ -81,8 +81,9 @@ std::span<const KeySpec> ZoneKeys() {
   return kZoneKeys;
 }
 
-absl::StatusOr<EdgeConfig> LoadEdgeConfig(const std::string& path) {
-  vhost::Settings s = vhost::Settings::FromFile(path, kEdgeKeys);
+namespace {
+
+absl::StatusOr<EdgeConfig> Build(vhost::Settings& s, const std::string& path) {
   EdgeConfig c;
   // Paths in the file are relative to the file, wherever the edge is started from.
   const auto resolve = [&](std::string name) {
@@ -116,7 +117,7 @@ absl::StatusOr<EdgeConfig> LoadEdgeConfig(const std::string& path) {
     cache::ZoneConfig& z = c.cache.zones.emplace_back();
     z.path = resolve(zone.String("path"));
     z.max_bytes = zone.Bytes("size");
-    if (zone.Has("size") && z.max_bytes < (1 << 20)) zone.Error("size", "must be at least 1M");
+    if (z.max_bytes > 0 && z.max_bytes < (1 << 20)) zone.Error("size", "must be at least 1M");
     for (size_t i = 0; i + 1 < c.cache.zones.size(); ++i) {
       if (c.cache.zones[i].path == z.path) zone.Error("path", "is already another zone's path");
     }
@@ -125,6 +126,19 @@ absl::StatusOr<EdgeConfig> LoadEdgeConfig(const std::string& path) {
   c.shutdown_grace = s.Duration("shutdown.grace");
   if (absl::Status status = s.Finish(); !status.ok()) return status;
   return c;
+}
+
+}  // namespace
+
+absl::StatusOr<EdgeConfig> LoadEdgeConfig(const std::string& path) {
+  absl::StatusOr<vhost::Settings> file = vhost::Settings::FromFile(path, kEdgeKeys);
+  if (!file.ok()) return file.status();
+  return Build(*file, path);
+}
+
+absl::StatusOr<EdgeConfig> LoadEdgeConfigText(std::string_view text, const std::string& path) {
+  vhost::Settings settings = vhost::Settings::FromText(text, path, kEdgeKeys);
+  return Build(settings, path);
 }
 
 std::string EdgeConfigMarkdown() {

@@ -31,8 +31,10 @@ struct EdgeConfig {
 
 std::span<const vhost::KeySpec> EdgeConfigKeys();
 std::span<const vhost::KeySpec> ZoneKeys();
-// InvalidArgument with every problem as "file:line: key: message".
+// InvalidArgument with every problem as "file:line: key: message"; NotFound if unreadable.
 absl::StatusOr<EdgeConfig> LoadEdgeConfig(const std::string& path);
+// The same for text already in memory; `path` names it in messages and anchors relative paths.
+absl::StatusOr<EdgeConfig> LoadEdgeConfigText(std::string_view text, const std::string& path);
 // The reference for docs/configuration.md.
 std::string EdgeConfigMarkdown();
 

@@ -152,6 +152,8 @@ void SharedFetch::Publish(const std::function<void(View&)>& change) {
 }
 
 void SharedFetch::OnHeaders(int status, HeaderViews headers) {
+  // The leader's callbacks may drop the last other reference to this fetch.
+  const std::shared_ptr<SharedFetch> keep_alive = shared_from_this();
   {
     absl::MutexLock lock(&mu_);
     head_latency_ = clock_() - started_;
@@ -253,6 +255,7 @@ void SharedFetch::HandleNotModified(HeaderViews headers) {
 }
 
 void SharedFetch::OnData(std::string_view data) {
+  const std::shared_ptr<SharedFetch> keep_alive = shared_from_this();
   if (fill_) {
     if (!fill_->Append(data).ok()) {
       // The zone failed or filled up mid-body: the clients already streaming it cannot be given
@@ -277,6 +280,7 @@ void SharedFetch::OnData(std::string_view data) {
 }
 
 void SharedFetch::OnComplete(absl::Status status) {
+  const std::shared_ptr<SharedFetch> keep_alive = shared_from_this();
   coalescer_.Release(this);
   if (fill_) {
     const uint64_t written = fill_->written();
@@ -297,16 +301,16 @@ void SharedFetch::OnComplete(absl::Status status) {
       v.broken = !complete;
     });
   } else {
-    bool pending = false;
+    Outcome outcome = Outcome::kPending;
     Publish([&](View& v) {
-      pending = v.outcome == Outcome::kPending;
-      if (pending) {
+      outcome = v.outcome;
+      if (outcome == Outcome::kPending) {
         metrics_->CountOriginError(worker_);
         v.outcome = Outcome::kFailed;
         v.failure = status.ok() ? absl::UnavailableError("origin sent no response") : status;
       }
     });
-    if (!pending && leader_ != nullptr) std::exchange(leader_, nullptr)->OnRelayEnd(status);
+    if (outcome == Outcome::kPass && leader_ != nullptr) std::exchange(leader_, nullptr)->OnRelayEnd(status);
   }
   Finish();
 }

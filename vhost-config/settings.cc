@@ -1,7 +1,9 @@
 #include "vhost-config/settings.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
+#include <cstring>
 #include <fstream>
 #include <functional>
 #include <sstream>
@@ -138,13 +140,9 @@ Settings Settings::FromText(std::string_view text, std::string file, std::span<c
   return Settings(std::move(state), 0, "", 1, keys);
 }
 
-Settings Settings::FromFile(const std::string& path, std::span<const KeySpec> keys) {
+absl::StatusOr<Settings> Settings::FromFile(const std::string& path, std::span<const KeySpec> keys) {
   std::ifstream in(path);
-  if (!in) {
-    Settings settings = FromText("", path, keys);
-    settings.state_->Add(0, "file", "cannot be read");
-    return settings;
-  }
+  if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot be read: ", std::strerror(errno)));
   std::stringstream text;
   text << in.rdbuf();
   return FromText(text.str(), path, keys);

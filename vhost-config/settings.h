@@ -12,7 +12,7 @@
 #include <utility>
 #include <vector>
 
-#include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "vhost-config/schema.h"
 
@@ -20,8 +20,8 @@ namespace vhost {
 
 class Settings {
  public:
-  // Reads a file; an unreadable file or a syntax error is recorded as the first error.
-  static Settings FromFile(const std::string& path, std::span<const KeySpec> keys);
+  // Reads a file: NotFound if it cannot be read; a syntax error is recorded as the first error.
+  static absl::StatusOr<Settings> FromFile(const std::string& path, std::span<const KeySpec> keys);
   static Settings FromText(std::string_view text, std::string file, std::span<const KeySpec> keys);
   ~Settings();
   Settings(Settings&&) noexcept;

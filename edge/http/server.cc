@@ -111,6 +111,7 @@ struct Server::Worker {
   evconnlistener* listener = nullptr;
   event* reaper = nullptr;   // deletes closed connections outside their own callbacks
   event* drainer = nullptr;  // runs Drain on the worker's own thread
+  event* stopper = nullptr;  // breaks the loop from its own thread, even if it has not started yet
   bool draining = false;
   std::thread thread;
   absl::flat_hash_map<Connection*, std::unique_ptr<Connection>> connections;
@@ -546,6 +547,12 @@ absl::Status Server::Start() {
     worker->reaper = event_new(
         worker->base, -1, 0,
         [](evutil_socket_t, short, void* arg) { static_cast<Worker*>(arg)->closed.clear(); }, worker.get());
+    // event_base_loopbreak() from another thread is lost if the loop has not started yet; an
+    // activated event is not.
+    worker->stopper = event_new(
+        worker->base, -1, 0,
+        [](evutil_socket_t, short, void* arg) { event_base_loopbreak(static_cast<event_base*>(arg)); },
+        worker->base);
     address.sin_port = htons(port_);
     worker->listener = evconnlistener_new_bind(
         worker->base,
@@ -563,6 +570,7 @@ absl::Status Server::Start() {
         reinterpret_cast<sockaddr*>(&address), sizeof(address));
     if (worker->listener == nullptr) {
       const std::string error = std::strerror(errno);
+      event_free(worker->stopper);
       event_free(worker->drainer);
       event_free(worker->reaper);
       event_base_free(worker->base);
@@ -594,7 +602,7 @@ void Server::Drain() {
 void Server::Stop() {
   for (auto& worker : workers_) {
     if (worker->thread.joinable()) {
-      event_base_loopbreak(worker->base);
+      event_active(worker->stopper, EV_TIMEOUT, 0);
       worker->thread.join();
     }
   }
@@ -603,6 +611,7 @@ void Server::Stop() {
     while (!worker->connections.empty()) worker->connections.begin()->first->Close();
     worker->closed.clear();
     handler_.OnWorkerStop(worker->index);
+    event_free(worker->stopper);
     event_free(worker->drainer);
     event_free(worker->reaper);
     event_base_free(worker->base);

@@ -1,0 +1,98 @@
+#include "edge/config.h"
+
+#include <doctest/doctest.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "tests/support/temp_dir.h"
+
+namespace edge {
+
+namespace {
+
+absl::StatusOr<EdgeConfig> Load(const testing_support::TempDir& dir, const std::string& text) {
+  std::ofstream(dir / "edge.toml") << text;
+  return LoadEdgeConfig(dir / "edge.toml");
+}
+
+}  // namespace
+
+TEST_CASE("a minimal edge file gets the documented defaults; paths are relative to the file") {
+  testing_support::TempDir dir;
+  auto config = Load(dir, R"(node_id = "e1"
+tenants = "vhosts.toml"
+[[cache.zone]]
+path = "zone-a"
+size = "2G"
+)");
+  REQUIRE(config.ok());
+  CHECK(config->node_id == "e1");
+  CHECK(config->tenants_file == dir / "vhosts.toml");
+  CHECK(config->server.port == 8090);
+  CHECK(config->server.workers == 2);
+  CHECK(config->server.header_timeout == absl::Seconds(10));
+  CHECK(config->admin_port == 9090);
+  CHECK(config->origin.connect_timeout == absl::Seconds(2));
+  REQUIRE(config->cache.zones.size() == 1);
+  CHECK(config->cache.zones[0].path == dir / "zone-a");
+  CHECK(config->cache.zones[0].max_bytes == uint64_t{2} << 30);
+  CHECK(config->access_log.empty());
+}
+
+TEST_CASE("every problem is reported at once as file:line: key: message") {
+  testing_support::TempDir dir;
+  auto config = Load(dir, R"(node_id = "e1"
+tenants = "vhosts.toml"
+listen.port = 70000
+listen.wokers = 4
+timeouts.idle = "soon"
+[[cache.zone]]
+path = "a"
+size = "lots"
+[[cache.zone]]
+path = "a"
+size = 1024
+)");
+  REQUIRE_FALSE(config.ok());
+  const std::string file = dir / "edge.toml";
+  CHECK(std::string(config.status().message()) ==
+        file + ":3: listen.port: 70000 is out of range [1, 65535]\n" + file +
+            ":4: listen.wokers: unknown key\n" + file +
+            ":5: timeouts.idle: \"soon\" is not a duration (use s, m, h or d, e.g. \"7d\")\n" + file +
+            ":8: cache.zone[0].size: \"lots\" is not a size (bytes, or a number with K, M, G or T, e.g. "
+            "\"10G\")\n" +
+            file + ":10: cache.zone[1].path: is already another zone's path\n" + file +
+            ":11: cache.zone[1].size: must be at least 1M");
+}
+
+TEST_CASE("required keys and zones; syntax errors and unreadable files are reported with their place") {
+  testing_support::TempDir dir;
+  auto empty = Load(dir, "");
+  REQUIRE_FALSE(empty.ok());
+  const std::string file = dir / "edge.toml";
+  CHECK(std::string(empty.status().message()) ==
+        file + ":1: node_id: is required\n" + file + ":1: tenants: is required\n" + file +
+            ":1: cache.zone: at least one [[cache.zone]] is required");
+  auto syntax = Load(dir, "node_id = \"e1\"\nlisten = [\n");
+  REQUIRE_FALSE(syntax.ok());
+  CHECK(std::string(syntax.status().message()).find(file + ":") == 0);
+  auto missing = LoadEdgeConfig(dir / "nope.toml");
+  REQUIRE_FALSE(missing.ok());
+  CHECK(std::string(missing.status().message()) ==
+        dir / "nope.toml" + ": cannot be read: No such file or directory");
+}
+
+TEST_CASE("docs/configuration.md holds the edge's key reference") {
+  std::ifstream in(std::string(EDGE_SOURCE_DIR) + "/docs/configuration.md");
+  std::stringstream text;
+  text << in.rdbuf();
+  const std::string doc = text.str();
+  const std::string begin = "<!-- edge-keys:begin -->\n", end = "<!-- edge-keys:end -->";
+  const size_t from = doc.find(begin), to = doc.find(end);
+  REQUIRE(from != std::string::npos);
+  REQUIRE(to != std::string::npos);
+  CHECK(doc.substr(from + begin.size(), to - from - begin.size()) == EdgeConfigMarkdown());
+}
+
+}  // namespace edge

@@ -1,0 +1,497 @@
+// The edge's request path end to end in one process: a real server, store and pipeline in front
+// of an origin of our own that injects what Swift cannot produce on demand (delays, resets, 5xx).
+#include "edge/pipeline.h"
+
+#include <arpa/inet.h>
+#include <doctest/doctest.h>
+#include <event2/event.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "tests/support/http_client.h"
+#include "tests/support/temp_dir.h"
+#include "vhost-config/loader.h"
+
+namespace edge {
+
+namespace {
+
+using testing_support::HttpGet;
+using testing_support::HttpRequest;
+using testing_support::HttpResponse;
+
+// What the origin answers for one object name.
+struct Script {
+  int status = 200;
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string body;
+  int delay_ms = 0;               // before the head
+  size_t reset_after = SIZE_MAX;  // close the connection after this many body bytes
+  std::string etag;               // answered with 304 when If-None-Match names it
+};
+
+class FakeOrigin : public http::Handler {
+ public:
+  FakeOrigin() : server_(Options(), *this) { REQUIRE(server_.Start().ok()); }
+  ~FakeOrigin() override { server_.Stop(); }
+
+  void Set(const std::string& name, Script script) {
+    std::lock_guard lock(mu_);
+    scripts_[name] = std::move(script);
+  }
+  int Count(const std::string& name) {
+    std::lock_guard lock(mu_);
+    return counts_[name];
+  }
+  std::string LastHeader(const std::string& name, const std::string& header) {
+    std::lock_guard lock(mu_);
+    return last_headers_[name + "|" + header];
+  }
+  uint16_t port() const { return server_.port(); }
+
+  void OnRequest(http::Exchange& exchange) override {
+    const std::string target(exchange.request().target);
+    const std::string prefix = "/v1/AUTH_test/c/";
+    std::string name = target.rfind(prefix, 0) == 0 ? target.substr(prefix.size()) : target;
+    name = name.substr(0, name.find('?'));
+    Script script;
+    {
+      std::lock_guard lock(mu_);
+      ++counts_[name];
+      for (const char* h : {"if-none-match", "if-modified-since", "x-auth-token"}) {
+        last_headers_[name + "|" + h] = std::string(exchange.request().Find(h));
+      }
+      auto it = scripts_.find(name);
+      if (it == scripts_.end()) {
+        exchange.Reply(404, "text/plain", "no such object\n");
+        return;
+      }
+      script = it->second;
+    }
+    if (script.delay_ms == 0) {
+      Answer(exchange, script);
+      return;
+    }
+    auto delayed = std::make_unique<Delayed>(this, &exchange, std::move(script));
+    exchange.SetObserver(delayed.get());
+    const timeval tv{script.delay_ms / 1000, (script.delay_ms % 1000) * 1000};
+    event_base_once(exchange.loop(), -1, EV_TIMEOUT, &Delayed::Fire, delayed.release(), &tv);
+  }
+
+ private:
+  static http::ServerOptions Options() {
+    http::ServerOptions options;
+    options.workers = 1;
+    return options;
+  }
+
+  static void Answer(http::Exchange& exchange, const Script& script) {
+    if (!script.etag.empty() && exchange.request().Find("if-none-match") == script.etag) {
+      std::vector<http::HeaderField> headers = {{"ETag", script.etag}};
+      for (const auto& [n, v] : script.headers) headers.emplace_back(n, v);
+      exchange.Respond(304, headers, std::nullopt);
+      exchange.Finish();
+      return;
+    }
+    std::vector<http::HeaderField> headers;
+    for (const auto& [n, v] : script.headers) headers.emplace_back(n, v);
+    if (!script.etag.empty()) headers.emplace_back("ETag", script.etag);
+    exchange.Respond(script.status, headers, script.body.size());
+    if (script.reset_after < script.body.size()) {
+      // Part of the body, then a reset once that part has left.
+      exchange.Write(std::string_view(script.body).substr(0, script.reset_after));
+      auto reset = std::make_unique<Delayed>(nullptr, &exchange, Script{});
+      exchange.SetObserver(reset.get());
+      const timeval soon{0, 50000};
+      event_base_once(exchange.loop(), -1, EV_TIMEOUT, &Delayed::Reset, reset.release(), &soon);
+      return;
+    }
+    exchange.Write(script.body);
+    exchange.Finish();
+  }
+
+  // A response sent after a delay, unless the edge hung up first.
+  struct Delayed : http::Exchange::Observer {
+    Delayed(FakeOrigin* origin, http::Exchange* exchange, Script script)
+        : origin(origin), exchange(exchange), script(std::move(script)) {}
+    void OnAbort() override { exchange = nullptr; }
+    static void Fire(evutil_socket_t, short, void* arg) {
+      std::unique_ptr<Delayed> self(static_cast<Delayed*>(arg));
+      if (self->exchange == nullptr) return;
+      self->exchange->SetObserver(nullptr);
+      Answer(*self->exchange, self->script);
+    }
+    static void Reset(evutil_socket_t, short, void* arg) {
+      std::unique_ptr<Delayed> self(static_cast<Delayed*>(arg));
+      if (self->exchange != nullptr) self->exchange->Abort();
+    }
+    FakeOrigin* origin;
+    http::Exchange* exchange;
+    Script script;
+  };
+
+  std::mutex mu_;
+  std::map<std::string, Script> scripts_;
+  std::map<std::string, int> counts_;
+  std::map<std::string, std::string> last_headers_;
+  http::Server server_;
+};
+
+std::shared_ptr<const vhost::TenantTable> Tenants(uint16_t origin_port, const std::string& extra) {
+  const std::string text =
+      "[defaults]\ncache.default_ttl = \"60s\"\ncache.stale_while_revalidate = \"0s\"\n"
+      "cache.stale_if_error = \"1h\"\n"
+      "[[tenant]]\nname = \"t\"\ndomains = [\"t.test\"]\norigin.url = \"http://127.0.0.1:" +
+      std::to_string(origin_port) + "\"\norigin.account = \"AUTH_test\"\norigin.container = \"c\"\n" + extra;
+  auto table = vhost::LoadTenantText(text, "test.toml");
+  REQUIRE(table.ok());
+  return *table;
+}
+
+// An edge in this process: server, pipeline and a one-zone store, with a clock tests can advance.
+struct Edge {
+  explicit Edge(uint16_t origin_port, const std::string& tenant_extra = "", cache::FaultInjector faults = {})
+      : tenants(Tenants(origin_port, tenant_extra)), metrics(2) {
+    cache::StoreOptions options;
+    options.zones = {{dir / "zone", 64 << 20}};
+    options.faults = std::move(faults);
+    auto opened = cache::Store::Open(options, clock);
+    REQUIRE(opened.ok());
+    store = std::move(*opened);
+    origin::OriginOptions origin_options;
+    origin_options.stall_timeout = absl::Seconds(1);
+    pipeline = std::make_unique<Pipeline>(2, origin_options, tenants, *store, metrics, nullptr, clock);
+    server = std::make_unique<http::Server>(http::ServerOptions{}, *pipeline);
+    REQUIRE(server->Start().ok());
+  }
+  ~Edge() {
+    server->Stop();
+    pipeline.reset();
+  }
+  std::string Url(const std::string& path) const {
+    return "http://127.0.0.1:" + std::to_string(server->port()) + path;
+  }
+  HttpResponse Get(const std::string& path, std::vector<std::string> headers = {}) const {
+    headers.push_back("Host: t.test");
+    return HttpGet(Url(path), headers);
+  }
+  void Advance(int seconds) { offset += seconds; }
+
+  testing_support::TempDir dir;
+  std::atomic<int> offset{0};
+  cache::Clock clock = [this] { return absl::Now() + absl::Seconds(offset.load()); };
+  vhost::TenantSnapshot tenants;
+  Metrics metrics;
+  std::unique_ptr<cache::Store> store;
+  std::unique_ptr<Pipeline> pipeline;
+  std::unique_ptr<http::Server> server;
+};
+
+Script Object(std::string body, std::vector<std::pair<std::string, std::string>> headers = {}) {
+  Script s;
+  s.body = std::move(body);
+  s.headers = std::move(headers);
+  return s;
+}
+
+// Waits until `condition` holds (a background action on the edge's threads), at most 5 s.
+template <typename Condition>
+bool Eventually(Condition condition) {
+  for (int i = 0; i < 500; ++i) {
+    if (condition()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return condition();
+}
+
+}  // namespace
+
+TEST_CASE("a miss is fetched once and stored; the next request is a hit with Age") {
+  FakeOrigin origin;
+  origin.Set("a.txt", Object("hello", {{"Content-Type", "text/plain"}}));
+  Edge edge(origin.port());
+  HttpResponse first = edge.Get("/a.txt");
+  CHECK(first.status == 200);
+  CHECK(first.body == "hello");
+  CHECK(first.header("x-cache") == "MISS");
+  CHECK(first.header("content-type") == "text/plain");
+  edge.Advance(3);
+  HttpResponse second = edge.Get("/a.txt");
+  CHECK(second.body == "hello");
+  CHECK(second.header("x-cache") == "HIT");
+  CHECK(second.header("age") == "3");
+  CHECK(origin.Count("a.txt") == 1);
+}
+
+TEST_CASE("simultaneous misses on any worker share one origin fetch and all get the whole body") {
+  FakeOrigin origin;
+  Script big = Object(std::string(1 << 20, 'x'));
+  big.delay_ms = 300;
+  origin.Set("big", big);
+  Edge edge(origin.port());
+  std::vector<HttpResponse> responses(32);
+  std::vector<std::thread> clients;
+  for (auto& response : responses) {
+    clients.emplace_back([&] { response = edge.Get("/big"); });
+  }
+  for (auto& c : clients) c.join();
+  for (const HttpResponse& r : responses) {
+    CHECK(r.status == 200);
+    CHECK(r.body.size() == size_t{1} << 20);
+    CHECK(r.header("x-cache") == "MISS");
+  }
+  CHECK(origin.Count("big") == 1);
+  CHECK(edge.Get("/big").header("x-cache") == "HIT");
+}
+
+TEST_CASE("a client that reads nothing does not stall the fetch for another client") {
+  FakeOrigin origin;
+  Script big = Object(std::string(8 << 20, 'y'));
+  big.delay_ms = 100;
+  origin.Set("big", big);
+  Edge edge(origin.port());
+  // A raw client that sends its request and then does not read.
+  const int stuck = ::socket(AF_INET, SOCK_STREAM, 0);
+  const int small = 4096;
+  setsockopt(stuck, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(edge.server->port());
+  inet_pton(AF_INET, "127.0.0.1", &address.sin_addr);
+  REQUIRE(::connect(stuck, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0);
+  const std::string request = "GET /big HTTP/1.1\r\nHost: t.test\r\n\r\n";
+  REQUIRE(::write(stuck, request.data(), request.size()) == static_cast<ssize_t>(request.size()));
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  HttpResponse other = edge.Get("/big");
+  CHECK(other.status == 200);
+  CHECK(other.body.size() == size_t{8} << 20);
+  CHECK(origin.Count("big") == 1);
+  // The stuck client still gets all of it once it reads.
+  size_t received = 0;
+  char buffer[65536];
+  timeval timeout{5, 0};
+  setsockopt(stuck, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+  while (received < (size_t{8} << 20)) {
+    const ssize_t n = ::read(stuck, buffer, sizeof(buffer));
+    if (n <= 0) break;
+    received += static_cast<size_t>(n);
+  }
+  ::close(stuck);
+  CHECK(received > (size_t{8} << 20));  // head + body
+}
+
+TEST_CASE("a response that may not be stored is relayed, and each client fetches it") {
+  FakeOrigin origin;
+  Script page = Object("for you only", {{"Cache-Control", "private"}});
+  page.delay_ms = 100;
+  origin.Set("page", page);
+  Edge edge(origin.port());
+  std::vector<HttpResponse> responses(4);
+  std::vector<std::thread> clients;
+  for (auto& response : responses) clients.emplace_back([&] { response = edge.Get("/page"); });
+  for (auto& c : clients) c.join();
+  for (const HttpResponse& r : responses) {
+    CHECK(r.status == 200);
+    CHECK(r.body == "for you only");
+    CHECK(r.header("x-cache") == "BYPASS");
+  }
+  CHECK(origin.Count("page") >= 4);
+  CHECK(edge.Get("/page").header("x-cache") == "BYPASS");
+}
+
+TEST_CASE("a request with credentials is never answered from the cache nor stored for others") {
+  FakeOrigin origin;
+  origin.Set("doc", Object("v1"));
+  Edge edge(origin.port());
+  HttpResponse with_token = edge.Get("/doc", {"X-Auth-Token: secret"});
+  CHECK(with_token.header("x-cache") == "BYPASS");
+  CHECK(origin.LastHeader("doc", "x-auth-token") == "secret");
+  CHECK(edge.Get("/doc").header("x-cache") == "MISS");
+  CHECK(edge.Get("/doc", {"X-Auth-Token: secret"}).header("x-cache") == "BYPASS");
+  CHECK(edge.Get("/doc?temp_url_sig=abc&temp_url_expires=1").header("x-cache") == "BYPASS");
+  CHECK(origin.Count("doc") == 4);
+}
+
+TEST_CASE("an expired entry is revalidated with its ETag; a 304 refreshes it") {
+  FakeOrigin origin;
+  Script doc = Object("body v1", {{"Cache-Control", "max-age=10"}});
+  doc.etag = "\"v1\"";
+  origin.Set("doc", doc);
+  Edge edge(origin.port());
+  CHECK(edge.Get("/doc").header("x-cache") == "MISS");
+  edge.Advance(20);
+  HttpResponse revalidated = edge.Get("/doc");
+  CHECK(revalidated.status == 200);
+  CHECK(revalidated.body == "body v1");
+  CHECK(revalidated.header("x-cache") == "REVALIDATED");
+  CHECK(origin.LastHeader("doc", "if-none-match") == "\"v1\"");
+  CHECK(edge.Get("/doc").header("x-cache") == "HIT");
+  CHECK(origin.Count("doc") == 2);
+}
+
+TEST_CASE("without an ETag, revalidation uses If-Modified-Since; a changed object comes back EXPIRED") {
+  FakeOrigin origin;
+  origin.Set("doc", Object("old", {{"Cache-Control", "max-age=10"},
+                                   {"Last-Modified", "Tue, 01 Sep 2026 10:00:00 GMT"}}));
+  Edge edge(origin.port());
+  CHECK(edge.Get("/doc").body == "old");
+  origin.Set("doc", Object("new", {{"Cache-Control", "max-age=10"}}));
+  edge.Advance(20);
+  HttpResponse changed = edge.Get("/doc");
+  CHECK(origin.LastHeader("doc", "if-modified-since") == "Tue, 01 Sep 2026 10:00:00 GMT");
+  CHECK(origin.LastHeader("doc", "if-none-match").empty());
+  CHECK(changed.body == "new");
+  CHECK(changed.header("x-cache") == "EXPIRED");
+}
+
+TEST_CASE("stale-while-revalidate answers at once and refreshes in the background") {
+  FakeOrigin origin;
+  Script doc = Object("v1", {{"Cache-Control", "max-age=10"}});
+  doc.etag = "\"v1\"";
+  origin.Set("doc", doc);
+  Edge edge(origin.port(), "cache.stale_while_revalidate = \"60s\"\n");
+  edge.Get("/doc");
+  edge.Advance(15);
+  HttpResponse stale = edge.Get("/doc");
+  CHECK(stale.header("x-cache") == "STALE");
+  CHECK(stale.body == "v1");
+  CHECK(Eventually([&] { return origin.Count("doc") == 2; }));
+  CHECK(Eventually([&] { return edge.Get("/doc").header("x-cache") == "HIT"; }));
+}
+
+TEST_CASE("an origin that fails serves the stale entry within stale-if-error, else a clear 5xx") {
+  FakeOrigin origin;
+  origin.Set("doc", Object("kept", {{"Cache-Control", "max-age=10"}}));
+  Edge edge(origin.port());
+  edge.Get("/doc");
+  edge.Advance(20);
+  Script failing;
+  failing.status = 503;
+  failing.body = "busy";
+  origin.Set("doc", failing);
+  HttpResponse stale = edge.Get("/doc");
+  CHECK(stale.status == 200);
+  CHECK(stale.body == "kept");
+  CHECK(stale.header("x-cache") == "STALE");
+  origin.Set("fresh-fail", failing);
+  HttpResponse relayed = edge.Get("/fresh-fail");
+  CHECK(relayed.status == 503);
+  CHECK(relayed.body == "busy");
+
+  // An origin that is not there at all: 502 with a reason.
+  Edge orphan(1);
+  HttpResponse down = orphan.Get("/x");
+  CHECK(down.status == 502);
+  CHECK(down.body.find("origin unavailable") == 0);
+}
+
+TEST_CASE("an origin reset mid-body truncates the response and stores nothing") {
+  FakeOrigin origin;
+  Script broken = Object(std::string(100000, 'z'));
+  broken.reset_after = 1000;
+  origin.Set("broken", broken);
+  Edge edge(origin.port());
+  HttpResponse first = edge.Get("/broken");
+  CHECK(first.status == 0);  // curl saw a short body
+  origin.Set("broken", Object("whole"));
+  HttpResponse second = edge.Get("/broken");
+  CHECK(second.body == "whole");
+  CHECK(second.header("x-cache") == "MISS");
+}
+
+TEST_CASE("an invalidation during a fill fences it: the waiting client gets the body, the cache does not") {
+  FakeOrigin origin;
+  Script slow = Object("old version");
+  slow.delay_ms = 300;
+  origin.Set("obj", slow);
+  Edge edge(origin.port());
+  std::thread purge([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    edge.store->Apply(cache::Invalidation::Object("AUTH_test", "c", "obj", false));
+  });
+  HttpResponse during = edge.Get("/obj");
+  purge.join();
+  CHECK(during.body == "old version");
+  CHECK(edge.Get("/obj").header("x-cache") == "MISS");
+}
+
+TEST_CASE("ranges, HEAD and conditionals on misses and hits") {
+  FakeOrigin origin;
+  Script doc = Object("0123456789abcdef");
+  doc.etag = "\"e1\"";
+  origin.Set("doc", doc);
+  Edge edge(origin.port());
+  HttpResponse head = HttpRequest("HEAD", edge.Url("/doc"), {"Host: t.test"});
+  CHECK(head.status == 200);
+  CHECK(head.header("content-length") == "16");
+  CHECK(head.body.empty());
+  HttpResponse range = edge.Get("/doc", {"Range: bytes=2-5"});
+  CHECK(range.status == 206);
+  CHECK(range.body == "2345");
+  CHECK(range.header("content-range") == "bytes 2-5/16");
+  CHECK(edge.Get("/doc", {"Range: bytes=-3"}).body == "def");
+  CHECK(edge.Get("/doc", {"Range: bytes=99-"}).status == 416);
+  CHECK(edge.Get("/doc", {"Range: bytes=2-5", "If-Range: \"other\""}).status == 200);
+  CHECK(edge.Get("/doc", {"If-None-Match: \"e1\""}).status == 304);
+  CHECK(edge.Get("/doc", {"If-Match: \"nope\""}).status == 412);
+  CHECK(origin.Count("doc") == 1);
+
+  origin.Set("fresh", doc);
+  HttpResponse range_miss = edge.Get("/fresh", {"Range: bytes=10-"});
+  CHECK(range_miss.status == 206);
+  CHECK(range_miss.body == "abcdef");
+  CHECK(range_miss.header("x-cache") == "MISS");
+}
+
+TEST_CASE("404s are cached for the negative TTL; unknown hosts and bad paths get a 4xx") {
+  FakeOrigin origin;
+  Edge edge(origin.port(), "cache.negative_ttl = \"10s\"\n");
+  CHECK(edge.Get("/missing").status == 404);
+  CHECK(edge.Get("/missing").header("x-cache") == "HIT");
+  edge.Advance(15);
+  CHECK(edge.Get("/missing").header("x-cache") != "HIT");
+  CHECK(origin.Count("missing") == 2);
+  CHECK(HttpGet(edge.Url("/x"), {"Host: other.test"}).status == 421);
+  CHECK(edge.Get("/a/%2e%2e/%2e%2e/etc/passwd").status == 400);
+  CHECK(HttpRequest("DELETE", edge.Url("/x"), {"Host: t.test"}).status == 405);
+}
+
+TEST_CASE("a failing zone costs no client request: fills fall back to relaying, and the zone is taken out") {
+  FakeOrigin origin;
+  origin.Set("a", Object("fine"));
+  std::atomic<bool> broken{true};
+  Edge edge(origin.port(), "",
+            [&](std::string_view operation, int) { return broken && operation == "open" ? EIO : 0; });
+  for (int i = 0; i < 5; ++i) {
+    HttpResponse r = edge.Get("/a");
+    CHECK(r.status == 200);
+    CHECK(r.body == "fine");
+  }
+  CHECK_FALSE(edge.store->GetStats().zones[0].healthy);
+  broken = false;
+  edge.store->Maintain();
+  CHECK(edge.store->GetStats().zones[0].healthy);
+  edge.Get("/a");
+  CHECK(edge.Get("/a").header("x-cache") == "HIT");
+}
+
+TEST_CASE("metrics count requests per tenant and cache outcome") {
+  FakeOrigin origin;
+  origin.Set("a", Object("x"));
+  Edge edge(origin.port());
+  edge.Get("/a");
+  edge.Get("/a");
+  const std::string text = edge.metrics.Render(edge.store->GetStats(), 0, 0);
+  CHECK(text.find("edge_requests_total{tenant=\"t\"} 2") != std::string::npos);
+  CHECK(text.find("edge_cache_responses_total{tenant=\"t\",cache=\"HIT\"} 1") != std::string::npos);
+  CHECK(text.find("edge_cache_responses_total{tenant=\"t\",cache=\"MISS\"} 1") != std::string::npos);
+  CHECK(text.find("edge_origin_latency_seconds_count 1") != std::string::npos);
+}
+
+}  // namespace edge
