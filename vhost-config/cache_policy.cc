@@ -181,7 +181,7 @@ CacheDecision Decide(const CachePolicy& policy, const RequestFacts& request, con
       lifetime = expires ? std::max(absl::ZeroDuration(), *expires - origin_now) : absl::ZeroDuration();
       d.reason = "Expires";
     } else if (const auto modified = ParseHttpDate(Header(response, "last-modified"));
-               modified && HeuristicallyCacheable(response.status)) {
+               policy.heuristic_freshness && modified && HeuristicallyCacheable(response.status)) {
       lifetime = std::min(policy.default_ttl, std::max(absl::ZeroDuration(), (origin_now - *modified) / 10));
       d.reason = "heuristic (10% of the age of Last-Modified)";
     }

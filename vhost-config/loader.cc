@@ -285,6 +285,7 @@ class Builder {
     c.min_ttl = s.Duration("cache.min_ttl", c.min_ttl);
     c.max_ttl = s.Duration("cache.max_ttl", c.max_ttl);
     c.honour_origin = s.Bool("cache.honour_origin", c.honour_origin);
+    c.heuristic_freshness = t.origin.kind == OriginKind::kHttp;
     c.listings = s.Bool("cache.listings", c.listings);
     c.listing_ttl = s.Duration("cache.listing_ttl", c.listing_ttl);
     c.negative_ttl = s.Duration("cache.negative_ttl", c.negative_ttl);

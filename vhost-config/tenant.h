@@ -36,6 +36,10 @@ struct CachePolicy {
   absl::Duration min_ttl = absl::ZeroDuration();
   absl::Duration max_ttl = absl::Hours(24 * 7);
   bool honour_origin = true;
+  // Heuristic freshness (10% of the age of Last-Modified) when the origin says nothing. Off for
+  // Swift origins: their writes purge the cache, so default_ttl applies to a just-written object
+  // instead of a lifetime near zero.
+  bool heuristic_freshness = true;
   bool listings = false;  // a path ending in "/" is a container listing of that prefix
   absl::Duration listing_ttl = absl::Seconds(30);
   absl::Duration negative_ttl = absl::Seconds(10);

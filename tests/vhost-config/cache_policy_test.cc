@@ -57,6 +57,8 @@ TEST_CASE("heuristic freshness is 10% of the Last-Modified age, at most the defa
   const std::string modified = FormatHttpDate(kNow - absl::Hours(10));
   c.headers = {{"Last-Modified", modified}};
   CHECK(c.Run().fresh_for == absl::Hours(1));
+  c.policy.heuristic_freshness = false;  // swift origins: writes purge, so the default TTL applies
+  CHECK(c.Run().fresh_for == absl::Hours(24));
 }
 
 TEST_CASE("the tenant's bounds clamp what the origin says") {

@@ -1,0 +1,50 @@
+# Sourced by the e2e tests: helpers to run the project's binaries on free loopback ports and stop
+# them by PID when the test exits. Needs $source_dir; the binaries are in $build_dir.
+build_dir=${EDGE_BUILD_DIR:-$source_dir/build/release}
+started_pids=()
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+stop_started() {
+  local pid
+  for pid in "${started_pids[@]}"; do
+    kill "$pid" 2>/dev/null || true
+  done
+  for pid in "${started_pids[@]}"; do
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+  done
+}
+
+# start_edge DIR: runs build/edge with DIR/edge.toml, output to DIR/edge.log; waits for /healthz on
+# $admin_port. Sets edge_pid.
+start_edge() {
+  "$build_dir/edge" --config "$1/edge.toml" </dev/null >>"$1/edge.log" 2>&1 &
+  edge_pid=$!
+  started_pids+=("$edge_pid")
+  for _ in $(seq 1 100); do
+    curl -fsS -m 1 -o /dev/null "http://127.0.0.1:$admin_port/healthz" 2>/dev/null && return 0
+    kill -0 "$edge_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  echo "edge did not start:" >&2
+  cat "$1/edge.log" >&2
+  return 1
+}
+
+# Swift credentials for test:tester.
+swift_token() {
+  curl -fsS -D - -o /dev/null -H 'X-Auth-User: test:tester' -H 'X-Auth-Key: testing' "$1/auth/v1.0" |
+    tr -d '\r' | awk 'tolower($1) == "x-auth-token:" {print $2}'
+}
+
+passed=0
+check() {  # check DESCRIPTION EXPECTED ACTUAL
+  if [ "$2" != "$3" ]; then
+    echo "FAIL: $1: expected '$2', got '$3'" >&2
+    exit 1
+  fi
+  passed=$((passed + 1))
+}
