@@ -36,6 +36,19 @@ bool ReadAt(int fd, char* out, size_t size, uint64_t offset) {
   return true;
 }
 
+// Reads up to `size` bytes from the start of `fd`: fewer only at the end of the file. -1 on error.
+ssize_t ReadSome(int fd, char* out, size_t size) {
+  size_t done = 0;
+  while (done < size) {
+    const ssize_t n = ::pread(fd, out + done, size - done, static_cast<off_t>(done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return -1;
+    if (n == 0) break;
+    done += static_cast<size_t>(n);
+  }
+  return static_cast<ssize_t>(done);
+}
+
 bool WriteAt(int fd, std::string_view data, uint64_t offset) {
   while (!data.empty()) {
     const ssize_t n = ::pwrite(fd, data.data(), data.size(), static_cast<off_t>(offset));
@@ -63,17 +76,18 @@ JournalRecord AddRecord(const IndexedEntry& e, std::string key, std::string tena
 
 // ---- Hit -----------------------------------------------------------------------------------------
 
-Hit::Hit(int fd, uint32_t body_offset, EntryMetadata metadata, Freshness freshness, bool invalidated)
+Hit::Hit(int fd, uint32_t body_offset, std::shared_ptr<const CachedEntry> entry, Freshness freshness,
+         bool invalidated)
     : fd_(fd),
       body_offset_(body_offset),
-      metadata_(std::move(metadata)),
+      entry_(std::move(entry)),
       freshness_(freshness),
       invalidated_(invalidated) {}
 
 Hit::Hit(Hit&& other) noexcept
     : fd_(std::exchange(other.fd_, -1)),
       body_offset_(other.body_offset_),
-      metadata_(std::move(other.metadata_)),
+      entry_(other.entry_),
       freshness_(other.freshness_),
       invalidated_(other.invalidated_) {}
 
@@ -82,11 +96,17 @@ Hit& Hit::operator=(Hit&& other) noexcept {
     if (fd_ >= 0) ::close(fd_);
     fd_ = std::exchange(other.fd_, -1);
     body_offset_ = other.body_offset_;
-    metadata_ = std::move(other.metadata_);
+    entry_ = other.entry_;
     freshness_ = other.freshness_;
     invalidated_ = other.invalidated_;
   }
   return *this;
+}
+
+std::optional<Hit> Hit::Duplicate() const {
+  const int fd = fd_ >= 0 ? ::dup(fd_) : -1;
+  if (fd_ >= 0 && fd < 0) return std::nullopt;
+  return Hit(fd, static_cast<uint32_t>(body_offset_), entry_, freshness_, invalidated_);
 }
 
 Hit::~Hit() {
@@ -219,7 +239,10 @@ absl::Status Fill::Commit() {
 // ---- Store ---------------------------------------------------------------------------------------
 
 Store::Store(StoreOptions options, Clock clock)
-    : options_(std::move(options)), clock_(std::move(clock)), index_(options_.index_shards) {
+    : options_(std::move(options)),
+      clock_(std::move(clock)),
+      index_(options_.index_shards),
+      memory_(options_.memory_bytes) {
   fence_log_.resize(kFenceLogSize);
 }
 
@@ -351,6 +374,7 @@ void Store::JournalAppend(Zone& zone, const JournalRecord& record) {
 void Store::DeleteFiles(const std::vector<IndexedEntry>& entries) {
   for (const IndexedEntry& e : entries) {
     Zone& zone = *zones_[e.file.zone];
+    memory_.Erase(e.file);
     generations_.Removed(e.container_id, e.tenant_id, e.stored_epoch);
     zone.ReleaseUsed(e.file.file_bytes);
     if (!zone.healthy()) continue;
@@ -384,6 +408,16 @@ std::optional<Hit> Store::Lookup(const Key& key) {
     Remove(*entry);
     return std::nullopt;
   }
+  const int64_t now = NowSeconds();
+  const bool invalidated = entry->soft_stale || validity == Validity::kStale;
+  auto freshness = [&](const EntryMetadata& m) {
+    if (invalidated) return Freshness::kStale;
+    if (now < m.fresh_until) return Freshness::kFresh;
+    return now < m.UsefulUntil() ? Freshness::kStale : Freshness::kExpired;
+  };
+  if (std::shared_ptr<const CachedEntry> cached = memory_.Find(entry->file)) {
+    return Hit(-1, 0, cached, freshness(cached->metadata), invalidated);
+  }
 
   const std::string path = zone.FilePath(hash, entry->file.serial);
   const int injected = zone.InjectedFault("read");
@@ -397,28 +431,50 @@ std::optional<Hit> Store::Lookup(const Key& key) {
     }
     return std::nullopt;
   }
-  // Most headers fit in the first page: read it onto the stack, allocate only for longer ones.
-  char first_page[kPageSize];
+  // One read of the header page and what follows: for a small entry that is the body too. Only a
+  // longer header allocates.
+  char buffer[4 * kPageSize];
   std::string longer;
-  std::string_view header(first_page, kPageSize);
+  std::string_view header;
   absl::StatusOr<uint32_t> header_length = absl::DataLossError("entry file truncated");
   absl::StatusOr<EntryMetadata> metadata = header_length.status();
-  struct stat st;
-  if (ReadAt(fd, first_page, kPageSize, 0) && ::fstat(fd, &st) == 0) {
+  const ssize_t got = ReadSome(fd, buffer, sizeof(buffer));
+  // A short read is the file's end: its length is known without a stat.
+  uint64_t file_length =
+      got >= 0 && static_cast<size_t>(got) < sizeof(buffer) ? static_cast<uint64_t>(got) : 0;
+  if (got >= static_cast<ssize_t>(kFixedHeaderBytes)) {
+    header = std::string_view(buffer, static_cast<size_t>(got));
     header_length = PeekHeaderLength(header);
-    if (header_length.ok() && *header_length > kPageSize) {
+    if (header_length.ok() && BodyOffsetFor(*header_length) > header.size()) {
       longer.resize(BodyOffsetFor(*header_length));
-      std::memcpy(longer.data(), first_page, kPageSize);
-      header = longer;
-      if (!ReadAt(fd, longer.data() + kPageSize, longer.size() - kPageSize, kPageSize)) {
+      std::memcpy(longer.data(), header.data(), header.size());
+      if (!ReadAt(fd, longer.data() + header.size(), longer.size() - header.size(), header.size())) {
         header_length = absl::DataLossError("entry file truncated");
       }
+      header = longer;
     }
-    if (header_length.ok()) metadata = DecodeHeader(header);
-    if (metadata.ok() &&
-        (metadata->key != encoded ||
-         static_cast<uint64_t>(st.st_size) < BodyOffsetFor(*header_length) + metadata->body_length)) {
+    if (header_length.ok()) metadata = DecodeHeader(header.substr(0, BodyOffsetFor(*header_length)));
+  }
+  auto cached = std::make_shared<CachedEntry>();
+  if (metadata.ok()) {
+    const uint64_t body_offset = BodyOffsetFor(*header_length);
+    const uint64_t needed = body_offset + metadata->body_length;
+    if (longer.empty() && needed <= static_cast<uint64_t>(got)) {
+      file_length = needed;  // all there
+      if (memory_.enabled()) {
+        cached->body.assign(buffer + body_offset, metadata->body_length);
+        cached->body_in_memory = true;
+      }
+    } else if (file_length == 0) {
+      struct stat st;
+      if (::fstat(fd, &st) == 0) file_length = static_cast<uint64_t>(st.st_size);
+    }
+    if (metadata->key != encoded || file_length < needed) {
       metadata = absl::DataLossError("entry file does not hold this key in full");
+    } else if (!cached->body_in_memory && memory_.enabled() &&
+               metadata->body_length <= MemoryTier::kMaxEntryBody) {
+      cached->body.resize(metadata->body_length);
+      cached->body_in_memory = ReadAt(fd, cached->body.data(), cached->body.size(), body_offset);
     }
   }
   if (!metadata.ok()) {
@@ -427,18 +483,15 @@ std::optional<Hit> Store::Lookup(const Key& key) {
     return std::nullopt;
   }
   zone.RecordSuccess();
-
-  const int64_t now = NowSeconds();
-  const bool invalidated = entry->soft_stale || validity == Validity::kStale;
-  Freshness freshness = Freshness::kExpired;
-  if (invalidated) {
-    freshness = Freshness::kStale;
-  } else if (now < metadata->fresh_until) {
-    freshness = Freshness::kFresh;
-  } else if (now < metadata->UsefulUntil()) {
-    freshness = Freshness::kStale;
+  cached->metadata = std::move(*metadata);
+  const Freshness entry_freshness = freshness(cached->metadata);
+  const uint32_t body_offset = BodyOffsetFor(*header_length);
+  if (cached->body_in_memory) {
+    ::close(fd);
+    memory_.Insert(entry->file, cached);
+    return Hit(-1, 0, std::move(cached), entry_freshness, invalidated);
   }
-  return Hit(fd, BodyOffsetFor(*header_length), std::move(*metadata), freshness, invalidated);
+  return Hit(fd, body_offset, std::move(cached), entry_freshness, invalidated);
 }
 
 uint64_t Store::FenceToken() {

@@ -28,6 +28,7 @@
 #include "cache/index.h"
 #include "cache/invalidation.h"
 #include "cache/key.h"
+#include "cache/memory_tier.h"
 #include "cache/zone.h"
 
 namespace cache {
@@ -37,6 +38,7 @@ struct StoreOptions {
   size_t index_shards = 64;
   int zone_error_threshold = 3;  // consecutive I/O errors that take a zone out
   bool fsync_on_commit = false;  // durability against power loss, at a cost per fill
+  uint64_t memory_bytes = 0;     // memory tier for small entries; 0 for none
   FaultInjector faults;          // tests only
 };
 
@@ -48,27 +50,36 @@ enum class Freshness {
   kExpired,  // past every stale window: revalidate before serving (validators may save the body)
 };
 
-// A found entry. Movable, not copyable; closes its descriptor when destroyed.
+// A found entry. Movable, not copyable; closes its descriptor when destroyed. Small entries come
+// from the memory tier with their body in memory and no descriptor.
 class Hit {
  public:
-  Hit(int fd, uint32_t body_offset, EntryMetadata metadata, Freshness freshness, bool invalidated);
+  Hit(int fd, uint32_t body_offset, std::shared_ptr<const CachedEntry> entry, Freshness freshness,
+      bool invalidated);
   Hit(Hit&& other) noexcept;
   Hit& operator=(Hit&& other) noexcept;
   Hit(const Hit&) = delete;
   ~Hit();
 
+  // The entry file, or -1 when the body is in memory.
   int fd() const { return fd_; }
   uint64_t body_offset() const { return body_offset_; }
-  uint64_t body_length() const { return metadata_.body_length; }
-  const EntryMetadata& metadata() const { return metadata_; }
+  uint64_t body_length() const { return entry_->metadata.body_length; }
+  const EntryMetadata& metadata() const { return entry_->metadata; }
+  // The body, when it is held in memory (valid as long as the Hit).
+  std::optional<std::string_view> body_in_memory() const {
+    return entry_->body_in_memory ? std::optional<std::string_view>(entry_->body) : std::nullopt;
+  }
   Freshness freshness() const { return freshness_; }
   // A soft invalidation covers it: stale windows do not apply, revalidate first.
   bool invalidated() const { return invalidated_; }
+  // Another handle on the same entry (a duplicated descriptor); nullopt if dup fails.
+  std::optional<Hit> Duplicate() const;
 
  private:
   int fd_;
   uint64_t body_offset_;
-  EntryMetadata metadata_;
+  std::shared_ptr<const CachedEntry> entry_;
   Freshness freshness_;
   bool invalidated_;
 };
@@ -137,6 +148,7 @@ class Store {
   static absl::StatusOr<std::unique_ptr<Store>> Open(StoreOptions options, Clock clock);
   ~Store();
 
+  // The entry for `key`, if any. Small entries are kept in the memory tier after a first read.
   std::optional<Hit> Lookup(const Key& key);
   // The point in the invalidation sequence now: take it when the origin fetch starts.
   uint64_t FenceToken();
@@ -175,6 +187,7 @@ class Store {
   std::vector<std::unique_ptr<Zone>> zones_;
   Index index_;
   Generations generations_;
+  MemoryTier memory_;
 
   // Recent invalidations, for fences. Apply records an invalidation here before it touches the
   // index; Commit checks this log and indexes its entry under the same lock, so a fill is either

@@ -45,6 +45,8 @@ class AccessLog {
   struct Buffer {
     absl::Mutex mu;
     std::string lines ABSL_GUARDED_BY(mu);
+    int64_t second ABSL_GUARDED_BY(mu) = -1;  // the second `second_text` shows
+    std::string second_text ABSL_GUARDED_BY(mu);
   };
   void WriteOut(std::string& lines);
 

@@ -48,6 +48,9 @@ constexpr std::array kEdgeKeys = {
             "One `[[cache.zone]]` table per drive, with `path` and `size` (see the zone keys)."},
     KeySpec{"cache.fsync", KeyType::kBool, "false", false,
             "fdatasync every entry before it is committed: survives power loss, costs a sync per fill."},
+    KeySpec{"cache.memory", KeyType::kBytes, "\"256M\"", false,
+            "Memory for a copy of small, recently read entries (bodies up to 64 KiB), so their hits need no "
+            "disk read; 0 for none."},
     KeySpec{"cache.zone_error_threshold", KeyType::kInteger, "3", false,
             "Consecutive I/O errors that take a zone out of service (it is probed and re-admitted)."},
     KeySpec{"log.access", KeyType::kString, "\"\"", false,
@@ -110,6 +113,7 @@ absl::StatusOr<EdgeConfig> Build(vhost::Settings& s, const std::string& path) {
   c.origin.stall_timeout = s.Duration("origin.stall_timeout");
   c.origin.max_connections_per_host = InRange<long>(s, "origin.max_connections_per_host", 1, 10000);
   c.cache.fsync_on_commit = s.Bool("cache.fsync");
+  c.cache.memory_bytes = s.Bytes("cache.memory");
   c.cache.zone_error_threshold = InRange<int>(s, "cache.zone_error_threshold", 1, 1000);
   std::vector<vhost::Settings> zones = s.Tables("cache.zone", kZoneKeys);
   if (zones.empty()) s.Error("cache.zone", "at least one [[cache.zone]] is required");

@@ -110,11 +110,11 @@ bool IfRangeMatches(std::string_view if_range, std::string_view etag, std::strin
 
 Precondition EvaluatePreconditions(const ConditionalHeaders& request, std::string_view etag,
                                    std::string_view last_modified) {
-  const auto modified = vhost::ParseHttpDate(last_modified);
   if (!request.if_match.empty()) {
     if (!ListMatches(request.if_match, etag, false)) return Precondition::kFailed;
   } else if (!request.if_unmodified_since.empty()) {
     const auto since = vhost::ParseHttpDate(request.if_unmodified_since);
+    const auto modified = vhost::ParseHttpDate(last_modified);
     if (since && modified && *modified > *since) return Precondition::kFailed;
   }
   if (!request.if_none_match.empty()) {
@@ -123,6 +123,7 @@ Precondition EvaluatePreconditions(const ConditionalHeaders& request, std::strin
   }
   if (!request.if_modified_since.empty()) {
     const auto since = vhost::ParseHttpDate(request.if_modified_since);
+    const auto modified = vhost::ParseHttpDate(last_modified);
     if (since && modified && *modified <= *since) return Precondition::kNotModified;
   }
   return Precondition::kProceed;

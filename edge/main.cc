@@ -11,6 +11,7 @@
 #include <string_view>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "edge/access_log.h"
 #include "edge/admin.h"
@@ -127,6 +128,8 @@ int main(int argc, char** argv) {
   }
 
   signal(SIGPIPE, SIG_IGN);
+  // Deadlock detection walks a lock graph on every lock: a debugging aid, not for serving.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   auto store = cache::Store::Open(config->cache, [] { return absl::Now(); });
   if (!store.ok()) {
     std::cerr << "edge: cannot open the cache: " << store.status().message() << "\n";

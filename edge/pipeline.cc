@@ -86,11 +86,13 @@ std::optional<uint64_t> ParseLength(std::string_view text) {
   return value;
 }
 
-std::optional<cache::Hit> CopyHit(const cache::Hit& hit) {
-  const int fd = ::dup(hit.fd());
-  if (fd < 0) return std::nullopt;
-  return cache::Hit(fd, static_cast<uint32_t>(hit.body_offset()), hit.metadata(), hit.freshness(),
-                    hit.invalidated());
+// Sends [first, first + length) of a hit's body, from memory or from its file.
+absl::Status SendBody(http::Exchange& exchange, const cache::Hit& hit, uint64_t first, uint64_t length) {
+  if (const std::optional<std::string_view> body = hit.body_in_memory()) {
+    exchange.Write(body->substr(first, length));
+    return absl::OkStatus();
+  }
+  return exchange.SendFile(hit.fd(), hit.body_offset() + first, length);
 }
 
 // Whether the stale entry may answer for an origin that failed (RFC 5861 stale-if-error).
@@ -425,7 +427,7 @@ class ClientStream : public http::Exchange::Observer,
     if (window) {
       const uint64_t end = std::min(window->end, hit.body_length());
       if (end > window->first) {
-        (void)exchange_->SendFile(hit.fd(), hit.body_offset() + window->first, end - window->first);
+        (void)SendBody(*exchange_, hit, window->first, end - window->first);
         bytes_ += end - window->first;
       }
     }
@@ -661,8 +663,7 @@ void Pipeline::ServeHit(http::Exchange& exchange, const Route& route, const cach
     const uint64_t end = std::min(window->end, hit.body_length());
     if (end > window->first) {
       record.bytes = end - window->first;
-      if (!exchange.SendFile(hit.fd(), hit.body_offset() + window->first, record.bytes).ok())
-        record.bytes = 0;
+      if (!SendBody(exchange, hit, window->first, record.bytes).ok()) record.bytes = 0;
     }
   }
   metrics_.CountRequest(exchange.worker(), route.tenant->name, label, record.status, record.bytes);
@@ -693,7 +694,7 @@ ClientStream& Pipeline::NewStream(http::Exchange& exchange, Route route, absl::T
 void Pipeline::StartShared(http::Exchange& exchange, Route route, std::optional<cache::Hit> stale,
                            absl::Time start) {
   Worker& w = *workers_[exchange.worker()];
-  std::optional<cache::Hit> plan_stale = stale ? CopyHit(*stale) : std::nullopt;
+  std::optional<cache::Hit> plan_stale = stale ? stale->Duplicate() : std::nullopt;
   FillPlan plan = MakePlan(route, std::move(plan_stale));
   Coalescer::Acquired acquired = coalescer_.Acquire(plan, store_, clock_);
   ClientStream& stream = NewStream(exchange, std::move(route), start);
@@ -702,7 +703,7 @@ void Pipeline::StartShared(http::Exchange& exchange, Route route, std::optional<
 }
 
 void Pipeline::RevalidateInBackground(Worker& w, const Route& route, const cache::Hit& hit) {
-  std::optional<cache::Hit> copy = CopyHit(hit);
+  std::optional<cache::Hit> copy = hit.Duplicate();
   if (!copy) return;
   FillPlan plan = MakePlan(route, std::move(copy));
   Coalescer::Acquired acquired = coalescer_.Acquire(plan, store_, clock_);

@@ -242,7 +242,11 @@ void SharedFetch::HandleNotModified(HeaderViews headers) {
   if (decision.store) {
     // The body is unchanged: the refreshed entry copies it file to file.
     auto fill = store_.BeginFill(plan_.key, meta, stale.body_length(), fence_token_);
-    if (fill.ok() && (*fill)->AppendFromFile(stale.fd(), stale.body_offset(), stale.body_length()).ok()) {
+    const std::optional<std::string_view> in_memory = stale.body_in_memory();
+    if (fill.ok() &&
+        (in_memory ? (*fill)->Append(*in_memory)
+                   : (*fill)->AppendFromFile(stale.fd(), stale.body_offset(), stale.body_length()))
+            .ok()) {
       (void)(*fill)->Commit();  // fenced or failed: the next request fetches again
     }
   }

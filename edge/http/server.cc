@@ -149,6 +149,13 @@ class Connection {
   void SendError(int status, std::string_view reason);
   void OnWritable();
   void OnDeadline();
+  // Writes what is buffered now; what the socket does not take waits for EV_WRITE.
+  void Flush();
+  // Output was added: outside Process (an answer from a later callback) it goes out when the
+  // socket is writable; inside, Process flushes it at its end, with anything else it adds.
+  void OutputAdded() {
+    if (!processing_ && !closed_) bufferevent_enable(bev_, EV_WRITE);
+  }
   void Rearm();
 
   Server::Worker* worker_;
@@ -181,7 +188,9 @@ Connection::Connection(Server::Worker* worker, evutil_socket_t fd)
   bufferevent_setcb(bev_, &ReadCallback, &WriteCallback, &EventCallback, this);
   bufferevent_setwatermark(bev_, EV_WRITE, kOutputLowWater, 0);
   bufferevent_setwatermark(bev_, EV_READ, 0, kInputHighWater);
-  bufferevent_enable(bev_, EV_READ | EV_WRITE);
+  // Writing is enabled only while output waits for the socket: responses are written directly
+  // when processing ends (see Flush), which saves arming and disarming EPOLLOUT per response.
+  bufferevent_enable(bev_, EV_READ);
   Rearm();
 }
 
@@ -240,7 +249,31 @@ void Connection::Process() {
     }
   } while (process_again_ && !closed_);
   processing_ = false;
+  Flush();
   if (!closed_) Rearm();
+}
+
+void Connection::Flush() {
+  if (closed_) return;
+  evbuffer* out = output();
+  if (evbuffer_get_length(out) > 0) {
+    // A socket bufferevent keeps its output's start frozen so that only it drains the buffer; it
+    // unfreezes around its own writes, as this does.
+    evbuffer_unfreeze(out, 1);
+    errno = 0;
+    const int written = evbuffer_write(out, bufferevent_getfd(bev_));
+    const int error = errno;
+    evbuffer_freeze(out, 1);
+    if (written < 0 && error != EAGAIN && error != EINTR) {
+      Close();
+      return;
+    }
+  }
+  if (evbuffer_get_length(out) > 0) {
+    bufferevent_enable(bev_, EV_WRITE);
+  } else if (closing_) {
+    Close();
+  }
 }
 
 bool Connection::ParseHead() {
@@ -356,12 +389,16 @@ void Connection::SendError(int status, std::string_view reason) {
                       static_cast<int>(reason.size()), reason.data());
   closing_ = true;
   bufferevent_disable(bev_, EV_READ);
+  OutputAdded();
 }
 
 void Connection::OnWritable() {
-  if (closing_ && evbuffer_get_length(output()) == 0) {
-    Close();
-    return;
+  if (evbuffer_get_length(output()) == 0) {
+    bufferevent_disable(bev_, EV_WRITE);
+    if (closing_) {
+      Close();
+      return;
+    }
   }
   if (in_exchange_ && !exchange_.finished_ && exchange_.observer_ != nullptr)
     exchange_.observer_->OnWritable();
@@ -455,6 +492,7 @@ void Exchange::WriteHead(int status, std::span<const HeaderField> headers, std::
     connection_->close_after_response_ = true;
   }
   evbuffer_add(out, "\r\n", 2);
+  connection_->OutputAdded();
 }
 
 void Exchange::Write(std::string_view data) {
@@ -463,10 +501,32 @@ void Exchange::Write(std::string_view data) {
   if (chunked_) evbuffer_add_printf(out, "%zx\r\n", data.size());
   evbuffer_add(out, data.data(), data.size());
   if (chunked_) evbuffer_add(out, "\r\n", 2);
+  connection_->OutputAdded();
 }
 
 absl::Status Exchange::SendFile(int fd, uint64_t offset, uint64_t length) {
   if (!responded_ || head_only_ || finished_ || connection_->closed_ || length == 0) return absl::OkStatus();
+  evbuffer* out = connection_->output();
+  if (length <= kInlineFileBytes) {
+    if (chunked_) evbuffer_add_printf(out, "%llx\r\n", static_cast<unsigned long long>(length));
+    evbuffer_iovec space;
+    if (evbuffer_reserve_space(out, static_cast<ev_ssize_t>(length), &space, 1) < 1) {
+      return absl::InternalError("cannot grow the response buffer");
+    }
+    size_t done = 0;
+    while (done < length) {
+      const ssize_t n = ::pread(fd, static_cast<char*>(space.iov_base) + done, length - done,
+                                static_cast<off_t>(offset + done));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return absl::DataLossError("the file is shorter than its entry says");
+      done += static_cast<size_t>(n);
+    }
+    space.iov_len = length;
+    evbuffer_commit_space(out, &space, 1);
+    if (chunked_) evbuffer_add(out, "\r\n", 2);
+    connection_->OutputAdded();
+    return absl::OkStatus();
+  }
   const int copy = ::dup(fd);
   if (copy < 0) return absl::InternalError(absl::StrCat("dup: ", std::strerror(errno)));
   evbuffer_file_segment* segment = evbuffer_file_segment_new(
@@ -475,11 +535,11 @@ absl::Status Exchange::SendFile(int fd, uint64_t offset, uint64_t length) {
     ::close(copy);
     return absl::InternalError("cannot map the file segment");
   }
-  evbuffer* out = connection_->output();
   if (chunked_) evbuffer_add_printf(out, "%llx\r\n", static_cast<unsigned long long>(length));
   const int added = evbuffer_add_file_segment(out, segment, 0, static_cast<ev_off_t>(length));
   evbuffer_file_segment_free(segment);  // the buffer holds its own reference
   if (chunked_) evbuffer_add(out, "\r\n", 2);
+  connection_->OutputAdded();
   return added == 0 ? absl::OkStatus() : absl::InternalError("cannot queue the file segment");
 }
 

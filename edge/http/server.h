@@ -64,8 +64,11 @@ class Exchange {
   // The response head. Without a length, HTTP/1.1 responses are chunked.
   void Respond(int status, std::span<const HeaderField> headers, std::optional<uint64_t> content_length);
   void Write(std::string_view data);
-  // Sends [offset, offset + length) of `fd` with sendfile; the fd is duplicated, the caller keeps it.
+  // Sends [offset, offset + length) of `fd`; the caller keeps the fd. Up to kInlineFileBytes are
+  // read into the response buffer, so a small body leaves with its head in one write; more goes by
+  // sendfile from a duplicate of the fd.
   absl::Status SendFile(int fd, uint64_t offset, uint64_t length);
+  static constexpr uint64_t kInlineFileBytes = 16 * 1024;
   void Finish();
   // Ends the exchange by closing the connection: for a response that cannot be completed (its
   // origin failed mid-body), so the client sees a truncated message, never a wrong one.

@@ -74,6 +74,8 @@ class Fixture {
 
   // The body a hit would send, read the way sendfile would.
   static std::string Body(const Hit& hit) {
+    if (const std::optional<std::string_view> in_memory = hit.body_in_memory())
+      return std::string(*in_memory);
     std::string body(hit.body_length(), '\0');
     if (!body.empty()) {
       const ssize_t n = ::pread(hit.fd(), body.data(), body.size(), static_cast<off_t>(hit.body_offset()));
@@ -107,6 +109,37 @@ TEST_CASE("a miss, a fill, then a hit with the same body and headers") {
   CHECK(hit->metadata().headers[0].second == "text/plain");
   CHECK(hit->freshness() == Freshness::kFresh);
   CHECK(store.GetStats().entries == 1);
+}
+
+TEST_CASE("small entries are read once, then served from memory until replaced or invalidated") {
+  Fixture f;
+  f.options_.memory_bytes = 4 * kMiB;
+  Store& store = f.Open();
+  REQUIRE(f.Put(Object("small"), "v1").ok());
+  REQUIRE(f.Put(Object("large"), std::string(MemoryTier::kMaxEntryBody + 1, 'x')).ok());
+  std::optional<Hit> first = store.Lookup(Object("small"));
+  REQUIRE(first.has_value());
+  CHECK(first->fd() < 0);
+  CHECK(Fixture::Body(*first) == "v1");
+  CHECK_FALSE(store.Lookup(Object("large"))->body_in_memory().has_value());
+  // The file is gone, yet the copy in memory answers: the second hit read nothing from disk.
+  for (const auto& file : std::filesystem::recursive_directory_iterator(f.dir_.path())) {
+    if (file.is_regular_file() && file.path().parent_path().parent_path().filename() == "data") {
+      std::filesystem::remove(file.path());
+    }
+  }
+  CHECK(Fixture::Body(*store.Lookup(Object("small"))) == "v1");
+  // A new version is a new file: the old copy is never served for it.
+  REQUIRE(f.Put(Object("small"), "v2").ok());
+  CHECK(Fixture::Body(*store.Lookup(Object("small"))) == "v2");
+  CHECK(Fixture::Body(*store.Lookup(Object("small"))) == "v2");
+  store.Apply(Invalidation::Object("AUTH_test", "public", "small", false));
+  CHECK_FALSE(store.Lookup(Object("small")).has_value());
+  store.Apply(Invalidation::All(true));
+  REQUIRE(f.Put(Object("soft"), "s").ok());
+  store.Lookup(Object("soft"));
+  store.Apply(Invalidation::Object("AUTH_test", "public", "soft", true));
+  CHECK(store.Lookup(Object("soft"))->invalidated());
 }
 
 TEST_CASE("freshness follows the clock: fresh, stale inside the window, expired after") {

@@ -52,6 +52,7 @@ tenants = "vhosts.toml"
 listen.port = $edge_port
 admin.port = $admin_port
 log.access = "access.log"
+cache.memory = 0  # every hit reads its zone, so a dying zone is seen under load
 [[cache.zone]]
 path = "zone-a"
 size = "64M"

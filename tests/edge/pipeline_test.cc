@@ -160,6 +160,7 @@ struct Edge {
       : tenants(Tenants(origin_port, tenant_extra)), metrics(2) {
     cache::StoreOptions options;
     options.zones = {{dir / "zone", 64 << 20}};
+    options.memory_bytes = 16 << 20;
     options.faults = std::move(faults);
     auto opened = cache::Store::Open(options, clock);
     REQUIRE(opened.ok());
@@ -217,6 +218,7 @@ TEST_CASE("a miss is fetched once and stored; the next request is a hit with Age
   origin.Set("a.txt", Object("hello", {{"Content-Type", "text/plain"}}));
   Edge edge(origin.port());
   HttpResponse first = edge.Get("/a.txt");
+  INFO(first.curl_error);
   CHECK(first.status == 200);
   CHECK(first.body == "hello");
   CHECK(first.header("x-cache") == "MISS");
