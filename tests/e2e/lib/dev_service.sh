@@ -8,4 +8,6 @@ use_dev_service() {
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   export "$2_DIR=$state" "$2_PORT=$port"
   trap '"$dev_service" stop >/dev/null 2>&1 || true; rm -rf "$state"' EXIT
+  # A test stopped by a signal (ctest's timeout) still stops what it started.
+  trap 'exit 143' TERM INT
 }
