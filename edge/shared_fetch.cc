@@ -151,6 +151,17 @@ void SharedFetch::Publish(const std::function<void(View&)>& change) {
   for (event* wake : waiters_) event_active(wake, EV_READ, 0);
 }
 
+void SharedFetch::PublishBody(uint64_t available) {
+  // Waking every waiter for every buffer libcurl hands over would cost a wakeup per client per
+  // 16 KiB; a client with data queued has no use for it.
+  constexpr uint64_t kWakeBytes = 64 * 1024;
+  absl::MutexLock lock(&mu_);
+  view_.available = available;
+  if (available - woken_at_ < kWakeBytes) return;
+  woken_at_ = available;
+  for (event* wake : waiters_) event_active(wake, EV_READ, 0);
+}
+
 void SharedFetch::OnHeaders(int status, HeaderViews headers) {
   // The leader's callbacks may drop the last other reference to this fetch.
   const std::shared_ptr<SharedFetch> keep_alive = shared_from_this();
@@ -271,8 +282,7 @@ void SharedFetch::OnData(std::string_view data) {
       Finish();
       return;
     }
-    const uint64_t written = fill_->written();
-    Publish([written](View& v) { v.available = written; });
+    PublishBody(fill_->written());
     return;
   }
   if (leader_ != nullptr) {

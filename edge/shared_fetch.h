@@ -130,7 +130,10 @@ class SharedFetch : public origin::FetchObserver, public std::enable_shared_from
   void OnComplete(absl::Status status) override;
 
  private:
+  // Applies `change` and wakes the waiters.
   void Publish(const std::function<void(View&)>& change);
+  // More body arrived: waiters are woken once enough has come that it is worth their while.
+  void PublishBody(uint64_t available);
   void HandleNotModified(std::span<const std::pair<std::string_view, std::string_view>> headers);
   bool BeginStoring(int status, std::span<const std::pair<std::string_view, std::string_view>> headers);
   void Finish();  // the origin fetch is over: leaves `running_` (which may destroy it)
@@ -154,6 +157,7 @@ class SharedFetch : public origin::FetchObserver, public std::enable_shared_from
 
   mutable absl::Mutex mu_;
   View view_ ABSL_GUARDED_BY(mu_);
+  uint64_t woken_at_ ABSL_GUARDED_BY(mu_) = 0;  // `available` when waiters were last woken for data
   std::vector<event*> waiters_ ABSL_GUARDED_BY(mu_);
   absl::Duration head_latency_ ABSL_GUARDED_BY(mu_);
   int origin_status_ ABSL_GUARDED_BY(mu_) = 0;
