@@ -245,6 +245,11 @@ bool Index::MarkStale(const FileRef& file) {
 
 size_t Index::ApplyToRange(std::string_view range, bool soft, std::vector<IndexedEntry>* removed,
                            std::vector<FileRef>* staled) {
+  return ApplyToRangeIf(range, nullptr, soft, removed, staled);
+}
+
+size_t Index::ApplyToRangeIf(std::string_view range, const std::function<bool(std::string_view)>& select,
+                             bool soft, std::vector<IndexedEntry>* removed, std::vector<FileRef>* staled) {
   size_t matched = 0;
   std::vector<uint64_t> hashes;
   for (auto& shard : shards_) {
@@ -252,7 +257,7 @@ size_t Index::ApplyToRange(std::string_view range, bool soft, std::vector<Indexe
     hashes.clear();
     for (auto it = shard->order.lower_bound(range); it != shard->order.end() && it->starts_with(range);
          ++it) {
-      hashes.push_back(HashEncodedKey(*it));
+      if (!select || select(*it)) hashes.push_back(HashEncodedKey(*it));
     }
     matched += shard->ApplyAll(hashes, soft, removed, staled);
   }

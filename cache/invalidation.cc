@@ -21,6 +21,14 @@ Invalidation InContainer(Invalidation::Kind kind, std::string account, std::stri
 }
 }  // namespace
 
+bool ListingShows(std::string_view directory, std::string_view listing_prefix) {
+  return directory.starts_with(listing_prefix) || listing_prefix.starts_with(directory);
+}
+
+bool ListsDirectory(std::string_view directory, std::string_view object_name) {
+  return (object_name.empty() || object_name.ends_with('/')) && directory.starts_with(object_name);
+}
+
 Invalidation Invalidation::Object(std::string account, std::string container, std::string name, bool soft) {
   return InContainer(Kind::kObject, std::move(account), std::move(container), std::move(name), soft);
 }
@@ -54,9 +62,9 @@ bool Covers(const Invalidation& inv, const KeyParts& key, std::string_view tenan
     case Invalidation::Kind::kObject:
       return key.kind == KeyKind::kObject && same_container && key.name == inv.name;
     case Invalidation::Kind::kListings:
-      return key.kind == KeyKind::kListing && key.account == inv.account &&
-             (key.container.empty() ||
-              (key.container == inv.container && std::string_view(inv.name).starts_with(key.name)));
+      if (key.kind == KeyKind::kObject) return same_container && ListsDirectory(inv.name, key.name);
+      return key.account == inv.account &&
+             (key.container.empty() || (key.container == inv.container && ListingShows(inv.name, key.name)));
     case Invalidation::Kind::kPrefix:
       return same_container && key.name.starts_with(inv.name);
     case Invalidation::Kind::kContainer:

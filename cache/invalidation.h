@@ -14,7 +14,9 @@ namespace cache {
 struct Invalidation {
   enum class Kind {
     kObject,     // every variant of one object, and its cached 404
-    kListings,   // every listing of the container whose prefix is a prefix of `name`, and the
+    kListings,   // what shows the contents of the directory `name` ("dir/", or "" for the root):
+                 // the container's listings whose prefix is a prefix of `name` or starts with it,
+                 // staticweb pages (objects named `name` or an ancestor directory of it), and the
                  // account's container listings
     kPrefix,     // objects and listings of the container whose name starts with `name`
     kContainer,  // everything cached for the container
@@ -38,6 +40,11 @@ struct Invalidation {
   static Invalidation Tag(std::string tag, bool soft);
   static Invalidation All(bool soft);
 };
+
+// kListings: whether a listing with this prefix may show something in `directory`.
+bool ListingShows(std::string_view directory, std::string_view listing_prefix);
+// kListings: whether an object of this name is a staticweb page of `directory` or an ancestor.
+bool ListsDirectory(std::string_view directory, std::string_view object_name);
 
 // Whether `inv` covers an entry with this key, tenant and tags. Pure; the index uses ranges and
 // generations instead, this decides fences for fills in flight.

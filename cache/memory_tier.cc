@@ -54,6 +54,22 @@ void MemoryTier::Erase(const FileRef& file) {
   shard.map.erase(it);
 }
 
+void MemoryTier::EraseZone(int zone) {
+  if (!enabled()) return;
+  for (Shard& shard : shards_) {
+    absl::MutexLock lock(&shard.mu);
+    for (auto it = shard.lru.begin(); it != shard.lru.end();) {
+      if (it->first.zone != zone) {
+        ++it;
+        continue;
+      }
+      shard.bytes -= it->second->MemoryBytes();
+      shard.map.erase(it->first);
+      it = shard.lru.erase(it);
+    }
+  }
+}
+
 uint64_t MemoryTier::bytes() const {
   uint64_t total = 0;
   for (const Shard& shard : shards_) {

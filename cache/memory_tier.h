@@ -34,6 +34,8 @@ class MemoryTier {
   std::shared_ptr<const CachedEntry> Find(const FileRef& file);
   void Insert(const FileRef& file, std::shared_ptr<const CachedEntry> entry);
   void Erase(const FileRef& file);
+  // Drops every copy from `zone` (the zone was taken out).
+  void EraseZone(int zone);
   // Entries up to this size are worth keeping in memory.
   static constexpr uint64_t kMaxEntryBody = 64 * 1024;
   bool enabled() const { return max_bytes_ > 0; }

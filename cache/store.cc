@@ -389,6 +389,7 @@ void Store::Remove(const IndexedEntry& entry) {
 
 void Store::OnZoneError(Zone& zone) {
   if (!zone.RecordError()) return;
+  memory_.EraseZone(zone.id());
   // The zone just went out of service: its keys fall to the other zones (or the origin).
   for (const IndexedEntry& e : index_.RemoveZone(zone.id())) {
     generations_.Removed(e.container_id, e.tenant_id, e.stored_epoch);
@@ -528,6 +529,19 @@ absl::StatusOr<std::unique_ptr<Fill>> Store::BeginFill(const Key& key, EntryMeta
                                         std::move(metadata), fd, body_offset, reserve));
 }
 
+bool Store::InvalidatedSince(const Key& key, std::string_view tenant, uint64_t fence_token) {
+  const std::string encoded = key.Encode();
+  KeyParts parts;
+  if (!DecodeKey(encoded, &parts)) return true;
+  absl::MutexLock lock(&fence_mu_);
+  if (fence_seq_ - fence_token > kFenceLogSize) return true;
+  for (uint64_t seq = fence_token + 1; seq <= fence_seq_; ++seq) {
+    const Invalidation& inv = fence_log_[seq % kFenceLogSize];
+    if (inv.kind == Invalidation::Kind::kTag || Covers(inv, parts, tenant, {})) return true;
+  }
+  return false;
+}
+
 bool Store::FencedLocked(const Fill& fill) {
   if (fence_seq_ - fill.fence_token_ > kFenceLogSize) return true;  // too old to tell: do not store
   KeyParts parts;
@@ -587,16 +601,26 @@ uint64_t Store::Apply(const Invalidation& inv) {
       hit = index_.ApplyToRange(ExactNameRange(KeyKind::kObject, inv.account, inv.container, inv.name),
                                 inv.soft, &removed, &staled);
       break;
-    case Invalidation::Kind::kListings:
-      // A listing shows the name if its prefix is a prefix of the name: one exact range per length.
+    case Invalidation::Kind::kListings: {
+      // One pass over the container's cached listings, however long the directory's name.
+      hit += index_.ApplyToRangeIf(
+          ContainerRange(KeyKind::kListing, inv.account, inv.container),
+          [&](std::string_view encoded) {
+            KeyParts parts;
+            return DecodeKey(encoded, &parts) && ListingShows(inv.name, parts.name);
+          },
+          inv.soft, &removed, &staled);
+      // staticweb pages of the directory and its ancestors.
       for (size_t length = 0; length <= inv.name.size(); ++length) {
-        hit += index_.ApplyToRange(ExactNameRange(KeyKind::kListing, inv.account, inv.container,
+        if (length > 0 && inv.name[length - 1] != '/') continue;
+        hit += index_.ApplyToRange(ExactNameRange(KeyKind::kObject, inv.account, inv.container,
                                                   std::string_view(inv.name).substr(0, length)),
                                    inv.soft, &removed, &staled);
       }
       hit += index_.ApplyToRange(ContainerRange(KeyKind::kListing, inv.account, ""), inv.soft, &removed,
                                  &staled);
       break;
+    }
     case Invalidation::Kind::kPrefix:
       for (KeyKind kind : {KeyKind::kObject, KeyKind::kListing}) {
         hit += index_.ApplyToRange(NamePrefixRange(kind, inv.account, inv.container, inv.name), inv.soft,

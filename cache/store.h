@@ -18,6 +18,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -75,6 +76,8 @@ class Hit {
   bool invalidated() const { return invalidated_; }
   // Another handle on the same entry (a duplicated descriptor); nullopt if dup fails.
   std::optional<Hit> Duplicate() const;
+  // Hands the descriptor over (to a send buffer that closes it); fd() is -1 afterwards.
+  int ReleaseFd() { return std::exchange(fd_, -1); }
 
  private:
   int fd_;
@@ -152,6 +155,9 @@ class Store {
   std::optional<Hit> Lookup(const Key& key);
   // The point in the invalidation sequence now: take it when the origin fetch starts.
   uint64_t FenceToken();
+  // Whether an invalidation applied after `fence_token` may cover `key` filled through `tenant`
+  // (whatever its tags): a fetch that began before it must not be joined by new clients.
+  bool InvalidatedSince(const Key& key, std::string_view tenant, uint64_t fence_token);
   // Starts writing `key` with `metadata` (key, body_length and stored_epoch are set by the store).
   // `expected_body_bytes` reserves space up front when the length is known. Fails if no zone is
   // healthy or the entry cannot fit.

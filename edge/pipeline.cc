@@ -22,6 +22,8 @@ using HeaderList = absl::InlinedVector<http::HeaderField, 32>;
 // A relayed body waits in memory up to this much before the origin transfer is paused.
 constexpr size_t kRelayHighWater = 256 * 1024;
 constexpr uint64_t kUnbounded = UINT64_MAX;
+// A client streaming a fill has at most about this much queued beyond what it has taken.
+constexpr size_t kSpoolQueueAhead = 1 << 20;
 
 bool QueryHas(std::string_view query, std::string_view name) {
   while (!query.empty()) {
@@ -274,6 +276,10 @@ class ClientStream : public http::Exchange::Observer,
 
   // http::Exchange::Observer
   void OnWritable() override {
+    if (tailing_) {
+      OnWake();
+      return;
+    }
     if (!relay_paused_) return;
     relay_paused_ = false;
     if (own_fetch_ != 0) {
@@ -308,6 +314,8 @@ class ClientStream : public http::Exchange::Observer,
     if (FindHeader(headers, "age").empty()) out.emplace_back("Age", "0");
     out.emplace_back("X-Cache", CacheLabelText(label_));
     exchange_->Respond(status, out, ParseLength(FindHeader(headers, "content-length")));
+    // A HEAD answered from a shared GET: the head is all it wants; finishing drops the body.
+    if (exchange_->head_only() && own_fetch_ == 0) Finish();
   }
   void OnRelayData(std::string_view data) override {
     if (exchange_ == nullptr) return;
@@ -401,6 +409,10 @@ class ClientStream : public http::Exchange::Observer,
       window_ = *window;
       sent_ = window_.first;
     }
+    tailing_ = true;
+    // Each queued piece holds a descriptor until it is sent: queue more only once the client has
+    // taken what is queued (OnWritable comes back here).
+    if (exchange_->output_buffered() > kSpoolQueueAhead) return;
     const uint64_t end = std::min(view.available, window_.end);
     if (end > sent_) {
       if (!exchange_->SendFile(view.spool->fd, view.body_offset + sent_, end - sent_).ok()) {
@@ -427,7 +439,10 @@ class ClientStream : public http::Exchange::Observer,
     if (window) {
       const uint64_t end = std::min(window->end, hit.body_length());
       if (end > window->first) {
-        (void)SendBody(*exchange_, hit, window->first, end - window->first);
+        if (!SendBody(*exchange_, hit, window->first, end - window->first).ok()) {
+          Abort();  // the head promised a body that cannot be read: never a wrong message
+          return;
+        }
         bytes_ += end - window->first;
       }
     }
@@ -510,6 +525,7 @@ class ClientStream : public http::Exchange::Observer,
   absl::Time relay_started_;
   bool relay_paused_ = false;
   bool responded_ = false;
+  bool tailing_ = false;  // streaming the spool: more is queued as the client drains
   Window window_;
   uint64_t sent_ = 0;
   uint64_t bytes_ = 0;
@@ -641,8 +657,8 @@ void Pipeline::OnRequest(http::Exchange& exchange) {
   }
   if (hit->freshness() == cache::Freshness::kStale && !hit->invalidated() && !client_wants_fresher &&
       now < meta.fresh_until + static_cast<int64_t>(meta.stale_while_revalidate)) {
+    RevalidateInBackground(w, route, *hit);  // first: serving hands the hit's descriptor away
     ServeHit(exchange, route, *hit, CacheLabel::kStale, start);
-    RevalidateInBackground(w, route, *hit);
     return;
   }
   if (directives.only_if_cached) {
@@ -652,7 +668,7 @@ void Pipeline::OnRequest(http::Exchange& exchange) {
   StartShared(exchange, std::move(route), std::move(hit), start);
 }
 
-void Pipeline::ServeHit(http::Exchange& exchange, const Route& route, const cache::Hit& hit, CacheLabel label,
+void Pipeline::ServeHit(http::Exchange& exchange, const Route& route, cache::Hit& hit, CacheLabel label,
                         absl::Time start) {
   const http::Request& request = exchange.request();
   AccessRecord record = Record(request, route.tenant->name, start);
@@ -663,7 +679,18 @@ void Pipeline::ServeHit(http::Exchange& exchange, const Route& route, const cach
     const uint64_t end = std::min(window->end, hit.body_length());
     if (end > window->first) {
       record.bytes = end - window->first;
-      if (!SendBody(exchange, hit, window->first, record.bytes).ok()) record.bytes = 0;
+      // The hit is over after this: its descriptor goes to the send buffer, no copy of it.
+      const bool large = !hit.body_in_memory() && record.bytes > http::Exchange::kInlineFileBytes;
+      if (!(large ? exchange.SendOwnedFile(hit.ReleaseFd(), hit.body_offset() + window->first, record.bytes)
+                  : SendBody(exchange, hit, window->first, record.bytes))
+               .ok()) {
+        // The head promised a body that cannot be read: close rather than send a wrong message.
+        metrics_.CountRequest(exchange.worker(), route.tenant->name, label, record.status, 0);
+        record.bytes = 0;
+        Log(exchange.worker(), record);
+        exchange.Abort();
+        return;
+      }
     }
   }
   metrics_.CountRequest(exchange.worker(), route.tenant->name, label, record.status, record.bytes);

@@ -42,7 +42,7 @@ class Pipeline : public http::Handler {
   struct Worker;
   struct Route;
 
-  void ServeHit(http::Exchange& exchange, const Route& route, const cache::Hit& hit, CacheLabel label,
+  void ServeHit(http::Exchange& exchange, const Route& route, cache::Hit& hit, CacheLabel label,
                 absl::Time start);
   void StartShared(http::Exchange& exchange, Route route, std::optional<cache::Hit> stale, absl::Time start);
   void RevalidateInBackground(Worker& worker, const Route& route, const cache::Hit& hit);

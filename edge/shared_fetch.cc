@@ -53,7 +53,8 @@ SharedFetch::SharedFetch(std::string encoded_key, FillPlan plan, cache::Store& s
       plan_(std::move(plan)),
       store_(store),
       coalescer_(coalescer),
-      clock_(std::move(clock)) {}
+      clock_(std::move(clock)),
+      fence_token_(store.FenceToken()) {}
 
 SharedFetch::~SharedFetch() = default;
 
@@ -65,8 +66,6 @@ void SharedFetch::Start(const FetchLoop& loop, Relay* leader) {
   running_ = &loop.running;
   running_->emplace(this, shared_from_this());
   started_ = clock_();
-  // Taken before the request leaves: an invalidation applied after this point fences the fill.
-  fence_token_ = store_.FenceToken();
   origin::FetchRequest request = plan_.request;
   if (plan_.stale) {
     // ETag only when there is one: Swift 2.30 answers 304 to a non-matching If-None-Match when
@@ -250,9 +249,17 @@ void SharedFetch::HandleNotModified(HeaderViews headers) {
   meta.stale_while_revalidate = Seconds32(decision.stale_while_revalidate);
   meta.stale_if_error = Seconds32(decision.stale_if_error);
   meta.tags = decision.tags;
+  // The waiting clients are answered first; the copy below only refreshes the stored entry.
+  coalescer_.Release(this);
+  auto shared_meta = std::make_shared<const cache::EntryMetadata>(meta);
+  Publish([&](View& v) {
+    v.outcome = Outcome::kNotModified;
+    v.metadata = shared_meta;
+  });
   if (decision.store) {
-    // The body is unchanged: the refreshed entry copies it file to file.
-    auto fill = store_.BeginFill(plan_.key, meta, stale.body_length(), fence_token_);
+    // The body is unchanged: the refreshed entry copies it file to file (on this loop: a very
+    // large body costs this worker the time of the copy).
+    auto fill = store_.BeginFill(plan_.key, std::move(meta), stale.body_length(), fence_token_);
     const std::optional<std::string_view> in_memory = stale.body_in_memory();
     if (fill.ok() &&
         (in_memory ? (*fill)->Append(*in_memory)
@@ -261,12 +268,6 @@ void SharedFetch::HandleNotModified(HeaderViews headers) {
       (void)(*fill)->Commit();  // fenced or failed: the next request fetches again
     }
   }
-  coalescer_.Release(this);
-  auto shared_meta = std::make_shared<const cache::EntryMetadata>(std::move(meta));
-  Publish([&](View& v) {
-    v.outcome = Outcome::kNotModified;
-    v.metadata = shared_meta;
-  });
 }
 
 void SharedFetch::OnData(std::string_view data) {
@@ -337,7 +338,12 @@ void SharedFetch::Finish() {
 Coalescer::Acquired Coalescer::Acquire(FillPlan& plan, cache::Store& store, cache::Clock clock) {
   std::string encoded = plan.key.Encode();
   absl::MutexLock lock(&mu_);
-  if (auto it = fetches_.find(encoded); it != fetches_.end()) return {it->second, false};
+  if (auto it = fetches_.find(encoded); it != fetches_.end()) {
+    // A fetch that began before a purge of its key streams the old version: its clients keep it,
+    // new ones get a fetch of their own.
+    if (!it->second->Invalidated()) return {it->second, false};
+    fetches_.erase(it);
+  }
   auto fetch = std::make_shared<SharedFetch>(encoded, std::move(plan), store, *this, std::move(clock));
   fetches_.emplace(std::move(encoded), fetch);
   return {std::move(fetch), true};

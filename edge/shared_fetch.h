@@ -120,6 +120,8 @@ class SharedFetch : public origin::FetchObserver, public std::enable_shared_from
   void AddWaiter(event* wake);
   void RemoveWaiter(event* wake);
   const std::string& encoded_key() const { return encoded_key_; }
+  // Whether an invalidation since this fetch began may cover it: then it must not be joined.
+  bool Invalidated() const { return store_.InvalidatedSince(plan_.key, plan_.tenant->name, fence_token_); }
   // Time to the response head; zero until then.
   absl::Duration head_latency() const;
   int origin_status() const;  // the response's status, 0 until the head
@@ -151,7 +153,9 @@ class SharedFetch : public origin::FetchObserver, public std::enable_shared_from
   size_t worker_ = 0;
   Relay* leader_ = nullptr;
   std::unique_ptr<cache::Fill> fill_;
-  uint64_t fence_token_ = 0;
+  // Taken when the fetch is made, before its request leaves: an invalidation applied after this
+  // fences the fill and keeps new clients from joining.
+  const uint64_t fence_token_;
   absl::Time started_;
   RunningFetches* running_ = nullptr;  // set while the origin fetch runs
 

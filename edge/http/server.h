@@ -69,6 +69,8 @@ class Exchange {
   // sendfile from a duplicate of the fd.
   absl::Status SendFile(int fd, uint64_t offset, uint64_t length);
   static constexpr uint64_t kInlineFileBytes = 16 * 1024;
+  // The same by sendfile, taking ownership of `fd` (closed once sent, or at once on failure).
+  absl::Status SendOwnedFile(int fd, uint64_t offset, uint64_t length);
   void Finish();
   // Ends the exchange by closing the connection: for a response that cannot be completed (its
   // origin failed mid-body), so the client sees a truncated message, never a wrong one.

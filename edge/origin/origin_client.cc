@@ -48,6 +48,9 @@ struct OriginClient::Fetch {
   CURL* easy = nullptr;
   curl_slist* request_headers = nullptr;
   FetchObserver* observer = nullptr;
+  UploadSource* upload = nullptr;
+  bool receive_paused = false;
+  bool send_paused = false;
   std::string header_block;                      // the current response's header lines
   std::vector<std::pair<size_t, size_t>> spans;  // per header line in header_block: name length, line length
   std::vector<std::pair<std::string_view, std::string_view>> views;
@@ -118,6 +121,20 @@ OriginClient::FetchId OriginClient::Start(const FetchRequest& request, FetchObse
   } else if (request.method != "GET") {
     curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, request.method.c_str());
   }
+  if (request.body != nullptr) {
+    fetch->upload = request.body;
+    curl_easy_setopt(easy, CURLOPT_UPLOAD, 1L);
+    curl_easy_setopt(easy, CURLOPT_READFUNCTION, &OnUpload);
+    curl_easy_setopt(easy, CURLOPT_READDATA, fetch.get());
+    // Without a length libcurl sends the body chunked.
+    if (request.body_length) {
+      curl_easy_setopt(easy, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(*request.body_length));
+    }
+  } else if (request.method == "POST" || request.method == "PUT") {
+    // An empty body, said with Content-Length: 0.
+    curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE, 0L);
+    curl_easy_setopt(easy, CURLOPT_POSTFIELDS, "");
+  }
   for (const auto& [name, value] : request.headers) {
     fetch->request_headers =
         curl_slist_append(fetch->request_headers, absl::StrCat(name, ": ", value).c_str());
@@ -154,13 +171,47 @@ void OriginClient::SweepCancelled() {
   for (Fetch* fetch : cancelled) Remove(fetch);
 }
 
+// Sending and receiving are paused independently; libcurl takes both in one mask.
+void OriginClient::ApplyPause(Fetch* fetch) {
+  curl_easy_pause(fetch->easy,
+                  (fetch->receive_paused ? CURLPAUSE_RECV : 0) | (fetch->send_paused ? CURLPAUSE_SEND : 0));
+}
+
 void OriginClient::Pause(FetchId id) {
-  if (auto it = fetches_.find(id); it != fetches_.end()) curl_easy_pause(it->second->easy, CURLPAUSE_RECV);
+  if (auto it = fetches_.find(id); it != fetches_.end()) {
+    it->second->receive_paused = true;
+    ApplyPause(it->second.get());
+  }
 }
 
 void OriginClient::Resume(FetchId id) {
-  if (auto it = fetches_.find(id); it != fetches_.end()) curl_easy_pause(it->second->easy, CURLPAUSE_CONT);
+  if (auto it = fetches_.find(id); it != fetches_.end()) {
+    it->second->receive_paused = false;
+    ApplyPause(it->second.get());
+  }
   CollectFinished();
+}
+
+void OriginClient::ResumeUpload(FetchId id) {
+  if (auto it = fetches_.find(id); it != fetches_.end() && it->second->send_paused) {
+    it->second->send_paused = false;
+    ApplyPause(it->second.get());
+  }
+  CollectFinished();
+}
+
+size_t OriginClient::OnUpload(char* buffer, size_t size, size_t count, void* arg) {
+  auto* fetch = static_cast<Fetch*>(arg);
+  if (fetch->cancelled || fetch->upload == nullptr) return CURL_READFUNC_ABORT;
+  ++fetch->client->in_callback_;
+  const size_t n = fetch->upload->ReadBody(buffer, size * count);
+  --fetch->client->in_callback_;
+  if (fetch->cancelled) return CURL_READFUNC_ABORT;
+  if (n == UploadSource::kPause) {
+    fetch->send_paused = true;
+    return CURL_READFUNC_PAUSE;
+  }
+  return n;
 }
 
 size_t OriginClient::OnHeaderLine(char* data, size_t size, size_t count, void* arg) {

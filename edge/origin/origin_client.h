@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -21,10 +22,22 @@ struct event;
 
 namespace edge::origin {
 
+// Where a request body comes from: pulled by the client as the origin takes it.
+class UploadSource {
+ public:
+  virtual ~UploadSource() = default;
+  static constexpr size_t kPause = SIZE_MAX;
+  // Copies up to `size` bytes of the body into `buffer`: the count, 0 at the end of the body, or
+  // kPause when nothing is ready yet (then OriginClient::ResumeUpload when there is).
+  virtual size_t ReadBody(char* buffer, size_t size) = 0;
+};
+
 struct FetchRequest {
-  std::string method = "GET";  // GET and HEAD
+  std::string method = "GET";  // any method; HEAD has no response body
   std::string url;
   std::vector<std::pair<std::string, std::string>> headers;
+  UploadSource* body = nullptr;         // a request body, streamed; must outlive the fetch
+  std::optional<uint64_t> body_length;  // with a body: its length, or chunked when unknown
 };
 
 class FetchObserver {
@@ -61,6 +74,8 @@ class OriginClient {
   // Stops and restarts receiving a fetch's body (the origin connection's TCP window fills up).
   void Pause(FetchId id);
   void Resume(FetchId id);
+  // The upload source has bytes again after returning kPause.
+  void ResumeUpload(FetchId id);
   size_t active() const { return fetches_.size(); }
 
  private:
@@ -72,6 +87,8 @@ class OriginClient {
   static void OnTimerEvent(int, short, void* client);
   static size_t OnHeaderLine(char* data, size_t size, size_t count, void* fetch);
   static size_t OnBody(char* data, size_t size, size_t count, void* fetch);
+  static size_t OnUpload(char* buffer, size_t size, size_t count, void* fetch);
+  void ApplyPause(Fetch* fetch);
   void Drive(int socket, int curl_events);
   void CollectFinished();
   void Remove(Fetch* fetch);

@@ -315,10 +315,10 @@ TEST_CASE("object invalidation removes every variant and the cached 404, nothing
   CHECK_FALSE(f.Has(Object("img/new.jpg")));
 }
 
-TEST_CASE("listing invalidation hits every listing whose prefix is an ancestor, in every format") {
+TEST_CASE("listing invalidation hits what shows the directory: ancestor and inner listings, pages") {
   Fixture f;
   Store& store = f.Open();
-  for (const char* prefix : {"", "images/", "images/party/", "im"}) {
+  for (const char* prefix : {"", "images/", "images/party/", "im", "images/party/ba", "images/party/sub/"}) {
     REQUIRE(f.Put(Listing(prefix, "format=json")).ok());
     REQUIRE(f.Put(Listing(prefix, "format=xml")).ok());
   }
@@ -326,12 +326,27 @@ TEST_CASE("listing invalidation hits every listing whose prefix is an ancestor, 
   REQUIRE(f.Put(Listing("docs/")).ok());
   REQUIRE(f.Put(Key{KeyKind::kListing, "AUTH_test", "", "", "format=json"}).ok());  // account listing
   REQUIRE(f.Put(Object("images/party/banya.jpg")).ok());
-  CHECK(store.Apply(Invalidation::Listings("AUTH_test", "public", "images/party/banya.jpg", false)) == 9);
+  // staticweb directory pages of the directory and its ancestors, and one that is not.
+  for (const char* page : {"", "images/", "images/party/", "docs/"}) REQUIRE(f.Put(Object(page)).ok());
+  CHECK(store.Apply(Invalidation::Listings("AUTH_test", "public", "images/party/", false)) == 16);
   CHECK_FALSE(f.Has(Listing("images/party/", "format=xml")));
   CHECK_FALSE(f.Has(Listing("")));
+  CHECK_FALSE(f.Has(Listing("images/party/ba")));
+  CHECK_FALSE(f.Has(Object("images/")));
+  CHECK_FALSE(f.Has(Object("")));
   CHECK(f.Has(Listing("images/other/")));
   CHECK(f.Has(Listing("docs/")));
+  CHECK(f.Has(Object("docs/")));
   CHECK(f.Has(Object("images/party/banya.jpg")));
+  // The rule fences use agrees.
+  KeyParts parts;
+  const Invalidation inv = Invalidation::Listings("AUTH_test", "public", "images/party/", false);
+  const std::string listing = Listing("images/party/ba").Encode(), page = Object("images/").Encode(),
+                    object = Object("images/party/banya.jpg").Encode(), other = Listing("docs/").Encode();
+  CHECK((DecodeKey(listing, &parts) && Covers(inv, parts, "demo", {})));
+  CHECK((DecodeKey(page, &parts) && Covers(inv, parts, "demo", {})));
+  CHECK_FALSE((DecodeKey(object, &parts) && Covers(inv, parts, "demo", {})));
+  CHECK_FALSE((DecodeKey(other, &parts) && Covers(inv, parts, "demo", {})));
 }
 
 TEST_CASE("prefix invalidation hits objects and listings under the prefix") {

@@ -156,7 +156,8 @@ std::shared_ptr<const vhost::TenantTable> Tenants(uint16_t origin_port, const st
 
 // An edge in this process: server, pipeline and a one-zone store, with a clock tests can advance.
 struct Edge {
-  explicit Edge(uint16_t origin_port, const std::string& tenant_extra = "", cache::FaultInjector faults = {})
+  explicit Edge(uint16_t origin_port, const std::string& tenant_extra = "", cache::FaultInjector faults = {},
+                http::ServerOptions server_options = {})
       : tenants(Tenants(origin_port, tenant_extra)), metrics(2) {
     cache::StoreOptions options;
     options.zones = {{dir / "zone", 64 << 20}};
@@ -168,7 +169,7 @@ struct Edge {
     origin::OriginOptions origin_options;
     origin_options.stall_timeout = absl::Seconds(1);
     pipeline = std::make_unique<Pipeline>(2, origin_options, tenants, *store, metrics, nullptr, clock);
-    server = std::make_unique<http::Server>(http::ServerOptions{}, *pipeline);
+    server = std::make_unique<http::Server>(server_options, *pipeline);
     REQUIRE(server->Start().ok());
   }
   ~Edge() {
@@ -421,6 +422,58 @@ TEST_CASE("an invalidation during a fill fences it: the waiting client gets the 
   purge.join();
   CHECK(during.body == "old version");
   CHECK(edge.Get("/obj").header("x-cache") == "MISS");
+}
+
+TEST_CASE("a client arriving after a purge does not join the fetch of the old version") {
+  FakeOrigin origin;
+  Script old_version = Object("old version");
+  old_version.delay_ms = 400;
+  origin.Set("obj", old_version);
+  Edge edge(origin.port());
+  HttpResponse before;
+  std::thread first([&] { before = edge.Get("/obj"); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  edge.store->Apply(cache::Invalidation::Object("AUTH_test", "c", "obj", false));
+  origin.Set("obj", Object("new version"));
+  HttpResponse after = edge.Get("/obj");
+  first.join();
+  CHECK(before.body == "old version");
+  CHECK(after.body == "new version");
+  CHECK(origin.Count("obj") == 2);
+}
+
+TEST_CASE("a long download to a slow reader is not cut by the send or idle timeouts") {
+  FakeOrigin origin;
+  origin.Set("big", Object(std::string(3 << 20, 'b')));
+  http::ServerOptions options;
+  options.send_timeout = absl::Seconds(1);
+  options.idle_timeout = absl::Seconds(1);
+  Edge edge(origin.port(), "", {}, options);
+  CHECK(edge.Get("/big").status == 200);  // now a hit
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  const int small = 64 * 1024;
+  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(edge.server->port());
+  inet_pton(AF_INET, "127.0.0.1", &address.sin_addr);
+  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0);
+  const std::string request = "GET /big HTTP/1.1\r\nHost: t.test\r\n\r\n";
+  REQUIRE(::write(fd, request.data(), request.size()) == static_cast<ssize_t>(request.size()));
+  // About 1.5 MiB a second: the download takes twice the timeouts.
+  size_t received = 0;
+  char buffer[16384];
+  const auto start = std::chrono::steady_clock::now();
+  const size_t expected = (size_t{3} << 20) + 60;  // the body and (more than) 60 bytes of head
+  while (received < expected) {
+    const ssize_t n = ::read(fd, buffer, sizeof(buffer));
+    if (n <= 0) break;
+    received += static_cast<size_t>(n);
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ::close(fd);
+  CHECK(received >= expected);
+  CHECK(std::chrono::steady_clock::now() - start > std::chrono::seconds(1));
 }
 
 TEST_CASE("ranges, HEAD and conditionals on misses and hits") {

@@ -100,12 +100,21 @@ struct Fixture {
   std::unique_ptr<OriginClient> client;
 };
 
+FetchRequest Request(std::string method, std::string url,
+                     std::vector<std::pair<std::string, std::string>> headers = {}) {
+  FetchRequest request;
+  request.method = std::move(method);
+  request.url = std::move(url);
+  request.headers = std::move(headers);
+  return request;
+}
+
 }  // namespace
 
 TEST_CASE("a fetch delivers status, headers and body, with the request headers sent") {
   Fixture f;
   Collector c(f.loop);
-  f.client->Start({"GET", f.Url("/ok"), {{"X-Auth-Token", "secret"}}}, &c);
+  f.client->Start(Request("GET", f.Url("/ok"), {{"X-Auth-Token", "secret"}}), &c);
   f.Run();
   REQUIRE(c.result.has_value());
   CHECK(c.result->ok());
@@ -119,12 +128,12 @@ TEST_CASE("a fetch delivers status, headers and body, with the request headers s
 TEST_CASE("HEAD has no body; origin errors are statuses, not failures") {
   Fixture f;
   Collector head(f.loop);
-  f.client->Start({"HEAD", f.Url("/ok"), {}}, &head);
+  f.client->Start(Request("HEAD", f.Url("/ok")), &head);
   f.Run();
   CHECK(head.status == 200);
   CHECK(head.body.empty());
   Collector error(f.loop);
-  f.client->Start({"GET", f.Url("/error"), {}}, &error);
+  f.client->Start(Request("GET", f.Url("/error")), &error);
   f.Run();
   CHECK(error.result->ok());
   CHECK(error.status == 503);
@@ -134,7 +143,7 @@ TEST_CASE("sequential fetches reuse one kept-alive connection") {
   Fixture f;
   for (int i = 0; i < 5; ++i) {
     Collector c(f.loop);
-    f.client->Start({"GET", f.Url("/ok"), {}}, &c);
+    f.client->Start(Request("GET", f.Url("/ok")), &c);
     f.Run();
     CHECK(c.status == 200);
   }
@@ -144,17 +153,17 @@ TEST_CASE("sequential fetches reuse one kept-alive connection") {
 TEST_CASE("a reset mid-body and a stalled origin are failures with a reason") {
   Fixture f;
   Collector reset(f.loop);
-  f.client->Start({"GET", f.Url("/reset"), {}}, &reset);
+  f.client->Start(Request("GET", f.Url("/reset")), &reset);
   f.Run();
   REQUIRE(reset.result.has_value());
   CHECK(reset.result->code() == absl::StatusCode::kUnavailable);
   Collector stalled(f.loop);
-  f.client->Start({"GET", f.Url("/stall"), {}}, &stalled);
+  f.client->Start(Request("GET", f.Url("/stall")), &stalled);
   f.Run();
   REQUIRE(stalled.result.has_value());
   CHECK(stalled.result->code() == absl::StatusCode::kDeadlineExceeded);
   Collector refused(f.loop);
-  f.client->Start({"GET", "http://127.0.0.1:1/x", {}}, &refused);
+  f.client->Start(Request("GET", "http://127.0.0.1:1/x"), &refused);
   f.Run();
   CHECK(refused.result->code() == absl::StatusCode::kUnavailable);
 }
@@ -186,7 +195,7 @@ TEST_CASE("pause holds the body back until resume, and the whole body arrives") 
           &paused, &kLater);
     }
   };
-  paused.id = f.client->Start({"GET", f.Url("/big"), {}}, &c);
+  paused.id = f.client->Start(Request("GET", f.Url("/big")), &c);
   f.Run();
   REQUIRE(c.result.has_value());
   CHECK(c.result->ok());
@@ -200,7 +209,7 @@ TEST_CASE("a cancelled fetch says nothing more, from inside or outside its callb
   Collector inside(f.loop);
   OriginClient::FetchId id = 0;
   inside.on_data = [&] { f.client->Cancel(id); };
-  id = f.client->Start({"GET", f.Url("/big"), {}}, &inside);
+  id = f.client->Start(Request("GET", f.Url("/big")), &inside);
   const timeval short_run{0, 300000};
   event_base_loopexit(f.loop, &short_run);
   event_base_dispatch(f.loop);
@@ -209,7 +218,7 @@ TEST_CASE("a cancelled fetch says nothing more, from inside or outside its callb
   CHECK(f.client->active() == 0);
 
   Collector outside(f.loop);
-  const OriginClient::FetchId second = f.client->Start({"GET", f.Url("/stall"), {}}, &outside);
+  const OriginClient::FetchId second = f.client->Start(Request("GET", f.Url("/stall")), &outside);
   f.client->Cancel(second);
   CHECK(f.client->active() == 0);
 }

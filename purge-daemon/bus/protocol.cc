@@ -1,0 +1,248 @@
+#include "purge-daemon/bus/protocol.h"
+
+#include <charconv>
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/str_cat.h"
+
+namespace bus {
+
+namespace {
+
+using nlohmann::json;
+using Kind = cache::Invalidation::Kind;
+
+constexpr std::pair<Kind, std::string_view> kKindNames[] = {
+    {Kind::kObject, "object"}, {Kind::kListings, "listings"},
+    {Kind::kPrefix, "prefix"}, {Kind::kContainer, "container"},
+    {Kind::kTenant, "tenant"}, {Kind::kTag, "tag"},
+    {Kind::kAll, "all"},
+};
+
+std::string_view KindName(Kind kind) {
+  for (const auto& [k, name] : kKindNames) {
+    if (k == kind) return name;
+  }
+  return "?";
+}
+
+const std::string* Field(const Fields& fields, std::string_view name) {
+  for (const auto& [n, v] : fields) {
+    if (n == name) return &v;
+  }
+  return nullptr;
+}
+
+bool ParseInt(std::string_view text, int64_t* out) {
+  return !text.empty() && std::from_chars(text.data(), text.data() + text.size(), *out).ec == std::errc();
+}
+
+json EventObject(const WriteEvent& e) {
+  return json{{"node", e.node},
+              {"method", e.method},
+              {"account", e.account},
+              {"container", e.container},
+              {"object", e.object},
+              {"destination_account", e.destination_account},
+              {"destination", e.destination},
+              {"status", e.status},
+              {"time_ms", e.time_ms},
+              {"transaction", e.transaction}};
+}
+
+}  // namespace
+
+std::string JobKey(std::string_view id) {
+  return absl::StrCat("edge:job:", std::string(id));
+}
+
+std::string JobAppliedKey(std::string_view id) {
+  return absl::StrCat("edge:job:", std::string(id), ":applied");
+}
+
+std::string StreamId::ToString() const {
+  return absl::StrCat(ms, "-", seq);
+}
+
+absl::StatusOr<StreamId> ParseStreamId(std::string_view text) {
+  StreamId id;
+  const size_t dash = text.find('-');
+  const std::string_view ms = text.substr(0, dash);
+  const std::string_view seq = dash == std::string_view::npos ? "0" : text.substr(dash + 1);
+  if (ms.empty() || std::from_chars(ms.data(), ms.data() + ms.size(), id.ms).ec != std::errc() ||
+      std::from_chars(seq.data(), seq.data() + seq.size(), id.seq).ec != std::errc()) {
+    return absl::InvalidArgumentError(absl::StrCat("\"", std::string(text), "\" is not a stream id"));
+  }
+  return id;
+}
+
+Fields EventFields(const WriteEvent& e) {
+  return {{"node", e.node},
+          {"method", e.method},
+          {"account", e.account},
+          {"container", e.container},
+          {"object", e.object},
+          {"destination_account", e.destination_account},
+          {"destination", e.destination},
+          {"status", std::to_string(e.status)},
+          {"time_ms", std::to_string(e.time_ms)},
+          {"transaction", e.transaction}};
+}
+
+absl::StatusOr<WriteEvent> ParseEvent(const Fields& fields) {
+  WriteEvent e;
+  for (auto [name, target] : {std::pair<std::string_view, std::string*>{"node", &e.node},
+                              {"method", &e.method},
+                              {"account", &e.account},
+                              {"container", &e.container},
+                              {"object", &e.object},
+                              {"destination_account", &e.destination_account},
+                              {"destination", &e.destination},
+                              {"transaction", &e.transaction}}) {
+    if (const std::string* value = Field(fields, name)) *target = *value;
+  }
+  int64_t status = 0;
+  const std::string* status_text = Field(fields, "status");
+  const std::string* time_text = Field(fields, "time_ms");
+  if (e.method.empty() || e.account.empty() || status_text == nullptr || !ParseInt(*status_text, &status) ||
+      time_text == nullptr || !ParseInt(*time_text, &e.time_ms)) {
+    return absl::InvalidArgumentError("write event without method, account, status or time");
+  }
+  e.status = static_cast<int>(status);
+  return e;
+}
+
+std::string EventJson(const WriteEvent& event) {
+  return EventObject(event).dump();
+}
+
+absl::StatusOr<WriteEvent> ParseEventJson(std::string_view text) {
+  const json j = json::parse(text, nullptr, false);
+  if (!j.is_object()) return absl::InvalidArgumentError("spooled write event is not a JSON object");
+  Fields fields;
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    fields.emplace_back(it.key(), it->is_string() ? it->get<std::string>() : it->dump());
+  }
+  return ParseEvent(fields);
+}
+
+std::string InvalidationsJson(const std::vector<cache::Invalidation>& invalidations) {
+  json list = json::array();
+  for (const cache::Invalidation& inv : invalidations) {
+    json item{{"kind", KindName(inv.kind)}, {"soft", inv.soft}};
+    if (!inv.account.empty()) item["account"] = inv.account;
+    if (!inv.container.empty()) item["container"] = inv.container;
+    if (!inv.name.empty()) item["name"] = inv.name;
+    if (!inv.tenant.empty()) item["tenant"] = inv.tenant;
+    if (!inv.tag.empty()) item["tag"] = inv.tag;
+    list.push_back(std::move(item));
+  }
+  return list.dump();
+}
+
+absl::StatusOr<std::vector<cache::Invalidation>> ParseInvalidationsJson(std::string_view text) {
+  const json list = json::parse(text, nullptr, false);
+  if (!list.is_array()) return absl::InvalidArgumentError("invalidations are not a JSON array");
+  std::vector<cache::Invalidation> out;
+  for (const json& item : list) {
+    if (!item.is_object() || !item.contains("kind") || !item["kind"].is_string()) {
+      return absl::InvalidArgumentError("an invalidation without a kind");
+    }
+    cache::Invalidation inv;
+    const std::string kind = item["kind"].get<std::string>();
+    bool known = false;
+    for (const auto& [k, name] : kKindNames) {
+      if (name == kind) {
+        inv.kind = k;
+        known = true;
+      }
+    }
+    if (!known) return absl::InvalidArgumentError(absl::StrCat("unknown invalidation kind \"", kind, "\""));
+    auto text_field = [&](const char* name, std::string* target) {
+      if (auto it = item.find(name); it != item.end() && it->is_string()) *target = it->get<std::string>();
+    };
+    text_field("account", &inv.account);
+    text_field("container", &inv.container);
+    text_field("name", &inv.name);
+    text_field("tenant", &inv.tenant);
+    text_field("tag", &inv.tag);
+    if (auto it = item.find("soft"); it != item.end() && it->is_boolean()) inv.soft = it->get<bool>();
+    out.push_back(std::move(inv));
+  }
+  return out;
+}
+
+Fields LogFields(const LogEntry& entry) {
+  return {{"job", entry.job},
+          {"track", entry.track ? "1" : "0"},
+          {"inv", InvalidationsJson(entry.invalidations)}};
+}
+
+absl::StatusOr<LogEntry> ParseLogEntry(const Fields& fields) {
+  LogEntry entry;
+  const std::string* inv = Field(fields, "inv");
+  if (inv == nullptr) return absl::InvalidArgumentError("log entry without invalidations");
+  absl::StatusOr<std::vector<cache::Invalidation>> invalidations = ParseInvalidationsJson(*inv);
+  if (!invalidations.ok()) return invalidations.status();
+  entry.invalidations = std::move(*invalidations);
+  if (const std::string* job = Field(fields, "job")) entry.job = *job;
+  if (const std::string* track = Field(fields, "track")) entry.track = *track == "1";
+  return entry;
+}
+
+std::string ProgressJson(const EdgeProgress& p) {
+  return json{{"cursor", p.cursor.ToString()}, {"heartbeat_ms", p.heartbeat_ms}, {"trusted", p.trusted}}
+      .dump();
+}
+
+absl::StatusOr<EdgeProgress> ParseProgressJson(std::string_view node, std::string_view text) {
+  const json j = json::parse(text, nullptr, false);
+  if (!j.is_object() || !j.contains("cursor") || !j["cursor"].is_string() || !j.contains("heartbeat_ms") ||
+      !j["heartbeat_ms"].is_number_integer()) {
+    return absl::InvalidArgumentError(absl::StrCat("progress of ", std::string(node), " is malformed"));
+  }
+  EdgeProgress p;
+  p.node = std::string(node);
+  absl::StatusOr<StreamId> cursor = ParseStreamId(j["cursor"].get<std::string>());
+  if (!cursor.ok()) return cursor.status();
+  p.cursor = *cursor;
+  p.heartbeat_ms = j["heartbeat_ms"].get<int64_t>();
+  p.trusted = j.value("trusted", false);
+  return p;
+}
+
+std::vector<StreamEntry> StreamEntries(const RedisReply& reply) {
+  std::vector<StreamEntry> out;
+  // An entry is [id, [field, value, ...]]; anything else is a level of nesting to look into.
+  std::function<void(const RedisReply&)> visit = [&](const RedisReply& r) {
+    if (r.type != RedisReply::Type::kArray) return;
+    if (r.elements.size() == 2 && r.elements[0].type == RedisReply::Type::kString &&
+        r.elements[1].type == RedisReply::Type::kArray && ParseStreamId(r.elements[0].text).ok() &&
+        r.elements[1].elements.size() % 2 == 0 &&
+        (r.elements[1].elements.empty() || r.elements[1].elements[0].type == RedisReply::Type::kString)) {
+      StreamEntry entry{r.elements[0].text, {}};
+      const auto& kv = r.elements[1].elements;
+      for (size_t i = 0; i + 1 < kv.size(); i += 2) entry.fields.emplace_back(kv[i].text, kv[i + 1].text);
+      out.push_back(std::move(entry));
+      return;
+    }
+    for (const RedisReply& element : r.elements) visit(element);
+  };
+  visit(reply);
+  return out;
+}
+
+std::vector<std::string> XAddArgs(std::string_view stream, const Fields& fields, uint64_t max_length) {
+  std::vector<std::string> args = {"XADD", std::string(stream)};
+  if (max_length > 0) {
+    args.insert(args.end(), {"MAXLEN", "~", std::to_string(max_length)});
+  }
+  args.push_back("*");
+  for (const auto& [name, value] : fields) {
+    args.push_back(name);
+    args.push_back(value);
+  }
+  return args;
+}
+
+}  // namespace bus

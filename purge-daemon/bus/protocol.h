@@ -1,0 +1,94 @@
+// The purge bus: the Redis streams and keys that edges and purge daemons share, and how write
+// events and invalidations are written in them. Edges append write events to kEventStream; the
+// daemons read it as one consumer group, plan, and append invalidations to kPurgeLog, which every
+// edge reads in order from its own cursor and reports its progress in kEdgesHash.
+#pragma once
+
+#include <compare>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "cache/invalidation.h"
+#include "purge-daemon/bus/redis.h"
+
+namespace bus {
+
+inline constexpr std::string_view kEventStream = "edge:events";
+inline constexpr std::string_view kPlannerGroup = "planners";
+inline constexpr std::string_view kPurgeLog = "edge:purge-log";
+inline constexpr std::string_view kEdgesHash = "edge:edges";
+// Invalidations to append to the log later (listings, again, once Swift has updated them),
+// scored by when they are due (unix ms).
+inline constexpr std::string_view kRepeatSet = "edge:repeats";
+// A job's record (hash: tenant, created_ms, log_id, invalidations, request) and, per node, the
+// milliseconds it took to apply (hash node -> ms).
+std::string JobKey(std::string_view id);
+std::string JobAppliedKey(std::string_view id);
+
+// A Redis stream entry id: milliseconds and a sequence, ordered.
+struct StreamId {
+  uint64_t ms = 0;
+  uint64_t seq = 0;
+  auto operator<=>(const StreamId&) const = default;
+  std::string ToString() const;
+};
+absl::StatusOr<StreamId> ParseStreamId(std::string_view text);
+
+// A successful write through an edge.
+struct WriteEvent {
+  std::string node;
+  std::string method;  // PUT, POST, DELETE, COPY
+  std::string account;
+  std::string container;  // empty for the account itself
+  std::string object;     // empty for a container or the account
+  std::string destination_account;
+  std::string destination;  // COPY: "container/object"
+  int status = 0;
+  int64_t time_ms = 0;
+  std::string transaction;  // Swift's X-Trans-Id
+  bool operator==(const WriteEvent&) const = default;
+};
+
+using Fields = std::vector<std::pair<std::string, std::string>>;
+Fields EventFields(const WriteEvent& event);
+absl::StatusOr<WriteEvent> ParseEvent(const Fields& fields);
+// One line of JSON, for the edge's spool.
+std::string EventJson(const WriteEvent& event);
+absl::StatusOr<WriteEvent> ParseEventJson(std::string_view json);
+
+// One entry of the purge log: a job's invalidations, applied together.
+struct LogEntry {
+  std::string job;
+  bool track = false;  // the edges record how long they took (API purges)
+  std::vector<cache::Invalidation> invalidations;
+};
+Fields LogFields(const LogEntry& entry);
+absl::StatusOr<LogEntry> ParseLogEntry(const Fields& fields);
+std::string InvalidationsJson(const std::vector<cache::Invalidation>& invalidations);
+absl::StatusOr<std::vector<cache::Invalidation>> ParseInvalidationsJson(std::string_view json);
+
+// An edge's progress through the log, as it reports it.
+struct EdgeProgress {
+  std::string node;
+  StreamId cursor;
+  int64_t heartbeat_ms = 0;
+  bool trusted = false;  // caught up: its cache is served without revalidation
+};
+std::string ProgressJson(const EdgeProgress& progress);
+absl::StatusOr<EdgeProgress> ParseProgressJson(std::string_view node, std::string_view json);
+
+struct StreamEntry {
+  std::string id;
+  Fields fields;
+};
+// The entries of an XREAD / XREADGROUP / XRANGE / XAUTOCLAIM reply, whatever its nesting.
+std::vector<StreamEntry> StreamEntries(const RedisReply& reply);
+
+// XADD's arguments for `fields` with the log's approximate length cap.
+std::vector<std::string> XAddArgs(std::string_view stream, const Fields& fields, uint64_t max_length);
+
+}  // namespace bus

@@ -1,0 +1,92 @@
+#include "purge-daemon/planner.h"
+
+#include <algorithm>
+#include <tuple>
+
+#include "absl/container/flat_hash_set.h"
+
+namespace purge {
+
+namespace {
+
+using cache::Invalidation;
+
+void PlanObject(std::string account, std::string container, std::string object,
+                std::vector<Invalidation>* out) {
+  std::string directory(DirectoryOf(object));
+  out->push_back(Invalidation::Object(account, container, std::move(object), false));
+  out->push_back(
+      Invalidation::Listings(std::move(account), std::move(container), std::move(directory), false));
+}
+
+auto Tie(const Invalidation& i) {
+  return std::tie(i.kind, i.soft, i.account, i.container, i.name, i.tenant, i.tag);
+}
+
+}  // namespace
+
+std::string_view DirectoryOf(std::string_view object_name) {
+  const size_t slash = object_name.rfind('/', object_name.empty() ? 0 : object_name.size() - 2);
+  // "a/b/" (a directory marker object) is shown in "a/", like any other name in "a/".
+  if (slash == std::string_view::npos || object_name.size() < 2) return {};
+  return object_name.substr(0, slash + 1);
+}
+
+std::vector<Invalidation> PlanWrite(const bus::WriteEvent& e) {
+  std::vector<Invalidation> out;
+  if (e.status < 200 || e.status >= 300) return out;
+  if (e.method == "COPY") {
+    std::string_view destination = e.destination;
+    while (destination.starts_with("/")) destination.remove_prefix(1);
+    const size_t slash = destination.find('/');
+    if (slash == std::string_view::npos || slash == 0 || slash + 1 == destination.size()) return out;
+    PlanObject(e.destination_account.empty() ? e.account : e.destination_account,
+               std::string(destination.substr(0, slash)), std::string(destination.substr(slash + 1)), &out);
+    return out;
+  }
+  if (!e.object.empty()) {
+    PlanObject(e.account, e.container, e.object, &out);
+  } else if (!e.container.empty()) {
+    out.push_back(Invalidation::Container(e.account, e.container, false));
+    out.push_back(Invalidation::Listings(e.account, "", "", false));
+  } else {
+    out.push_back(Invalidation::Listings(e.account, "", "", false));
+  }
+  return out;
+}
+
+void Coalesce(std::vector<Invalidation>* invalidations) {
+  auto& list = *invalidations;
+  std::sort(list.begin(), list.end(),
+            [](const Invalidation& a, const Invalidation& b) { return Tie(a) < Tie(b); });
+  list.erase(std::unique(list.begin(), list.end(),
+                         [](const Invalidation& a, const Invalidation& b) { return Tie(a) == Tie(b); }),
+             list.end());
+  const bool hard_all = std::any_of(list.begin(), list.end(), [](const Invalidation& i) {
+    return i.kind == Invalidation::Kind::kAll && !i.soft;
+  });
+  if (hard_all) {
+    list = {Invalidation::All(false)};
+    return;
+  }
+  absl::flat_hash_set<std::pair<std::string, std::string>> containers;
+  for (const Invalidation& i : list) {
+    if (i.kind == Invalidation::Kind::kContainer && !i.soft) containers.emplace(i.account, i.container);
+  }
+  if (containers.empty()) return;
+  std::erase_if(list, [&](const Invalidation& i) {
+    const bool within = i.kind == Invalidation::Kind::kObject || i.kind == Invalidation::Kind::kPrefix ||
+                        (i.kind == Invalidation::Kind::kListings && !i.container.empty());
+    return within && containers.contains(std::make_pair(i.account, i.container));
+  });
+}
+
+std::vector<Invalidation> ListingsOf(const std::vector<Invalidation>& invalidations) {
+  std::vector<Invalidation> out;
+  for (const Invalidation& i : invalidations) {
+    if (i.kind == Invalidation::Kind::kListings) out.push_back(i);
+  }
+  return out;
+}
+
+}  // namespace purge
