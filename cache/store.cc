@@ -266,6 +266,7 @@ absl::Status Store::Load() {
   for (size_t i = 0; i < options_.zones.size(); ++i) {
     zones_.push_back(std::make_unique<Zone>(static_cast<int>(i), options_.zones[i],
                                             options_.zone_error_threshold, options_.faults));
+    if (absl::Status status = zones_.back()->Lock(); !status.ok()) return status;
   }
   // Journal records average well over 64 bytes: a bound on the entries to expect.
   uint64_t journal_bytes = 0;

@@ -1,6 +1,7 @@
 #include "cache/zone.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -25,6 +26,26 @@ Zone::Zone(int id, ZoneConfig config, int error_threshold, FaultInjector faults)
 
 int Zone::InjectedFault(std::string_view operation) const {
   return faults_ ? faults_(operation, id_) : 0;
+}
+
+Zone::~Zone() {
+  if (lock_fd_ >= 0) ::close(lock_fd_);  // releases the lock
+}
+
+absl::Status Zone::Lock() {
+  std::error_code ec;
+  fs::create_directories(config_.path, ec);
+  const std::string path = config_.path + "/lock";
+  lock_fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (lock_fd_ < 0)
+    return absl::OkStatus();  // an unusable directory: Open reports it and the zone starts failed
+  if (::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+    ::close(lock_fd_);
+    lock_fd_ = -1;
+    return absl::FailedPreconditionError(absl::StrCat(
+        "cache zone ", config_.path, " is in use by another process (another edge on this zone?)"));
+  }
+  return absl::OkStatus();
 }
 
 absl::Status Zone::Open(const std::function<void(const JournalRecord&)>& on_record) {

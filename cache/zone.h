@@ -30,11 +30,16 @@ enum class ZoneState { kHealthy, kFailed };
 class Zone {
  public:
   Zone(int id, ZoneConfig config, int error_threshold, FaultInjector faults);
+  ~Zone();
 
   int id() const { return id_; }
   const ZoneConfig& config() const { return config_; }
   uint64_t seed() const { return seed_; }
 
+  // Takes the zone for this process (an exclusive lock on a file in its directory, held until the
+  // Zone is destroyed): FailedPrecondition if another process has it. Two processes sharing a
+  // zone would delete each other's fills in progress and undo each other's evictions.
+  absl::Status Lock();
   // Makes the directories, deletes partial files left by a crash, and replays the journal into
   // `on_record`. On failure the zone is left failed, to be probed later.
   absl::Status Open(const std::function<void(const JournalRecord&)>& on_record);
@@ -76,6 +81,7 @@ class Zone {
 
   const int id_;
   const ZoneConfig config_;
+  int lock_fd_ = -1;
   const uint64_t seed_;
   const int error_threshold_;
   const FaultInjector faults_;

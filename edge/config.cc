@@ -4,6 +4,7 @@
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
+#include "purge-daemon/bus/redis.h"
 #include "vhost-config/settings.h"
 
 namespace edge {
@@ -58,6 +59,20 @@ constexpr std::array kEdgeKeys = {
             "SIGUSR1."},
     KeySpec{"shutdown.grace", KeyType::kDuration, "\"10s\"", false,
             "On SIGTERM: how long requests in flight may take to finish before the edge exits."},
+    KeySpec{"purge.redis", KeyType::kString, "\"\"", false,
+            "host:port of the purge bus (Redis). Empty: no bus; writes through this edge purge only its own "
+            "cache."},
+    KeySpec{
+        "purge.state_dir", KeyType::kString, "\"state\"", false,
+        "Where the edge keeps its purge-log cursor and its spool of write events, relative to this file."},
+    KeySpec{"purge.spool_max", KeyType::kBytes, "\"64M\"", false,
+            "Write events kept while Redis is unreachable; when full, writes are refused (503) so that no "
+            "purge is lost."},
+    KeySpec{"purge.max_disconnect", KeyType::kDuration, "\"10s\"", false,
+            "Cut off from the bus longer than this, the edge revalidates every hit until it has caught up."},
+    KeySpec{"purge.api", KeyType::kString, "\"\"", false,
+            "Base URL of a purge daemon's API (`http://127.0.0.1:9100`), where `PURGE` requests are sent. "
+            "Empty: PURGE is refused."},
 };
 
 constexpr std::array kZoneKeys = {
@@ -128,6 +143,22 @@ absl::StatusOr<EdgeConfig> Build(vhost::Settings& s, const std::string& path) {
   }
   c.access_log = resolve(s.String("log.access"));
   c.shutdown_grace = s.Duration("shutdown.grace");
+  c.purge_redis = s.String("purge.redis");
+  if (!c.purge_redis.empty()) {
+    std::string host;
+    int port = 0;
+    if (absl::Status status = bus::ParseRedisAddress(c.purge_redis, &host, &port); !status.ok()) {
+      s.Error("purge.redis", std::string(status.message()));
+    }
+  }
+  c.state_dir = resolve(s.String("purge.state_dir"));
+  c.spool_max_bytes = s.Bytes("purge.spool_max");
+  c.max_disconnect = s.Duration("purge.max_disconnect");
+  c.purge_api = s.String("purge.api");
+  while (c.purge_api.ends_with("/")) c.purge_api.pop_back();
+  if (!c.purge_api.empty() && !c.purge_api.starts_with("http://") && !c.purge_api.starts_with("https://")) {
+    s.Error("purge.api", "must be an http:// or https:// URL");
+  }
   if (absl::Status status = s.Finish(); !status.ok()) return status;
   return c;
 }

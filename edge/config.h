@@ -26,6 +26,12 @@ struct EdgeConfig {
   origin::OriginOptions origin;
   std::string access_log;  // empty: no access log
   absl::Duration shutdown_grace = absl::Seconds(10);
+  // The purge bus; an empty redis address runs the edge alone (its writes invalidate only itself).
+  std::string purge_redis;
+  std::string state_dir;  // the purge-log cursor and the write-event spool
+  uint64_t spool_max_bytes = 64 << 20;
+  absl::Duration max_disconnect = absl::Seconds(10);
+  std::string purge_api;
   absl::Duration maintain_interval = absl::Seconds(5);
 };
 

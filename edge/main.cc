@@ -6,6 +6,7 @@
 #include <signal.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <string>
 #include <string_view>
@@ -18,6 +19,8 @@
 #include "edge/config.h"
 #include "edge/metrics.h"
 #include "edge/pipeline.h"
+#include "edge/purge_subscriber.h"
+#include "edge/write_events.h"
 #include "vhost-config/loader.h"
 #include "vhost-config/snapshot.h"
 
@@ -147,8 +150,49 @@ int main(int argc, char** argv) {
   const size_t workers = static_cast<size_t>(config->server.workers);
   edge::Metrics metrics(workers);
   vhost::TenantSnapshot tenants(std::move(*table));
-  edge::Pipeline pipeline(workers, config->origin, tenants, **store, metrics, access_log.get(),
+  edge::PipelineOptions pipeline_options;
+  pipeline_options.node_id = config->node_id;
+  pipeline_options.origin = config->origin;
+  pipeline_options.purge_api = config->purge_api;
+  edge::Pipeline pipeline(workers, pipeline_options, tenants, **store, metrics, access_log.get(),
                           [] { return absl::Now(); });
+
+  // The purge bus: write events out through the spool, the purge log in.
+  std::unique_ptr<edge::WriteEventPublisher> publisher;
+  std::unique_ptr<edge::PurgeSubscriber> subscriber;
+  if (!config->purge_redis.empty()) {
+    std::error_code error;
+    std::filesystem::create_directories(config->state_dir, error);
+    std::string redis_host;
+    int redis_port = 0;
+    (void)bus::ParseRedisAddress(config->purge_redis, &redis_host, &redis_port);  // checked by the loader
+    edge::PublisherOptions publisher_options;
+    publisher_options.redis_host = redis_host;
+    publisher_options.redis_port = redis_port;
+    publisher_options.spool_path = config->state_dir + "/write-events.spool";
+    publisher_options.max_spool_bytes = config->spool_max_bytes;
+    auto started = edge::WriteEventPublisher::Start(publisher_options);
+    if (!started.ok()) {
+      std::cerr << "edge: " << started.status().message() << "\n";
+      return 1;
+    }
+    publisher = std::move(*started);
+    pipeline.SetPublisher(publisher.get());
+    edge::SubscriberOptions subscriber_options;
+    subscriber_options.node_id = config->node_id;
+    subscriber_options.redis_host = redis_host;
+    subscriber_options.redis_port = redis_port;
+    subscriber_options.cursor_path = config->state_dir + "/purge-log.cursor";
+    subscriber_options.max_disconnect = config->max_disconnect;
+    // Until it has read to the end of the purge log, the edge does not trust what its disk holds.
+    pipeline.SetTrusted(false);
+    subscriber =
+        std::make_unique<edge::PurgeSubscriber>(subscriber_options, **store, [&pipeline](bool trusted) {
+          pipeline.SetTrusted(trusted);
+          Say(trusted ? "caught up with the purge log: serving from cache"
+                      : "not caught up with the purge log: every hit is revalidated");
+        });
+  }
   edge::http::Server server(config->server, pipeline);
   if (absl::Status status = server.Start(); !status.ok()) {
     std::cerr << "edge: " << status.message() << "\n";
@@ -186,6 +230,7 @@ int main(int argc, char** argv) {
       return 1;
     }
   }
+  if (subscriber) subscriber->Start();
   Say(absl::StrCat("node ", config->node_id, " serving on ", config->server.address, ":", server.port(),
                    " with ", workers, " workers, ", config->cache.zones.size(), " cache zones, ",
                    tenants.Current()->tenants.size(), " tenants",
@@ -226,6 +271,8 @@ int main(int argc, char** argv) {
 
   server.Stop();
   if (admin) admin->Stop();
+  subscriber.reset();
+  publisher.reset();
   for (event* e : events) event_free(e);
   event_base_free(rt.loop);
   Say("stopped");

@@ -5,11 +5,15 @@
 
 #include <charconv>
 #include <cstdio>
+#include <nlohmann/json.hpp>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
 #include "edge/http_rules.h"
+#include "edge/write_events.h"
+#include "edge/writes.h"
+#include "purge-daemon/planner.h"
 #include "vhost-config/path_mapping.h"
 
 namespace edge {
@@ -255,9 +259,8 @@ class ClientStream : public http::Exchange::Observer,
     fetch_->AddWaiter(wake_);
   }
 
-  // Fetches alone and relays the origin's answer.
+  // Fetches alone and relays the origin's answer; a request body streams through.
   void Relay() {
-    label_ = CacheLabel::kBypass;
     origin::FetchRequest request;
     const http::Request& r = exchange_->request();
     request.method = std::string(r.method);
@@ -270,11 +273,32 @@ class ClientStream : public http::Exchange::Observer,
       }
       request.headers.emplace_back(h.name, h.value);
     }
-    relay_started_ = pipeline_.clock_();
-    own_fetch_ = worker_.origin->Start(request, this);
+    if (r.body != http::BodyKind::kNone) {
+      pump_ = std::make_unique<BodyPump>(*exchange_);
+      request.body = pump_.get();
+      if (r.body == http::BodyKind::kContentLength) request.body_length = r.content_length;
+    }
+    commits_write_ = IsWriteMethod(r.method);
+    Fetch(request);
+  }
+
+  // Sends `request` with `body` (a whole body the edge made) and relays the answer.
+  void Relay(origin::FetchRequest request, std::string_view body) {
+    pump_ = std::make_unique<BodyPump>(*exchange_);
+    pump_->OnBody(body);
+    pump_->OnBodyEnd();
+    request.body = pump_.get();
+    request.body_length = body.size();
+    Fetch(request);
   }
 
   // http::Exchange::Observer
+  void OnBody(std::string_view data) override {
+    if (pump_) pump_->OnBody(data);
+  }
+  void OnBodyEnd() override {
+    if (pump_) pump_->OnBodyEnd();
+  }
   void OnWritable() override {
     if (tailing_) {
       OnWake();
@@ -297,6 +321,7 @@ class ClientStream : public http::Exchange::Observer,
   // SharedFetch::Relay, and the own fetch's observer.
   void OnRelayHead(int status, HeaderViews headers) override {
     if (exchange_ == nullptr) return;
+    if (commits_write_) pipeline_.CommitWrite(route_, exchange_->request(), status, headers);
     if (status >= 500 && own_stale_ && UsableOnError(*own_stale_, Now())) {
       ServeOwnStale(CacheLabel::kStale, nullptr);
       return;
@@ -356,6 +381,13 @@ class ClientStream : public http::Exchange::Observer,
 
  private:
   static void OnWakeEvent(evutil_socket_t, short, void* self) { static_cast<ClientStream*>(self)->OnWake(); }
+
+  void Fetch(const origin::FetchRequest& request) {
+    label_ = CacheLabel::kBypass;
+    relay_started_ = pipeline_.clock_();
+    own_fetch_ = worker_.origin->Start(request, this);
+    if (pump_) pump_->Attach(*worker_.origin, own_fetch_);
+  }
 
   int64_t Now() const { return absl::ToUnixSeconds(pipeline_.clock_()); }
 
@@ -509,6 +541,7 @@ class ClientStream : public http::Exchange::Observer,
     retired_ = true;
     StopWaiting();
     if (own_fetch_ != 0) worker_.origin->Cancel(std::exchange(own_fetch_, 0));
+    if (pump_) pump_->Detach();
     pipeline_.Retire(worker_, this);
   }
 
@@ -522,6 +555,8 @@ class ClientStream : public http::Exchange::Observer,
   std::optional<cache::Hit> own_stale_;
   event* wake_ = nullptr;
   origin::OriginClient::FetchId own_fetch_ = 0;
+  std::unique_ptr<BodyPump> pump_;  // the request body, when one goes to the origin
+  bool commits_write_ = false;      // a write: a 2xx answer invalidates and is published
   absl::Time relay_started_;
   bool relay_paused_ = false;
   bool responded_ = false;
@@ -536,9 +571,9 @@ class ClientStream : public http::Exchange::Observer,
   bool retired_ = false;
 };
 
-Pipeline::Pipeline(size_t workers, origin::OriginOptions origin, const vhost::TenantSnapshot& tenants,
+Pipeline::Pipeline(size_t workers, PipelineOptions options, const vhost::TenantSnapshot& tenants,
                    cache::Store& store, Metrics& metrics, AccessLog* access_log, cache::Clock clock)
-    : origin_options_(origin),
+    : options_(std::move(options)),
       tenants_(tenants),
       store_(store),
       metrics_(metrics),
@@ -555,7 +590,7 @@ Pipeline::~Pipeline() = default;
 void Pipeline::OnWorkerStart(size_t index, event_base* loop) {
   Worker& w = *workers_[index];
   w.loop = loop;
-  w.origin = std::make_unique<origin::OriginClient>(loop, origin_options_);
+  w.origin = std::make_unique<origin::OriginClient>(loop, options_.origin);
   w.reaper = event_new(
       loop, -1, 0, [](evutil_socket_t, short, void* arg) { static_cast<Worker*>(arg)->retired.clear(); }, &w);
 }
@@ -611,7 +646,10 @@ void Pipeline::OnRequest(http::Exchange& exchange) {
   }
   route.tenants = w.tenants;
   const bool read = request.method == "GET" || request.method == "HEAD";
-  if (!read) {
+  // Custom domains are read-only; the Swift API host and http tenants take writes to their origin.
+  const bool writable = route.tenant->origin.kind != vhost::OriginKind::kSwift;
+  if (!read && request.method != "PURGE" &&
+      !(writable && (IsWriteMethod(request.method) || request.method == "OPTIONS"))) {
     Reply(exchange, route.tenant->name, 405, "method not allowed here\n", start);
     return;
   }
@@ -625,6 +663,20 @@ void Pipeline::OnRequest(http::Exchange& exchange) {
   }
   route.target = std::move(*target);
   route.path = request.target.substr(0, request.target.find('?'));
+  if (request.method == "PURGE") {
+    StartPurge(exchange, std::move(route), start);
+    return;
+  }
+  if (!read) {
+    if (IsWriteMethod(request.method) && publisher_ != nullptr && !publisher_->HasRoom()) {
+      // The purges this write would cause could not be recorded: refuse it rather than lose them.
+      Reply(exchange, route.tenant->name, 503,
+            "writes are paused: the purge bus has been unreachable too long\n", start);
+      return;
+    }
+    StartRelay(exchange, std::move(route), start);
+    return;
+  }
   const vhost::PathRule* rule = vhost::MatchRule(route.tenant->cache, route.path);
   if (route.target.pass || (rule != nullptr && rule->bypass) || CarriesCredentials(request, route.target)) {
     StartRelay(exchange, std::move(route), start);
@@ -649,8 +701,9 @@ void Pipeline::OnRequest(http::Exchange& exchange) {
   }
   const int64_t now = absl::ToUnixSeconds(start);
   const cache::EntryMetadata& meta = hit->metadata();
+  // Not caught up with the purge log: any entry may have been purged meanwhile.
   const bool client_wants_fresher =
-      directives.no_cache || (directives.max_age && now - meta.stored_at > *directives.max_age);
+      !trusted() || directives.no_cache || (directives.max_age && now - meta.stored_at > *directives.max_age);
   if (hit->freshness() == cache::Freshness::kFresh && !client_wants_fresher) {
     ServeHit(exchange, route, *hit, CacheLabel::kHit, start);
     return;
@@ -739,6 +792,43 @@ void Pipeline::RevalidateInBackground(Worker& w, const Route& route, const cache
 
 void Pipeline::StartRelay(http::Exchange& exchange, Route route, absl::Time start) {
   NewStream(exchange, std::move(route), start).Relay();
+}
+
+void Pipeline::StartPurge(http::Exchange& exchange, Route route, absl::Time start) {
+  const http::Request& request = exchange.request();
+  if (options_.purge_api.empty()) {
+    Reply(exchange, route.tenant->name, 501, "PURGE is not configured on this edge (purge.api)\n", start);
+    return;
+  }
+  // It goes through the purge daemon like any other purge: same credentials, same checks.
+  origin::FetchRequest purge;
+  purge.method = "POST";
+  purge.url = absl::StrCat(options_.purge_api, "/v1/purge");
+  purge.headers = {{"Content-Type", "application/json"}};
+  for (std::string_view name : {"authorization", "x-auth-token"}) {
+    if (const std::string_view value = request.Find(name); !value.empty())
+      purge.headers.emplace_back(name, value);
+  }
+  const std::string_view soft = request.Find("x-purge-soft");
+  nlohmann::json body{{"urls", nlohmann::json::array({absl::StrCat("http://", std::string(request.host),
+                                                                   std::string(request.target))})},
+                      {"soft", soft == "1" || soft == "true"}};
+  NewStream(exchange, std::move(route), start).Relay(std::move(purge), body.dump());
+}
+
+void Pipeline::CommitWrite(const Route& route, const http::Request& request, int status,
+                           HeaderViews headers) {
+  std::optional<bus::WriteEvent> event =
+      MakeWriteEvent(options_.node_id, request, route.target, status, headers, absl::ToUnixMillis(clock_()));
+  if (!event) return;
+  for (const cache::Invalidation& inv : purge::PlanWrite(*event)) store_.Apply(inv);
+  if (publisher_ == nullptr) return;
+  if (absl::Status status = publisher_->Publish(*event); !status.ok()) {
+    // The spool filled up since the write was let through: the other edges will not hear of it.
+    std::fprintf(stderr, "edge: a %s of %s/%s/%s is not recorded for the other edges: %s\n",
+                 event->method.c_str(), event->account.c_str(), event->container.c_str(),
+                 event->object.c_str(), std::string(status.message()).c_str());
+  }
 }
 
 }  // namespace edge

@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -21,12 +22,19 @@
 namespace edge {
 
 class ClientStream;
+class WriteEventPublisher;
+
+struct PipelineOptions {
+  std::string node_id;
+  origin::OriginOptions origin;
+  std::string purge_api;  // a purge daemon's base URL, for PURGE requests; empty: PURGE is refused
+};
 
 class Pipeline : public http::Handler {
  public:
   // `tenants`, `store`, `metrics` and `access_log` (may be null) outlive the pipeline.
-  Pipeline(size_t workers, origin::OriginOptions origin, const vhost::TenantSnapshot& tenants,
-           cache::Store& store, Metrics& metrics, AccessLog* access_log, cache::Clock clock);
+  Pipeline(size_t workers, PipelineOptions options, const vhost::TenantSnapshot& tenants, cache::Store& store,
+           Metrics& metrics, AccessLog* access_log, cache::Clock clock);
   ~Pipeline() override;
 
   void OnRequest(http::Exchange& exchange) override;
@@ -35,6 +43,12 @@ class Pipeline : public http::Handler {
 
   // A new table is in the snapshot: each worker takes it before its next request.
   void TenantsChanged() { tenants_version_.fetch_add(1, std::memory_order_release); }
+  // Where successful writes become write events (null: they invalidate this edge only). Set
+  // before the server starts.
+  void SetPublisher(WriteEventPublisher* publisher) { publisher_ = publisher; }
+  // While false (the purge log is not caught up), every hit is revalidated with the origin.
+  void SetTrusted(bool trusted) { trusted_.store(trusted, std::memory_order_relaxed); }
+  bool trusted() const { return trusted_.load(std::memory_order_relaxed); }
   size_t fetches_in_flight() const { return coalescer_.in_flight(); }
 
  private:
@@ -47,6 +61,10 @@ class Pipeline : public http::Handler {
   void StartShared(http::Exchange& exchange, Route route, std::optional<cache::Hit> stale, absl::Time start);
   void RevalidateInBackground(Worker& worker, const Route& route, const cache::Hit& hit);
   void StartRelay(http::Exchange& exchange, Route route, absl::Time start);
+  void StartPurge(http::Exchange& exchange, Route route, absl::Time start);
+  // A write through this edge succeeded: invalidate here at once, then tell the purge daemons.
+  void CommitWrite(const Route& route, const http::Request& request, int status,
+                   std::span<const std::pair<std::string_view, std::string_view>> headers);
   void Reply(http::Exchange& exchange, std::string_view tenant, int status, std::string_view message,
              absl::Time start);
   FillPlan MakePlan(const Route& route, std::optional<cache::Hit> stale) const;
@@ -54,7 +72,9 @@ class Pipeline : public http::Handler {
   void Retire(Worker& worker, ClientStream* stream);
   void Log(size_t worker, const AccessRecord& record);
 
-  const origin::OriginOptions origin_options_;
+  const PipelineOptions options_;
+  WriteEventPublisher* publisher_ = nullptr;
+  std::atomic<bool> trusted_{true};
   const vhost::TenantSnapshot& tenants_;
   std::atomic<uint64_t> tenants_version_{1};
   cache::Store& store_;

@@ -7,6 +7,7 @@
 
 #include "edge/http/request_parser.h"
 #include "edge/http_rules.h"
+#include "purge-daemon/planner.h"
 
 namespace edge {
 
@@ -26,6 +27,13 @@ std::optional<uint64_t> ParseCount(std::string_view text) {
   const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
   if (text.empty() || error != std::errc() || end != text.data() + text.size()) return std::nullopt;
   return value;
+}
+
+// A response's tags, stored per tenant (see purge::ScopedTag).
+std::vector<std::string> TenantTags(std::string_view tenant, const std::vector<std::string>& tags) {
+  std::vector<std::string> scoped;
+  for (const std::string& tag : tags) scoped.push_back(purge::ScopedTag(tenant, tag));
+  return scoped;
 }
 
 uint32_t Seconds32(absl::Duration d) {
@@ -204,7 +212,7 @@ bool SharedFetch::BeginStoring(int status, HeaderViews headers) {
   meta.fresh_until = now_seconds + absl::ToInt64Seconds(decision.fresh_for);
   meta.stale_while_revalidate = Seconds32(decision.stale_while_revalidate);
   meta.stale_if_error = Seconds32(decision.stale_if_error);
-  meta.tags = decision.tags;
+  meta.tags = TenantTags(plan_.tenant->name, decision.tags);
   const std::optional<uint64_t> length = ParseCount(FindHeader(headers, "content-length"));
   auto fill = store_.BeginFill(plan_.key, meta, length, fence_token_);
   if (!fill.ok()) return false;  // no zone can take it: relay it uncached
@@ -248,7 +256,7 @@ void SharedFetch::HandleNotModified(HeaderViews headers) {
   meta.fresh_until = now_seconds + absl::ToInt64Seconds(decision.fresh_for);
   meta.stale_while_revalidate = Seconds32(decision.stale_while_revalidate);
   meta.stale_if_error = Seconds32(decision.stale_if_error);
-  meta.tags = decision.tags;
+  meta.tags = TenantTags(plan_.tenant->name, decision.tags);
   // The waiting clients are answered first; the copy below only refreshes the stored entry.
   coalescer_.Release(this);
   auto shared_meta = std::make_shared<const cache::EntryMetadata>(meta);
@@ -256,7 +264,9 @@ void SharedFetch::HandleNotModified(HeaderViews headers) {
     v.outcome = Outcome::kNotModified;
     v.metadata = shared_meta;
   });
-  if (decision.store) {
+  // An entry revalidated while still fresh (the edge was not caught up with the purge log) needs
+  // no new copy: the origin only confirmed it.
+  if (decision.store && stale.freshness() != cache::Freshness::kFresh) {
     // The body is unchanged: the refreshed entry copies it file to file (on this loop: a very
     // large body costs this worker the time of the copy).
     auto fill = store_.BeginFill(plan_.key, std::move(meta), stale.body_length(), fence_token_);

@@ -81,6 +81,13 @@ void Coalesce(std::vector<Invalidation>* invalidations) {
   });
 }
 
+std::string ScopedTag(std::string_view tenant, std::string_view tag) {
+  std::string scoped(tenant);
+  scoped += ':';
+  scoped += tag;
+  return scoped;
+}
+
 std::vector<Invalidation> ListingsOf(const std::vector<Invalidation>& invalidations) {
   std::vector<Invalidation> out;
   for (const Invalidation& i : invalidations) {

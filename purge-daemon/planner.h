@@ -29,6 +29,9 @@ std::vector<cache::Invalidation> PlanWrite(const bus::WriteEvent& event);
 // directory leave one listings invalidation.
 void Coalesce(std::vector<cache::Invalidation>* invalidations);
 
+// Tags are kept per tenant ("tenant:tag"), so a tenant's tag purge reaches only its own entries.
+std::string ScopedTag(std::string_view tenant, std::string_view tag);
+
 // The listings invalidations of a plan: Swift updates listings asynchronously, so these are
 // applied again a little later.
 std::vector<cache::Invalidation> ListingsOf(const std::vector<cache::Invalidation>& invalidations);

@@ -16,6 +16,11 @@ std::optional<absl::Duration> ParseDuration(std::string_view text) {
       ++digits;
     }
     if (digits == 0 || digits == text.size()) return std::nullopt;
+    if (text.substr(digits).starts_with("ms")) {
+      total += absl::Milliseconds(n);
+      text.remove_prefix(digits + 2);
+      continue;
+    }
     switch (text[digits]) {
       case 's':
         total += absl::Seconds(n);
@@ -39,6 +44,7 @@ std::optional<absl::Duration> ParseDuration(std::string_view text) {
 
 std::string DurationText(absl::Duration d) {
   int64_t s = absl::ToInt64Seconds(d);
+  if (s == 0 && d > absl::ZeroDuration()) return std::to_string(absl::ToInt64Milliseconds(d)) + "ms";
   if (s == 0) return "0s";
   std::string out;
   for (auto [unit, seconds] : {std::pair{'d', 86400}, {'h', 3600}, {'m', 60}, {'s', 1}}) {

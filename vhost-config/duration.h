@@ -1,5 +1,5 @@
-// Durations as the tenant file writes them: an integer and a unit, "30s", "5m", "2h", "7d", and
-// sums of them ("1h30m"). Also the inverse, for printing.
+// Durations as the config files write them: an integer and a unit, "50ms", "30s", "5m", "2h",
+// "7d", and sums of them ("1h30m"). Also the inverse, for printing.
 #pragma once
 
 #include <optional>

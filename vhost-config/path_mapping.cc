@@ -16,26 +16,41 @@ int Hex(char c) {
   return -1;
 }
 
+}  // namespace
+
+absl::StatusOr<std::string> PercentDecode(std::string_view value, bool plus_is_space) {
+  std::string out;
+  out.reserve(value.size());
+  for (size_t i = 0; i < value.size(); ++i) {
+    unsigned char c = static_cast<unsigned char>(value[i]);
+    if (c == '+' && plus_is_space) {
+      c = ' ';
+    } else if (c == '%') {
+      if (i + 2 >= value.size()) return absl::InvalidArgumentError("malformed percent-escape");
+      const int hi = Hex(value[i + 1]), lo = Hex(value[i + 2]);
+      if (hi < 0 || lo < 0) return absl::InvalidArgumentError("malformed percent-escape");
+      c = static_cast<unsigned char>(hi * 16 + lo);
+      i += 2;
+    }
+    if (c < 0x20 || c == 0x7f) return absl::InvalidArgumentError("NUL or control character");
+    out.push_back(static_cast<char>(c));
+  }
+  return out;
+}
+
+namespace {
+
 // Decodes one path segment; refuses what could change the path's structure or reach the origin
 // as something else than the client sent.
 absl::StatusOr<std::string> DecodeSegment(std::string_view segment) {
-  std::string out;
-  out.reserve(segment.size());
-  for (size_t i = 0; i < segment.size(); ++i) {
-    unsigned char c = static_cast<unsigned char>(segment[i]);
-    if (c == '%') {
-      if (i + 2 >= segment.size()) return absl::InvalidArgumentError("malformed percent-escape in path");
-      const int hi = Hex(segment[i + 1]), lo = Hex(segment[i + 2]);
-      if (hi < 0 || lo < 0) return absl::InvalidArgumentError("malformed percent-escape in path");
-      c = static_cast<unsigned char>(hi * 16 + lo);
-      if (c == '/') return absl::InvalidArgumentError("encoded slash in path");
-      if (c == '\\') return absl::InvalidArgumentError("encoded backslash in path");
-      i += 2;
-    }
-    if (c < 0x20 || c == 0x7f) return absl::InvalidArgumentError("NUL or control character in path");
-    out.push_back(static_cast<char>(c));
-  }
-  if (out == "..") return absl::InvalidArgumentError("'..' segment in path");
+  absl::StatusOr<std::string> out = PercentDecode(segment, false);
+  if (!out.ok())
+    return absl::InvalidArgumentError(absl::StrCat(std::string(out.status().message()), " in path"));
+  // A raw slash or backslash never reaches here (the path is split on one, refused with the
+  // other): these came from escapes.
+  if (out->find('/') != std::string::npos) return absl::InvalidArgumentError("encoded slash in path");
+  if (out->find('\\') != std::string::npos) return absl::InvalidArgumentError("encoded backslash in path");
+  if (*out == "..") return absl::InvalidArgumentError("'..' segment in path");
   return out;
 }
 
@@ -59,26 +74,6 @@ std::string PercentEncode(std::string_view text, bool keep_slash) {
   return out;
 }
 
-std::optional<std::string> DecodeQueryValue(std::string_view value) {
-  std::string out;
-  out.reserve(value.size());
-  for (size_t i = 0; i < value.size(); ++i) {
-    unsigned char c = static_cast<unsigned char>(value[i]);
-    if (c == '+') {
-      c = ' ';
-    } else if (c == '%') {
-      if (i + 2 >= value.size()) return std::nullopt;
-      const int hi = Hex(value[i + 1]), lo = Hex(value[i + 2]);
-      if (hi < 0 || lo < 0) return std::nullopt;
-      c = static_cast<unsigned char>(hi * 16 + lo);
-      i += 2;
-    }
-    if (c < 0x20 || c == 0x7f) return std::nullopt;
-    out.push_back(static_cast<char>(c));
-  }
-  return out;
-}
-
 namespace {
 
 // A listing's query: `prefix` becomes the name, the other parameters (sorted, as sent) the variant.
@@ -92,8 +87,8 @@ absl::Status SplitListingQuery(std::string_view query, OriginTarget* result) {
     const std::string_view key = param.substr(0, param.find('='));
     const std::string_view raw_value = key.size() < param.size() ? param.substr(key.size() + 1) : "";
     if (key == "prefix") {
-      std::optional<std::string> prefix = DecodeQueryValue(raw_value);
-      if (!prefix) return absl::InvalidArgumentError("malformed prefix in listing query");
+      absl::StatusOr<std::string> prefix = PercentDecode(raw_value, true);
+      if (!prefix.ok()) return absl::InvalidArgumentError("malformed prefix in listing query");
       result->name = std::move(*prefix);
       continue;
     }

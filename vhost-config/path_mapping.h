@@ -37,9 +37,9 @@ inline constexpr std::string_view kHttpAccount = "~http";
 absl::StatusOr<OriginTarget> MapRequest(const Tenant& tenant, std::string_view target,
                                         std::string_view accept = {});
 
-// Percent-decodes a query parameter value ('+' is a space); nullopt if malformed or if it holds
-// NUL or control characters.
-std::optional<std::string> DecodeQueryValue(std::string_view value);
+// Percent-decodes `text` (a query parameter value when `plus_is_space`); InvalidArgument if an
+// escape is malformed or the result holds NUL or control characters.
+absl::StatusOr<std::string> PercentDecode(std::string_view text, bool plus_is_space);
 
 // Percent-encodes everything but RFC 3986 unreserved characters and, if `keep_slash`, '/'.
 std::string PercentEncode(std::string_view text, bool keep_slash);

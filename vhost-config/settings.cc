@@ -29,12 +29,12 @@ std::optional<bool> ReadBool(const toml::node& node, std::string* error) {
 
 std::optional<absl::Duration> ReadDuration(const toml::node& node, std::string* error) {
   if (!node.is_string()) {
-    *error = "must be a duration string such as \"30s\", \"5m\", \"2h\" or \"7d\"";
+    *error = "must be a duration string such as \"500ms\", \"30s\", \"5m\", \"2h\" or \"7d\"";
     return std::nullopt;
   }
   const std::string text = *node.value<std::string>();
   if (std::optional<absl::Duration> d = ParseDuration(text)) return d;
-  *error = absl::StrCat("\"", text, "\" is not a duration (use s, m, h or d, e.g. \"7d\")");
+  *error = absl::StrCat("\"", text, "\" is not a duration (use ms, s, m, h or d, e.g. \"7d\")");
   return std::nullopt;
 }
 

@@ -612,6 +612,22 @@ absl::Status Server::Start() {
         absl::StrCat("listen address ", options_.address, " is not an IPv4 address"));
   }
   port_ = options_.port;
+  if (port_ != 0) {
+    // SO_REUSEPORT would let this server share the port with another process already on it (a
+    // second edge started by mistake), each silently taking part of the traffic. A plain bind
+    // fails if anyone listens there.
+    const int probe = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    const int one = 1;
+    setsockopt(probe, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    address.sin_port = htons(port_);
+    const bool taken = ::bind(probe, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0;
+    const std::string error = std::strerror(errno);
+    ::close(probe);
+    if (taken) {
+      return absl::UnavailableError(
+          absl::StrCat("cannot listen on ", options_.address, ":", port_, ": ", error));
+    }
+  }
   for (int i = 0; i < std::max(1, options_.workers); ++i) {
     auto worker = std::make_unique<Worker>();
     worker->server = this;

@@ -142,6 +142,17 @@ TEST_CASE("small entries are read once, then served from memory until replaced o
   CHECK(store.Lookup(Object("soft"))->invalidated());
 }
 
+TEST_CASE("a zone is one process's: a second store on it is refused") {
+  Fixture f;
+  f.Open();
+  auto second = Store::Open(f.options_, [] { return absl::Now(); });
+  REQUIRE_FALSE(second.ok());
+  CHECK(second.status().code() == absl::StatusCode::kFailedPrecondition);
+  CHECK(std::string(second.status().message()).find("in use by another process") != std::string::npos);
+  f.Close();
+  CHECK(Store::Open(f.options_, [] { return absl::Now(); }).ok());
+}
+
 TEST_CASE("freshness follows the clock: fresh, stale inside the window, expired after") {
   Fixture f;
   Store& store = f.Open();

@@ -18,7 +18,7 @@ set -e
 [ $rc -eq 1 ] || fail "check bad file exit $rc"
 [ ! -s "$tmp/out" ] || fail "check bad file wrote to stdout"
 grep -qx "$tmp/bad.toml:3: tenant\[0\].domains: \"a..b\" has an empty label" "$tmp/err" || fail "domain error: $(cat "$tmp/err")"
-grep -qx "$tmp/bad.toml:7: tenant\[0\].cache.max_ttl: \"7 dayz\" is not a duration (use s, m, h or d, e.g. \"7d\")" "$tmp/err" ||
+grep -qx "$tmp/bad.toml:7: tenant\[0\].cache.max_ttl: \"7 dayz\" is not a duration (use ms, s, m, h or d, e.g. \"7d\")" "$tmp/err" ||
   fail "duration error: $(cat "$tmp/err")"
 
 out=$("$cli" resolve "$source_dir/examples/vhosts.toml" "http://Demo.Example.Test:80/images/party/banya.jpg")

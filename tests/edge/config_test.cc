@@ -59,7 +59,7 @@ size = 1024
   CHECK(std::string(config.status().message()) ==
         file + ":3: listen.port: 70000 is out of range [1, 65535]\n" + file +
             ":4: listen.wokers: unknown key\n" + file +
-            ":5: timeouts.idle: \"soon\" is not a duration (use s, m, h or d, e.g. \"7d\")\n" + file +
+            ":5: timeouts.idle: \"soon\" is not a duration (use ms, s, m, h or d, e.g. \"7d\")\n" + file +
             ":8: cache.zone[0].size: \"lots\" is not a size (bytes, or a number with K, M, G or T, e.g. "
             "\"10G\")\n" +
             file + ":10: cache.zone[1].path: is already another zone's path\n" + file +

@@ -166,9 +166,10 @@ struct Edge {
     auto opened = cache::Store::Open(options, clock);
     REQUIRE(opened.ok());
     store = std::move(*opened);
-    origin::OriginOptions origin_options;
-    origin_options.stall_timeout = absl::Seconds(1);
-    pipeline = std::make_unique<Pipeline>(2, origin_options, tenants, *store, metrics, nullptr, clock);
+    PipelineOptions pipeline_options;
+    pipeline_options.node_id = "test-edge";
+    pipeline_options.origin.stall_timeout = absl::Seconds(1);
+    pipeline = std::make_unique<Pipeline>(2, pipeline_options, tenants, *store, metrics, nullptr, clock);
     server = std::make_unique<http::Server>(server_options, *pipeline);
     REQUIRE(server->Start().ok());
   }

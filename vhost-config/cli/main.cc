@@ -1,7 +1,5 @@
 // vhost-config: check a tenant file, show what a URL resolves to, print the key reference, hash a
 // purge key.
-#include <openssl/evp.h>
-
 #include <cstdio>
 #include <iostream>
 #include <string>
@@ -11,6 +9,7 @@
 #include "vhost-config/duration.h"
 #include "vhost-config/loader.h"
 #include "vhost-config/path_mapping.h"
+#include "vhost-config/purge_key.h"
 #include "vhost-config/schema.h"
 
 namespace {
@@ -94,16 +93,7 @@ int Resolve(const std::string& path, std::string_view url) {
 }
 
 int HashKey(std::string_view key) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int length = 0;
-  EVP_Digest(key.data(), key.size(), digest, &length, EVP_sha256(), nullptr);
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string hex;
-  for (unsigned int i = 0; i < length; ++i) {
-    hex.push_back(kHex[digest[i] >> 4]);
-    hex.push_back(kHex[digest[i] & 15]);
-  }
-  std::cout << hex << "\n";
+  std::cout << vhost::HashPurgeKey(key) << "\n";
   return 0;
 }
 

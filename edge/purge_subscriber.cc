@@ -1,0 +1,177 @@
+#include "edge/purge_subscriber.h"
+
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+
+namespace edge {
+
+namespace {
+
+constexpr int kBatch = 512;
+constexpr absl::Duration kBlock = absl::Milliseconds(500);
+
+// The value after `name` in a flat [name, value, ...] reply (XINFO STREAM).
+const bus::RedisReply* InfoField(const bus::RedisReply& reply, std::string_view name) {
+  for (size_t i = 0; i + 1 < reply.elements.size(); i += 2) {
+    if (reply.elements[i].text == name) return &reply.elements[i + 1];
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+PurgeSubscriber::PurgeSubscriber(SubscriberOptions options, cache::Store& store,
+                                 std::function<void(bool trusted)> on_trust)
+    : options_(std::move(options)), store_(store), on_trust_(std::move(on_trust)) {
+  std::ifstream in(options_.cursor_path);
+  std::string text;
+  if (in >> text) {
+    if (absl::StatusOr<bus::StreamId> id = bus::ParseStreamId(text); id.ok()) cursor_ = *id;
+  }
+}
+
+PurgeSubscriber::~PurgeSubscriber() {
+  stopping_ = true;
+  if (thread_.joinable()) thread_.join();
+}
+
+void PurgeSubscriber::Start() {
+  last_contact_ = absl::Now();
+  thread_ = std::thread([this] { Run(); });
+}
+
+PurgeSubscriber::Stats PurgeSubscriber::GetStats() const {
+  absl::MutexLock lock(&mu_);
+  return stats_;
+}
+
+void PurgeSubscriber::SetTrusted(bool trusted) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (stats_.trusted == trusted) return;
+    stats_.trusted = trusted;
+  }
+  on_trust_(trusted);
+}
+
+void PurgeSubscriber::SaveCursor() {
+  // Written whole then renamed: a crash leaves the old cursor or the new one. An old one only
+  // makes the edge apply some entries again.
+  const std::string temp = options_.cursor_path + ".tmp";
+  if (FILE* f = std::fopen(temp.c_str(), "w")) {
+    std::fputs(cursor_->ToString().c_str(), f);
+    std::fclose(f);
+    std::rename(temp.c_str(), options_.cursor_path.c_str());
+  }
+  absl::MutexLock lock(&mu_);
+  stats_.cursor = cursor_->ToString();
+}
+
+void PurgeSubscriber::PurgeWholeCache(const char* why) {
+  store_.Apply(cache::Invalidation::All(false));
+  std::fprintf(stderr, "edge: %s: invalidated the whole cache\n", why);
+  absl::MutexLock lock(&mu_);
+  ++stats_.whole_cache_purges;
+}
+
+absl::Status PurgeSubscriber::Synchronize(bus::RedisConnection& redis) {
+  bus::StreamId last, max_deleted;
+  absl::StatusOr<bus::RedisReply> info = redis.Command({"XINFO", "STREAM", std::string(bus::kPurgeLog)});
+  if (!info.ok() && info.status().code() == absl::StatusCode::kUnavailable) return info.status();
+  if (info.ok()) {
+    const bus::RedisReply* last_id = InfoField(*info, "last-generated-id");
+    const bus::RedisReply* deleted = InfoField(*info, "max-deleted-entry-id");
+    if (last_id != nullptr) last = bus::ParseStreamId(last_id->text).value_or(bus::StreamId{});
+    if (deleted != nullptr) max_deleted = bus::ParseStreamId(deleted->text).value_or(bus::StreamId{});
+  }  // else: no log yet (ERR no such key): it starts at 0-0
+  if (!cursor_) {
+    // No cursor: a new edge, or one that lost its state. What its cache missed is unknown.
+    if (store_.GetStats().entries > 0) PurgeWholeCache("no purge-log cursor");
+    cursor_ = last;
+    SaveCursor();
+  } else if (max_deleted > *cursor_ || last < *cursor_) {
+    // Entries this edge has not read were trimmed away, or the log was lost and begun again.
+    PurgeWholeCache(max_deleted > *cursor_ ? "the purge log was trimmed past this edge's cursor"
+                                           : "the purge log is behind this edge's cursor (Redis lost it)");
+    if (last < *cursor_) cursor_ = last;
+    SaveCursor();
+  }
+  synchronized_ = true;
+  return absl::OkStatus();
+}
+
+absl::Status PurgeSubscriber::ReadBatch(bus::RedisConnection& redis) {
+  absl::StatusOr<bus::RedisReply> reply = redis.Command(
+      {"XREAD", "COUNT", std::to_string(kBatch), "BLOCK", std::to_string(absl::ToInt64Milliseconds(kBlock)),
+       "STREAMS", std::string(bus::kPurgeLog), cursor_->ToString()});
+  if (!reply.ok()) return reply.status();
+  last_contact_ = absl::Now();
+  const std::vector<bus::StreamEntry> entries = bus::StreamEntries(*reply);
+  uint64_t invalidations = 0;
+  for (const bus::StreamEntry& entry : entries) {
+    absl::StatusOr<bus::LogEntry> parsed = bus::ParseLogEntry(entry.fields);
+    const absl::StatusOr<bus::StreamId> id = bus::ParseStreamId(entry.id);
+    if (!id.ok()) continue;
+    if (parsed.ok()) {
+      for (const cache::Invalidation& inv : parsed->invalidations) store_.Apply(inv);
+      invalidations += parsed->invalidations.size();
+      if (parsed->track && !parsed->job.empty()) {
+        // How long from the job's entry to here: the entry id is its time in the log.
+        const int64_t took_ms =
+            std::max<int64_t>(0, absl::ToUnixMillis(absl::Now()) - static_cast<int64_t>(id->ms));
+        (void)redis.Command(
+            {"HSET", bus::JobAppliedKey(parsed->job), options_.node_id, std::to_string(took_ms)});
+        (void)redis.Command({"EXPIRE", bus::JobAppliedKey(parsed->job), "86400"});
+      }
+    } else {
+      std::fprintf(stderr, "edge: skipped a malformed purge-log entry %s: %s\n", entry.id.c_str(),
+                   std::string(parsed.status().message()).c_str());
+    }
+    cursor_ = *id;
+  }
+  if (!entries.empty()) SaveCursor();
+  {
+    absl::MutexLock lock(&mu_);
+    stats_.entries_applied += entries.size();
+    stats_.invalidations_applied += invalidations;
+  }
+  // Fewer than asked for: this is the end of the log.
+  if (entries.size() < static_cast<size_t>(kBatch)) SetTrusted(true);
+  return absl::OkStatus();
+}
+
+void PurgeSubscriber::Heartbeat(bus::RedisConnection& redis) {
+  const absl::Time now = absl::Now();
+  if (now - last_heartbeat_ < options_.heartbeat) return;
+  last_heartbeat_ = now;
+  bus::EdgeProgress progress;
+  progress.node = options_.node_id;
+  progress.cursor = *cursor_;
+  progress.heartbeat_ms = absl::ToUnixMillis(now);
+  progress.trusted = GetStats().trusted;
+  (void)redis.Command({"HSET", std::string(bus::kEdgesHash), options_.node_id, bus::ProgressJson(progress)});
+}
+
+void PurgeSubscriber::Run() {
+  bus::RedisConnection redis(options_.redis_host, options_.redis_port, absl::Seconds(1));
+  redis.SetReadTimeout(kBlock + absl::Seconds(2));
+  while (!stopping_) {
+    absl::Status status = synchronized_ ? absl::OkStatus() : Synchronize(redis);
+    if (status.ok()) status = ReadBatch(redis);
+    if (status.ok()) {
+      Heartbeat(redis);
+    } else {
+      synchronized_ = false;  // look at where the log stands again once back
+      if (absl::Now() - last_contact_ > options_.max_disconnect) SetTrusted(false);
+      absl::SleepFor(absl::Milliseconds(200));
+    }
+    absl::MutexLock lock(&mu_);
+    stats_.connected = status.ok();
+  }
+}
+
+}  // namespace edge

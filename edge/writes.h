@@ -1,0 +1,65 @@
+// Writes through the edge: PUT, POST, DELETE and COPY on the Swift API host (and unsafe methods
+// on http tenants) go to the origin with their bodies streamed, and a successful one invalidates
+// this edge's cache at once and becomes a write event for the purge daemons.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include "edge/http/server.h"
+#include "edge/origin/origin_client.h"
+#include "purge-daemon/bus/protocol.h"
+#include "vhost-config/path_mapping.h"
+
+struct event;
+
+namespace edge {
+
+bool IsWriteMethod(std::string_view method);
+
+// A client's request body on its way to the origin. Bytes wait here, at most kMaxBuffered, until
+// libcurl asks for them: a full buffer stops reading from the client, an empty one pauses the
+// upload until more comes. So a 5 GB upload passes through in bounded memory. Lives on the
+// exchange's loop.
+class BodyPump : public origin::UploadSource {
+ public:
+  static constexpr size_t kMaxBuffered = 1 << 20;
+  explicit BodyPump(http::Exchange& exchange);
+  ~BodyPump() override;
+  BodyPump(const BodyPump&) = delete;
+
+  // The upload runs as fetch `id` of `client`.
+  void Attach(origin::OriginClient& client, origin::OriginClient::FetchId id);
+  // From the exchange's observer.
+  void OnBody(std::string_view data);
+  void OnBodyEnd();
+  // The exchange is gone: the pump stops asking it for more.
+  void Detach() { exchange_ = nullptr; }
+  size_t ReadBody(char* buffer, size_t size) override;
+
+ private:
+  static void OnResumeClient(int, short, void* self);
+
+  http::Exchange* exchange_;
+  origin::OriginClient* client_ = nullptr;
+  origin::OriginClient::FetchId id_ = 0;
+  std::string buffer_;
+  size_t offset_ = 0;  // bytes of buffer_ already handed to libcurl
+  bool ended_ = false;
+  bool client_paused_ = false;
+  bool upload_waiting_ = false;
+  event* resume_client_;  // resumes reading the client outside libcurl's callback
+};
+
+// The event for a write that `status` says succeeded, or nullopt: `target` is where the request
+// went, `response_headers` Swift's answer (its X-Trans-Id). COPY takes its destination from the
+// request's Destination (and Destination-Account) headers.
+std::optional<bus::WriteEvent> MakeWriteEvent(
+    std::string_view node, const http::Request& request, const vhost::OriginTarget& target, int status,
+    std::span<const std::pair<std::string_view, std::string_view>> response_headers, int64_t now_ms);
+
+}  // namespace edge

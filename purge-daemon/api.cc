@@ -1,0 +1,269 @@
+#include "purge-daemon/api.h"
+
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/str_cat.h"
+#include "purge-daemon/jobs.h"
+#include "purge-daemon/purge_request.h"
+#include "vhost-config/purge_key.h"
+
+namespace purge {
+
+namespace {
+
+using edge::http::EqualsIgnoreCase;
+using edge::http::Exchange;
+
+int HttpStatus(const absl::Status& status) {
+  switch (status.code()) {
+    case absl::StatusCode::kInvalidArgument:
+      return 400;
+    case absl::StatusCode::kUnauthenticated:
+      return 401;
+    case absl::StatusCode::kPermissionDenied:
+      return 403;
+    case absl::StatusCode::kNotFound:
+      return 404;
+    case absl::StatusCode::kResourceExhausted:
+      return 429;
+    default:
+      return 503;
+  }
+}
+
+}  // namespace
+
+// Who is asking.
+struct PurgeApi::Credentials {
+  enum class Kind { kKey, kAdmin, kToken } kind = Kind::kKey;
+  const vhost::Tenant* tenant = nullptr;  // kKey
+  std::string token;                      // kToken
+};
+
+// One request: collects the body (bounded), then is handled at once. Lives until its worker's
+// next request; the exchange is gone once `done`.
+class PurgeApi::Call : public Exchange::Observer {
+ public:
+  Call(PurgeApi& api, Exchange& exchange) : api_(api), exchange_(&exchange) {}
+
+  void OnBody(std::string_view data) override {
+    if (exchange_ == nullptr) return;
+    if (body.size() + data.size() > api_.options_.max_body_bytes) {
+      Answer(400, {{"error", absl::StrCat("the body is over ", api_.options_.max_body_bytes, " bytes")}});
+      return;
+    }
+    body.append(data);
+  }
+  void OnBodyEnd() override {
+    if (exchange_ != nullptr) api_.Handle(*this);
+  }
+  void OnAbort() override { exchange_ = nullptr; }
+
+  const edge::http::Request& request() const { return exchange_->request(); }
+  size_t worker() const { return exchange_->worker(); }
+  bool done() const { return exchange_ == nullptr; }
+
+  void Answer(int status, const nlohmann::json& body_json, std::string_view retry_after = {}) {
+    if (exchange_ == nullptr) return;
+    const std::string text = body_json.dump() + "\n";
+    std::vector<edge::http::HeaderField> headers;
+    if (!retry_after.empty()) headers.emplace_back("Retry-After", retry_after);
+    if (status == 401) headers.emplace_back("WWW-Authenticate", "Bearer");
+    {
+      absl::MutexLock lock(&api_.mu_);
+      ++api_.answers_[status];
+    }
+    std::exchange(exchange_, nullptr)->Reply(status, "application/json", text, headers);
+  }
+  void Fail(const absl::Status& status) {
+    Answer(HttpStatus(status), {{"error", std::string(status.message())}});
+  }
+  void AnswerText(std::string_view text) {
+    if (exchange_ != nullptr)
+      std::exchange(exchange_, nullptr)->Reply(200, "text/plain; version=0.0.4", text);
+  }
+
+  std::string body;
+
+ private:
+  PurgeApi& api_;
+  Exchange* exchange_;
+};
+
+PurgeApi::PurgeApi(ApiOptions options, const vhost::TenantSnapshot& tenants, size_t workers,
+                   cache::Clock clock)
+    : options_(std::move(options)),
+      tenants_(tenants),
+      clock_(clock),
+      limiter_(clock),
+      tokens_(options_.token_cache_ttl, absl::Seconds(5)),
+      calls_(std::max<size_t>(workers, 1)) {
+  for (size_t i = 0; i < std::max<size_t>(workers, 1); ++i) {
+    redis_.push_back(
+        std::make_unique<bus::RedisConnection>(options_.redis_host, options_.redis_port, absl::Seconds(2)));
+  }
+}
+
+PurgeApi::~PurgeApi() = default;
+
+void PurgeApi::OnRequest(Exchange& exchange) {
+  auto& calls = calls_[exchange.worker()];
+  std::erase_if(calls, [](const std::unique_ptr<Call>& call) { return call->done(); });
+  calls.push_back(std::make_unique<Call>(*this, exchange));
+  Call& call = *calls.back();
+  exchange.SetObserver(&call);
+  if (exchange.request().body == edge::http::BodyKind::kNone) Handle(call);
+}
+
+absl::StatusOr<PurgeApi::Credentials> PurgeApi::Authenticate(const edge::http::Request& request) {
+  Credentials credentials;
+  const std::string_view authorization = request.Find("authorization");
+  const std::string_view token = request.Find("x-auth-token");
+  if (authorization.size() > 7 && EqualsIgnoreCase(authorization.substr(0, 7), "bearer ")) {
+    const std::string hash = vhost::HashPurgeKey(authorization.substr(7));
+    for (const std::string& admin : options_.admin_key_hashes) {
+      if (admin == hash) {
+        credentials.kind = Credentials::Kind::kAdmin;
+        return credentials;
+      }
+    }
+    const std::shared_ptr<const vhost::TenantTable> table = tenants_.Current();
+    for (const vhost::Tenant& tenant : table->tenants) {
+      for (const std::string& key_hash : tenant.purge.key_hashes) {
+        if (key_hash == hash) {
+          credentials.tenant = &tenant;
+          return credentials;
+        }
+      }
+    }
+    return absl::UnauthenticatedError("the purge key is not known");
+  }
+  if (!token.empty()) {
+    credentials.kind = Credentials::Kind::kToken;
+    credentials.token = std::string(token);
+    return credentials;
+  }
+  return absl::UnauthenticatedError("credentials needed: Authorization: Bearer KEY, or X-Auth-Token");
+}
+
+void PurgeApi::Handle(Call& call) {
+  const edge::http::Request& request = call.request();
+  const std::string_view path = request.target.substr(0, request.target.find('?'));
+  if (path == "/healthz") {
+    const bool up = Redis(call.worker()).Command({"PING"}).ok();
+    call.Answer(up ? 200 : 503, {{"status", up ? "ok" : "the purge bus (Redis) does not answer"}});
+  } else if (path == "/metrics") {
+    call.AnswerText(Metrics());
+  } else if (path == "/v1/purge" && request.method == "POST") {
+    Submit(call);
+  } else if (path.starts_with("/v1/purge/") && request.method == "GET") {
+    Status(call, path.substr(10));
+  } else if (path == "/v1/purge" || path.starts_with("/v1/purge/")) {
+    call.Answer(405, {{"error", "POST /v1/purge, or GET /v1/purge/{id}"}});
+  } else {
+    call.Answer(404, {{"error", "no such endpoint; see docs/purge-api.md"}});
+  }
+}
+
+void PurgeApi::Submit(Call& call) {
+  absl::StatusOr<Credentials> credentials = Authenticate(call.request());
+  if (!credentials.ok()) return call.Fail(credentials.status());
+  absl::StatusOr<PurgeRequest> request = ParsePurgeRequest(call.body);
+  if (!request.ok()) return call.Fail(request.status());
+  const std::shared_ptr<const vhost::TenantTable> table = tenants_.Current();
+  Caller caller;
+  switch (credentials->kind) {
+    case Credentials::Kind::kKey:
+      caller.tenant = credentials->tenant;
+      break;
+    case Credentials::Kind::kAdmin:
+      caller.admin = true;
+      if (absl::StatusOr<const vhost::Tenant*> tenant = TenantOf(*request, *table); tenant.ok())
+        caller.tenant = *tenant;
+      break;
+    case Credentials::Kind::kToken: {
+      absl::StatusOr<const vhost::Tenant*> tenant = TenantOf(*request, *table);
+      if (!tenant.ok()) return call.Fail(tenant.status());
+      if ((*tenant)->origin.kind == vhost::OriginKind::kHttp) {
+        return call.Fail(
+            absl::PermissionDeniedError("a Swift token cannot purge an http tenant: use its purge key"));
+      }
+      caller.tenant = *tenant;
+      break;
+    }
+  }
+  absl::StatusOr<PurgePlan> plan = PlanPurge(*request, *table, caller);
+  if (!plan.ok()) return call.Fail(plan.status());
+  if (credentials->kind == Credentials::Kind::kToken) {
+    // The token must be good for every account the purge touches.
+    for (const std::string& account : plan->accounts) {
+      if (absl::Status status = tokens_.Check(caller.tenant->origin.url, account, credentials->token);
+          !status.ok()) {
+        return call.Fail(status);
+      }
+    }
+  }
+  if (!caller.admin) {
+    const absl::Duration wait =
+        limiter_.Take(caller.tenant->name, caller.tenant->purge.rate, caller.tenant->purge.burst);
+    if (wait > absl::ZeroDuration()) {
+      const int64_t seconds = std::max<int64_t>(1, absl::ToInt64Seconds(absl::Ceil(wait, absl::Seconds(1))));
+      return call.Answer(
+          429, {{"error", absl::StrCat("purge rate of tenant \"", caller.tenant->name, "\" exceeded")}},
+          std::to_string(seconds));
+    }
+  }
+  absl::StatusOr<JobRecord> job =
+      SubmitJob(Redis(call.worker()), caller.tenant != nullptr ? caller.tenant->name : "*admin*",
+                plan->invalidations, options_.max_log_length, options_.job_ttl, absl::ToUnixMillis(clock_()));
+  if (!job.ok())
+    return call.Fail(absl::UnavailableError("the purge bus (Redis) is unavailable; nothing was purged"));
+  call.Answer(202,
+              {{"id", job->id}, {"invalidations", job->invalidations}, {"log_id", job->log_id.ToString()}});
+}
+
+void PurgeApi::Status(Call& call, std::string_view id) {
+  absl::StatusOr<Credentials> credentials = Authenticate(call.request());
+  if (!credentials.ok()) return call.Fail(credentials.status());
+  absl::StatusOr<JobStatus> status = LoadJobStatus(Redis(call.worker()), std::string(id),
+                                                   absl::ToUnixMillis(clock_()), options_.edge_live_timeout);
+  if (!status.ok()) return call.Fail(status.status());
+  // Only its tenant sees a job; to anyone else it does not exist.
+  const absl::Status not_found = absl::NotFoundError(absl::StrCat("no purge job \"", std::string(id), "\""));
+  switch (credentials->kind) {
+    case Credentials::Kind::kAdmin:
+      break;
+    case Credentials::Kind::kKey:
+      if (credentials->tenant->name != status->job.tenant) return call.Fail(not_found);
+      break;
+    case Credentials::Kind::kToken: {
+      const vhost::Tenant* tenant = nullptr;
+      for (const vhost::Tenant& t : tenants_.Current()->tenants) {
+        if (t.name == status->job.tenant) tenant = &t;
+      }
+      if (tenant == nullptr || tenant->origin.kind == vhost::OriginKind::kHttp ||
+          tenant->origin.account.empty() ||
+          !tokens_.Check(tenant->origin.url, tenant->origin.account, credentials->token).ok()) {
+        return call.Fail(not_found);
+      }
+      break;
+    }
+  }
+  call.Answer(200, nlohmann::json::parse(JobStatusJson(*status)));
+}
+
+std::string PurgeApi::Metrics() {
+  std::string out =
+      "# HELP purge_api_responses_total Purge API answers by status.\n# TYPE purge_api_responses_total "
+      "counter\n";
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& [status, count] : answers_) {
+      absl::StrAppend(&out, "purge_api_responses_total{status=\"", status, "\"} ", count, "\n");
+    }
+  }
+  if (metrics_source_) out += metrics_source_();
+  return out;
+}
+
+}  // namespace purge

@@ -1,0 +1,73 @@
+// The public purge API, on the purge daemon:
+//   POST /v1/purge        a JSON body naming urls, prefixes, hosts, tags or all, and soft; 202 with
+//                         the job's id once its invalidations are in the purge log
+//   GET  /v1/purge/{id}   the job's state, and per live edge whether it has applied it and how long
+//                         that took
+//   GET  /healthz, /metrics
+// Credentials: "Authorization: Bearer KEY" (a tenant's purge key, whose SHA-256 is in the tenant
+// file, or an admin key of the daemon's), or "X-Auth-Token: TOKEN" (the tenant's Swift token,
+// checked with Swift). A tenant purges only what it serves (403 otherwise, and nothing is
+// purged), at its rate (429 with Retry-After). Bad bodies are 400 with the reason.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "edge/http/server.h"
+#include "purge-daemon/bus/redis.h"
+#include "purge-daemon/rate_limiter.h"
+#include "purge-daemon/token_checker.h"
+#include "vhost-config/snapshot.h"
+
+namespace purge {
+
+struct ApiOptions {
+  std::string redis_host;
+  int redis_port = 6379;
+  std::vector<std::string> admin_key_hashes;
+  uint64_t max_log_length = 100000;
+  size_t max_body_bytes = 64 * 1024;
+  absl::Duration job_ttl = absl::Hours(24);
+  absl::Duration edge_live_timeout = absl::Seconds(10);
+  absl::Duration token_cache_ttl = absl::Seconds(30);
+};
+
+class PurgeApi : public edge::http::Handler {
+ public:
+  PurgeApi(ApiOptions options, const vhost::TenantSnapshot& tenants, size_t workers, cache::Clock clock);
+  ~PurgeApi() override;
+
+  void OnRequest(edge::http::Exchange& exchange) override;
+  // Extra metric lines (the consumer's), appended to /metrics.
+  void SetMetricsSource(std::function<std::string()> source) { metrics_source_ = std::move(source); }
+
+ private:
+  class Call;
+  friend class Call;
+  struct Credentials;
+  absl::StatusOr<Credentials> Authenticate(const edge::http::Request& request);
+  void Handle(Call& call);
+  void Submit(Call& call);
+  void Status(Call& call, std::string_view id);
+  std::string Metrics();
+  bus::RedisConnection& Redis(size_t worker) { return *redis_[worker]; }
+
+  const ApiOptions options_;
+  const vhost::TenantSnapshot& tenants_;
+  const cache::Clock clock_;
+  RateLimiter limiter_;
+  SwiftTokenChecker tokens_;
+  std::vector<std::unique_ptr<bus::RedisConnection>> redis_;  // one per worker
+  std::vector<std::vector<std::unique_ptr<Call>>> calls_;     // per worker; done ones go at the next
+  std::function<std::string()> metrics_source_;
+  absl::Mutex mu_;
+  absl::flat_hash_map<int, uint64_t> answers_ ABSL_GUARDED_BY(mu_);  // by status
+};
+
+}  // namespace purge

@@ -1,0 +1,103 @@
+#include "purge-daemon/config.h"
+
+#include <array>
+#include <filesystem>
+
+#include "absl/strings/str_cat.h"
+#include "vhost-config/settings.h"
+
+namespace purge {
+
+namespace {
+
+using vhost::KeySpec;
+using vhost::KeyType;
+
+constexpr std::array kKeys = {
+    KeySpec{"node_id", KeyType::kString, "", false,
+            "This daemon's name: its consumer name in the Redis group, so unique per daemon."},
+    KeySpec{"tenants", KeyType::kString, "", false,
+            "The tenant file, relative to this file (the edges' file). Reloaded on SIGHUP."},
+    KeySpec{"redis", KeyType::kString, "", false, "host:port of the purge bus (Redis)."},
+    KeySpec{"api.address", KeyType::kString, "\"127.0.0.1\"", false, "Address of the purge API."},
+    KeySpec{"api.port", KeyType::kInteger, "9100", false, "Port of the purge API (also /metrics, /healthz)."},
+    KeySpec{"api.workers", KeyType::kInteger, "2", false, "Threads answering the API."},
+    KeySpec{"api.admin_key_hashes", KeyType::kStringList, "[]", false,
+            "SHA-256 of admin keys (`vhost-config hash-key KEY`): they may purge any tenant, and `all` of "
+            "the whole cache."},
+    KeySpec{"api.max_body", KeyType::kBytes, "\"64K\"", false, "Largest request body; more is a 400."},
+    KeySpec{"log.max_length", KeyType::kInteger, "100000", false,
+            "Entries kept in the purge log (approximately). An edge whose cursor falls off its end "
+            "invalidates its whole cache."},
+    KeySpec{"planner.batch_window", KeyType::kDuration, "\"50ms\"", false,
+            "Write events arriving within this window are planned together and coalesced."},
+    KeySpec{"planner.repeat_delay", KeyType::kDuration, "\"2s\"", false,
+            "Listings invalidations are applied again after this, once Swift has updated its listings."},
+    KeySpec{"planner.claim_idle", KeyType::kDuration, "\"10s\"", false,
+            "Events another daemon took and has not acknowledged for this long are taken over."},
+    KeySpec{"edges.live_timeout", KeyType::kDuration, "\"10s\"", false,
+            "An edge without a heartbeat for this long is down: a job does not wait for it."},
+    KeySpec{"tokens.cache_ttl", KeyType::kDuration, "\"30s\"", false,
+            "How long Swift's answer about a token is reused."},
+    KeySpec{"jobs.ttl", KeyType::kDuration, "\"1d\"", false, "How long a purge job's status is kept."},
+};
+
+}  // namespace
+
+std::span<const KeySpec> PurgeDaemonKeys() {
+  return kKeys;
+}
+
+absl::StatusOr<DaemonConfig> LoadDaemonConfig(const std::string& path) {
+  absl::StatusOr<vhost::Settings> file = vhost::Settings::FromFile(path, kKeys);
+  if (!file.ok()) return file.status();
+  vhost::Settings& s = *file;
+  DaemonConfig c;
+  c.node_id = s.String("node_id");
+  c.tenants_file = s.String("tenants");
+  if (!c.tenants_file.empty() && c.tenants_file.front() != '/') {
+    c.tenants_file = (std::filesystem::path(path).parent_path() / c.tenants_file).lexically_normal().string();
+  }
+  std::string host;
+  int port = 0;
+  if (const std::string redis = s.String("redis"); !redis.empty()) {
+    if (absl::Status status = bus::ParseRedisAddress(redis, &host, &port); !status.ok()) {
+      s.Error("redis", std::string(status.message()));
+    }
+  }
+  c.api_address = s.String("api.address");
+  const int64_t api_port = s.Integer("api.port");
+  if (api_port < 1 || api_port > 65535)
+    s.Error("api.port", absl::StrCat(api_port, " is out of range [1, 65535]"));
+  c.api_port = static_cast<uint16_t>(api_port);
+  c.api_workers = static_cast<int>(std::clamp<int64_t>(s.Integer("api.workers"), 1, 64));
+  c.api.redis_host = c.consumer.redis_host = host;
+  c.api.redis_port = c.consumer.redis_port = port;
+  c.api.admin_key_hashes = s.Strings("api.admin_key_hashes");
+  for (const std::string& hash : c.api.admin_key_hashes) {
+    if (hash.size() != 64 || hash.find_first_not_of("0123456789abcdef") != std::string::npos) {
+      s.Error("api.admin_key_hashes",
+              "must be 64 lowercase hex digits (`vhost-config hash-key KEY`), never a key");
+    }
+  }
+  c.api.max_body_bytes = s.Bytes("api.max_body");
+  const int64_t max_length = s.Integer("log.max_length");
+  if (max_length < 1000) s.Error("log.max_length", "must be at least 1000");
+  c.api.max_log_length = c.consumer.max_log_length =
+      static_cast<uint64_t>(std::max<int64_t>(max_length, 1000));
+  c.consumer.name = c.node_id;
+  c.consumer.batch_window = s.Duration("planner.batch_window");
+  c.consumer.repeat_delay = s.Duration("planner.repeat_delay");
+  c.consumer.claim_idle = s.Duration("planner.claim_idle");
+  c.api.edge_live_timeout = s.Duration("edges.live_timeout");
+  c.api.token_cache_ttl = s.Duration("tokens.cache_ttl");
+  c.api.job_ttl = s.Duration("jobs.ttl");
+  if (absl::Status status = s.Finish(); !status.ok()) return status;
+  return c;
+}
+
+std::string PurgeDaemonConfigMarkdown() {
+  return absl::StrCat("### Purge daemon keys\n\n", vhost::KeysMarkdown(kKeys));
+}
+
+}  // namespace purge

@@ -1,0 +1,29 @@
+// The purge daemon's settings file (TOML); every key, its type, default and meaning is in
+// PurgeDaemonKeys(), shared by the loader, `purge-daemon --help-config` and the docs.
+#pragma once
+
+#include <span>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "purge-daemon/api.h"
+#include "purge-daemon/consumer.h"
+#include "vhost-config/schema.h"
+
+namespace purge {
+
+struct DaemonConfig {
+  std::string node_id;
+  std::string tenants_file;
+  std::string api_address;
+  uint16_t api_port = 9100;
+  int api_workers = 2;
+  ApiOptions api;
+  ConsumerOptions consumer;
+};
+
+std::span<const vhost::KeySpec> PurgeDaemonKeys();
+absl::StatusOr<DaemonConfig> LoadDaemonConfig(const std::string& path);
+std::string PurgeDaemonConfigMarkdown();
+
+}  // namespace purge

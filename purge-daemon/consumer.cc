@@ -1,0 +1,169 @@
+#include "purge-daemon/consumer.h"
+
+#include <cstdio>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "purge-daemon/bus/protocol.h"
+#include "purge-daemon/planner.h"
+
+namespace purge {
+
+namespace {
+
+constexpr int kBatch = 1000;
+
+// Appends the due repeats (score <= now) to the log and removes them, atomically, so two daemons
+// never append the same repeat twice. An item is "job|invalidations-json".
+constexpr char kMoveDueRepeats[] = R"lua(
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, 100)
+for _, item in ipairs(due) do
+  local bar = string.find(item, '|', 1, true)
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'job', string.sub(item, 1, bar - 1),
+             'track', '0', 'inv', string.sub(item, bar + 1))
+  redis.call('ZREM', KEYS[1], item)
+end
+return #due
+)lua";
+
+}  // namespace
+
+EventConsumer::EventConsumer(ConsumerOptions options) : options_(std::move(options)) {}
+
+EventConsumer::~EventConsumer() {
+  stopping_ = true;
+  if (thread_.joinable()) thread_.join();
+}
+
+void EventConsumer::Start() {
+  thread_ = std::thread([this] { Run(); });
+}
+
+EventConsumer::Stats EventConsumer::GetStats() const {
+  absl::MutexLock lock(&mu_);
+  return stats_;
+}
+
+absl::Status EventConsumer::EnsureGroup(bus::RedisConnection& redis) {
+  // From the stream's start ("0"): events written before any daemon ever ran are planned too.
+  absl::StatusOr<bus::RedisReply> created = redis.Command(
+      {"XGROUP", "CREATE", std::string(bus::kEventStream), std::string(bus::kPlannerGroup), "0", "MKSTREAM"});
+  if (created.ok() || absl::StrContains(created.status().message(), "BUSYGROUP")) return absl::OkStatus();
+  return created.status();
+}
+
+absl::Status EventConsumer::Process(bus::RedisConnection& redis, const bus::RedisReply& reply, bool claimed) {
+  const std::vector<bus::StreamEntry> entries = bus::StreamEntries(reply);
+  if (entries.empty()) return absl::OkStatus();
+  std::vector<cache::Invalidation> plan;
+  for (const bus::StreamEntry& entry : entries) {
+    absl::StatusOr<bus::WriteEvent> event = bus::ParseEvent(entry.fields);
+    if (!event.ok()) {
+      std::fprintf(stderr, "purge-daemon: skipped malformed write event %s: %s\n", entry.id.c_str(),
+                   std::string(event.status().message()).c_str());
+      continue;
+    }
+    for (cache::Invalidation& inv : PlanWrite(*event)) plan.push_back(std::move(inv));
+  }
+  Coalesce(&plan);
+  const std::string job = absl::StrCat("w-", entries.front().id);
+  if (!plan.empty()) {
+    const bus::LogEntry entry{job, false, plan};
+    absl::StatusOr<bus::RedisReply> added =
+        redis.Command(bus::XAddArgs(bus::kPurgeLog, bus::LogFields(entry), options_.max_log_length));
+    if (!added.ok()) return added.status();  // not acknowledged: planned again later
+    if (const std::vector<cache::Invalidation> listings = ListingsOf(plan); !listings.empty()) {
+      const int64_t due = absl::ToUnixMillis(absl::Now() + options_.repeat_delay);
+      absl::StatusOr<bus::RedisReply> scheduled =
+          redis.Command({"ZADD", std::string(bus::kRepeatSet), std::to_string(due),
+                         absl::StrCat(job, "-repeat|", bus::InvalidationsJson(listings))});
+      if (!scheduled.ok()) return scheduled.status();
+    }
+  }
+  // In the log: now the events may be acknowledged, and then dropped from their stream.
+  std::vector<std::string> ack = {"XACK", std::string(bus::kEventStream), std::string(bus::kPlannerGroup)};
+  std::vector<std::string> del = {"XDEL", std::string(bus::kEventStream)};
+  for (const bus::StreamEntry& entry : entries) {
+    ack.push_back(entry.id);
+    del.push_back(entry.id);
+  }
+  if (absl::StatusOr<bus::RedisReply> acked = redis.Command(ack); !acked.ok()) return acked.status();
+  (void)redis.Command(del);
+  absl::MutexLock lock(&mu_);
+  stats_.events += entries.size();
+  if (claimed) stats_.claimed += entries.size();
+  if (!plan.empty()) ++stats_.log_entries;
+  stats_.invalidations += plan.size();
+  return absl::OkStatus();
+}
+
+absl::Status EventConsumer::MoveDueRepeats(bus::RedisConnection& redis) {
+  absl::StatusOr<bus::RedisReply> moved = redis.Command(
+      {"EVAL", kMoveDueRepeats, "2", std::string(bus::kRepeatSet), std::string(bus::kPurgeLog),
+       std::to_string(absl::ToUnixMillis(absl::Now())), std::to_string(options_.max_log_length)});
+  if (!moved.ok()) return moved.status();
+  absl::MutexLock lock(&mu_);
+  stats_.repeats_moved += static_cast<uint64_t>(moved->integer);
+  return absl::OkStatus();
+}
+
+void EventConsumer::Run() {
+  bus::RedisConnection redis(options_.redis_host, options_.redis_port, absl::Seconds(2));
+  bool ready = false;
+  absl::Time next_claim = absl::InfinitePast();
+  while (!stopping_) {
+    absl::Status status = ready ? absl::OkStatus() : EnsureGroup(redis);
+    if (status.ok() && !ready) {
+      // Our own unacknowledged events first (this daemon restarted under the same name).
+      absl::StatusOr<bus::RedisReply> own =
+          redis.Command({"XREADGROUP", "GROUP", std::string(bus::kPlannerGroup), options_.name, "COUNT",
+                         std::to_string(kBatch), "STREAMS", std::string(bus::kEventStream), "0"});
+      status = own.ok() ? Process(redis, *own, false) : own.status();
+      ready = status.ok();
+    }
+    if (status.ok() && absl::Now() >= next_claim) {
+      next_claim = absl::Now() + options_.claim_idle / 4;
+      absl::StatusOr<bus::RedisReply> claimed =
+          redis.Command({"XAUTOCLAIM", std::string(bus::kEventStream), std::string(bus::kPlannerGroup),
+                         options_.name, std::to_string(absl::ToInt64Milliseconds(options_.claim_idle)), "0-0",
+                         "COUNT", std::to_string(kBatch)});
+      status = claimed.ok() ? Process(redis, *claimed, true) : claimed.status();
+    }
+    if (status.ok()) status = MoveDueRepeats(redis);
+    if (status.ok()) {
+      // Wait for events; once one comes, gather more for the batch window, so a burst is planned
+      // (and coalesced) together.
+      bus::RedisReply batch;
+      batch.type = bus::RedisReply::Type::kArray;
+      const absl::Time deadline = absl::Now() + options_.batch_window;
+      int gathered = 0;
+      while (status.ok() && gathered < kBatch) {
+        const int64_t block_ms =
+            gathered == 0 ? 200 : std::max<int64_t>(1, absl::ToInt64Milliseconds(deadline - absl::Now()));
+        absl::StatusOr<bus::RedisReply> read =
+            redis.Command({"XREADGROUP", "GROUP", std::string(bus::kPlannerGroup), options_.name, "COUNT",
+                           std::to_string(kBatch - gathered), "BLOCK", std::to_string(block_ms), "STREAMS",
+                           std::string(bus::kEventStream), ">"});
+        if (!read.ok()) {
+          status = read.status();
+          break;
+        }
+        const size_t got = bus::StreamEntries(*read).size();
+        if (got == 0 && (gathered == 0 || absl::Now() >= deadline)) break;
+        gathered += static_cast<int>(got);
+        batch.elements.push_back(std::move(*read));
+        if (absl::Now() >= deadline && gathered > 0) break;
+      }
+      if (status.ok()) status = Process(redis, batch, false);
+    }
+    if (!status.ok()) {
+      if (absl::StrContains(status.message(), "NOGROUP")) ready = false;  // the stream was lost: recreate
+      absl::SleepFor(absl::Milliseconds(200));
+    }
+    absl::MutexLock lock(&mu_);
+    stats_.connected = status.ok();
+  }
+}
+
+}  // namespace purge

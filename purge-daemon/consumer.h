@@ -1,0 +1,60 @@
+// The purge daemon's planner loop. It reads write events as a member of one consumer group, so
+// several daemons share the work and none is needed; events a dead daemon had taken and not
+// acknowledged are claimed by another after `claim_idle`. A batch of events (gathered for up to
+// `batch_window`) is planned and coalesced, appended to the purge log, and only then
+// acknowledged. Listings invalidations are repeated after `repeat_delay` (Swift updates its
+// listings asynchronously) through a sorted set in Redis, so a repeat survives the daemon.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+#include <thread>
+
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "purge-daemon/bus/redis.h"
+
+namespace purge {
+
+struct ConsumerOptions {
+  std::string name;  // this daemon, as a consumer of the group
+  std::string redis_host;
+  int redis_port = 6379;
+  uint64_t max_log_length = 100000;
+  absl::Duration batch_window = absl::Milliseconds(50);
+  absl::Duration repeat_delay = absl::Seconds(2);
+  absl::Duration claim_idle = absl::Seconds(10);
+};
+
+class EventConsumer {
+ public:
+  explicit EventConsumer(ConsumerOptions options);
+  ~EventConsumer();  // stops
+  void Start();
+
+  struct Stats {
+    uint64_t events = 0;         // write events planned
+    uint64_t claimed = 0;        // of them, taken over from another daemon
+    uint64_t log_entries = 0;    // entries appended to the purge log
+    uint64_t invalidations = 0;  // invalidations in them
+    uint64_t repeats_moved = 0;  // delayed listings invalidations appended
+    bool connected = false;
+  };
+  Stats GetStats() const;
+
+ private:
+  void Run();
+  absl::Status EnsureGroup(bus::RedisConnection& redis);
+  // Plans, appends and acknowledges the events of `reply` (an XREADGROUP or XAUTOCLAIM answer).
+  absl::Status Process(bus::RedisConnection& redis, const bus::RedisReply& reply, bool claimed);
+  absl::Status MoveDueRepeats(bus::RedisConnection& redis);
+
+  const ConsumerOptions options_;
+  std::atomic<bool> stopping_{false};
+  std::thread thread_;
+  mutable absl::Mutex mu_;
+  Stats stats_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace purge

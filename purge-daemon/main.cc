@@ -1,0 +1,157 @@
+// purge-daemon: turns write events into invalidations and serves the purge API. `purge-daemon
+// --config FILE` runs it; `--check` validates the settings and the tenant file. SIGHUP reloads the
+// tenant file; SIGTERM or SIGINT stops it (events it took and did not acknowledge go to another
+// daemon).
+#include <event2/event.h>
+#include <signal.h>
+
+#include <iostream>
+#include <string>
+#include <string_view>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "purge-daemon/api.h"
+#include "purge-daemon/config.h"
+#include "purge-daemon/consumer.h"
+#include "vhost-config/loader.h"
+#include "vhost-config/snapshot.h"
+
+namespace {
+
+constexpr std::string_view kUsage = R"(usage: purge-daemon --config FILE [--check]
+
+  --config FILE   the daemon's settings (TOML); see docs/configuration.md, or --help-config
+  --check         validate the settings and the tenant file they name, then exit (0 valid, 1 not)
+  --help-config   print every settings key with its type, default and meaning
+  --help, --version
+
+signals: SIGHUP reloads the tenant file (a bad file is refused and the old one kept); SIGTERM or
+SIGINT stops.
+)";
+
+void Say(std::string_view message) {
+  std::cerr << absl::FormatTime("%Y-%m-%dT%H:%M:%SZ ", absl::Now(), absl::UTCTimeZone())
+            << "purge-daemon: " << message << std::endl;
+}
+
+struct Runtime {
+  std::string tenants_file;
+  vhost::TenantSnapshot* tenants = nullptr;
+  event_base* loop = nullptr;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string config_path;
+  bool check = false;
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    if (arg == "--help" || arg == "-h") {
+      std::cout << kUsage;
+      return 0;
+    } else if (arg == "--version") {
+      std::cout << "purge-daemon " << EDGE_VERSION << "\n";
+      return 0;
+    } else if (arg == "--help-config") {
+      std::cout << purge::PurgeDaemonConfigMarkdown();
+      return 0;
+    } else if (arg == "--check") {
+      check = true;
+    } else if (arg == "--config" && i + 1 < argc) {
+      config_path = argv[++i];
+    } else {
+      std::cerr << "purge-daemon: unknown argument \"" << arg << "\"\n" << kUsage;
+      return 2;
+    }
+  }
+  if (config_path.empty()) {
+    std::cerr << kUsage;
+    return 2;
+  }
+  absl::StatusOr<purge::DaemonConfig> config = purge::LoadDaemonConfig(config_path);
+  if (!config.ok()) {
+    std::cerr << config.status().message() << "\n";
+    return 1;
+  }
+  auto table = vhost::LoadTenantFile(config->tenants_file);
+  if (!table.ok()) {
+    std::cerr << table.status().message() << "\n";
+    return 1;
+  }
+  if (check) {
+    std::cout << config_path << ": OK (daemon " << config->node_id << ", " << (*table)->tenants.size()
+              << " tenants from " << config->tenants_file << ")\n";
+    return 0;
+  }
+  signal(SIGPIPE, SIG_IGN);
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+
+  vhost::TenantSnapshot tenants(std::move(*table));
+  purge::EventConsumer consumer(config->consumer);
+  purge::PurgeApi api(config->api, tenants, static_cast<size_t>(config->api_workers),
+                      [] { return absl::Now(); });
+  api.SetMetricsSource([&consumer] {
+    const purge::EventConsumer::Stats s = consumer.GetStats();
+    return absl::StrCat(
+        "# HELP purge_events_total Write events planned.\n# TYPE purge_events_total "
+        "counter\npurge_events_total ",
+        s.events, "\n# HELP purge_events_claimed_total Events taken over from another daemon.\n",
+        "# TYPE purge_events_claimed_total counter\npurge_events_claimed_total ", s.claimed,
+        "\n# HELP purge_log_entries_total Entries appended to the purge log for write events.\n",
+        "# TYPE purge_log_entries_total counter\npurge_log_entries_total ", s.log_entries,
+        "\n# HELP purge_invalidations_total Invalidations planned for write events.\n",
+        "# TYPE purge_invalidations_total counter\npurge_invalidations_total ", s.invalidations,
+        "\n# HELP purge_repeats_total Listings invalidations applied again after the delay.\n",
+        "# TYPE purge_repeats_total counter\npurge_repeats_total ", s.repeats_moved,
+        "\n# HELP purge_bus_connected 1 while Redis answers the planner.\n",
+        "# TYPE purge_bus_connected gauge\npurge_bus_connected ", s.connected ? 1 : 0, "\n");
+  });
+  edge::http::ServerOptions server_options;
+  server_options.address = config->api_address;
+  server_options.port = config->api_port;
+  server_options.workers = config->api_workers;
+  edge::http::Server server(server_options, api);
+  if (absl::Status status = server.Start(); !status.ok()) {
+    std::cerr << "purge-daemon: " << status.message() << "\n";
+    return 1;
+  }
+  consumer.Start();
+  Say(absl::StrCat(config->node_id, " planning write events and serving the purge API on ",
+                   config->api_address, ":", server.port(), " (", tenants.Current()->tenants.size(),
+                   " tenants)"));
+
+  Runtime rt;
+  rt.tenants_file = config->tenants_file;
+  rt.tenants = &tenants;
+  rt.loop = event_base_new();
+  auto on_signal = [](evutil_socket_t signal_number, short, void* arg) {
+    Runtime& rt = *static_cast<Runtime*>(arg);
+    if (signal_number != SIGHUP) {
+      event_base_loopbreak(rt.loop);
+      return;
+    }
+    auto reloaded = vhost::LoadTenantFile(rt.tenants_file);
+    if (!reloaded.ok()) {
+      Say(absl::StrCat("reload refused, keeping the tenants in service:\n",
+                       std::string(reloaded.status().message())));
+      return;
+    }
+    const size_t count = (*reloaded)->tenants.size();
+    rt.tenants->Replace(std::move(*reloaded));
+    Say(absl::StrCat("reloaded ", rt.tenants_file, ": ", count, " tenants"));
+  };
+  std::vector<event*> events;
+  for (int signal_number : {SIGHUP, SIGTERM, SIGINT}) {
+    events.push_back(evsignal_new(rt.loop, signal_number, on_signal, &rt));
+    event_add(events.back(), nullptr);
+  }
+  event_base_dispatch(rt.loop);
+  server.Stop();
+  for (event* e : events) event_free(e);
+  event_base_free(rt.loop);
+  Say("stopped");
+  return 0;
+}
