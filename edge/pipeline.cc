@@ -278,7 +278,7 @@ class ClientStream : public http::Exchange::Observer,
       request.body = pump_.get();
       if (r.body == http::BodyKind::kContentLength) request.body_length = r.content_length;
     }
-    commits_write_ = IsWriteMethod(r.method);
+    if (IsWriteMethod(r.method)) write_ = WriteIntent::Of(r);
     Fetch(request);
   }
 
@@ -287,6 +287,7 @@ class ClientStream : public http::Exchange::Observer,
     pump_ = std::make_unique<BodyPump>(*exchange_);
     pump_->OnBody(body);
     pump_->OnBodyEnd();
+    own_body_ = true;
     request.body = pump_.get();
     request.body_length = body.size();
     Fetch(request);
@@ -294,10 +295,10 @@ class ClientStream : public http::Exchange::Observer,
 
   // http::Exchange::Observer
   void OnBody(std::string_view data) override {
-    if (pump_) pump_->OnBody(data);
+    if (pump_ && !own_body_) pump_->OnBody(data);
   }
   void OnBodyEnd() override {
-    if (pump_) pump_->OnBodyEnd();
+    if (pump_ && !own_body_) pump_->OnBodyEnd();
   }
   void OnWritable() override {
     if (tailing_) {
@@ -315,13 +316,19 @@ class ClientStream : public http::Exchange::Observer,
   void OnAbort() override {
     Log();  // while the request's views are still valid
     exchange_ = nullptr;
+    // A write whose whole request went out may still happen at the origin: its answer is awaited
+    // (without a client) so that it invalidates all the same.
+    if (write_ && own_fetch_ != 0 && (!pump_ || pump_->complete())) return;
     Retire();
   }
 
   // SharedFetch::Relay, and the own fetch's observer.
   void OnRelayHead(int status, HeaderViews headers) override {
-    if (exchange_ == nullptr) return;
-    if (commits_write_) pipeline_.CommitWrite(route_, exchange_->request(), status, headers);
+    CommitWrite(status, headers);
+    if (exchange_ == nullptr) {
+      Retire();  // a write whose client left: its answer was all it waited for
+      return;
+    }
     if (status >= 500 && own_stale_ && UsableOnError(*own_stale_, Now())) {
       ServeOwnStale(CacheLabel::kStale, nullptr);
       return;
@@ -376,11 +383,23 @@ class ClientStream : public http::Exchange::Observer,
   void OnComplete(absl::Status status) override {
     own_fetch_ = 0;
     if (!status.ok() && status_ == 0) pipeline_.metrics_.CountOriginError(worker_.index);
+    CommitWrite(0, {});  // no answer: the write may have happened
+    if (exchange_ == nullptr) {
+      Retire();
+      return;
+    }
     OnRelayEnd(status);
   }
 
  private:
   static void OnWakeEvent(evutil_socket_t, short, void* self) { static_cast<ClientStream*>(self)->OnWake(); }
+
+  // The write's outcome is known (or never will be, status 0): invalidate and publish, once.
+  void CommitWrite(int status, HeaderViews headers) {
+    if (!write_ || write_committed_) return;
+    write_committed_ = true;
+    pipeline_.CommitWrite(route_, *write_, status, headers);
+  }
 
   void Fetch(const origin::FetchRequest& request) {
     label_ = CacheLabel::kBypass;
@@ -555,8 +574,10 @@ class ClientStream : public http::Exchange::Observer,
   std::optional<cache::Hit> own_stale_;
   event* wake_ = nullptr;
   origin::OriginClient::FetchId own_fetch_ = 0;
-  std::unique_ptr<BodyPump> pump_;  // the request body, when one goes to the origin
-  bool commits_write_ = false;      // a write: a 2xx answer invalidates and is published
+  std::unique_ptr<BodyPump> pump_;    // the request body, when one goes to the origin
+  bool own_body_ = false;             // the pump holds a body the edge made (PURGE): the client's is ignored
+  std::optional<WriteIntent> write_;  // a write: its answer invalidates and is published
+  bool write_committed_ = false;
   absl::Time relay_started_;
   bool relay_paused_ = false;
   bool responded_ = false;
@@ -813,13 +834,13 @@ void Pipeline::StartPurge(http::Exchange& exchange, Route route, absl::Time star
   nlohmann::json body{{"urls", nlohmann::json::array({absl::StrCat("http://", std::string(request.host),
                                                                    std::string(request.target))})},
                       {"soft", soft == "1" || soft == "true"}};
-  NewStream(exchange, std::move(route), start).Relay(std::move(purge), body.dump());
+  NewStream(exchange, std::move(route), start)
+      .Relay(std::move(purge), body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
 }
 
-void Pipeline::CommitWrite(const Route& route, const http::Request& request, int status,
-                           HeaderViews headers) {
+void Pipeline::CommitWrite(const Route& route, const WriteIntent& intent, int status, HeaderViews headers) {
   std::optional<bus::WriteEvent> event =
-      MakeWriteEvent(options_.node_id, request, route.target, status, headers, absl::ToUnixMillis(clock_()));
+      MakeWriteEvent(options_.node_id, intent, route.target, status, headers, absl::ToUnixMillis(clock_()));
   if (!event) return;
   for (const cache::Invalidation& inv : purge::PlanWrite(*event)) store_.Apply(inv);
   if (publisher_ == nullptr) return;

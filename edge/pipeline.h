@@ -23,6 +23,7 @@ namespace edge {
 
 class ClientStream;
 class WriteEventPublisher;
+struct WriteIntent;
 
 struct PipelineOptions {
   std::string node_id;
@@ -63,7 +64,7 @@ class Pipeline : public http::Handler {
   void StartRelay(http::Exchange& exchange, Route route, absl::Time start);
   void StartPurge(http::Exchange& exchange, Route route, absl::Time start);
   // A write through this edge succeeded: invalidate here at once, then tell the purge daemons.
-  void CommitWrite(const Route& route, const http::Request& request, int status,
+  void CommitWrite(const Route& route, const WriteIntent& intent, int status,
                    std::span<const std::pair<std::string_view, std::string_view>> headers);
   void Reply(http::Exchange& exchange, std::string_view tenant, int status, std::string_view message,
              absl::Time start);

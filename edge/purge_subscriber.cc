@@ -4,6 +4,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 
@@ -30,7 +31,10 @@ PurgeSubscriber::PurgeSubscriber(SubscriberOptions options, cache::Store& store,
   std::ifstream in(options_.cursor_path);
   std::string text;
   if (in >> text) {
-    if (absl::StatusOr<bus::StreamId> id = bus::ParseStreamId(text); id.ok()) cursor_ = *id;
+    if (absl::StatusOr<bus::StreamId> id = bus::ParseStreamId(text); id.ok()) {
+      cursor_ = *id;
+      in >> cursor_seq_;
+    }
   }
 }
 
@@ -63,7 +67,7 @@ void PurgeSubscriber::SaveCursor() {
   // makes the edge apply some entries again.
   const std::string temp = options_.cursor_path + ".tmp";
   if (FILE* f = std::fopen(temp.c_str(), "w")) {
-    std::fputs(cursor_->ToString().c_str(), f);
+    std::fprintf(f, "%s %llu\n", cursor_->ToString().c_str(), static_cast<unsigned long long>(cursor_seq_));
     std::fclose(f);
     std::rename(temp.c_str(), options_.cursor_path.c_str());
   }
@@ -79,26 +83,38 @@ void PurgeSubscriber::PurgeWholeCache(const char* why) {
 }
 
 absl::Status PurgeSubscriber::Synchronize(bus::RedisConnection& redis) {
-  bus::StreamId last, max_deleted;
+  // Where the log ends, and its first entry (with its sequence number).
+  bus::StreamId last;
   absl::StatusOr<bus::RedisReply> info = redis.Command({"XINFO", "STREAM", std::string(bus::kPurgeLog)});
-  if (!info.ok() && info.status().code() == absl::StatusCode::kUnavailable) return info.status();
+  // "no such key" is a log not begun yet; anything else (LOADING after a restart...) is asked again
+  // later, never taken for an empty log, which would purge the whole cache for nothing.
+  if (!info.ok() && !absl::StrContains(info.status().message(), "no such key")) return info.status();
   if (info.ok()) {
-    const bus::RedisReply* last_id = InfoField(*info, "last-generated-id");
-    const bus::RedisReply* deleted = InfoField(*info, "max-deleted-entry-id");
-    if (last_id != nullptr) last = bus::ParseStreamId(last_id->text).value_or(bus::StreamId{});
-    if (deleted != nullptr) max_deleted = bus::ParseStreamId(deleted->text).value_or(bus::StreamId{});
+    if (const bus::RedisReply* last_id = InfoField(*info, "last-generated-id")) {
+      last = bus::ParseStreamId(last_id->text).value_or(bus::StreamId{});
+    }
   }  // else: no log yet (ERR no such key): it starts at 0-0
+  absl::StatusOr<bus::RedisReply> first_reply =
+      redis.Command({"XRANGE", std::string(bus::kPurgeLog), "-", "+", "COUNT", "1"});
+  if (!first_reply.ok()) return first_reply.status();
+  const std::vector<bus::StreamEntry> first = bus::StreamEntries(*first_reply);
+  uint64_t first_seq = 0;
+  if (!first.empty()) first_seq = bus::ParseLogEntry(first[0].fields).value_or(bus::LogEntry{}).seq;
   if (!cursor_) {
     // No cursor: a new edge, or one that lost its state. What its cache missed is unknown.
     if (store_.GetStats().entries > 0) PurgeWholeCache("no purge-log cursor");
     cursor_ = last;
+    cursor_seq_ = 0;  // learnt from the next entry
     SaveCursor();
-  } else if (max_deleted > *cursor_ || last < *cursor_) {
-    // Entries this edge has not read were trimmed away, or the log was lost and begun again.
-    PurgeWholeCache(max_deleted > *cursor_ ? "the purge log was trimmed past this edge's cursor"
-                                           : "the purge log is behind this edge's cursor (Redis lost it)");
-    if (last < *cursor_) cursor_ = last;
+  } else if (last < *cursor_) {
+    PurgeWholeCache("the purge log is behind this edge's cursor (Redis lost it)");
+    cursor_ = last;
+    cursor_seq_ = 0;
     SaveCursor();
+  } else if (cursor_seq_ > 0 && first_seq > cursor_seq_ + 1) {
+    // The entries between this edge's cursor and the log's first were trimmed away unread.
+    PurgeWholeCache("the purge log was trimmed past this edge's cursor");
+    cursor_seq_ = first_seq - 1;  // the gap is dealt with: reading on from the log's first entry
   }
   synchronized_ = true;
   return absl::OkStatus();
@@ -117,6 +133,12 @@ absl::Status PurgeSubscriber::ReadBatch(bus::RedisConnection& redis) {
     const absl::StatusOr<bus::StreamId> id = bus::ParseStreamId(entry.id);
     if (!id.ok()) continue;
     if (parsed.ok()) {
+      // A hole in the numbers: entries were trimmed between two reads (or Redis lost the log).
+      if (parsed->seq > 0 && cursor_seq_ > 0 && parsed->seq != cursor_seq_ + 1) {
+        PurgeWholeCache(parsed->seq > cursor_seq_ ? "the purge log was trimmed past this edge's cursor"
+                                                  : "the purge log was begun again (Redis lost it)");
+      }
+      if (parsed->seq > 0) cursor_seq_ = parsed->seq;
       for (const cache::Invalidation& inv : parsed->invalidations) store_.Apply(inv);
       invalidations += parsed->invalidations.size();
       if (parsed->track && !parsed->job.empty()) {

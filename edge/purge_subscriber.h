@@ -61,8 +61,9 @@ class PurgeSubscriber {
   std::thread thread_;
   std::atomic<bool> stopping_{false};
 
-  // The thread's own state.
+  // The thread's own state: the last entry applied, and its sequence number (0: not known).
   std::optional<bus::StreamId> cursor_;
+  uint64_t cursor_seq_ = 0;
   bool synchronized_ = false;
   absl::Time last_contact_;
   absl::Time last_heartbeat_;

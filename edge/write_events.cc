@@ -16,9 +16,13 @@ absl::StatusOr<std::unique_ptr<WriteEventPublisher>> WriteEventPublisher::Start(
     return absl::UnavailableError(
         absl::StrCat("cannot open the write-event spool ", options.spool_path, ": ", std::strerror(errno)));
   }
-  const off_t size = ::lseek(fd, 0, SEEK_END);
+  // A crash mid-append leaves a torn last line: cut it, so the next event starts a line of its own.
+  off_t size = std::max<off_t>(::lseek(fd, 0, SEEK_END), 0);
+  char c = '\n';
+  while (size > 0 && ::pread(fd, &c, 1, size - 1) == 1 && c != '\n') --size;
+  if (::ftruncate(fd, size) != 0) size = 0;
   std::unique_ptr<WriteEventPublisher> publisher(
-      new WriteEventPublisher(std::move(options), fd, static_cast<uint64_t>(std::max<off_t>(size, 0))));
+      new WriteEventPublisher(std::move(options), fd, static_cast<uint64_t>(size)));
   publisher->thread_ = std::thread([p = publisher.get()] { p->Run(); });
   return publisher;
 }
@@ -37,8 +41,10 @@ WriteEventPublisher::~WriteEventPublisher() {
 }
 
 bool WriteEventPublisher::HasRoom() const {
+  // Room for one more event whatever its names (Swift caps an object name at 1 KiB).
+  constexpr uint64_t kLargestEvent = 4096;
   absl::MutexLock lock(&mu_);
-  return size_ < options_.max_spool_bytes;
+  return size_ + kLargestEvent <= options_.max_spool_bytes;
 }
 
 uint64_t WriteEventPublisher::spool_bytes() const {
@@ -55,7 +61,9 @@ absl::Status WriteEventPublisher::Publish(const bus::WriteEvent& event) {
   // One write of a whole line with O_APPEND, then a sync: a crash leaves whole lines, or a torn
   // last one that the reader skips.
   if (::write(fd_, line.data(), line.size()) != static_cast<ssize_t>(line.size()) || ::fdatasync(fd_) != 0) {
-    return absl::UnavailableError(absl::StrCat("cannot write the write-event spool: ", std::strerror(errno)));
+    const int error = errno;
+    (void)::ftruncate(fd_, static_cast<off_t>(size_));  // no partial line left for the sender
+    return absl::UnavailableError(absl::StrCat("cannot write the write-event spool: ", std::strerror(error)));
   }
   size_ += line.size();
   return absl::OkStatus();

@@ -73,27 +73,37 @@ void BodyPump::OnResumeClient(int, short, void* self) {
   pump->exchange_->ResumeBody();
 }
 
+WriteIntent WriteIntent::Of(const http::Request& request) {
+  WriteIntent intent;
+  intent.method = std::string(request.method);
+  if (intent.method == "COPY") {
+    absl::StatusOr<std::string> destination = vhost::PercentDecode(request.Find("destination"), false);
+    if (destination.ok()) intent.destination = std::move(*destination);
+    intent.destination_account = std::string(request.Find("destination-account"));
+  }
+  return intent;
+}
+
 std::optional<bus::WriteEvent> MakeWriteEvent(
-    std::string_view node, const http::Request& request, const vhost::OriginTarget& target, int status,
+    std::string_view node, const WriteIntent& intent, const vhost::OriginTarget& target, int status,
     std::span<const std::pair<std::string_view, std::string_view>> response_headers, int64_t now_ms) {
-  if (status < 200 || status >= 300 || target.pass || target.account.empty()) return std::nullopt;
+  if ((status != 0 && (status < 200 || status >= 300)) || target.pass || target.account.empty())
+    return std::nullopt;
+  if (intent.method == "COPY" && intent.destination.empty()) return std::nullopt;
   bus::WriteEvent event;
   event.node = std::string(node);
-  event.method = std::string(request.method);
+  event.method = intent.method;
   event.account = target.account;
   event.container = target.container;
   event.object = target.listing ? "" : target.name;
+  event.query = target.query;
   event.status = status;
   event.time_ms = now_ms;
   for (const auto& [name, value] : response_headers) {
     if (http::EqualsIgnoreCase(name, "x-trans-id")) event.transaction = std::string(value);
   }
-  if (event.method == "COPY") {
-    absl::StatusOr<std::string> destination = vhost::PercentDecode(request.Find("destination"), false);
-    if (!destination.ok()) return std::nullopt;
-    event.destination = *destination;
-    event.destination_account = std::string(request.Find("destination-account"));
-  }
+  event.destination = intent.destination;
+  event.destination_account = intent.destination_account;
   return event;
 }
 

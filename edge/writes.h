@@ -39,6 +39,8 @@ class BodyPump : public origin::UploadSource {
   void OnBodyEnd();
   // The exchange is gone: the pump stops asking it for more.
   void Detach() { exchange_ = nullptr; }
+  // The whole body has come from the client.
+  bool complete() const { return ended_; }
   size_t ReadBody(char* buffer, size_t size) override;
 
  private:
@@ -55,11 +57,20 @@ class BodyPump : public origin::UploadSource {
   event* resume_client_;  // resumes reading the client outside libcurl's callback
 };
 
-// The event for a write that `status` says succeeded, or nullopt: `target` is where the request
-// went, `response_headers` Swift's answer (its X-Trans-Id). COPY takes its destination from the
-// request's Destination (and Destination-Account) headers.
+// What the event of a write needs from its request, copied: the client may be gone by the time
+// the origin answers.
+struct WriteIntent {
+  std::string method;
+  std::string destination;  // COPY: the Destination header, decoded
+  std::string destination_account;
+  static WriteIntent Of(const http::Request& request);
+};
+
+// The event for a write whose answer was `status` (0: unknown, the origin did not say: it may
+// have happened), or nullopt when it certainly changed nothing. `target` is where the request
+// went, `response_headers` Swift's answer (its X-Trans-Id).
 std::optional<bus::WriteEvent> MakeWriteEvent(
-    std::string_view node, const http::Request& request, const vhost::OriginTarget& target, int status,
+    std::string_view node, const WriteIntent& intent, const vhost::OriginTarget& target, int status,
     std::span<const std::pair<std::string_view, std::string_view>> response_headers, int64_t now_ms);
 
 }  // namespace edge

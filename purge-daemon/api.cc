@@ -65,7 +65,7 @@ class PurgeApi::Call : public Exchange::Observer {
 
   void Answer(int status, const nlohmann::json& body_json, std::string_view retry_after = {}) {
     if (exchange_ == nullptr) return;
-    const std::string text = body_json.dump() + "\n";
+    const std::string text = body_json.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
     std::vector<edge::http::HeaderField> headers;
     if (!retry_after.empty()) headers.emplace_back("Retry-After", retry_after);
     if (status == 401) headers.emplace_back("WWW-Authenticate", "Bearer");
@@ -115,7 +115,8 @@ void PurgeApi::OnRequest(Exchange& exchange) {
   if (exchange.request().body == edge::http::BodyKind::kNone) Handle(call);
 }
 
-absl::StatusOr<PurgeApi::Credentials> PurgeApi::Authenticate(const edge::http::Request& request) {
+absl::StatusOr<PurgeApi::Credentials> PurgeApi::Authenticate(const edge::http::Request& request,
+                                                             const vhost::TenantTable& table) {
   Credentials credentials;
   const std::string_view authorization = request.Find("authorization");
   const std::string_view token = request.Find("x-auth-token");
@@ -127,8 +128,7 @@ absl::StatusOr<PurgeApi::Credentials> PurgeApi::Authenticate(const edge::http::R
         return credentials;
       }
     }
-    const std::shared_ptr<const vhost::TenantTable> table = tenants_.Current();
-    for (const vhost::Tenant& tenant : table->tenants) {
+    for (const vhost::Tenant& tenant : table.tenants) {
       for (const std::string& key_hash : tenant.purge.key_hashes) {
         if (key_hash == hash) {
           credentials.tenant = &tenant;
@@ -166,11 +166,12 @@ void PurgeApi::Handle(Call& call) {
 }
 
 void PurgeApi::Submit(Call& call) {
-  absl::StatusOr<Credentials> credentials = Authenticate(call.request());
+  // One table for the whole request: a reload meanwhile must not mix two.
+  const std::shared_ptr<const vhost::TenantTable> table = tenants_.Current();
+  absl::StatusOr<Credentials> credentials = Authenticate(call.request(), *table);
   if (!credentials.ok()) return call.Fail(credentials.status());
   absl::StatusOr<PurgeRequest> request = ParsePurgeRequest(call.body);
   if (!request.ok()) return call.Fail(request.status());
-  const std::shared_ptr<const vhost::TenantTable> table = tenants_.Current();
   Caller caller;
   switch (credentials->kind) {
     case Credentials::Kind::kKey:
@@ -184,9 +185,17 @@ void PurgeApi::Submit(Call& call) {
     case Credentials::Kind::kToken: {
       absl::StatusOr<const vhost::Tenant*> tenant = TenantOf(*request, *table);
       if (!tenant.ok()) return call.Fail(tenant.status());
-      if ((*tenant)->origin.kind == vhost::OriginKind::kHttp) {
-        return call.Fail(
-            absl::PermissionDeniedError("a Swift token cannot purge an http tenant: use its purge key"));
+      // A Swift token speaks for one account: the tenant's own. A tenant with no account of its
+      // own (an http site, or an API host serving every account) is purged with its key.
+      if ((*tenant)->origin.kind == vhost::OriginKind::kHttp || (*tenant)->origin.account.empty()) {
+        return call.Fail(absl::PermissionDeniedError(
+            absl::StrCat("tenant \"", (*tenant)->name,
+                         "\" has no Swift account of its own: purge it with its purge key")));
+      }
+      if (absl::Status status =
+              tokens_.Check((*tenant)->origin.url, (*tenant)->origin.account, credentials->token);
+          !status.ok()) {
+        return call.Fail(status);
       }
       caller.tenant = *tenant;
       break;
@@ -223,7 +232,8 @@ void PurgeApi::Submit(Call& call) {
 }
 
 void PurgeApi::Status(Call& call, std::string_view id) {
-  absl::StatusOr<Credentials> credentials = Authenticate(call.request());
+  const std::shared_ptr<const vhost::TenantTable> table = tenants_.Current();
+  absl::StatusOr<Credentials> credentials = Authenticate(call.request(), *table);
   if (!credentials.ok()) return call.Fail(credentials.status());
   absl::StatusOr<JobStatus> status = LoadJobStatus(Redis(call.worker()), std::string(id),
                                                    absl::ToUnixMillis(clock_()), options_.edge_live_timeout);
@@ -238,7 +248,7 @@ void PurgeApi::Status(Call& call, std::string_view id) {
       break;
     case Credentials::Kind::kToken: {
       const vhost::Tenant* tenant = nullptr;
-      for (const vhost::Tenant& t : tenants_.Current()->tenants) {
+      for (const vhost::Tenant& t : table->tenants) {
         if (t.name == status->job.tenant) tenant = &t;
       }
       if (tenant == nullptr || tenant->origin.kind == vhost::OriginKind::kHttp ||

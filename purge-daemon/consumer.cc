@@ -14,13 +14,15 @@ namespace {
 
 constexpr int kBatch = 1000;
 
-// Appends the due repeats (score <= now) to the log and removes them, atomically, so two daemons
-// never append the same repeat twice. An item is "job|invalidations-json".
+// Appends the due repeats (score <= now) to the log, numbered like every entry (see
+// bus::AppendToLog), and removes them, atomically, so two daemons never append the same repeat
+// twice. An item is "job|invalidations-json".
 constexpr char kMoveDueRepeats[] = R"lua(
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, 100)
 for _, item in ipairs(due) do
   local bar = string.find(item, '|', 1, true)
-  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'job', string.sub(item, 1, bar - 1),
+  local seq = redis.call('INCR', KEYS[3])
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'seq', seq, 'job', string.sub(item, 1, bar - 1),
              'track', '0', 'inv', string.sub(item, bar + 1))
   redis.call('ZREM', KEYS[1], item)
 end
@@ -69,9 +71,10 @@ absl::Status EventConsumer::Process(bus::RedisConnection& redis, const bus::Redi
   Coalesce(&plan);
   const std::string job = absl::StrCat("w-", entries.front().id);
   if (!plan.empty()) {
-    const bus::LogEntry entry{job, false, plan};
-    absl::StatusOr<bus::RedisReply> added =
-        redis.Command(bus::XAddArgs(bus::kPurgeLog, bus::LogFields(entry), options_.max_log_length));
+    bus::LogEntry entry;
+    entry.job = job;
+    entry.invalidations = plan;
+    absl::StatusOr<bus::StreamId> added = bus::AppendToLog(redis, entry, options_.max_log_length);
     if (!added.ok()) return added.status();  // not acknowledged: planned again later
     if (const std::vector<cache::Invalidation> listings = ListingsOf(plan); !listings.empty()) {
       const int64_t due = absl::ToUnixMillis(absl::Now() + options_.repeat_delay);
@@ -99,9 +102,10 @@ absl::Status EventConsumer::Process(bus::RedisConnection& redis, const bus::Redi
 }
 
 absl::Status EventConsumer::MoveDueRepeats(bus::RedisConnection& redis) {
-  absl::StatusOr<bus::RedisReply> moved = redis.Command(
-      {"EVAL", kMoveDueRepeats, "2", std::string(bus::kRepeatSet), std::string(bus::kPurgeLog),
-       std::to_string(absl::ToUnixMillis(absl::Now())), std::to_string(options_.max_log_length)});
+  absl::StatusOr<bus::RedisReply> moved =
+      redis.Command({"EVAL", kMoveDueRepeats, "3", std::string(bus::kRepeatSet), std::string(bus::kPurgeLog),
+                     std::string(bus::kLogSequence), std::to_string(absl::ToUnixMillis(absl::Now())),
+                     std::to_string(options_.max_log_length)});
   if (!moved.ok()) return moved.status();
   absl::MutexLock lock(&mu_);
   stats_.repeats_moved += static_cast<uint64_t>(moved->integer);
@@ -130,13 +134,20 @@ void EventConsumer::Run() {
                          "COUNT", std::to_string(kBatch)});
       status = claimed.ok() ? Process(redis, *claimed, true) : claimed.status();
     }
-    if (status.ok()) status = MoveDueRepeats(redis);
+    if (status.ok()) {
+      // A repeat that cannot be moved now is moved later; only a lost connection stops the loop.
+      if (absl::Status moved = MoveDueRepeats(redis); moved.code() == absl::StatusCode::kUnavailable) {
+        status = moved;
+      } else if (!moved.ok()) {
+        std::fprintf(stderr, "purge-daemon: delayed repeats: %s\n", std::string(moved.message()).c_str());
+      }
+    }
     if (status.ok()) {
       // Wait for events; once one comes, gather more for the batch window, so a burst is planned
       // (and coalesced) together.
       bus::RedisReply batch;
       batch.type = bus::RedisReply::Type::kArray;
-      const absl::Time deadline = absl::Now() + options_.batch_window;
+      absl::Time deadline = absl::InfiniteFuture();  // set when the first event comes
       int gathered = 0;
       while (status.ok() && gathered < kBatch) {
         const int64_t block_ms =
@@ -151,6 +162,7 @@ void EventConsumer::Run() {
         }
         const size_t got = bus::StreamEntries(*read).size();
         if (got == 0 && (gathered == 0 || absl::Now() >= deadline)) break;
+        if (gathered == 0) deadline = absl::Now() + options_.batch_window;
         gathered += static_cast<int>(got);
         batch.elements.push_back(std::move(*read));
         if (absl::Now() >= deadline && gathered > 0) break;

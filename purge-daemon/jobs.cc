@@ -40,12 +40,12 @@ absl::StatusOr<JobRecord> SubmitJob(bus::RedisConnection& redis, std::string ten
   job.tenant = std::move(tenant);
   job.created_ms = now_ms;
   job.invalidations = static_cast<int>(invalidations.size());
-  bus::LogEntry entry{job.id, true, invalidations};
-  absl::StatusOr<bus::RedisReply> added =
-      redis.Command(bus::XAddArgs(bus::kPurgeLog, bus::LogFields(entry), max_log_length));
-  if (!added.ok()) return added.status();
-  absl::StatusOr<bus::StreamId> log_id = bus::ParseStreamId(added->text);
-  if (!log_id.ok()) return absl::InternalError("XADD answered without an id");
+  bus::LogEntry entry;
+  entry.job = job.id;
+  entry.track = true;
+  entry.invalidations = invalidations;
+  absl::StatusOr<bus::StreamId> log_id = bus::AppendToLog(redis, entry, max_log_length);
+  if (!log_id.ok()) return log_id.status();
   job.log_id = *log_id;
   const std::string key = bus::JobKey(job.id);
   // The invalidations are in the log already: a record that fails to save loses the status, not
@@ -112,7 +112,7 @@ std::string JobStatusJson(const JobStatus& status) {
                         {"invalidations", status.job.invalidations},
                         {"log_id", status.job.log_id.ToString()},
                         {"edges", std::move(edges)}}
-      .dump();
+      .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 }  // namespace purge

@@ -21,7 +21,10 @@ std::string_view DirectoryOf(std::string_view object_name);
 //  - COPY: the same for the destination (the source does not change);
 //  - a container created, posted to (ACL, metadata) or deleted: everything cached for it, and the
 //    account's listings;
-//  - the account itself: its listings.
+//  - the account itself: its listings;
+//  - a bulk delete (its paths are in a body the bus never sees): everything, soft; an archive
+//    extracted: the container (or everything, soft, at the account).
+// An event whose status is 0 (the origin's answer never came) is planned as if it succeeded.
 std::vector<cache::Invalidation> PlanWrite(const bus::WriteEvent& event);
 
 // Makes a burst small: each invalidation once, nothing a container or an all invalidation in the
@@ -29,7 +32,8 @@ std::vector<cache::Invalidation> PlanWrite(const bus::WriteEvent& event);
 // directory leave one listings invalidation.
 void Coalesce(std::vector<cache::Invalidation>* invalidations);
 
-// Tags are kept per tenant ("tenant:tag"), so a tenant's tag purge reaches only its own entries.
+// Tags are kept per tenant (tenant, a separator, tag), so a tenant's tag purge reaches only its
+// own entries.
 std::string ScopedTag(std::string_view tenant, std::string_view tag);
 
 // The listings invalidations of a plan: Swift updates listings asynchronously, so these are

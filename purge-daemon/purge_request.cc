@@ -49,12 +49,15 @@ absl::Status Mine(const vhost::Tenant* tenant, const Caller& caller, std::string
       absl::StrCat(std::string(what), " is not served by tenant \"", caller.tenant->name, "\""));
 }
 
-// Everything cached for a tenant: what it filled, and its container when it has one of its own.
+// Everything cached for a tenant: what it filled, and what it serves of its container (all of
+// it, or only its prefix: the rest may be another tenant's).
 void WholeTenant(const vhost::Tenant& tenant, bool soft, PurgePlan* plan) {
   plan->invalidations.push_back(Invalidation::Tenant(tenant.name, soft));
   const vhost::Origin& origin = tenant.origin;
   if (origin.kind == vhost::OriginKind::kSwift && !origin.container_from_path) {
-    plan->invalidations.push_back(Invalidation::Container(origin.account, origin.container, soft));
+    plan->invalidations.push_back(
+        origin.prefix.empty() ? Invalidation::Container(origin.account, origin.container, soft)
+                              : Invalidation::Prefix(origin.account, origin.container, origin.prefix, soft));
     plan->accounts.insert(origin.account);
   }
 }

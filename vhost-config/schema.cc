@@ -8,7 +8,7 @@ namespace {
 
 constexpr std::array kTenantKeys = {
     KeySpec{"name", KeyType::kString, "", false,
-            "Tenant name: unique, used in logs, metrics and purge jobs."},
+            "Tenant name: unique, used in logs, metrics and purge jobs; letters, digits, `.`, `-` and `_`."},
     KeySpec{"domains", KeyType::kStringList, "", false,
             "Host names served for the tenant: exact (`img.example.com`) or wildcard (`*.example.com`, which "
             "matches any name below it but not `example.com`). A name may belong to one tenant only."},

@@ -126,6 +126,9 @@ OriginClient::FetchId OriginClient::Start(const FetchRequest& request, FetchObse
     curl_easy_setopt(easy, CURLOPT_UPLOAD, 1L);
     curl_easy_setopt(easy, CURLOPT_READFUNCTION, &OnUpload);
     curl_easy_setopt(easy, CURLOPT_READDATA, fetch.get());
+    // A streamed body cannot be sent twice: libcurl would have to rewind it to retry on a kept-
+    // alive connection the origin had closed. A new connection is never found closed.
+    curl_easy_setopt(easy, CURLOPT_FRESH_CONNECT, 1L);
     // Without a length libcurl sends the body chunked.
     if (request.body_length) {
       curl_easy_setopt(easy, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(*request.body_length));

@@ -45,6 +45,7 @@ json EventObject(const WriteEvent& e) {
               {"object", e.object},
               {"destination_account", e.destination_account},
               {"destination", e.destination},
+              {"query", e.query},
               {"status", e.status},
               {"time_ms", e.time_ms},
               {"transaction", e.transaction}};
@@ -84,6 +85,7 @@ Fields EventFields(const WriteEvent& e) {
           {"object", e.object},
           {"destination_account", e.destination_account},
           {"destination", e.destination},
+          {"query", e.query},
           {"status", std::to_string(e.status)},
           {"time_ms", std::to_string(e.time_ms)},
           {"transaction", e.transaction}};
@@ -98,6 +100,7 @@ absl::StatusOr<WriteEvent> ParseEvent(const Fields& fields) {
                               {"object", &e.object},
                               {"destination_account", &e.destination_account},
                               {"destination", &e.destination},
+                              {"query", &e.query},
                               {"transaction", &e.transaction}}) {
     if (const std::string* value = Field(fields, name)) *target = *value;
   }
@@ -113,7 +116,7 @@ absl::StatusOr<WriteEvent> ParseEvent(const Fields& fields) {
 }
 
 std::string EventJson(const WriteEvent& event) {
-  return EventObject(event).dump();
+  return EventObject(event).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 absl::StatusOr<WriteEvent> ParseEventJson(std::string_view text) {
@@ -137,7 +140,7 @@ std::string InvalidationsJson(const std::vector<cache::Invalidation>& invalidati
     if (!inv.tag.empty()) item["tag"] = inv.tag;
     list.push_back(std::move(item));
   }
-  return list.dump();
+  return list.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 absl::StatusOr<std::vector<cache::Invalidation>> ParseInvalidationsJson(std::string_view text) {
@@ -187,12 +190,16 @@ absl::StatusOr<LogEntry> ParseLogEntry(const Fields& fields) {
   entry.invalidations = std::move(*invalidations);
   if (const std::string* job = Field(fields, "job")) entry.job = *job;
   if (const std::string* track = Field(fields, "track")) entry.track = *track == "1";
+  int64_t seq = 0;
+  if (const std::string* text = Field(fields, "seq"); text != nullptr && ParseInt(*text, &seq) && seq > 0) {
+    entry.seq = static_cast<uint64_t>(seq);
+  }
   return entry;
 }
 
 std::string ProgressJson(const EdgeProgress& p) {
   return json{{"cursor", p.cursor.ToString()}, {"heartbeat_ms", p.heartbeat_ms}, {"trusted", p.trusted}}
-      .dump();
+      .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 absl::StatusOr<EdgeProgress> ParseProgressJson(std::string_view node, std::string_view text) {
@@ -243,6 +250,33 @@ std::vector<std::string> XAddArgs(std::string_view stream, const Fields& fields,
     args.push_back(value);
   }
   return args;
+}
+
+}  // namespace bus
+
+namespace bus {
+
+const char kAppendToLogLua[] = R"lua(
+local seq = redis.call('INCR', KEYS[2])
+local args = {'XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'seq', seq}
+for i = 2, #ARGV do args[#args + 1] = ARGV[i] end
+return redis.call(unpack(args))
+)lua";
+
+absl::StatusOr<StreamId> AppendToLog(RedisConnection& redis, const LogEntry& entry, uint64_t max_length) {
+  std::vector<std::string> args = {"EVAL",
+                                   kAppendToLogLua,
+                                   "2",
+                                   std::string(kPurgeLog),
+                                   std::string(kLogSequence),
+                                   std::to_string(max_length)};
+  for (auto& [name, value] : LogFields(entry)) {
+    args.push_back(std::move(name));
+    args.push_back(std::move(value));
+  }
+  absl::StatusOr<RedisReply> added = redis.Command(args);
+  if (!added.ok()) return added.status();
+  return ParseStreamId(added->text);
 }
 
 }  // namespace bus

@@ -20,6 +20,9 @@ namespace bus {
 inline constexpr std::string_view kEventStream = "edge:events";
 inline constexpr std::string_view kPlannerGroup = "planners";
 inline constexpr std::string_view kPurgeLog = "edge:purge-log";
+// Every log entry carries the next number of this counter (see AppendToLog): an edge that sees a
+// hole in the numbers missed entries, whatever trimmed them.
+inline constexpr std::string_view kLogSequence = "edge:purge-log:seq";
 inline constexpr std::string_view kEdgesHash = "edge:edges";
 // Invalidations to append to the log later (listings, again, once Swift has updated them),
 // scored by when they are due (unix ms).
@@ -47,7 +50,8 @@ struct WriteEvent {
   std::string object;     // empty for a container or the account
   std::string destination_account;
   std::string destination;  // COPY: "container/object"
-  int status = 0;
+  std::string query;        // the request's query (bulk-delete, extract-archive, ...)
+  int status = 0;           // the origin's answer; 0 when it is not known (it may have happened)
   int64_t time_ms = 0;
   std::string transaction;  // Swift's X-Trans-Id
   bool operator==(const WriteEvent&) const = default;
@@ -65,6 +69,7 @@ struct LogEntry {
   std::string job;
   bool track = false;  // the edges record how long they took (API purges)
   std::vector<cache::Invalidation> invalidations;
+  uint64_t seq = 0;  // set by AppendToLog
 };
 Fields LogFields(const LogEntry& entry);
 absl::StatusOr<LogEntry> ParseLogEntry(const Fields& fields);
@@ -90,5 +95,12 @@ std::vector<StreamEntry> StreamEntries(const RedisReply& reply);
 
 // XADD's arguments for `fields` with the log's approximate length cap.
 std::vector<std::string> XAddArgs(std::string_view stream, const Fields& fields, uint64_t max_length);
+
+// Appends `entry` to the purge log with the next sequence number, atomically (one Lua script), so
+// numbers and log order agree whoever appends. The log keeps about `max_length` entries.
+absl::StatusOr<StreamId> AppendToLog(RedisConnection& redis, const LogEntry& entry, uint64_t max_length);
+// The Lua that appends KEYS[1]'s entry with the next number of KEYS[2] (ARGV: max length, then
+// field/value pairs); for scripts that append log entries themselves.
+extern const char kAppendToLogLua[];
 
 }  // namespace bus

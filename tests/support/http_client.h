@@ -22,7 +22,8 @@ struct HttpResponse {
 };
 
 inline HttpResponse HttpRequest(const std::string& method, const std::string& url,
-                                const std::vector<std::string>& headers = {}, long timeout_ms = 10000) {
+                                const std::vector<std::string>& headers = {}, long timeout_ms = 10000,
+                                const std::string* body = nullptr) {
   HttpResponse response;
   CURL* curl = curl_easy_init();
   curl_slist* list = nullptr;
@@ -35,6 +36,10 @@ inline HttpResponse HttpRequest(const std::string& method, const std::string& ur
     curl_easy_setopt(curl, CURLOPT_NOBODY, 1L);
   } else if (method != "GET") {
     curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method.c_str());
+  }
+  if (body != nullptr) {
+    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body->data());
+    curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body->size()));
   }
   curl_easy_setopt(
       curl, CURLOPT_WRITEFUNCTION, +[](char* data, size_t size, size_t count, void* out) {
@@ -72,6 +77,11 @@ inline HttpResponse HttpRequest(const std::string& method, const std::string& ur
 
 inline HttpResponse HttpGet(const std::string& url, const std::vector<std::string>& headers = {}) {
   return HttpRequest("GET", url, headers);
+}
+
+inline HttpResponse HttpPost(const std::string& url, const std::string& body,
+                             const std::vector<std::string>& headers = {}) {
+  return HttpRequest("POST", url, headers, 10000, &body);
 }
 
 }  // namespace testing_support

@@ -1,0 +1,168 @@
+// The public purge API over HTTP against a real redis-server: what a tenant may purge, what it
+// may not, and what a job's status says.
+#include "purge-daemon/api.h"
+
+#include <doctest/doctest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/str_cat.h"
+#include "purge-daemon/bus/protocol.h"
+#include "tests/support/http_client.h"
+#include "tests/support/redis_server.h"
+#include "vhost-config/purge_key.h"
+
+namespace purge {
+
+namespace {
+
+using testing_support::HttpGet;
+using testing_support::HttpPost;
+using testing_support::HttpResponse;
+using testing_support::RedisServer;
+
+std::shared_ptr<const vhost::TenantTable> Table() {
+  auto table = vhost::LoadTenantText(absl::StrCat(R"(
+[defaults]
+origin.url = "http://127.0.0.1:1"
+[[tenant]]
+name = "demo"
+domains = ["demo.test"]
+origin.account = "AUTH_test"
+origin.container = "public"
+purge.key_hashes = [")",
+                                                  vhost::HashPurgeKey("demo-key"), R"("]
+purge.rate = 1
+purge.burst = 3
+[[tenant]]
+name = "shop"
+domains = ["shop.test"]
+origin.account = "AUTH_shop"
+origin.container = "www"
+purge.key_hashes = [")",
+                                                  vhost::HashPurgeKey("shop-key"), R"("]
+)"),
+                                     "t.toml");
+  REQUIRE(table.ok());
+  return *table;
+}
+
+struct Daemon {
+  Daemon() : tenants(Table()) {
+    ApiOptions options;
+    options.redis_host = "127.0.0.1";
+    options.redis_port = redis.port();
+    options.admin_key_hashes = {vhost::HashPurgeKey("admin-key")};
+    options.max_body_bytes = 1024;
+    api = std::make_unique<PurgeApi>(options, tenants, 1, [] { return absl::Now(); });
+    edge::http::ServerOptions server_options;
+    server_options.workers = 1;
+    server = std::make_unique<edge::http::Server>(server_options, *api);
+    REQUIRE(server->Start().ok());
+  }
+  ~Daemon() { server->Stop(); }
+  HttpResponse Post(const std::string& body, const std::string& key) {
+    std::vector<std::string> headers;
+    if (!key.empty()) headers.push_back("Authorization: Bearer " + key);
+    return HttpPost(Url("/v1/purge"), body, headers);
+  }
+  std::string Url(const std::string& path) { return absl::StrCat("http://127.0.0.1:", server->port(), path); }
+  int64_t LogLength() { return redis.Connect().Command({"XLEN", std::string(bus::kPurgeLog)})->integer; }
+  std::string Error(const HttpResponse& r) { return nlohmann::json::parse(r.body).value("error", ""); }
+
+  RedisServer redis;
+  vhost::TenantSnapshot tenants;
+  std::unique_ptr<PurgeApi> api;
+  std::unique_ptr<edge::http::Server> server;
+};
+
+}  // namespace
+
+TEST_CASE("a tenant's purge is accepted once in the log, and its job shows each edge's progress") {
+  Daemon d;
+  HttpResponse accepted = d.Post(R"({"urls": ["http://demo.test/a.jpg"]})", "demo-key");
+  REQUIRE(accepted.status == 202);
+  const auto job = nlohmann::json::parse(accepted.body);
+  CHECK(job["invalidations"] == 1);
+  CHECK(d.LogLength() == 1);
+  // Two edges report; one is past the job's entry, one is not yet.
+  auto redis = d.redis.Connect();
+  const int64_t now = absl::ToUnixMillis(absl::Now());
+  const auto log_id = *bus::ParseStreamId(job["log_id"].get<std::string>());
+  REQUIRE(redis
+              .Command({"HSET", std::string(bus::kEdgesHash), "edge-1",
+                        bus::ProgressJson({"edge-1", log_id, now, true}), "edge-2",
+                        bus::ProgressJson({"edge-2", {0, 0}, now, true})})
+              .ok());
+  const std::string status_url = d.Url("/v1/purge/" + job["id"].get<std::string>());
+  HttpResponse status = HttpGet(status_url, {"Authorization: Bearer demo-key"});
+  REQUIRE(status.status == 200);
+  auto state = nlohmann::json::parse(status.body);
+  CHECK(state["state"] == "pending");
+  CHECK(state["edges"].size() == 2);
+  REQUIRE(redis
+              .Command({"HSET", std::string(bus::kEdgesHash), "edge-2",
+                        bus::ProgressJson({"edge-2", log_id, now, true})})
+              .ok());
+  CHECK(nlohmann::json::parse(HttpGet(status_url, {"Authorization: Bearer demo-key"}).body)["state"] ==
+        "done");
+  // Another tenant does not see it.
+  CHECK(HttpGet(status_url, {"Authorization: Bearer shop-key"}).status == 404);
+}
+
+TEST_CASE("refusals: no or bad credentials, another tenant's URL, bad bodies; nothing is purged") {
+  Daemon d;
+  HttpResponse none = d.Post(R"({"urls": ["http://demo.test/a"]})", "");
+  CHECK(none.status == 401);
+  CHECK(none.header("www-authenticate") == "Bearer");
+  CHECK(d.Post(R"({"urls": ["http://demo.test/a"]})", "forged-key").status == 401);
+  HttpResponse cross = d.Post(R"({"urls": ["http://demo.test/a", "http://shop.test/b"]})", "demo-key");
+  CHECK(cross.status == 403);
+  CHECK(d.Error(cross) == "\"http://shop.test/b\" is not served by tenant \"demo\"");
+  CHECK(d.Post(R"({"hosts": ["shop.test"]})", "demo-key").status == 403);
+  CHECK(d.Post(R"({"tags": ["x"], "tenant": "shop"})", "demo-key").status ==
+        200 - 200 + 202);  // its own tags only
+  CHECK(d.Post("{not json", "shop-key").status == 400);
+  CHECK(d.Error(d.Post(R"({"url": ["x"]})", "shop-key")) ==
+        "unknown field \"url\" (expected urls, prefixes, hosts, tags, all, soft, tenant)");
+  HttpResponse oversize = d.Post(std::string(2000, ' ') + "{}", "shop-key");
+  CHECK(oversize.status == 400);
+  CHECK(d.Error(oversize) == "the body is over 1024 bytes");
+  CHECK(d.LogLength() == 1);  // only the tag purge
+}
+
+TEST_CASE("a Swift token is checked with Swift for every purge, tags and all included") {
+  Daemon d;  // its tenants' Swift (127.0.0.1:1) cannot be reached: no token can be confirmed
+  for (const char* body : {R"({"tags": ["x"], "tenant": "demo"})", R"({"all": true, "tenant": "demo"})",
+                           R"({"hosts": ["demo.test"]})", R"({"urls": ["http://demo.test/a"]})"}) {
+    INFO(body);
+    HttpResponse r = HttpPost(d.Url("/v1/purge"), body, {"X-Auth-Token: AUTH_tk_made_up"});
+    CHECK(r.status == 503);
+  }
+  CHECK(d.LogLength() == 0);
+}
+
+TEST_CASE("a tenant past its rate gets 429 with Retry-After; an admin may purge everything") {
+  Daemon d;
+  for (int i = 0; i < 3; ++i) CHECK(d.Post(R"({"urls": ["http://demo.test/a"]})", "demo-key").status == 202);
+  HttpResponse limited = d.Post(R"({"urls": ["http://demo.test/a"]})", "demo-key");
+  CHECK(limited.status == 429);
+  CHECK(limited.header("retry-after") == "1");
+  CHECK(d.Post(R"({"urls": ["http://shop.test/a"]})", "shop-key").status == 202);  // per tenant
+  HttpResponse all = d.Post(R"({"all": true})", "admin-key");
+  REQUIRE(all.status == 202);
+  auto entries =
+      bus::StreamEntries(*d.redis.Connect().Command({"XRANGE", std::string(bus::kPurgeLog), "-", "+"}));
+  CHECK(bus::ParseLogEntry(entries.back().fields)->invalidations[0].kind == cache::Invalidation::Kind::kAll);
+}
+
+TEST_CASE("with Redis down, a purge is refused with 503, never accepted and lost") {
+  Daemon d;
+  d.redis.Stop();
+  HttpResponse down = d.Post(R"({"urls": ["http://demo.test/a"]})", "demo-key");
+  CHECK(down.status == 503);
+  CHECK(d.Error(down) == "the purge bus (Redis) is unavailable; nothing was purged");
+  CHECK(HttpGet(d.Url("/healthz")).status == 503);
+}
+
+}  // namespace purge

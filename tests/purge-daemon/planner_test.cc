@@ -1,0 +1,135 @@
+#include "purge-daemon/planner.h"
+
+#include <doctest/doctest.h>
+
+namespace purge {
+
+namespace {
+
+using cache::Invalidation;
+using Kind = Invalidation::Kind;
+
+bus::WriteEvent Event(std::string method, std::string container, std::string object, int status = 201) {
+  bus::WriteEvent e;
+  e.node = "edge-1";
+  e.method = std::move(method);
+  e.account = "AUTH_test";
+  e.container = std::move(container);
+  e.object = std::move(object);
+  e.status = status;
+  e.time_ms = 1;
+  return e;
+}
+
+bool Has(const std::vector<Invalidation>& plan, Kind kind, std::string container, std::string name) {
+  for (const Invalidation& i : plan) {
+    if (i.kind == kind && i.container == container && i.name == name && i.account == "AUTH_test" && !i.soft) {
+      return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+TEST_CASE("the directory an object is listed in") {
+  CHECK(DirectoryOf("a/b/c.jpg") == "a/b/");
+  CHECK(DirectoryOf("c.jpg") == "");
+  CHECK(DirectoryOf("a/b/") == "a/");
+  CHECK(DirectoryOf("a/") == "");
+  CHECK(DirectoryOf("") == "");
+  CHECK(DirectoryOf("/") == "");
+  CHECK(DirectoryOf("a//b") == "a//");
+}
+
+TEST_CASE("an object written, posted to or deleted: the object and its directory's listings") {
+  for (const char* method : {"PUT", "POST", "DELETE"}) {
+    INFO(method);
+    const auto plan = PlanWrite(Event(method, "public", "images/party/banya.jpg"));
+    CHECK(plan.size() == 2);
+    CHECK(Has(plan, Kind::kObject, "public", "images/party/banya.jpg"));
+    CHECK(Has(plan, Kind::kListings, "public", "images/party/"));
+  }
+}
+
+TEST_CASE("COPY invalidates the destination, in this or another account; the source is unchanged") {
+  bus::WriteEvent copy = Event("COPY", "public", "a.jpg");
+  copy.destination = "/backup/2024/a.jpg";
+  auto plan = PlanWrite(copy);
+  CHECK(plan.size() == 2);
+  CHECK(Has(plan, Kind::kObject, "backup", "2024/a.jpg"));
+  CHECK(Has(plan, Kind::kListings, "backup", "2024/"));
+  copy.destination_account = "AUTH_other";
+  plan = PlanWrite(copy);
+  CHECK(plan[0].account == "AUTH_other");
+  copy.destination = "no-object";
+  CHECK(PlanWrite(copy).empty());
+}
+
+TEST_CASE("a container written or deleted: everything of it, and the account's listings") {
+  for (const char* method : {"PUT", "POST", "DELETE"}) {
+    const auto plan = PlanWrite(Event(method, "public", ""));
+    CHECK(plan.size() == 2);
+    CHECK(plan[0].kind == Kind::kContainer);
+    CHECK(plan[1].kind == Kind::kListings);
+    CHECK(plan[1].container.empty());
+  }
+  const auto account = PlanWrite(Event("POST", "", ""));
+  CHECK(account.size() == 1);
+  CHECK(account[0].kind == Kind::kListings);
+}
+
+TEST_CASE("a failed write plans nothing; one whose answer never came is planned as done") {
+  CHECK(PlanWrite(Event("PUT", "public", "a", 401)).empty());
+  CHECK(PlanWrite(Event("PUT", "public", "a", 500)).empty());
+  CHECK(PlanWrite(Event("DELETE", "public", "a", 0)).size() == 2);
+}
+
+TEST_CASE("writes whose paths are in their body: bulk delete, archive extraction") {
+  bus::WriteEvent bulk = Event("POST", "", "", 200);
+  bulk.query = "bulk-delete";
+  auto plan = PlanWrite(bulk);
+  REQUIRE(plan.size() == 1);
+  CHECK(plan[0].kind == Kind::kAll);
+  CHECK(plan[0].soft);
+  bus::WriteEvent extract = Event("PUT", "public", "", 201);
+  extract.query = "extract-archive=tar.gz";
+  plan = PlanWrite(extract);
+  CHECK(Has(plan, Kind::kContainer, "public", ""));
+}
+
+TEST_CASE("a burst of uploads into one directory coalesces to one listings invalidation") {
+  std::vector<Invalidation> plan;
+  for (int i = 0; i < 1000; ++i) {
+    for (Invalidation& inv : PlanWrite(Event("PUT", "public", "photos/2024/" + std::to_string(i) + ".jpg"))) {
+      plan.push_back(std::move(inv));
+    }
+  }
+  Coalesce(&plan);
+  CHECK(plan.size() == 1001);
+  CHECK(ListingsOf(plan).size() == 1);
+  CHECK(ListingsOf(plan)[0].name == "photos/2024/");
+}
+
+TEST_CASE("coalescing drops what a container or an all invalidation covers") {
+  std::vector<Invalidation> plan = {Invalidation::Object("AUTH_test", "public", "a", false),
+                                    Invalidation::Listings("AUTH_test", "public", "", false),
+                                    Invalidation::Container("AUTH_test", "public", false),
+                                    Invalidation::Object("AUTH_test", "other", "a", false),
+                                    Invalidation::Listings("AUTH_test", "", "", false)};
+  Coalesce(&plan);
+  CHECK(plan.size() == 3);
+  CHECK_FALSE(Has(plan, Kind::kObject, "public", "a"));
+  CHECK(Has(plan, Kind::kObject, "other", "a"));
+  plan.push_back(Invalidation::All(false));
+  Coalesce(&plan);
+  CHECK(plan.size() == 1);
+  CHECK(plan[0].kind == Kind::kAll);
+}
+
+TEST_CASE("tags are scoped by tenant") {
+  CHECK(ScopedTag("demo", "product-42") == "demo\x1fproduct-42");
+  CHECK(ScopedTag("a", "b:c") != ScopedTag("a:b", "c"));
+}
+
+}  // namespace purge

@@ -1,0 +1,107 @@
+#include "purge-daemon/bus/protocol.h"
+
+#include <doctest/doctest.h>
+
+#include "purge-daemon/rate_limiter.h"
+
+namespace bus {
+
+TEST_CASE("write events survive the stream and the spool unchanged") {
+  WriteEvent e{"edge-1", "COPY", "AUTH_test", "public",      "a b/ü.jpg", "AUTH_x",
+               "c/d",    "x=1",  201,         1795500000123, "tx1"};
+  CHECK(*ParseEvent(EventFields(e)) == e);
+  CHECK(*ParseEventJson(EventJson(e)) == e);
+  CHECK_FALSE(ParseEvent({{"method", "PUT"}}).ok());
+  CHECK_FALSE(ParseEventJson("{not json").ok());
+  CHECK_FALSE(ParseEventJson("[1]").ok());
+}
+
+TEST_CASE("invalidations of every kind survive the log unchanged") {
+  using cache::Invalidation;
+  const std::vector<Invalidation> all = {Invalidation::Object("A", "c", "o", false),
+                                         Invalidation::Listings("A", "c", "d/", true),
+                                         Invalidation::Prefix("A", "c", "p/", false),
+                                         Invalidation::Container("A", "c", true),
+                                         Invalidation::Tenant("demo", false),
+                                         Invalidation::Tag("demo:t", true),
+                                         Invalidation::All(false)};
+  auto parsed = ParseInvalidationsJson(InvalidationsJson(all));
+  REQUIRE(parsed.ok());
+  REQUIRE(parsed->size() == all.size());
+  for (size_t i = 0; i < all.size(); ++i) {
+    CHECK((*parsed)[i].kind == all[i].kind);
+    CHECK((*parsed)[i].soft == all[i].soft);
+    CHECK((*parsed)[i].account == all[i].account);
+    CHECK((*parsed)[i].container == all[i].container);
+    CHECK((*parsed)[i].name == all[i].name);
+    CHECK((*parsed)[i].tenant == all[i].tenant);
+    CHECK((*parsed)[i].tag == all[i].tag);
+  }
+  auto entry = ParseLogEntry(LogFields({"job1", true, all}));
+  REQUIRE(entry.ok());
+  CHECK(entry->job == "job1");
+  CHECK(entry->track);
+  CHECK_FALSE(ParseInvalidationsJson(R"([{"kind": "everything"}])").ok());
+  CHECK_FALSE(ParseInvalidationsJson(R"([{"account": "A"}])").ok());
+  CHECK_FALSE(ParseLogEntry({{"job", "x"}}).ok());
+}
+
+TEST_CASE("stream ids parse and order") {
+  CHECK(*ParseStreamId("1795500000123-7") == StreamId{1795500000123, 7});
+  CHECK(*ParseStreamId("5") == StreamId{5, 0});
+  CHECK(StreamId{1, 9} < StreamId{2, 0});
+  CHECK(StreamId{2, 1} > StreamId{2, 0});
+  CHECK_FALSE(ParseStreamId("abc").ok());
+  CHECK_FALSE(ParseStreamId("1-x").ok());
+  CHECK(StreamId{3, 4}.ToString() == "3-4");
+}
+
+TEST_CASE("stream entries come out of XREAD and XAUTOCLAIM answers alike") {
+  auto s = [](std::string text) {
+    RedisReply r;
+    r.type = RedisReply::Type::kString;
+    r.text = std::move(text);
+    return r;
+  };
+  auto a = [](std::vector<RedisReply> elements) {
+    RedisReply r;
+    r.type = RedisReply::Type::kArray;
+    r.elements = std::move(elements);
+    return r;
+  };
+  const RedisReply entry1 = a({s("1-0"), a({s("job"), s("j1"), s("inv"), s("[]")})});
+  const RedisReply entry2 = a({s("2-0"), a({s("job"), s("j2")})});
+  const RedisReply xread = a({a({s("edge:purge-log"), a({entry1, entry2})})});
+  auto entries = StreamEntries(xread);
+  REQUIRE(entries.size() == 2);
+  CHECK(entries[0].id == "1-0");
+  CHECK(entries[0].fields[1].second == "[]");
+  const RedisReply autoclaim = a({s("0-0"), a({entry2}), a({s("3-0"), s("4-0")})});
+  entries = StreamEntries(autoclaim);
+  REQUIRE(entries.size() == 1);
+  CHECK(entries[0].id == "2-0");
+  CHECK(StreamEntries(RedisReply{}).empty());
+}
+
+TEST_CASE("edge progress round trip") {
+  EdgeProgress p{"edge-1", {5, 1}, 1795500000000, true};
+  auto parsed = ParseProgressJson("edge-1", ProgressJson(p));
+  REQUIRE(parsed.ok());
+  CHECK(parsed->cursor == p.cursor);
+  CHECK(parsed->heartbeat_ms == p.heartbeat_ms);
+  CHECK(parsed->trusted);
+  CHECK_FALSE(ParseProgressJson("x", "{}").ok());
+}
+
+TEST_CASE("rate limits: a burst at once, then the rate") {
+  absl::Time now = absl::FromUnixSeconds(1000);
+  purge::RateLimiter limiter([&] { return now; });
+  for (int i = 0; i < 3; ++i) CHECK(limiter.Take("demo", 2, 3) == absl::ZeroDuration());
+  CHECK(limiter.Take("demo", 2, 3) == absl::Milliseconds(500));
+  CHECK(limiter.Take("shop", 2, 3) == absl::ZeroDuration());  // per tenant
+  now += absl::Milliseconds(500);
+  CHECK(limiter.Take("demo", 2, 3) == absl::ZeroDuration());
+  CHECK(limiter.Take("demo", 2, 3) > absl::ZeroDuration());
+}
+
+}  // namespace bus
