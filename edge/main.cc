@@ -209,7 +209,37 @@ int main(int argc, char** argv) {
   rt.loop = event_base_new();
   edge::AdminHandler admin_handler(
       [&] {
-        return metrics.Render(rt.store->GetStats(), server.connections(), pipeline.fetches_in_flight());
+        std::string text =
+            metrics.Render(rt.store->GetStats(), server.connections(), pipeline.fetches_in_flight());
+        absl::StrAppend(&text,
+                        "# HELP edge_trusted 1 while the cache is served without revalidating every hit.\n",
+                        "# TYPE edge_trusted gauge\nedge_trusted ", pipeline.trusted() ? 1 : 0, "\n");
+        if (subscriber) {
+          const edge::PurgeSubscriber::Stats s = subscriber->GetStats();
+          absl::StrAppend(
+              &text,
+              "# HELP edge_purge_entries_applied_total Purge-log entries applied.\n"
+              "# TYPE edge_purge_entries_applied_total counter\nedge_purge_entries_applied_total ",
+              s.entries_applied,
+              "\n# HELP edge_purge_invalidations_applied_total Invalidations applied from the log.\n"
+              "# TYPE edge_purge_invalidations_applied_total counter\n"
+              "edge_purge_invalidations_applied_total ",
+              s.invalidations_applied,
+              "\n# HELP edge_purge_whole_cache_total Whole-cache invalidations (log gap, lost cursor).\n"
+              "# TYPE edge_purge_whole_cache_total counter\nedge_purge_whole_cache_total ",
+              s.whole_cache_purges,
+              "\n# HELP edge_purge_bus_connected 1 while the purge bus answers.\n"
+              "# TYPE edge_purge_bus_connected gauge\nedge_purge_bus_connected ",
+              s.connected ? 1 : 0, "\n");
+        }
+        if (publisher) {
+          absl::StrAppend(
+              &text,
+              "# HELP edge_write_event_spool_bytes Write events waiting for (or just sent to) Redis.\n"
+              "# TYPE edge_write_event_spool_bytes gauge\nedge_write_event_spool_bytes ",
+              publisher->spool_bytes(), "\n");
+        }
+        return text;
       },
       [&]() -> std::string {
         if (rt.draining) return "draining";

@@ -139,8 +139,11 @@ OriginClient::FetchId OriginClient::Start(const FetchRequest& request, FetchObse
     curl_easy_setopt(easy, CURLOPT_POSTFIELDS, "");
   }
   for (const auto& [name, value] : request.headers) {
-    fetch->request_headers =
-        curl_slist_append(fetch->request_headers, absl::StrCat(name, ": ", value).c_str());
+    // libcurl reads "Name:" as "do not send Name"; an empty header (Swift's way of removing an
+    // ACL or metadata) is written "Name;".
+    fetch->request_headers = curl_slist_append(
+        fetch->request_headers,
+        (value.empty() ? absl::StrCat(name, ";") : absl::StrCat(name, ": ", value)).c_str());
   }
   // libcurl would add "Expect: 100-continue" and "Accept: */*": the origin sees what the client sent.
   fetch->request_headers = curl_slist_append(fetch->request_headers, "Accept:");

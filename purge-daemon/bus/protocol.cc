@@ -198,8 +198,8 @@ absl::StatusOr<LogEntry> ParseLogEntry(const Fields& fields) {
 }
 
 std::string ProgressJson(const EdgeProgress& p) {
-  return json{{"cursor", p.cursor.ToString()}, {"heartbeat_ms", p.heartbeat_ms}, {"trusted", p.trusted}}
-      .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  return json{{"cursor", p.cursor.ToString()}, {"heartbeat_ms", p.heartbeat_ms}, {"trusted", p.trusted}}.dump(
+      -1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 absl::StatusOr<EdgeProgress> ParseProgressJson(std::string_view node, std::string_view text) {

@@ -87,6 +87,17 @@ void RedisConnection::SetReadTimeout(absl::Duration timeout) {
 }
 
 absl::StatusOr<RedisReply> RedisConnection::Command(const std::vector<std::string>& args) {
+  // A connection that broke while idle (Redis restarted) fails its next command: connect again
+  // and send it once more. Every command of the bus is safe to repeat (a repeated invalidation
+  // changes nothing).
+  const bool reused = context_ != nullptr;
+  absl::StatusOr<RedisReply> reply = CommandOnce(args);
+  if (!reply.ok() && reused && reply.status().code() == absl::StatusCode::kUnavailable)
+    reply = CommandOnce(args);
+  return reply;
+}
+
+absl::StatusOr<RedisReply> RedisConnection::CommandOnce(const std::vector<std::string>& args) {
   if (context_ == nullptr) {
     if (absl::Status status = Connect(); !status.ok()) return status;
   }

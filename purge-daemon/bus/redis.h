@@ -35,8 +35,9 @@ class RedisConnection {
   ~RedisConnection();
   RedisConnection(const RedisConnection&) = delete;
 
-  // Runs one command. Unavailable if Redis cannot be reached or the connection broke (the next
-  // call connects again); FailedPrecondition carrying Redis's message for an error reply.
+  // Runs one command. Unavailable if Redis cannot be reached; FailedPrecondition carrying Redis's
+  // message for an error reply. A command that finds its connection broken connects again and is
+  // sent once more (so a command may reach Redis twice: every command of the bus is repeatable).
   absl::StatusOr<RedisReply> Command(const std::vector<std::string>& args);
   // For blocking commands (XREAD BLOCK): how long a reply may take.
   void SetReadTimeout(absl::Duration timeout);
@@ -45,6 +46,7 @@ class RedisConnection {
  private:
   absl::Status Connect();
   void Drop();
+  absl::StatusOr<RedisReply> CommandOnce(const std::vector<std::string>& args);
 
   const std::string host_;
   const int port_;

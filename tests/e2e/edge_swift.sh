@@ -4,6 +4,7 @@
 # reload, restart with a warm cache, a zone directory failing under load, SIGTERM.
 set -euo pipefail
 source_dir=$1
+build_dir=${2:-$source_dir/build/release}
 source "$source_dir/tests/e2e/lib/dev_service.sh"
 source "$source_dir/tests/e2e/lib/edge.sh"
 use_dev_service swift-dev SWIFT_DEV

@@ -1,6 +1,7 @@
 # Sourced by the e2e tests: helpers to run the project's binaries on free loopback ports and stop
-# them by PID when the test exits. Needs $source_dir; the binaries are in $build_dir.
-build_dir=${EDGE_BUILD_DIR:-$source_dir/build/release}
+# them by PID when the test exits. Needs $source_dir; the binaries are those of the build the test
+# belongs to (its second argument), else of the release build.
+build_dir=${build_dir:-$source_dir/build/release}
 started_pids=()
 
 free_port() {

@@ -22,8 +22,10 @@ class FakeOrigin : public http::Handler {
     ++requests;
     const std::string_view target = exchange.request().target;
     if (target == "/ok") {
-      const http::HeaderField headers[] = {{"ETag", "\"v1\""},
-                                           {"X-Seen-Auth", exchange.request().Find("x-auth-token")}};
+      const http::HeaderField headers[] = {
+          {"ETag", "\"v1\""},
+          {"X-Seen-Auth", exchange.request().Find("x-auth-token")},
+          {"X-Seen-Empty", exchange.request().Find("x-empty").data() != nullptr ? "present" : "absent"}};
       exchange.Reply(200, "text/plain", "origin body", headers);
     } else if (target == "/big") {
       exchange.Respond(200, {}, big.size());
@@ -54,6 +56,7 @@ class Collector : public FetchObserver {
     for (const auto& [name, value] : headers) {
       if (name == "ETag" || name == "Etag") etag = value;
       if (name == "X-Seen-Auth") seen_auth = value;
+      if (name == "X-Seen-Empty") seen_empty = value;
     }
   }
   void OnData(std::string_view data) override {
@@ -66,7 +69,7 @@ class Collector : public FetchObserver {
   }
 
   int status = 0;
-  std::string etag, seen_auth, body;
+  std::string etag, seen_auth, seen_empty, body;
   std::optional<absl::Status> result;
   std::function<void()> on_data;
 
@@ -114,13 +117,14 @@ FetchRequest Request(std::string method, std::string url,
 TEST_CASE("a fetch delivers status, headers and body, with the request headers sent") {
   Fixture f;
   Collector c(f.loop);
-  f.client->Start(Request("GET", f.Url("/ok"), {{"X-Auth-Token", "secret"}}), &c);
+  f.client->Start(Request("GET", f.Url("/ok"), {{"X-Auth-Token", "secret"}, {"X-Empty", ""}}), &c);
   f.Run();
   REQUIRE(c.result.has_value());
   CHECK(c.result->ok());
   CHECK(c.status == 200);
   CHECK(c.etag == "\"v1\"");
   CHECK(c.seen_auth == "secret");
+  CHECK(c.seen_empty == "present");  // an empty header is sent, not dropped (Swift removes ACLs so)
   CHECK(c.body == "origin body");
   CHECK(f.client->active() == 0);
 }

@@ -1,0 +1,501 @@
+"""The purge service on a local cluster: real Swift, real Redis (persistent, as in production), two
+purge daemons and three edges, driven with python-swiftclient through one edge while reading
+through the others. Overwrites, deletes, new files in listings and a container made private are
+seen on every edge; so they are after an edge is killed during writes, Redis restarts during
+writes, a purge daemon dies mid-stream, and an edge is cut off from Redis past its bound. A
+checker reads every written object through every edge once the purges are done and finds no
+stale version. Then the purge API's refusals, and a 1 GiB upload through an edge in bounded
+memory.
+
+usage: purge_cluster.py SOURCE_DIR BUILD_DIR
+"""
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+from swiftclient import client as swift
+
+SOURCE, BUILD = sys.argv[1], sys.argv[2]
+WORK = tempfile.mkdtemp(prefix="purge-cluster-")
+PROCESSES = []  # (name, Popen) we started; stopped by PID at the end
+CHECKS = 0
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def check(description, expected, actual):
+    global CHECKS
+    if expected != actual:
+        raise AssertionError(f"{description}: expected {expected!r}, got {actual!r}")
+    CHECKS += 1
+
+
+def eventually(description, condition, seconds=15):
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if condition():
+            global CHECKS
+            CHECKS += 1
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{description}: not within {seconds}s")
+
+
+SWIFT_PORT, REDIS_PORT = free_port(), free_port()
+ENV = dict(os.environ, SWIFT_DEV_DIR=f"{WORK}/swift", SWIFT_DEV_PORT=str(SWIFT_PORT),
+           REDIS_DEV_DIR=f"{WORK}/redis", REDIS_DEV_PORT=str(REDIS_PORT))
+
+
+def dev(service, action):
+    subprocess.run([f"{SOURCE}/scripts/{service}", action], env=ENV, check=True, stdout=subprocess.DEVNULL)
+
+
+def redis(*args):
+    return subprocess.run(["redis-cli", "-p", str(REDIS_PORT), *args], capture_output=True, text=True).stdout
+
+
+# ---- the cluster ---------------------------------------------------------------------------------
+
+class RedisProxy:
+    """A TCP relay between one edge and Redis, to cut that edge alone off the bus."""
+
+    def __init__(self):
+        self.port = free_port()
+        self.listener = socket.create_server(("127.0.0.1", self.port))
+        self.open = True
+        self.sockets = []
+        threading.Thread(target=self.accept, daemon=True).start()
+
+    def accept(self):
+        while True:
+            client, _ = self.listener.accept()
+            if not self.open:
+                client.close()
+                continue
+            try:
+                upstream = socket.create_connection(("127.0.0.1", REDIS_PORT))
+            except OSError:  # Redis is restarting: the edge will try again
+                client.close()
+                continue
+            self.sockets += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self.pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def pipe(a, b):
+        try:
+            while data := a.recv(65536):
+                b.sendall(data)
+        except OSError:
+            pass
+        for s in (a, b):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def cut(self):
+        self.open = False
+        for s in self.sockets:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        self.sockets = []
+
+    def restore(self):
+        self.open = True
+
+
+PURGE_KEY, SHOP_KEY = "demo-purge-key", "shop-purge-key"
+
+
+def key_hash(key):
+    return subprocess.run([f"{BUILD}/vhost-config", "hash-key", key], capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
+def write_tenants(demo_keys):
+    keys = ", ".join(f'"{key_hash(k)}"' for k in demo_keys)
+    with open(f"{WORK}/vhosts.toml", "w") as f:
+        f.write(f"""
+[defaults]
+origin.url = "http://127.0.0.1:{SWIFT_PORT}"
+cache.stale_while_revalidate = "0s"
+[[tenant]]
+name = "demo"
+domains = ["demo.test"]
+origin.account = "AUTH_test"
+origin.container = "public"
+cache.listings = true
+purge.key_hashes = [{keys}]
+purge.rate = 100
+purge.burst = 100
+[[tenant]]
+name = "private"
+domains = ["priv.test"]
+origin.account = "AUTH_test"
+origin.container = "priv"
+[[tenant]]
+name = "shop"
+domains = ["shop.test"]
+origin.account = "AUTH_test2"
+origin.container = "www"
+purge.key_hashes = ["{key_hash(SHOP_KEY)}"]
+[[tenant]]
+name = "api"
+domains = ["127.0.0.1"]
+origin.kind = "swift-api"
+""")
+
+
+def start(name, argv, log):
+    process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=open(log, "a"), stderr=subprocess.STDOUT)
+    PROCESSES.append((name, process))
+    return process
+
+
+def wait_http(port, path="/healthz", statuses=(200,)):
+    def up():
+        try:
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+            c.request("GET", path)
+            return c.getresponse().status in statuses
+        except OSError:
+            return False
+    eventually(f"127.0.0.1:{port} answers", up, 30)
+
+
+class Daemon:
+    def __init__(self, name):
+        self.name, self.port = name, free_port()
+        with open(f"{WORK}/{name}.toml", "w") as f:
+            f.write(f'node_id = "{name}"\ntenants = "vhosts.toml"\nredis = "127.0.0.1:{REDIS_PORT}"\n'
+                    f'api.port = {self.port}\nplanner.repeat_delay = "1s"\nplanner.claim_idle = "2s"\n')
+        self.process = start(name, [f"{BUILD}/purge-daemon", "--config", f"{WORK}/{name}.toml"], f"{WORK}/{name}.log")
+        wait_http(self.port)
+
+
+class Edge:
+    def __init__(self, index, redis_port=None, max_disconnect="10s"):
+        self.name, self.port, self.admin = f"edge-{index}", free_port(), free_port()
+        self.dir = f"{WORK}/edge-{index}"
+        os.makedirs(self.dir, exist_ok=True)
+        with open(f"{self.dir}/edge.toml", "w") as f:
+            f.write(f"""node_id = "{self.name}"
+tenants = "../vhosts.toml"
+listen.port = {self.port}
+admin.port = {self.admin}
+purge.redis = "127.0.0.1:{redis_port or REDIS_PORT}"
+purge.max_disconnect = "{max_disconnect}"
+purge.api = "http://127.0.0.1:{DAEMONS[0].port}"
+[[cache.zone]]
+path = "zone-a"
+size = "2G"
+[[cache.zone]]
+path = "zone-b"
+size = "2G"
+""")
+        self.start()
+
+    def start(self):
+        self.process = start(self.name, [f"{BUILD}/edge", "--config", f"{self.dir}/edge.toml"], f"{self.dir}/edge.log")
+        wait_http(self.admin)
+        eventually(f"{self.name} trusts its cache", lambda: "edge_trusted 1" in self.metrics())
+
+    def kill(self):
+        self.process.kill()
+        self.process.wait()
+
+    def metrics(self):
+        try:
+            c = http.client.HTTPConnection("127.0.0.1", self.admin, timeout=2)
+            c.request("GET", "/metrics")
+            return c.getresponse().read().decode()
+        except OSError:
+            return ""
+
+    def get(self, host, path, headers=None):
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        c.request("GET", path, headers={"Host": host, **(headers or {})})
+        r = c.getresponse()
+        return r.status, r.read(), r.getheader("X-Cache")
+
+
+def swift_token(user="test:tester", key="testing"):
+    c = http.client.HTTPConnection("127.0.0.1", SWIFT_PORT)
+    c.request("GET", "/auth/v1.0", headers={"X-Auth-User": user, "X-Auth-Key": key})
+    return c.getresponse().getheader("X-Auth-Token")
+
+
+def through(edge, token):
+    """A swiftclient connection whose every request goes through `edge`'s Swift API host."""
+    return swift.Connection(preauthurl=f"http://127.0.0.1:{edge.port}/v1/AUTH_test", preauthtoken=token,
+                            retries=0)
+
+
+def purges_done():
+    """Every write event planned and every edge past the end of the purge log."""
+    def done():
+        if redis("XLEN", "edge:events").strip() not in ("0", ""):
+            return False
+        if any("edge_write_event_spool_bytes 0" not in e.metrics() for e in EDGES if e.process.poll() is None):
+            return False
+        info = redis("XINFO", "STREAM", "edge:purge-log").split("\n")
+        last = info[info.index("last-generated-id") + 1] if "last-generated-id" in info else "0-0"
+        progress = dict(zip(*[iter(redis("HGETALL", "edge:edges").split("\n"))] * 2))
+        as_tuple = lambda s: tuple(int(x) for x in s.split("-"))
+        for e in EDGES:
+            p = json.loads(progress.get(e.name, '{"cursor": "0-0"}'))
+            if as_tuple(p["cursor"]) < as_tuple(last):
+                return False
+        return True
+    try:
+        eventually("purges done on every edge", done, 30)
+    except AssertionError:
+        print("events:", redis("XLEN", "edge:events").strip(), "pending:", redis("XPENDING", "edge:events", "planners"))
+        print("log:", redis("XINFO", "STREAM", "edge:purge-log").split("\n")[:12])
+        print("edges:", redis("HGETALL", "edge:edges"))
+        for e in EDGES:
+            print(e.name, [l for l in e.metrics().split("\n") if "spool" in l or "trusted" in l or "bus_conn" in l])
+        raise
+
+
+def checker(objects, description):
+    """Every object through every edge: its last written version, or 404 once deleted."""
+    purges_done()
+    for edge in EDGES:
+        for name, expected in objects.items():
+            status, body, _ = edge.get("demo.test", "/" + name)
+            if expected is None:
+                check(f"{description}: {name} deleted, through {edge.name}", 404, status)
+            else:
+                check(f"{description}: {name} through {edge.name}", (200, expected), (status, body))
+
+
+def read_everywhere(objects):
+    for edge in EDGES:
+        for name in objects:
+            edge.get("demo.test", "/" + name)
+            edge.get("demo.test", "/" + name)  # cached now
+
+
+# ---- the scenarios --------------------------------------------------------------------------------
+
+def test_overwrites_and_deletes(conn, objects):
+    for i in range(10):
+        objects[f"doc/{i}.txt"] = f"v1 of {i}".encode()
+        conn.put_object("public", f"doc/{i}.txt", objects[f"doc/{i}.txt"])
+    purges_done()
+    read_everywhere(objects)
+    check("a second read is a hit", "HIT", EDGES[2].get("demo.test", "/doc/0.txt")[2])
+    for i in range(5):
+        objects[f"doc/{i}.txt"] = f"v2 of {i}".encode()
+        conn.put_object("public", f"doc/{i}.txt", objects[f"doc/{i}.txt"])
+    for i in range(5, 8):
+        conn.delete_object("public", f"doc/{i}.txt")
+        objects[f"doc/{i}.txt"] = None
+    checker(objects, "overwrite and delete")
+
+
+def test_listings(conn):
+    dirs = ["/a/b/c/", "/a/b/", "/a/", "/"]
+    conn.put_object("public", "a/b/c/old.txt", b"old")
+    purges_done()
+    for edge in EDGES:
+        for d in dirs:
+            edge.get("demo.test", d + "?format=json")
+    conn.put_object("public", "a/b/c/new.txt", b"new")
+    time.sleep(1.5)  # the planned repeat, once Swift's listing has caught up
+    purges_done()
+    for edge in EDGES:
+        names = lambda d: [e.get("name", e.get("subdir")) for e in json.loads(edge.get("demo.test", d + "?format=json")[1])]
+        check(f"new file listed in its directory, {edge.name}", True, "a/b/c/new.txt" in names("/a/b/c/"))
+        check(f"ancestors list its directory, {edge.name}", True, "a/b/c/" in names("/a/b/"))
+        check(f"the top lists a/, {edge.name}", True, "a/" in names("/"))
+
+
+def test_container_made_private(conn):
+    conn.put_container("priv", headers={"X-Container-Read": ".r:*"})
+    conn.put_object("priv", "secret.txt", b"was public")
+    purges_done()
+    for edge in EDGES:
+        check(f"public read, {edge.name}", 200, edge.get("priv.test", "/secret.txt")[0])
+        check(f"cached, {edge.name}", "HIT", edge.get("priv.test", "/secret.txt")[2])
+    conn.post_container("priv", headers={"X-Container-Read": ""})
+    purges_done()
+    for edge in EDGES:
+        status, _, cache = edge.get("priv.test", "/secret.txt")
+        check(f"private now, not served from the cache, {edge.name} (X-Cache {cache})", 401, status)
+
+
+def burst(conn, objects, count, during=None, at=5, prefix="burst"):
+    """`count` overwrites through `conn`; `during()` runs after `at` of them."""
+    for i in range(count):
+        name = f"{prefix}/{i % 10}.txt"
+        objects[name] = f"{prefix} {i}".encode()
+        conn.put_object("public", name, objects[name])
+        if i == at and during is not None:
+            during()
+
+
+def test_edge_killed_during_writes(conn, objects):
+    read_everywhere(objects)
+    victim = EDGES[1]
+    burst(conn, objects, 40, during=victim.kill, prefix="kill")
+    victim.start()
+    checker(objects, "an edge killed with -9 during writes, restarted")
+
+
+def test_redis_restarted_during_writes(conn, objects):
+    read_everywhere(objects)
+    def restart_redis():
+        dev("redis-dev", "stop")
+        for i in range(10):  # writes go on: their events wait in the edge's spool
+            name = f"outage/{i}.txt"
+            objects[name] = f"written while Redis was down {i}".encode()
+            conn.put_object("public", name, objects[name])
+        dev("redis-dev", "start")
+    burst(conn, objects, 30, during=restart_redis, prefix="redis")
+    checker(objects, "Redis restarted during writes")
+
+
+def test_daemon_killed_mid_stream(conn, objects):
+    read_everywhere(objects)
+    def kill_daemon():
+        DAEMONS[0].process.kill()
+        DAEMONS[0].process.wait()
+    burst(conn, objects, 40, during=kill_daemon, at=3, prefix="daemon")
+    checker(objects, "one of two purge daemons killed mid-stream")
+    check("the survivor plans alone", True, DAEMONS[1].process.poll() is None)
+
+
+def test_edge_cut_off(conn, objects):
+    cut_off = EDGES[2]
+    read_everywhere(objects)
+    PROXY.cut()
+    eventually("the cut-off edge stops trusting its cache", lambda: "edge_trusted 0" in cut_off.metrics())
+    objects["doc/0.txt"] = b"written while edge-3 was cut off"
+    conn.put_object("public", "doc/0.txt", objects["doc/0.txt"])
+    # It never heard of the purge, yet revalidates: no stale version.
+    status, body, cache = cut_off.get("demo.test", "/doc/0.txt")
+    check("cut off: fresh through revalidation", (200, objects["doc/0.txt"]), (status, body))
+    PROXY.restore()
+    eventually("caught up again, it trusts its cache", lambda: "edge_trusted 1" in cut_off.metrics())
+    checker(objects, "an edge cut off from Redis past its bound")
+
+
+def test_purge_api_security(token):
+    api = DAEMONS[1].port
+
+    def post(body, headers):
+        c = http.client.HTTPConnection("127.0.0.1", api)
+        c.request("POST", "/v1/purge", body=body if isinstance(body, bytes) else json.dumps(body).encode(),
+                  headers=headers)
+        r = c.getresponse()
+        return r.status, json.loads(r.read() or b"{}")
+
+    bearer = lambda k: {"Authorization": f"Bearer {k}"}
+    check("own purge", 202, post({"urls": ["http://demo.test/doc/1.txt"]}, bearer(PURGE_KEY))[0])
+    check("cross-tenant by key", 403, post({"urls": ["http://shop.test/a"]}, bearer(PURGE_KEY))[0])
+    check("cross-tenant hosts", 403, post({"hosts": ["shop.test"]}, bearer(PURGE_KEY))[0])
+    check("forged key", 401, post({"urls": ["http://demo.test/a"]}, bearer("guess"))[0])
+    check("own purge by Swift token", 202, post({"prefixes": ["http://demo.test/doc/"]}, {"X-Auth-Token": token})[0])
+    check("bad token", 403, post({"urls": ["http://demo.test/a"]}, {"X-Auth-Token": "AUTH_tk_forged"})[0])
+    check("bad token, tags", 403, post({"tags": ["x"], "tenant": "demo"}, {"X-Auth-Token": "AUTH_tk_forged"})[0])
+    other = swift_token("test2:tester2", "testing2")
+    check("another account's token", 403, post({"urls": ["http://demo.test/a"]}, {"X-Auth-Token": other})[0])
+    check("malformed body", 400, post(b"{urls:", bearer(PURGE_KEY))[0])
+    check("oversize body", 400, post(b" " * 70000 + b"{}", bearer(PURGE_KEY))[0])
+    # A captured request replayed after its key was rotated out is refused.
+    write_tenants([PURGE_KEY + "-rotated"])
+    for d in DAEMONS:
+        if d.process.poll() is None:
+            d.process.send_signal(signal.SIGHUP)
+    eventually("the rotated key is in force",
+               lambda: post({"urls": ["http://demo.test/doc/1.txt"]}, bearer(PURGE_KEY))[0] == 401)
+    check("the new key works", 202, post({"urls": ["http://demo.test/doc/1.txt"]}, bearer(PURGE_KEY + "-rotated"))[0])
+
+
+def peak_rss_kib(process):
+    with open(f"/proc/{process.pid}/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+
+
+def test_large_upload(token):
+    edge = EDGES[0]
+    big = f"{WORK}/one-gib"
+    with open(big, "wb") as f:
+        f.truncate(1 << 30)
+    before = peak_rss_kib(edge.process)
+    url = f"http://127.0.0.1:{edge.port}/v1/AUTH_test/public/big.bin"
+    subprocess.run(["curl", "-fsS", "-o", "/dev/null", "-T", big, "-H", f"X-Auth-Token: {token}", url], check=True)
+    growth_mib = (peak_rss_kib(edge.process) - before) / 1024
+    print(f"1 GiB upload through the edge: peak resident memory grew {growth_mib:.1f} MiB")
+    check("1 GiB upload in bounded memory (< 64 MiB growth)", True, growth_mib < 64)
+    head = swift.head_object(f"http://127.0.0.1:{SWIFT_PORT}/v1/AUTH_test", token, "public", "big.bin")
+    check("all of it reached Swift", str(1 << 30), head["content-length"])
+    # A chunked upload (no length) too.
+    chunked = subprocess.run(f"head -c 67108864 /dev/zero | curl -fsS -o /dev/null -T - -H 'X-Auth-Token: {token}' "
+                             f"http://127.0.0.1:{edge.port}/v1/AUTH_test/public/chunked.bin", shell=True)
+    check("chunked upload", 0, chunked.returncode)
+    head = swift.head_object(f"http://127.0.0.1:{SWIFT_PORT}/v1/AUTH_test", token, "public", "chunked.bin")
+    check("all of the chunked body reached Swift", str(64 << 20), head["content-length"])
+    os.remove(big)
+
+
+def main():
+    global DAEMONS, EDGES, PROXY
+    dev("redis-dev", "start")
+    dev("swift-dev", "start")
+    token = swift_token()
+    swift.put_container(f"http://127.0.0.1:{SWIFT_PORT}/v1/AUTH_test", token, "public",
+                        headers={"X-Container-Read": ".r:*,.rlistings"})
+    write_tenants([PURGE_KEY])
+    DAEMONS = [Daemon("purge-1"), Daemon("purge-2")]
+    PROXY = RedisProxy()
+    EDGES = []
+    EDGES += [Edge(1), Edge(2)]
+    EDGES.append(Edge(3, redis_port=PROXY.port, max_disconnect="1s"))
+    conn = through(EDGES[0], token)
+    objects = {}
+    for scenario in (lambda: test_overwrites_and_deletes(conn, objects), lambda: test_listings(through(EDGES[1], token)),
+                     lambda: test_container_made_private(conn), lambda: test_edge_killed_during_writes(conn, objects),
+                     lambda: test_redis_restarted_during_writes(conn, objects),
+                     lambda: test_daemon_killed_mid_stream(conn, objects), lambda: test_edge_cut_off(conn, objects),
+                     lambda: test_purge_api_security(token), lambda: test_large_upload(token)):
+        scenario()
+    print(f"{CHECKS} passed, 0 failed")
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    finally:
+        for name, process in PROCESSES:
+            if process.poll() is None:
+                process.terminate()
+        for name, process in PROCESSES:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        for service in ("swift-dev", "redis-dev"):
+            subprocess.run([f"{SOURCE}/scripts/{service}", "stop"], env=ENV, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+        if os.environ.get("KEEP_WORK"):
+            print(f"work directory kept: {WORK}")
+        else:
+            shutil.rmtree(WORK, ignore_errors=True)
