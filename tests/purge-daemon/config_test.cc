@@ -1,0 +1,49 @@
+#include "purge-daemon/config.h"
+
+#include <doctest/doctest.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "tests/support/temp_dir.h"
+
+namespace purge {
+
+TEST_CASE("the purge daemon's settings: defaults, and every problem at once with its line") {
+  testing_support::TempDir dir;
+  std::ofstream(dir / "good.toml")
+      << "node_id = \"purge-1\"\ntenants = \"vhosts.toml\"\nredis = \"127.0.0.1:6390\"\n";
+  auto good = LoadDaemonConfig(dir / "good.toml");
+  REQUIRE(good.ok());
+  CHECK(good->tenants_file == dir / "vhosts.toml");
+  CHECK(good->api_port == 9100);
+  CHECK(good->consumer.name == "purge-1");
+  CHECK(good->consumer.redis_port == 6390);
+  CHECK(good->consumer.repeat_delay == absl::Seconds(2));
+  CHECK(good->consumer.batch_window == absl::Milliseconds(50));
+  std::ofstream(dir / "bad.toml")
+      << "node_id = \"p\"\ntenants = \"t\"\nredis = \"localhost\"\n"
+         "api.admin_key_hashes = [\"plain-key\"]\nlog.max_length = 10\nplanner.delay = \"2s\"\n";
+  auto bad = LoadDaemonConfig(dir / "bad.toml");
+  REQUIRE_FALSE(bad.ok());
+  const std::string file = dir / "bad.toml";
+  CHECK(std::string(bad.status().message()) ==
+        file + ":3: redis: \"localhost\" is not host:port (e.g. \"127.0.0.1:6379\")\n" + file +
+            ":4: api.admin_key_hashes: must be 64 lowercase hex digits (`vhost-config hash-key KEY`), never "
+            "a key\n" +
+            file + ":5: log.max_length: must be at least 1000\n" + file + ":6: planner.delay: unknown key");
+}
+
+TEST_CASE("docs/configuration.md holds the purge daemon's key reference") {
+  std::ifstream in(std::string(EDGE_SOURCE_DIR) + "/docs/configuration.md");
+  std::stringstream text;
+  text << in.rdbuf();
+  const std::string doc = text.str();
+  const std::string begin = "<!-- daemon-keys:begin -->\n", end = "<!-- daemon-keys:end -->";
+  const size_t from = doc.find(begin), to = doc.find(end);
+  REQUIRE(from != std::string::npos);
+  REQUIRE(to != std::string::npos);
+  CHECK(doc.substr(from + begin.size(), to - from - begin.size()) == PurgeDaemonConfigMarkdown());
+}
+
+}  // namespace purge
