@@ -243,6 +243,15 @@ bool Index::MarkStale(const FileRef& file) {
   return true;
 }
 
+size_t Index::ApplyToKey(std::string_view key, uint64_t hash, bool soft, std::vector<IndexedEntry>* removed,
+                         std::vector<FileRef>* staled) {
+  Shard& shard = ShardFor(hash);
+  absl::MutexLock lock(&shard.mu);
+  auto it = shard.slots.find(hash);
+  if (it == shard.slots.end() || BlockKey(it->second.block) != key) return 0;
+  return shard.ApplyAll({hash}, soft, removed, staled);
+}
+
 size_t Index::ApplyToRange(std::string_view range, bool soft, std::vector<IndexedEntry>* removed,
                            std::vector<FileRef>* staled) {
   return ApplyToRangeIf(range, nullptr, soft, removed, staled);

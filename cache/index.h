@@ -73,6 +73,9 @@ class Index {
   // `removed`) or marked stale (soft, appended to `staled`). Returns how many matched.
   size_t ApplyToRange(std::string_view range, bool soft, std::vector<IndexedEntry>* removed,
                       std::vector<FileRef>* staled);
+  // The same for the one entry of `key` (whose hash is `hash`), if indexed: one shard.
+  size_t ApplyToKey(std::string_view key, uint64_t hash, bool soft, std::vector<IndexedEntry>* removed,
+                    std::vector<FileRef>* staled);
   // The same for the entries of the range whose encoded key `select` accepts.
   size_t ApplyToRangeIf(std::string_view range, const std::function<bool(std::string_view)>& select,
                         bool soft, std::vector<IndexedEntry>* removed, std::vector<FileRef>* staled);

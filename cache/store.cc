@@ -289,6 +289,7 @@ absl::Status Store::Load() {
         case JournalRecord::Type::kAdd: {
           KeyParts parts;
           if (!DecodeKey(r.key, &parts)) return;
+          NoteVariant(parts);
           zone.SeeSerial(r.serial);
           zone.AddUsed(r.file_bytes);
           const std::string_view container_key(r.key.data() + 1, parts.container.end() - r.key.data() - 1);
@@ -343,6 +344,18 @@ absl::Status Store::Load() {
     }
   }
   return absl::OkStatus();
+}
+
+bool Store::HasVariants(std::string_view exact_name_range) {
+  absl::MutexLock lock(&variants_mu_);
+  return names_with_variants_.contains(absl::string_view(exact_name_range.data(), exact_name_range.size()));
+}
+
+void Store::NoteVariant(const KeyParts& parts) {
+  if (parts.kind != KeyKind::kObject || parts.variant.empty()) return;
+  std::string range = ExactNameRange(KeyKind::kObject, parts.account, parts.container, parts.name);
+  absl::MutexLock lock(&variants_mu_);
+  names_with_variants_.insert(std::move(range));
 }
 
 Zone* Store::PickZone(uint64_t hash) {
@@ -559,6 +572,7 @@ absl::Status Store::CommitFill(Fill& fill, uint64_t file_bytes) {
   const EntryMetadata& meta = fill.metadata_;
   KeyParts parts;
   DecodeKey(fill.encoded_key_, &parts);
+  NoteVariant(parts);  // before the entry is indexed: an invalidation from now on scans for it
   const IndexedEntry entry{{fill.hash_, fill.serial_, zone.id(), file_bytes},
                            meta.UsefulUntil(),
                            meta.stored_epoch,
@@ -598,10 +612,16 @@ uint64_t Store::Apply(const Invalidation& inv) {
     return result.entries_hit;
   };
   switch (inv.kind) {
-    case Invalidation::Kind::kObject:
-      hit = index_.ApplyToRange(ExactNameRange(KeyKind::kObject, inv.account, inv.container, inv.name),
-                                inv.soft, &removed, &staled);
+    case Invalidation::Kind::kObject: {
+      const std::string range = ExactNameRange(KeyKind::kObject, inv.account, inv.container, inv.name);
+      if (HasVariants(range)) {
+        hit = index_.ApplyToRange(range, inv.soft, &removed, &staled);
+      } else {
+        const std::string encoded = Key{KeyKind::kObject, inv.account, inv.container, inv.name, ""}.Encode();
+        hit = index_.ApplyToKey(encoded, HashEncodedKey(encoded), inv.soft, &removed, &staled);
+      }
       break;
+    }
     case Invalidation::Kind::kListings: {
       // One pass over the container's cached listings, however long the directory's name.
       hit += index_.ApplyToRangeIf(

@@ -21,6 +21,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
@@ -194,6 +195,14 @@ class Store {
   Index index_;
   Generations generations_;
   MemoryTier memory_;
+
+  // Objects with entries of a non-empty variant (a query string, a Vary value), by
+  // ExactNameRange: an object invalidation of any other name is one lookup, not a scan of every
+  // shard for variants. Names are not forgotten when their entries go (a later scan finds none).
+  bool HasVariants(std::string_view exact_name_range);
+  void NoteVariant(const KeyParts& parts);
+  absl::Mutex variants_mu_;
+  absl::flat_hash_set<std::string> names_with_variants_ ABSL_GUARDED_BY(variants_mu_);
 
   // Recent invalidations, for fences. Apply records an invalidation here before it touches the
   // index; Commit checks this log and indexes its entry under the same lock, so a fill is either
