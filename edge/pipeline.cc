@@ -39,10 +39,23 @@ bool QueryHas(std::string_view query, std::string_view name) {
   return false;
 }
 
-// Swift credentials or a signed URL: the answer is this client's alone.
-bool CarriesCredentials(const http::Request& request, const vhost::OriginTarget& target) {
+// Credentials, a signed URL, or (an http site's) cookies: the answer is this client's alone.
+bool CarriesCredentials(const http::Request& request, const vhost::Tenant& tenant,
+                        const vhost::OriginTarget& target) {
   return !request.Find("authorization").empty() || !request.Find("x-auth-token").empty() ||
-         !request.Find("x-storage-token").empty() || QueryHas(target.query, "temp_url_sig");
+         !request.Find("x-storage-token").empty() || QueryHas(target.query, "temp_url_sig") ||
+         (tenant.origin.kind == vhost::OriginKind::kHttp && !request.Find("cookie").empty());
+}
+
+// Request headers an http site's shared fetch sends on: the ones it may negotiate on (Vary), not
+// the ones that are the edge's business (conditionals, ranges) or a client's alone.
+bool ForwardedToSite(std::string_view name) {
+  for (std::string_view own :
+       {"host", "cookie", "authorization", "range", "if-range", "if-match", "if-none-match",
+        "if-modified-since", "if-unmodified-since", "cache-control", "pragma", "content-length", "expect"}) {
+    if (http::EqualsIgnoreCase(name, own)) return false;
+  }
+  return !IsHopByHop(name);
 }
 
 // Request Cache-Control (RFC 9111 5.2.1), honoured for http tenants; Swift tenants protect their
@@ -215,7 +228,8 @@ struct Pipeline::Route {
   std::shared_ptr<const vhost::TenantTable> tenants;  // keeps `tenant` alive
   const vhost::Tenant* tenant = nullptr;
   vhost::OriginTarget target;
-  cache::Key key;
+  cache::Key key;         // with the request's Vary values when the object is known to vary
+  cache::Key base_key;    // without them
   std::string_view path;  // the request path, for the tenant's rules
 };
 
@@ -445,6 +459,20 @@ class ClientStream : public http::Exchange::Observer,
   }
 
   void ServeSpool(const SharedFetch::View& view) {
+    if (!responded_ && !view.variant.empty()) {
+      // The response varies: it is the leader's variant; another client asks the origin itself.
+      std::string_view vary;
+      for (const auto& [name, value] : view.metadata->headers) {
+        if (http::EqualsIgnoreCase(name, "vary")) vary = value;
+      }
+      const http::Request& request = exchange_->request();
+      if (VariantSuffix(VaryNames(vary), [&request](std::string_view name) { return request.Find(name); }) !=
+          view.variant) {
+        StopWaiting();
+        Relay();
+        return;
+      }
+    }
     if (!responded_) {
       responded_ = true;
       origin_time_ = fetch_->head_latency();
@@ -699,13 +727,21 @@ void Pipeline::OnRequest(http::Exchange& exchange) {
     return;
   }
   const vhost::PathRule* rule = vhost::MatchRule(route.tenant->cache, route.path);
-  if (route.target.pass || (rule != nullptr && rule->bypass) || CarriesCredentials(request, route.target)) {
+  if (route.target.pass || (rule != nullptr && rule->bypass) ||
+      CarriesCredentials(request, *route.tenant, route.target)) {
     StartRelay(exchange, std::move(route), start);
     return;
   }
   route.key =
       cache::Key{route.target.listing ? cache::KeyKind::kListing : cache::KeyKind::kObject,
                  route.target.account, route.target.container, route.target.name, route.target.variant};
+  route.base_key = route.key;
+  if (!vary_index_.empty()) {
+    if (const std::vector<std::string> names = vary_index_.Find(route.key.Encode()); !names.empty()) {
+      route.key.variant +=
+          VariantSuffix(names, [&request](std::string_view name) { return request.Find(name); });
+    }
+  }
 
   RequestDirectives directives;
   if (route.tenant->origin.kind == vhost::OriginKind::kHttp) directives = ParseRequestDirectives(request);
@@ -731,7 +767,7 @@ void Pipeline::OnRequest(http::Exchange& exchange) {
   }
   if (hit->freshness() == cache::Freshness::kStale && !hit->invalidated() && !client_wants_fresher &&
       now < meta.fresh_until + static_cast<int64_t>(meta.stale_while_revalidate)) {
-    RevalidateInBackground(w, route, *hit);  // first: serving hands the hit's descriptor away
+    RevalidateInBackground(w, route, request, *hit);  // first: serving hands the hit's descriptor away
     ServeHit(exchange, route, *hit, CacheLabel::kStale, start);
     return;
   }
@@ -772,11 +808,23 @@ void Pipeline::ServeHit(http::Exchange& exchange, const Route& route, cache::Hit
   exchange.Finish();
 }
 
-FillPlan Pipeline::MakePlan(const Route& route, std::optional<cache::Hit> stale) const {
+FillPlan Pipeline::MakePlan(const Route& route, const http::Request& request,
+                            std::optional<cache::Hit> stale) {
   FillPlan plan;
+  if (route.tenant->origin.kind == vhost::OriginKind::kHttp) {
+    // A site may negotiate (Accept-Language, Accept-Encoding...): it sees the leader's headers,
+    // and a response that varies is stored for the values it saw (shared_fetch.cc).
+    for (size_t i = 0; i < request.header_count; ++i) {
+      if (ForwardedToSite(request.headers[i].name)) {
+        plan.request.headers.emplace_back(request.headers[i].name, request.headers[i].value);
+      }
+    }
+  }
   plan.tenants = route.tenants;
   plan.tenant = route.tenant;
   plan.key = route.key;
+  plan.base_key = route.base_key;
+  plan.vary = &vary_index_;
   plan.path = std::string(route.path);
   plan.listing = route.target.listing;
   plan.request.url = route.target.url;
@@ -796,17 +844,18 @@ void Pipeline::StartShared(http::Exchange& exchange, Route route, std::optional<
                            absl::Time start) {
   Worker& w = *workers_[exchange.worker()];
   std::optional<cache::Hit> plan_stale = stale ? stale->Duplicate() : std::nullopt;
-  FillPlan plan = MakePlan(route, std::move(plan_stale));
+  FillPlan plan = MakePlan(route, exchange.request(), std::move(plan_stale));
   Coalescer::Acquired acquired = coalescer_.Acquire(plan, store_, clock_);
   ClientStream& stream = NewStream(exchange, std::move(route), start);
   stream.Wait(acquired.fetch, acquired.started_here, std::move(stale));
   if (acquired.started_here) acquired.fetch->Start(w.fetch_loop(metrics_), &stream);
 }
 
-void Pipeline::RevalidateInBackground(Worker& w, const Route& route, const cache::Hit& hit) {
+void Pipeline::RevalidateInBackground(Worker& w, const Route& route, const http::Request& request,
+                                      const cache::Hit& hit) {
   std::optional<cache::Hit> copy = hit.Duplicate();
   if (!copy) return;
-  FillPlan plan = MakePlan(route, std::move(copy));
+  FillPlan plan = MakePlan(route, request, std::move(copy));
   Coalescer::Acquired acquired = coalescer_.Acquire(plan, store_, clock_);
   if (acquired.started_here) acquired.fetch->Start(w.fetch_loop(metrics_), nullptr);
 }

@@ -17,6 +17,7 @@
 #include "edge/metrics.h"
 #include "edge/origin/origin_client.h"
 #include "edge/shared_fetch.h"
+#include "edge/vary.h"
 #include "vhost-config/snapshot.h"
 
 namespace edge {
@@ -60,7 +61,8 @@ class Pipeline : public http::Handler {
   void ServeHit(http::Exchange& exchange, const Route& route, cache::Hit& hit, CacheLabel label,
                 absl::Time start);
   void StartShared(http::Exchange& exchange, Route route, std::optional<cache::Hit> stale, absl::Time start);
-  void RevalidateInBackground(Worker& worker, const Route& route, const cache::Hit& hit);
+  void RevalidateInBackground(Worker& worker, const Route& route, const http::Request& request,
+                              const cache::Hit& hit);
   void StartRelay(http::Exchange& exchange, Route route, absl::Time start);
   void StartPurge(http::Exchange& exchange, Route route, absl::Time start);
   // A write through this edge succeeded: invalidate here at once, then tell the purge daemons.
@@ -68,7 +70,7 @@ class Pipeline : public http::Handler {
                    std::span<const std::pair<std::string_view, std::string_view>> headers);
   void Reply(http::Exchange& exchange, std::string_view tenant, int status, std::string_view message,
              absl::Time start);
-  FillPlan MakePlan(const Route& route, std::optional<cache::Hit> stale) const;
+  FillPlan MakePlan(const Route& route, const http::Request& request, std::optional<cache::Hit> stale);
   ClientStream& NewStream(http::Exchange& exchange, Route route, absl::Time start);
   void Retire(Worker& worker, ClientStream* stream);
   void Log(size_t worker, const AccessRecord& record);
@@ -83,6 +85,7 @@ class Pipeline : public http::Handler {
   AccessLog* access_log_;
   const cache::Clock clock_;
   Coalescer coalescer_;
+  VaryIndex vary_index_;
   std::vector<std::unique_ptr<Worker>> workers_;
 };
 

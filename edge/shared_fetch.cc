@@ -214,12 +214,28 @@ bool SharedFetch::BeginStoring(int status, HeaderViews headers) {
   meta.stale_if_error = Seconds32(decision.stale_if_error);
   meta.tags = TenantTags(plan_.tenant->name, decision.tags);
   const std::optional<uint64_t> length = ParseCount(FindHeader(headers, "content-length"));
-  auto fill = store_.BeginFill(plan_.key, meta, length, fence_token_);
+  // A response that varies is stored for the request it answers: the values of the headers it
+  // varies on (the leader's, which the origin saw) become part of its key.
+  std::string variant;
+  cache::Key key = plan_.key;
+  if (const std::vector<std::string> names = VaryNames(FindHeader(headers, "vary")); !names.empty()) {
+    if (names.front() == "*") return false;  // varies on what cannot be named: never shared
+    variant = VariantSuffix(names, [this](std::string_view name) {
+      for (const auto& [n, v] : plan_.request.headers) {
+        if (http::EqualsIgnoreCase(n, name)) return std::string_view(v);
+      }
+      return std::string_view();
+    });
+    if (plan_.vary != nullptr) plan_.vary->Learn(plan_.base_key.Encode(), names);
+    key = plan_.base_key;
+    key.variant += variant;
+  }
+  auto fill = store_.BeginFill(key, meta, length, fence_token_);
   if (!fill.ok()) return false;  // no zone can take it: relay it uncached
   const int spool_fd = ::dup((*fill)->fd());
   if (spool_fd < 0) return false;
   fill_ = std::move(*fill);
-  meta.key = plan_.key.Encode();
+  meta.key = key.Encode();
   auto shared_meta = std::make_shared<const cache::EntryMetadata>(std::move(meta));
   auto spool = std::make_shared<const SpoolFile>(spool_fd);
   Publish([&](View& v) {
@@ -228,6 +244,7 @@ bool SharedFetch::BeginStoring(int status, HeaderViews headers) {
     v.content_length = length;
     v.spool = spool;
     v.body_offset = fill_->body_offset();
+    v.variant = variant;
   });
   return true;
 }

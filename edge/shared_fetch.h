@@ -23,6 +23,7 @@
 #include "cache/store.h"
 #include "edge/metrics.h"
 #include "edge/origin/origin_client.h"
+#include "edge/vary.h"
 #include "vhost-config/cache_policy.h"
 #include "vhost-config/loader.h"
 
@@ -57,7 +58,9 @@ struct SpoolFile {
 struct FillPlan {
   std::shared_ptr<const vhost::TenantTable> tenants;  // keeps `tenant` alive
   const vhost::Tenant* tenant = nullptr;
-  cache::Key key;
+  cache::Key key;       // what is fetched: the base key, or a variant when the object's Vary is known
+  cache::Key base_key;  // the key without Vary values
+  VaryIndex* vary = nullptr;
   std::string path;  // request path, for the tenant's path rules
   bool listing = false;
   std::string request_cache_control;
@@ -87,6 +90,7 @@ class SharedFetch : public origin::FetchObserver, public std::enable_shared_from
     bool complete = false;   // the whole body is there
     bool broken = false;     // the body ended early: no more will come
     absl::Status failure;    // kFailed
+    std::string variant;     // kStreaming, a response with Vary: the VariantSuffix it is stored for
   };
 
   // The leader's side of a pass response, called on the fetch's loop.

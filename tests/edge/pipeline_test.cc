@@ -34,6 +34,7 @@ struct Script {
   int delay_ms = 0;               // before the head
   size_t reset_after = SIZE_MAX;  // close the connection after this many body bytes
   std::string etag;               // answered with 304 when If-None-Match names it
+  std::string vary_on;            // a request header: its value is appended to the body, and Vary says so
 };
 
 class FakeOrigin : public http::Handler {
@@ -102,6 +103,16 @@ class FakeOrigin : public http::Handler {
     std::vector<http::HeaderField> headers;
     for (const auto& [n, v] : script.headers) headers.emplace_back(n, v);
     if (!script.etag.empty()) headers.emplace_back("ETag", script.etag);
+    if (!script.vary_on.empty()) {
+      headers.emplace_back("Vary", script.vary_on);
+      Script negotiated = script;
+      negotiated.vary_on.clear();
+      negotiated.body += "-";
+      negotiated.body += exchange.request().Find(script.vary_on);
+      negotiated.headers.emplace_back("Vary", script.vary_on);
+      Answer(exchange, negotiated);
+      return;
+    }
     exchange.Respond(script.status, headers, script.body.size());
     if (script.reset_after < script.body.size()) {
       // Part of the body, then a reset once that part has left.
@@ -148,7 +159,10 @@ std::shared_ptr<const vhost::TenantTable> Tenants(uint16_t origin_port, const st
       "[defaults]\ncache.default_ttl = \"60s\"\ncache.stale_while_revalidate = \"0s\"\n"
       "cache.stale_if_error = \"1h\"\n"
       "[[tenant]]\nname = \"t\"\ndomains = [\"t.test\"]\norigin.url = \"http://127.0.0.1:" +
-      std::to_string(origin_port) + "\"\norigin.account = \"AUTH_test\"\norigin.container = \"c\"\n" + extra;
+      std::to_string(origin_port) + "\"\norigin.account = \"AUTH_test\"\norigin.container = \"c\"\n" + extra +
+      "\n[[tenant]]\nname = \"site\"\ndomains = [\"site.test\"]\norigin.kind = \"http\"\n"
+      "origin.url = \"http://127.0.0.1:" +
+      std::to_string(origin_port) + "\"\n";
   auto table = vhost::LoadTenantText(text, "test.toml");
   REQUIRE(table.ok());
   return *table;
@@ -535,6 +549,46 @@ TEST_CASE("a failing zone costs no client request: fills fall back to relaying, 
   CHECK(edge.store->GetStats().zones[0].healthy);
   edge.Get("/a");
   CHECK(edge.Get("/a").header("x-cache") == "HIT");
+}
+
+TEST_CASE("an http site that varies gets one entry per variant, and nobody another's") {
+  FakeOrigin origin;
+  Script page = Object("page");
+  page.vary_on = "Accept-Language";
+  page.delay_ms = 200;
+  origin.Set("/page", page);
+  Edge edge(origin.port());
+  auto get = [&](std::string language) {
+    std::vector<std::string> headers = {"Host: site.test"};
+    if (!language.empty()) headers.push_back("Accept-Language: " + language);
+    return HttpGet(edge.Url("/page"), headers);
+  };
+  // Simultaneous requests in two languages: each gets its own, though they met on one fetch.
+  HttpResponse fr, de;
+  std::thread a([&] { fr = get("fr"); });
+  std::thread b([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    de = get("de");
+  });
+  a.join();
+  b.join();
+  CHECK(fr.body == "page-fr");
+  CHECK(de.body == "page-de");
+  CHECK(get("fr").header("x-cache") == "HIT");
+  CHECK(get("fr").body == "page-fr");
+  HttpResponse de_again = get("de");
+  CHECK(de_again.body == "page-de");
+  CHECK(get("de").header("x-cache") == "HIT");
+  CHECK(get("").body == "page-");
+  // Vary: * is never shared; nor is an answer to a request with cookies.
+  Script star = Object("star", {{"Vary", "*"}});
+  origin.Set("/star", star);
+  CHECK(HttpGet(edge.Url("/star"), {"Host: site.test"}).header("x-cache") == "BYPASS");
+  CHECK(HttpGet(edge.Url("/star"), {"Host: site.test"}).header("x-cache") == "BYPASS");
+  origin.Set("/private", Object("mine"));
+  CHECK(HttpGet(edge.Url("/private"), {"Host: site.test", "Cookie: session=1"}).header("x-cache") ==
+        "BYPASS");
+  CHECK(HttpGet(edge.Url("/private"), {"Host: site.test"}).header("x-cache") == "MISS");
 }
 
 TEST_CASE("metrics count requests per tenant and cache outcome") {
