@@ -23,8 +23,8 @@ miss_objects=${MISS_OBJECTS:-2000}
 
 [ -x build/release/edge ] || { echo "build first: cmake --build build/release" >&2; exit 1; }
 work=$(mktemp -d)
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-swift_port=$(free_port)
+free_port() { python3 tests/support/free_ports.py "$@"; }
+swift_port=$(free_port 5)  # swift-dev's servers take the four ports after the proxy's
 edge_port=$(free_port)
 nginx_port=$(free_port)
 pids=()

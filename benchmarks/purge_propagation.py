@@ -25,18 +25,15 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../tests/support"))
+from free_ports import free_ports  # noqa: E402
+
 BUILD = sys.argv[1]
 EDGES = int(sys.argv[2]) if len(sys.argv) > 2 else 8
 PURGES = int(sys.argv[3]) if len(sys.argv) > 3 else 500
 EVENTS = int(sys.argv[4]) if len(sys.argv) > 4 else 100000
 WORK = tempfile.mkdtemp(prefix="purge-bench-")
 PROCESSES = []
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start(argv, log):
@@ -70,7 +67,7 @@ def metric(port, name):
 
 
 def main():
-    redis_port, api_port = free_port(), free_port()
+    redis_port, api_port = free_ports(), free_ports()
     start(["redis-server", "--bind", "127.0.0.1", "--port", str(redis_port), "--save", "", "--appendonly", "no",
            "--dir", WORK], f"{WORK}/redis.log")
     wait(lambda: subprocess.run(["redis-cli", "-p", str(redis_port), "ping"], capture_output=True).stdout.strip() == b"PONG")
@@ -88,10 +85,10 @@ def main():
     for i in range(EDGES):
         d = f"{WORK}/edge-{i}"
         os.makedirs(d)
-        admin = free_port()
+        admin = free_ports()
         admin_ports.append(admin)
         with open(f"{d}/edge.toml", "w") as f:
-            f.write(f'node_id = "edge-{i}"\ntenants = "../vhosts.toml"\nlisten.port = {free_port()}\nlisten.workers = 1\n'
+            f.write(f'node_id = "edge-{i}"\ntenants = "../vhosts.toml"\nlisten.port = {free_ports()}\nlisten.workers = 1\n'
                     f'admin.port = {admin}\npurge.redis = "127.0.0.1:{redis_port}"\n'
                     f'[[cache.zone]]\npath = "zone"\nsize = "64M"\n')
         start([f"{BUILD}/edge", "--config", f"{d}/edge.toml"], f"{d}/edge.log")

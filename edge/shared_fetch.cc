@@ -323,7 +323,6 @@ void SharedFetch::OnData(std::string_view data) {
 
 void SharedFetch::OnComplete(absl::Status status) {
   const std::shared_ptr<SharedFetch> keep_alive = shared_from_this();
-  coalescer_.Release(this);
   if (fill_) {
     const uint64_t written = fill_->written();
     bool complete = false;
@@ -337,12 +336,15 @@ void SharedFetch::OnComplete(absl::Status status) {
       (void)fill_->Commit();  // fenced or failed: handed to the waiting clients, not stored
     }
     fill_.reset();
+    // Committed first, released after: a request in between finds the fetch, never neither.
+    coalescer_.Release(this);
     Publish([&](View& v) {
       v.available = written;
       v.complete = complete;
       v.broken = !complete;
     });
   } else {
+    coalescer_.Release(this);
     Outcome outcome = Outcome::kPending;
     Publish([&](View& v) {
       outcome = v.outcome;

@@ -23,16 +23,13 @@ import time
 
 from swiftclient import client as swift
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../support"))
+from free_ports import free_ports  # noqa: E402
+
 SOURCE, BUILD = sys.argv[1], sys.argv[2]
 WORK = tempfile.mkdtemp(prefix="purge-cluster-")
 PROCESSES = []  # (name, Popen) we started; stopped by PID at the end
 CHECKS = 0
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def check(description, expected, actual):
@@ -53,7 +50,7 @@ def eventually(description, condition, seconds=15):
     raise AssertionError(f"{description}: not within {seconds}s")
 
 
-SWIFT_PORT, REDIS_PORT = free_port(), free_port()
+SWIFT_PORT, REDIS_PORT = free_ports(5), free_ports()  # swift-dev takes the proxy's port and the next four
 ENV = dict(os.environ, SWIFT_DEV_DIR=f"{WORK}/swift", SWIFT_DEV_PORT=str(SWIFT_PORT),
            REDIS_DEV_DIR=f"{WORK}/redis", REDIS_DEV_PORT=str(REDIS_PORT))
 
@@ -72,7 +69,7 @@ class RedisProxy:
     """A TCP relay between one edge and Redis, to cut that edge alone off the bus."""
 
     def __init__(self):
-        self.port = free_port()
+        self.port = free_ports()
         self.listener = socket.create_server(("127.0.0.1", self.port))
         self.open = True
         self.sockets = []
@@ -187,7 +184,7 @@ def wait_http(port, path="/healthz", statuses=(200,)):
 
 class Daemon:
     def __init__(self, name):
-        self.name, self.port = name, free_port()
+        self.name, self.port = name, free_ports()
         with open(f"{WORK}/{name}.toml", "w") as f:
             f.write(f'node_id = "{name}"\ntenants = "vhosts.toml"\nredis = "127.0.0.1:{REDIS_PORT}"\n'
                     f'api.port = {self.port}\nplanner.repeat_delay = "1s"\nplanner.claim_idle = "2s"\n')
@@ -197,7 +194,7 @@ class Daemon:
 
 class Edge:
     def __init__(self, index, redis_port=None, max_disconnect="10s"):
-        self.name, self.port, self.admin = f"edge-{index}", free_port(), free_port()
+        self.name, self.port, self.admin = f"edge-{index}", free_ports(), free_ports()
         self.dir = f"{WORK}/edge-{index}"
         os.makedirs(self.dir, exist_ok=True)
         with open(f"{self.dir}/edge.toml", "w") as f:
@@ -249,8 +246,9 @@ def swift_token(user="test:tester", key="testing"):
 
 def through(edge, token):
     """A swiftclient connection whose every request goes through `edge`'s Swift API host."""
+    # Retries: a loaded single-node Swift answers 503 now and then; every write here may be repeated.
     return swift.Connection(preauthurl=f"http://127.0.0.1:{edge.port}/v1/AUTH_test", preauthtoken=token,
-                            retries=0)
+                            retries=5, starting_backoff=0.2)
 
 
 def purges_done():

@@ -5,7 +5,8 @@
 use_dev_service() {
   dev_service=$source_dir/scripts/$1
   state=$(mktemp -d)
-  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  # Five: swift-dev's servers take the four ports after the proxy's.
+  port=$(python3 "$source_dir/tests/support/free_ports.py" 5)
   export "$2_DIR=$state" "$2_PORT=$port"
   trap '"$dev_service" stop >/dev/null 2>&1 || true; rm -rf "$state"' EXIT
   # A test stopped by a signal (ctest's timeout) still stops what it started.

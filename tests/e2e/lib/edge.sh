@@ -5,7 +5,7 @@ build_dir=${build_dir:-$source_dir/build/release}
 started_pids=()
 
 free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+  python3 "$source_dir/tests/support/free_ports.py"
 }
 
 stop_started() {
