@@ -1,63 +1,17 @@
 #include "cache/index.h"
 
 #include <algorithm>
-#include <cstring>
+#include <bit>
 #include <limits>
 
+#include "absl/container/flat_hash_set.h"
 #include "cache/entry_format.h"
 #include "cache/key.h"
+#include "cache/sorted_keys.h"
 
 namespace cache {
 
 namespace {
-
-// The encoded key and tags of one entry, in one heap block: [u32 key_len][key][u32 count]
-// then count x ([u32 len][tag]). Its address is stable, so the ordered set holds views into it.
-using KeyBlock = std::unique_ptr<char[]>;
-
-KeyBlock MakeBlock(std::string_view key, std::span<const std::string> tags) {
-  size_t size = 8 + key.size();
-  for (const auto& tag : tags) size += 4 + tag.size();
-  KeyBlock block(new char[size]);
-  char* p = block.get();
-  auto put = [&p](const void* data, size_t n) {
-    std::memcpy(p, data, n);
-    p += n;
-  };
-  const uint32_t key_size = static_cast<uint32_t>(key.size());
-  const uint32_t count = static_cast<uint32_t>(tags.size());
-  put(&key_size, 4);
-  put(key.data(), key.size());
-  put(&count, 4);
-  for (const auto& tag : tags) {
-    const uint32_t tag_size = static_cast<uint32_t>(tag.size());
-    put(&tag_size, 4);
-    put(tag.data(), tag.size());
-  }
-  return block;
-}
-
-std::string_view BlockKey(const KeyBlock& block) {
-  uint32_t size;
-  std::memcpy(&size, block.get(), 4);
-  return {block.get() + 4, size};
-}
-
-std::vector<std::string> BlockTags(const KeyBlock& block) {
-  const char* p = block.get() + 4 + BlockKey(block).size();
-  uint32_t count;
-  std::memcpy(&count, p, 4);
-  p += 4;
-  std::vector<std::string> tags;
-  tags.reserve(count);
-  for (uint32_t i = 0; i < count; ++i) {
-    uint32_t size;
-    std::memcpy(&size, p, 4);
-    tags.emplace_back(p + 4, size);
-    p += 4 + size;
-  }
-  return tags;
-}
 
 constexpr uint32_t kMaxPages = (1u << 28) - 1;
 
@@ -71,7 +25,7 @@ uint32_t ClampSeconds(int64_t t) {
 
 // 32 bytes: the memory budget per entry is spent here, so fields are packed.
 struct Slot {
-  KeyBlock block;
+  uint64_t hash;
   uint32_t pages : 28;
   uint32_t clock : 2;  // GCLOCK access count, 0..3
   uint32_t soft_stale : 1;
@@ -83,37 +37,168 @@ struct Slot {
   uint32_t container_id;
   uint32_t tenant_id;
 
-  FileRef File(uint64_t hash) const {
-    return {hash, serial, static_cast<int>(zone), uint64_t{pages} * kPageSize};
-  }
-  IndexedEntry Entry(uint64_t hash) const {
-    return {File(hash), useful_until, stored_epoch, container_id, tenant_id, soft_stale != 0};
+  FileRef File() const { return {hash, serial, static_cast<int>(zone), uint64_t{pages} * kPageSize}; }
+  IndexedEntry Entry() const {
+    return {File(), useful_until, stored_epoch, container_id, tenant_id, soft_stale != 0};
   }
 };
 static_assert(sizeof(Slot) == 32);
+
+Slot MakeSlot(const IndexedEntry& e, bool has_tags) {
+  return Slot{.hash = e.file.hash,
+              .pages = ToPages(e.file.file_bytes),
+              .clock = 0,
+              .soft_stale = e.soft_stale ? 1u : 0u,
+              .has_tags = has_tags ? 1u : 0u,
+              .serial = e.file.serial & kSerialMask,
+              .zone = static_cast<uint32_t>(e.file.zone),
+              .useful_until = ClampSeconds(e.useful_until),
+              .stored_epoch = e.stored_epoch,
+              .container_id = e.container_id,
+              .tenant_id = e.tenant_id};
+}
+
+// Slots stored densely, in chunks (no growth slack beyond one chunk), and found by hash through
+// open addressing over 4-byte buckets: 26 bits of position and 6 bits of the hash, so that most
+// probes that do not match are rejected without reading the slot. Linear probing, at most 80%
+// full; removal shifts later buckets back (no tombstones) and moves the last slot into the hole.
+class SlotTable {
+ public:
+  static constexpr size_t kNone = ~size_t{0};
+
+  size_t size() const { return size_; }
+  Slot& at(size_t position) { return chunks_[position / kChunk][position % kChunk]; }
+  const Slot& at(size_t position) const { return chunks_[position / kChunk][position % kChunk]; }
+
+  size_t Find(uint64_t hash) const {
+    if (buckets_.empty()) return kNone;
+    for (size_t i = hash & mask(); buckets_[i] != 0; i = (i + 1) & mask()) {
+      if (Tag(buckets_[i]) == TagOf(hash) && at(Position(buckets_[i])).hash == hash)
+        return Position(buckets_[i]);
+    }
+    return kNone;
+  }
+
+  // `slot.hash` must not be in the table yet, and size() below kMaxEntriesPerShard.
+  void Insert(const Slot& slot) {
+    if ((size_ + 1) * 5 > buckets_.size() * 4) Rehash(std::max<size_t>(16, buckets_.size() * 2));
+    if (size_ == chunks_.size() * kChunk) chunks_.push_back(std::make_unique<Slot[]>(kChunk));
+    at(size_) = slot;
+    Place(slot.hash, size_);
+    ++size_;
+  }
+
+  void Erase(size_t position) {
+    RemoveBucket(BucketOf(position));
+    const size_t last = size_ - 1;
+    if (position != last) {
+      buckets_[BucketOf(last)] = Bucket(at(last).hash, position);
+      at(position) = at(last);
+    }
+    --size_;
+    // Keep half a chunk of room so that an insert and an erase in turn do not allocate each time.
+    if (chunks_.size() * kChunk >= size_ + kChunk + kChunk / 2) chunks_.pop_back();
+  }
+
+  void Reserve(size_t entries) {
+    const size_t wanted = std::bit_ceil(entries * 5 / 4 + 1);
+    if (wanted > buckets_.size()) Rehash(wanted);
+  }
+
+  size_t MemoryBytes() const {
+    return buckets_.capacity() * sizeof(uint32_t) + chunks_.size() * kChunk * sizeof(Slot);
+  }
+
+ private:
+  static constexpr size_t kChunk = 1024;
+  static constexpr uint32_t kPositionBits = 26;
+
+  size_t mask() const { return buckets_.size() - 1; }
+  static uint32_t TagOf(uint64_t hash) { return static_cast<uint32_t>(hash >> 32) >> kPositionBits; }
+  static uint32_t Tag(uint32_t bucket) { return bucket >> kPositionBits; }
+  // Position + 1, so that 0 is an empty bucket.
+  static size_t Position(uint32_t bucket) { return (bucket & ((1u << kPositionBits) - 1)) - 1; }
+  static uint32_t Bucket(uint64_t hash, size_t position) {
+    return TagOf(hash) << kPositionBits | static_cast<uint32_t>(position + 1);
+  }
+
+  void Place(uint64_t hash, size_t position) {
+    size_t i = hash & mask();
+    while (buckets_[i] != 0) i = (i + 1) & mask();
+    buckets_[i] = Bucket(hash, position);
+  }
+
+  size_t BucketOf(size_t position) const {
+    size_t i = at(position).hash & mask();
+    while (Position(buckets_[i]) != position) i = (i + 1) & mask();
+    return i;
+  }
+
+  void RemoveBucket(size_t hole) {
+    for (size_t j = (hole + 1) & mask(); buckets_[j] != 0; j = (j + 1) & mask()) {
+      const size_t home = at(Position(buckets_[j])).hash & mask();
+      // The bucket at j may move back to the hole unless its home lies cyclically in (hole, j].
+      const bool stays = hole < j ? (home > hole && home <= j) : (home > hole || home <= j);
+      if (!stays) {
+        buckets_[hole] = buckets_[j];
+        hole = j;
+      }
+    }
+    buckets_[hole] = 0;
+  }
+
+  void Rehash(size_t bucket_count) {
+    buckets_.assign(bucket_count, 0);
+    buckets_.shrink_to_fit();
+    for (size_t position = 0; position < size_; ++position) Place(at(position).hash, position);
+  }
+
+  std::vector<std::unique_ptr<Slot[]>> chunks_;
+  std::vector<uint32_t> buckets_;
+  size_t size_ = 0;
+};
 
 }  // namespace
 
 struct Index::Shard {
   mutable absl::Mutex mu;
-  absl::flat_hash_map<uint64_t, Slot> slots ABSL_GUARDED_BY(mu);
-  absl::btree_set<std::string_view> order ABSL_GUARDED_BY(mu);
+  SlotTable slots ABSL_GUARDED_BY(mu);
+  SortedKeys keys ABSL_GUARDED_BY(mu);
+  size_t removed_since_rebuild ABSL_GUARDED_BY(mu) = 0;
+  // The tags of the entries that have any, and the entries of each tag.
+  absl::flat_hash_map<uint64_t, std::vector<std::string>> entry_tags ABSL_GUARDED_BY(mu);
   absl::flat_hash_map<std::string, absl::flat_hash_set<uint64_t>> tags ABSL_GUARDED_BY(mu);
-  uint64_t hand ABSL_GUARDED_BY(mu) = 0;  // eviction resumes after this hash
+  size_t hand ABSL_GUARDED_BY(mu) = 0;  // eviction resumes at this position
   bool bulk_load ABSL_GUARDED_BY(mu) = false;
-  std::vector<std::string_view> pending ABSL_GUARDED_BY(mu);  // keys to order at the end of a bulk load
+  std::vector<std::string> pending ABSL_GUARDED_BY(mu);  // keys to order at the end of a bulk load
 
-  void Unlink(absl::flat_hash_map<uint64_t, Slot>::iterator it) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
-    order.erase(BlockKey(it->second.block));
-    if (it->second.has_tags) {
-      for (const auto& tag : BlockTags(it->second.block)) {
-        auto t = tags.find(tag);
-        if (t == tags.end()) continue;
-        t->second.erase(it->first);
-        if (t->second.empty()) tags.erase(t);
-      }
+  void DropTags(const Slot& slot) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    if (!slot.has_tags) return;
+    auto entry = entry_tags.find(slot.hash);
+    if (entry == entry_tags.end()) return;
+    for (const std::string& tag : entry->second) {
+      auto t = tags.find(tag);
+      if (t == tags.end()) continue;
+      t->second.erase(slot.hash);
+      if (t->second.empty()) tags.erase(t);
     }
-    slots.erase(it);
+    entry_tags.erase(entry);
+  }
+
+  void Unlink(size_t position) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    DropTags(slots.at(position));
+    slots.Erase(position);
+    ++removed_since_rebuild;
+    MaybeRebuildKeys();
+  }
+
+  // Keys are dropped from the ordered set only here, for entries that are gone by then.
+  void MaybeRebuildKeys() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    if (bulk_load || !keys.WantsRebuild(removed_since_rebuild)) return;
+    keys.Rebuild([this](std::string_view key) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+      return slots.Find(HashEncodedKey(key)) != SlotTable::kNone;
+    });
+    removed_since_rebuild = 0;
   }
 
   // Applies an invalidation to the entries with these hashes; returns how many there were.
@@ -121,24 +206,18 @@ struct Index::Shard {
                   std::vector<FileRef>* staled) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
     size_t matched = 0;
     for (uint64_t hash : hashes) {
-      auto slot = slots.find(hash);
-      if (slot == slots.end()) continue;
+      const size_t position = slots.Find(hash);
+      if (position == SlotTable::kNone) continue;
       ++matched;
-      Apply(slot, soft, removed, staled);
+      if (soft) {
+        slots.at(position).soft_stale = 1;
+        staled->push_back(slots.at(position).File());
+      } else {
+        removed->push_back(slots.at(position).Entry());
+        Unlink(position);
+      }
     }
     return matched;
-  }
-
-  // Removes or marks one entry for an invalidation.
-  void Apply(absl::flat_hash_map<uint64_t, Slot>::iterator it, bool soft, std::vector<IndexedEntry>* removed,
-             std::vector<FileRef>* staled) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
-    if (soft) {
-      it->second.soft_stale = 1;
-      staled->push_back(it->second.File(it->first));
-    } else {
-      removed->push_back(it->second.Entry(it->first));
-      Unlink(it);
-    }
   }
 };
 
@@ -159,7 +238,7 @@ void Index::BeginBulkLoad(size_t expected_entries) {
   for (auto& shard : shards_) {
     absl::MutexLock lock(&shard->mu);
     shard->bulk_load = true;
-    shard->slots.reserve(shard->slots.size() + per_shard);
+    shard->slots.Reserve(shard->slots.size() + per_shard);
     shard->pending.reserve(per_shard);
   }
 }
@@ -167,13 +246,14 @@ void Index::BeginBulkLoad(size_t expected_entries) {
 void Index::EndBulkLoad() {
   for (auto& shard : shards_) {
     absl::MutexLock lock(&shard->mu);
-    // Keys of entries erased during the load point into freed blocks: keep only live ones.
-    std::erase_if(shard->pending, [&](std::string_view key) {
-      auto it = shard->slots.find(HashEncodedKey(key));
-      return it == shard->slots.end() || BlockKey(it->second.block).data() != key.data();
-    });
     std::sort(shard->pending.begin(), shard->pending.end());
-    shard->order.insert(shard->pending.begin(), shard->pending.end());
+    // Keys of entries erased during the load are dropped here too.
+    shard->keys.Rebuild(
+        [&](std::string_view key) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+          return shard->slots.Find(HashEncodedKey(key)) != SlotTable::kNone;
+        },
+        shard->pending);
+    shard->removed_since_rebuild = 0;
     shard->pending.clear();
     shard->pending.shrink_to_fit();
     shard->bulk_load = false;
@@ -181,74 +261,71 @@ void Index::EndBulkLoad() {
 }
 
 std::optional<IndexedEntry> Index::Insert(const NewEntry& e) {
-  Shard& shard = ShardFor(e.entry.file.hash);
+  const uint64_t hash = e.entry.file.hash;
+  Shard& shard = ShardFor(hash);
   absl::MutexLock lock(&shard.mu);
   std::optional<IndexedEntry> replaced;
-  if (auto it = shard.slots.find(e.entry.file.hash); it != shard.slots.end()) {
-    replaced = it->second.Entry(it->first);
-    shard.Unlink(it);
-  }
-  Slot slot{.block = MakeBlock(e.key, e.tags),
-            .pages = ToPages(e.entry.file.file_bytes),
-            .clock = 0,
-            .soft_stale = e.entry.soft_stale ? 1u : 0u,
-            .has_tags = e.tags.empty() ? 0u : 1u,
-            .serial = e.entry.file.serial & kSerialMask,
-            .zone = static_cast<uint32_t>(e.entry.file.zone),
-            .useful_until = ClampSeconds(e.entry.useful_until),
-            .stored_epoch = e.entry.stored_epoch,
-            .container_id = e.entry.container_id,
-            .tenant_id = e.entry.tenant_id};
-  auto [it, inserted] = shard.slots.emplace(e.entry.file.hash, std::move(slot));
-  if (shard.bulk_load) {
-    shard.pending.push_back(BlockKey(it->second.block));
+  const Slot slot = MakeSlot(e.entry, !e.tags.empty());
+  if (const size_t position = shard.slots.Find(hash); position != SlotTable::kNone) {
+    replaced = shard.slots.at(position).Entry();
+    shard.DropTags(shard.slots.at(position));
+    shard.slots.at(position) = slot;
+  } else if (shard.slots.size() >= kMaxEntriesPerShard) {
+    return e.entry;  // not indexed: the caller drops its file as it would a replaced one
   } else {
-    shard.order.insert(BlockKey(it->second.block));
+    shard.slots.Insert(slot);
   }
-  for (const auto& tag : e.tags) shard.tags[tag].insert(e.entry.file.hash);
+  if (shard.bulk_load) {
+    shard.pending.emplace_back(e.key);
+  } else {
+    shard.keys.Add(e.key);
+    shard.MaybeRebuildKeys();
+  }
+  if (!e.tags.empty()) {
+    shard.entry_tags[hash].assign(e.tags.begin(), e.tags.end());
+    for (const auto& tag : e.tags) shard.tags[tag].insert(hash);
+  }
   return replaced;
 }
 
-std::optional<IndexedEntry> Index::Find(std::string_view key, uint64_t hash) {
+std::optional<IndexedEntry> Index::Find(uint64_t hash) {
   Shard& shard = ShardFor(hash);
   absl::MutexLock lock(&shard.mu);
-  auto it = shard.slots.find(hash);
-  if (it == shard.slots.end() || BlockKey(it->second.block) != key) return std::nullopt;
-  if (it->second.clock < 3) ++it->second.clock;
-  return it->second.Entry(hash);
+  const size_t position = shard.slots.Find(hash);
+  if (position == SlotTable::kNone) return std::nullopt;
+  Slot& slot = shard.slots.at(position);
+  if (slot.clock < 3) ++slot.clock;
+  return slot.Entry();
 }
 
 std::optional<IndexedEntry> Index::Erase(const FileRef& file) {
   Shard& shard = ShardFor(file.hash);
   absl::MutexLock lock(&shard.mu);
-  auto it = shard.slots.find(file.hash);
-  if (it == shard.slots.end() || it->second.serial != (file.serial & kSerialMask) ||
-      static_cast<int>(it->second.zone) != file.zone) {
+  const size_t position = shard.slots.Find(file.hash);
+  if (position == SlotTable::kNone) return std::nullopt;
+  const Slot& slot = shard.slots.at(position);
+  if (slot.serial != (file.serial & kSerialMask) || static_cast<int>(slot.zone) != file.zone)
     return std::nullopt;
-  }
-  IndexedEntry erased = it->second.Entry(it->first);
-  shard.Unlink(it);
+  IndexedEntry erased = slot.Entry();
+  shard.Unlink(position);
   return erased;
 }
 
 bool Index::MarkStale(const FileRef& file) {
   Shard& shard = ShardFor(file.hash);
   absl::MutexLock lock(&shard.mu);
-  auto it = shard.slots.find(file.hash);
-  if (it == shard.slots.end() || it->second.serial != (file.serial & kSerialMask) ||
-      static_cast<int>(it->second.zone) != file.zone) {
-    return false;
-  }
-  it->second.soft_stale = 1;
+  const size_t position = shard.slots.Find(file.hash);
+  if (position == SlotTable::kNone) return false;
+  Slot& slot = shard.slots.at(position);
+  if (slot.serial != (file.serial & kSerialMask) || static_cast<int>(slot.zone) != file.zone) return false;
+  slot.soft_stale = 1;
   return true;
 }
 
-size_t Index::ApplyToKey(std::string_view key, uint64_t hash, bool soft, std::vector<IndexedEntry>* removed,
+size_t Index::ApplyToKey(uint64_t hash, bool soft, std::vector<IndexedEntry>* removed,
                          std::vector<FileRef>* staled) {
   Shard& shard = ShardFor(hash);
   absl::MutexLock lock(&shard.mu);
-  auto it = shard.slots.find(hash);
-  if (it == shard.slots.end() || BlockKey(it->second.block) != key) return 0;
   return shard.ApplyAll({hash}, soft, removed, staled);
 }
 
@@ -264,10 +341,10 @@ size_t Index::ApplyToRangeIf(std::string_view range, const std::function<bool(st
   for (auto& shard : shards_) {
     absl::MutexLock lock(&shard->mu);
     hashes.clear();
-    for (auto it = shard->order.lower_bound(range); it != shard->order.end() && it->starts_with(range);
-         ++it) {
-      if (!select || select(*it)) hashes.push_back(HashEncodedKey(*it));
-    }
+    // A key whose entry is gone since the last rebuild hashes to no slot and counts for nothing.
+    shard->keys.ForPrefix(range, [&](std::string_view key) {
+      if (!select || select(key)) hashes.push_back(HashEncodedKey(key));
+    });
     matched += shard->ApplyAll(hashes, soft, removed, staled);
   }
   return matched;
@@ -300,14 +377,12 @@ std::vector<IndexedEntry> Index::Evict(int zone, uint64_t bytes_wanted, int64_t 
     for (auto& shard : shards_) {
       if (freed >= bytes_wanted) break;
       absl::MutexLock lock(&shard->mu);
-      if (shard->slots.empty()) continue;
-      auto it = shard->slots.find(shard->hand);
-      if (it == shard->slots.end()) it = shard->slots.begin();
+      size_t position = shard->hand;
       for (size_t visits = 0; visits < shard->slots.size() && freed < bytes_wanted; ++visits) {
-        if (it == shard->slots.end()) it = shard->slots.begin();
-        Slot& slot = it->second;
+        if (position >= shard->slots.size()) position = 0;
+        Slot& slot = shard->slots.at(position);
         if (static_cast<int>(slot.zone) != zone) {
-          ++it;
+          ++position;
           continue;
         }
         zone_has_entries = true;
@@ -316,16 +391,15 @@ std::vector<IndexedEntry> Index::Evict(int zone, uint64_t bytes_wanted, int64_t 
             generations.Check(slot.container_id, slot.tenant_id, slot.stored_epoch) == Validity::kGone;
         if (!dead && slot.clock > 0) {
           --slot.clock;
-          ++it;
+          ++position;
           if (visits >= kVisitsPerShard) break;
           continue;
         }
-        evicted.push_back(slot.Entry(it->first));
+        evicted.push_back(slot.Entry());
         freed += evicted.back().file.file_bytes;
-        auto victim = it++;
-        shard->Unlink(victim);
+        shard->Unlink(position);  // the last slot moves here: it is visited next
       }
-      shard->hand = it == shard->slots.end() ? 0 : it->first;
+      shard->hand = position;
     }
     if (!zone_has_entries) break;
   }
@@ -336,12 +410,12 @@ std::vector<IndexedEntry> Index::RemoveZone(int zone) {
   std::vector<IndexedEntry> removed;
   for (auto& shard : shards_) {
     absl::MutexLock lock(&shard->mu);
-    for (auto it = shard->slots.begin(); it != shard->slots.end();) {
-      if (static_cast<int>(it->second.zone) == zone) {
-        removed.push_back(it->second.Entry(it->first));
-        shard->Unlink(it++);
+    for (size_t position = 0; position < shard->slots.size();) {
+      if (static_cast<int>(shard->slots.at(position).zone) == zone) {
+        removed.push_back(shard->slots.at(position).Entry());
+        shard->Unlink(position);
       } else {
-        ++it;
+        ++position;
       }
     }
   }
@@ -351,11 +425,17 @@ std::vector<IndexedEntry> Index::RemoveZone(int zone) {
 void Index::ForEachInZone(int zone, const std::function<void(const Visit&)>& fn) const {
   for (const auto& shard : shards_) {
     absl::MutexLock lock(&shard->mu);
-    for (const auto& [hash, slot] : shard->slots) {
-      if (static_cast<int>(slot.zone) != zone) continue;
-      fn(Visit{BlockKey(slot.block), slot.has_tags ? BlockTags(slot.block) : std::vector<std::string>{},
-               slot.Entry(hash)});
-    }
+    shard->keys.ForEach([&](std::string_view key) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+      const size_t position = shard->slots.Find(HashEncodedKey(key));
+      if (position == SlotTable::kNone) return;
+      const Slot& slot = shard->slots.at(position);
+      if (static_cast<int>(slot.zone) != zone) return;
+      std::vector<std::string> tags;
+      if (slot.has_tags) {
+        if (auto t = shard->entry_tags.find(slot.hash); t != shard->entry_tags.end()) tags = t->second;
+      }
+      fn(Visit{key, std::move(tags), slot.Entry()});
+    });
   }
 }
 
@@ -372,16 +452,11 @@ Index::Memory Index::MemoryUsage() const {
   Memory memory;
   for (const auto& shard : shards_) {
     absl::MutexLock lock(&shard->mu);
-    memory.table_bytes += shard->slots.capacity() * (sizeof(std::pair<const uint64_t, Slot>) + 1);
-    // absl's btree nodes are about 3/4 full on average after random inserts.
-    memory.order_bytes += shard->order.size() * sizeof(std::string_view) * 4 / 3;
-    for (const auto& [hash, slot] : shard->slots) {
-      const std::string_view key = BlockKey(slot.block);
-      size_t block = 8 + key.size();
-      if (slot.has_tags) {
-        for (const auto& tag : BlockTags(slot.block)) block += 4 + tag.size();
-      }
-      memory.key_bytes += block;
+    memory.table_bytes += shard->slots.MemoryBytes();
+    memory.key_bytes += shard->keys.MemoryBytes();
+    for (const auto& [hash, tags] : shard->entry_tags) {
+      memory.tag_bytes += sizeof(hash) + sizeof(tags) + 16;  // the map's slot and control byte, about
+      for (const std::string& tag : tags) memory.tag_bytes += sizeof(std::string) + tag.size() * 2;
     }
   }
   return memory;

@@ -1,6 +1,8 @@
 // The in-memory index of every entry in every zone: 32 bytes of metadata per entry in a sharded
-// hash table, plus the encoded key in an ordered set so that object, listing and prefix
-// invalidations visit only what they match. Thread-safe (one mutex per shard).
+// hash table (found by the key's hash; the key itself is checked against the entry file's header
+// when the file is opened), plus the encoded keys in order, front-coded, so that listing and prefix
+// invalidations visit only what they match. About 50 bytes per entry in all. Thread-safe (one
+// mutex per shard).
 #pragma once
 
 #include <cstdint>
@@ -12,9 +14,6 @@
 #include <string_view>
 #include <vector>
 
-#include "absl/container/btree_set.h"
-#include "absl/container/flat_hash_map.h"
-#include "absl/container/flat_hash_set.h"
 #include "absl/synchronization/mutex.h"
 #include "cache/generations.h"
 
@@ -47,23 +46,25 @@ struct NewEntry {
 
 // Serials are 24 bits wide in the index.
 inline constexpr uint32_t kSerialMask = (1u << 24) - 1;
+inline constexpr size_t kMaxEntriesPerShard = (size_t{1} << 26) - 1;
 
 class Index {
  public:
   explicit Index(size_t shard_count = 64);
   ~Index();
 
-  // A restart inserts every entry at once: between these calls the ordered key set is not kept up
-  // to date entry by entry but built once, from sorted keys, at EndBulkLoad. Range invalidations
-  // must not run in between.
+  // A restart inserts every entry at once: between these calls the ordered keys are not kept up to
+  // date entry by entry but built once, from sorted keys, at EndBulkLoad. Range invalidations must
+  // not run in between.
   void BeginBulkLoad(size_t expected_entries);
   void EndBulkLoad();
 
   // Inserts an entry; a previous entry with the same hash (the same key, or a colliding one) is
-  // replaced and its file returned, for the caller to delete.
+  // replaced and its file returned, for the caller to delete. A shard holds at most
+  // kMaxEntriesPerShard entries: past that the new entry itself is returned, not indexed.
   std::optional<IndexedEntry> Insert(const NewEntry& entry);
-  // The entry for `key` (whose hash is `hash`), if indexed; records the access for eviction.
-  std::optional<IndexedEntry> Find(std::string_view key, uint64_t hash);
+  // The entry for the key whose hash is `hash`, if indexed; records the access for eviction.
+  std::optional<IndexedEntry> Find(uint64_t hash);
   // Removes the entry for `file` if it is still that file. Returns whether it did.
   std::optional<IndexedEntry> Erase(const FileRef& file);
   // Marks the entry for `file` stale if it is still that file.
@@ -73,8 +74,8 @@ class Index {
   // `removed`) or marked stale (soft, appended to `staled`). Returns how many matched.
   size_t ApplyToRange(std::string_view range, bool soft, std::vector<IndexedEntry>* removed,
                       std::vector<FileRef>* staled);
-  // The same for the one entry of `key` (whose hash is `hash`), if indexed: one shard.
-  size_t ApplyToKey(std::string_view key, uint64_t hash, bool soft, std::vector<IndexedEntry>* removed,
+  // The same for the one entry of the key whose hash is `hash`, if indexed: one shard.
+  size_t ApplyToKey(uint64_t hash, bool soft, std::vector<IndexedEntry>* removed,
                     std::vector<FileRef>* staled);
   // The same for the entries of the range whose encoded key `select` accepts.
   size_t ApplyToRangeIf(std::string_view range, const std::function<bool(std::string_view)>& select,
@@ -102,9 +103,9 @@ class Index {
   size_t size() const;
   // Bytes of memory the index holds, by part, for the bytes-per-entry measurement.
   struct Memory {
-    size_t table_bytes = 0;  // hash tables: metadata slots and control bytes
-    size_t order_bytes = 0;  // ordered key sets (approximate: slot size over fill)
-    size_t key_bytes = 0;    // encoded keys and tags on the heap
+    size_t table_bytes = 0;  // metadata slots and hash buckets
+    size_t key_bytes = 0;    // the ordered, front-coded keys
+    size_t tag_bytes = 0;    // tags of the entries that have any (approximate)
   };
   Memory MemoryUsage() const;
 

@@ -414,7 +414,7 @@ void Store::OnZoneError(Zone& zone) {
 std::optional<Hit> Store::Lookup(const Key& key) {
   const std::string encoded = key.Encode();
   const uint64_t hash = HashEncodedKey(encoded);
-  std::optional<IndexedEntry> entry = index_.Find(encoded, hash);
+  std::optional<IndexedEntry> entry = index_.Find(hash);
   if (!entry) return std::nullopt;
   Zone& zone = *zones_[entry->file.zone];
   if (!zone.healthy()) return std::nullopt;
@@ -431,6 +431,8 @@ std::optional<Hit> Store::Lookup(const Key& key) {
     return now < m.UsefulUntil() ? Freshness::kStale : Freshness::kExpired;
   };
   if (std::shared_ptr<const CachedEntry> cached = memory_.Find(entry->file)) {
+    // The index finds entries by hash alone: the key is compared here, as on opening a file.
+    if (cached->metadata.key != encoded) return std::nullopt;
     return Hit(-1, 0, cached, freshness(cached->metadata), invalidated);
   }
 
@@ -618,7 +620,7 @@ uint64_t Store::Apply(const Invalidation& inv) {
         hit = index_.ApplyToRange(range, inv.soft, &removed, &staled);
       } else {
         const std::string encoded = Key{KeyKind::kObject, inv.account, inv.container, inv.name, ""}.Encode();
-        hit = index_.ApplyToKey(encoded, HashEncodedKey(encoded), inv.soft, &removed, &staled);
+        hit = index_.ApplyToKey(HashEncodedKey(encoded), inv.soft, &removed, &staled);
       }
       break;
     }
