@@ -7,7 +7,9 @@
 #   benchmarks/edge_vs_nginx.sh            (run with nothing else busy: this machine has 2 cores)
 #   ROUNDS=3 DURATION=10 CONNECTIONS=64 WORKERS=2 OUT=benchmarks/results  (defaults)
 #
-# Measured: 1 KiB hits (req/s, p99), 1 MiB hits (throughput), 100 KiB misses (throughput, every
+# Measured: 1 KiB hits (req/s, p99), 1 MiB hits (throughput, with wrk and with discard_load, a
+# client that discards bodies in its kernel, so that the client's copying does not use up the CPU
+# both share), 100 KiB misses (throughput, every
 # request a different object, each fetched once, 16 at a time), and the time until 32 simultaneous
 # requests for one uncached 1 MiB object all have their head and all have their body, next to the
 # time of one direct origin fetch of such an object.
@@ -21,7 +23,8 @@ workers=${WORKERS:-2}
 out=${OUT:-$source_dir/benchmarks/results}
 miss_objects=${MISS_OBJECTS:-2000}
 
-[ -x build/release/edge ] || { echo "build first: cmake --build build/release" >&2; exit 1; }
+[ -x build/release/edge ] && [ -x build/release/discard_load ] ||
+  { echo "build first: cmake --build build/release" >&2; exit 1; }
 work=$(mktemp -d)
 free_port() { python3 tests/support/free_ports.py "$@"; }
 swift_port=$(free_port 5)  # swift-dev's servers take the four ports after the proxy's
@@ -180,11 +183,14 @@ for round in $(seq 0 $((rounds - 1))); do
     read -r small_rps small_p99 _ < <(wrk -t2 -c"$connections" -d"${duration}s" --latency -H 'Host: demo.test' \
       "$url/small.bin" | parse_wrk)
     read -r _ _ large_mib < <(wrk -t2 -c16 -d"${duration}s" --latency -H 'Host: demo.test' "$url/large.bin" | parse_wrk)
+    read -r _ large_discard_mib large_broken < <(build/release/discard_load 127.0.0.1 "$port" demo.test /large.bin 16 \
+      "$duration")
+    [ "$large_broken" = 0 ] || { echo "$server: $large_broken broken connections for 1 MiB hits" >&2; exit 1; }
     read -r miss_rps miss_mib < <(python3 benchmarks/lib/misses.py 127.0.0.1 "$port" demo.test "$miss_objects" 16)
     read -r coalesce_head_s coalesce_s coalesce_bad < <(python3 benchmarks/lib/coalesce.py 127.0.0.1 "$port" \
       demo.test "/coalesce/$round-$server.bin" 32)
     [ "$coalesce_bad" = 0 ] || { echo "$server: $coalesce_bad bad answers to the coalesced misses" >&2; exit 1; }
-    echo "$server $round $small_rps $small_p99 $large_mib $miss_rps $miss_mib $coalesce_head_s $coalesce_s $origin_s" |
+    echo "$server $round $small_rps $small_p99 $large_mib $large_discard_mib $miss_rps $miss_mib $coalesce_head_s $coalesce_s $origin_s" |
       tee -a "$results"
     stop_server "$server"
   done
@@ -194,7 +200,7 @@ mkdir -p "$out"
 python3 - "$results" "$out/edge_vs_nginx.json" "$rounds" "$workers" "$connections" "$duration" <<'PY'
 import json, statistics, subprocess, sys
 path, out, rounds, workers, connections, duration = sys.argv[1:7]
-keys = ["small_rps", "small_p99_ms", "large_mib_s", "miss_rps", "miss_mib_s", "coalesce_head_s", "coalesce_s",
+keys = ["small_rps", "small_p99_ms", "large_mib_s", "large_discard_mib_s", "miss_rps", "miss_mib_s", "coalesce_head_s", "coalesce_s",
         "origin_s"]
 rows = {"edge": [], "nginx": []}
 for line in open(path):
@@ -207,6 +213,8 @@ metrics = [
     {"key": "small_rps", "title": "1 KiB hits", "unit": "req/s", "better": "higher"},
     {"key": "small_p99_ms", "title": "1 KiB hits, p99 latency", "unit": "ms", "better": "lower"},
     {"key": "large_mib_s", "title": "1 MiB hits", "unit": "MiB/s", "better": "higher"},
+    {"key": "large_discard_mib_s", "title": "1 MiB hits, bodies discarded in the client's kernel", "unit": "MiB/s",
+     "better": "higher"},
     {"key": "miss_mib_s", "title": "100 KiB misses", "unit": "MiB/s", "better": "higher"},
     {"key": "coalesce_head_s", "title": "32 simultaneous misses of 1 MiB: last head", "unit": "s",
      "better": "lower"},
