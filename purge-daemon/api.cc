@@ -14,6 +14,11 @@ namespace {
 using edge::http::EqualsIgnoreCase;
 using edge::http::Exchange;
 
+// Swift token checks of tokens not seen lately, per account: a tenant's scripts use a few tokens,
+// a client guessing them uses many.
+constexpr double kTokenChecksPerSecond = 5;
+constexpr int kTokenCheckBurst = 20;
+
 int HttpStatus(const absl::Status& status) {
   switch (status.code()) {
     case absl::StatusCode::kInvalidArgument:
@@ -76,7 +81,8 @@ class PurgeApi::Call : public Exchange::Observer {
     std::exchange(exchange_, nullptr)->Reply(status, "application/json", text, headers);
   }
   void Fail(const absl::Status& status) {
-    Answer(HttpStatus(status), {{"error", std::string(status.message())}});
+    const int code = HttpStatus(status);
+    Answer(code, {{"error", std::string(status.message())}}, code == 429 ? "1" : "");
   }
   void AnswerText(std::string_view text) {
     if (exchange_ != nullptr)
@@ -96,7 +102,7 @@ PurgeApi::PurgeApi(ApiOptions options, const vhost::TenantSnapshot& tenants, siz
       tenants_(tenants),
       clock_(clock),
       limiter_(clock),
-      tokens_(options_.token_cache_ttl, absl::Seconds(5)),
+      tokens_(clock, options_.token_cache_ttl, absl::Seconds(5), kTokenChecksPerSecond, kTokenCheckBurst),
       calls_(std::max<size_t>(workers, 1)) {
   for (size_t i = 0; i < std::max<size_t>(workers, 1); ++i) {
     redis_.push_back(

@@ -51,7 +51,8 @@ class PurgeApi : public edge::http::Handler {
   class Call;
   friend class Call;
   struct Credentials;
-  absl::StatusOr<Credentials> Authenticate(const edge::http::Request& request, const vhost::TenantTable& table);
+  absl::StatusOr<Credentials> Authenticate(const edge::http::Request& request,
+                                           const vhost::TenantTable& table);
   void Handle(Call& call);
   void Submit(Call& call);
   void Status(Call& call, std::string_view id);

@@ -22,6 +22,11 @@ absl::Status SwiftTokenChecker::Check(std::string_view swift_url, std::string_vi
     if (answers_.size() > 100000)
       answers_.clear();  // bounded: a flood of bad tokens costs re-checks, not memory
   }
+  if (checks_.Take(absl::StrCat(std::string(swift_url), "|", std::string(account)), checks_per_second_,
+                   burst_) > absl::ZeroDuration()) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("too many new Swift tokens for account ", std::string(account), "; retry in a second"));
+  }
   CURL* curl = curl_easy_init();
   const std::string url = absl::StrCat(std::string(swift_url), "/v1/", vhost::PercentEncode(account, false));
   const std::string header = absl::StrCat("X-Auth-Token: ", std::string(token));

@@ -201,10 +201,12 @@ class Builder {
     t.name = s.String("name");
     if (!s.Has("name") || t.name.empty()) {
       s.Error(s.Node("name"), "name", "is required");
-    } else if (t.name.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_") !=
+    } else if (t.name.find_first_not_of(
+                   "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_") !=
                std::string::npos) {
       // It appears in metrics labels, log fields and cache tags: no room for separators there.
-      s.Error(s.Node("name"), "name", absl::StrCat("\"", t.name, "\" may hold only letters, digits, '.', '-' and '_'"));
+      s.Error(s.Node("name"), "name",
+              absl::StrCat("\"", t.name, "\" may hold only letters, digits, '.', '-' and '_'"));
     } else if (auto [it, inserted] = names_.emplace(t.name, s.Node("name") ? Line(*s.Node("name")) : 0);
                !inserted) {
       s.Error(s.Node("name"), "name",

@@ -2,6 +2,8 @@
 // the same port (SO_REUSEPORT), keep-alive and pipelining (one request at a time per connection),
 // limits from the strict parser, deadlines for headers, bodies, idle connections and stalled
 // clients, and a connection limit. Requests go to a Handler, which answers through an Exchange.
+// The process must ignore SIGPIPE, as the edge and the purge daemon do: responses leave through
+// writev and sendfile, which cannot be told not to raise it when a client has gone.
 #pragma once
 
 #include <atomic>

@@ -142,6 +142,28 @@ TEST_CASE("a Swift token is checked with Swift for every purge, tags and all inc
   CHECK(d.LogLength() == 0);
 }
 
+TEST_CASE("made-up Swift tokens are checked with Swift a bounded number of times, then refused with 429") {
+  Daemon d;
+  int checked = 0, refused = 0;
+  for (int i = 0; i < 30; ++i) {
+    HttpResponse r = HttpPost(d.Url("/v1/purge"), R"({"urls": ["http://demo.test/a"]})",
+                              {absl::StrCat("X-Auth-Token: AUTH_tk_guess_", i)});
+    if (r.status == 503) ++checked;  // Swift was asked (and cannot be reached)
+    if (r.status == 429) {
+      ++refused;
+      CHECK(r.header("retry-after") == "1");
+      CHECK(d.Error(r) == "too many new Swift tokens for account AUTH_test; retry in a second");
+    }
+  }
+  // The burst of 20, and at most a token or two refilled (5 a second) while the loop ran.
+  CHECK(checked >= 20);
+  CHECK(checked <= 22);
+  CHECK(refused == 30 - checked);
+  // A tenant's own purge key is not held up by it.
+  CHECK(d.Post(R"({"urls": ["http://demo.test/a"]})", "demo-key").status == 202);
+  CHECK(d.LogLength() == 1);
+}
+
 TEST_CASE("a tenant past its rate gets 429 with Retry-After; an admin may purge everything") {
   Daemon d;
   for (int i = 0; i < 3; ++i) CHECK(d.Post(R"({"urls": ["http://demo.test/a"]})", "demo-key").status == 202);

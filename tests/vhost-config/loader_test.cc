@@ -103,7 +103,8 @@ origin.container = "c"
   const std::vector<std::string> errors = Errors(bad);
   const std::vector<std::string> expected = {
       "vhosts.toml:3: defaults.name: cannot be set in [defaults]",
-      "vhosts.toml:10: tenant[0].cache.max_ttl: \"7 dayz\" is not a duration (use ms, s, m, h or d, e.g. \"7d\")",
+      "vhosts.toml:10: tenant[0].cache.max_ttl: \"7 dayz\" is not a duration (use ms, s, m, h or d, e.g. "
+      "\"7d\")",
       "vhosts.toml:11: tenant[0].colour: unknown key",
       "vhosts.toml:14: tenant[1].name: duplicate tenant name \"a\" (first at line 6)",
       "vhosts.toml:15: tenant[1].domains: \"shared.example.test\" is already claimed by tenant \"a\" (line "
