@@ -18,6 +18,7 @@ using edge::http::Exchange;
 // a client guessing them uses many.
 constexpr double kTokenChecksPerSecond = 5;
 constexpr int kTokenCheckBurst = 20;
+constexpr absl::Duration kTokenCheckTimeout = absl::Seconds(5);
 
 int HttpStatus(const absl::Status& status) {
   switch (status.code()) {
@@ -90,6 +91,8 @@ class PurgeApi::Call : public Exchange::Observer {
   }
 
   std::string body;
+  // A Swift token check under way: cancelled if the call goes first.
+  std::unique_ptr<SwiftTokenChecker::Pending> token_check;
 
  private:
   PurgeApi& api_;
@@ -102,7 +105,8 @@ PurgeApi::PurgeApi(ApiOptions options, const vhost::TenantSnapshot& tenants, siz
       tenants_(tenants),
       clock_(clock),
       limiter_(clock),
-      tokens_(clock, options_.token_cache_ttl, absl::Seconds(5), kTokenChecksPerSecond, kTokenCheckBurst),
+      tokens_(clock, options_.token_cache_ttl, kTokenChecksPerSecond, kTokenCheckBurst),
+      clients_(std::max<size_t>(workers, 1)),
       calls_(std::max<size_t>(workers, 1)) {
   for (size_t i = 0; i < std::max<size_t>(workers, 1); ++i) {
     redis_.push_back(
@@ -111,6 +115,17 @@ PurgeApi::PurgeApi(ApiOptions options, const vhost::TenantSnapshot& tenants, siz
 }
 
 PurgeApi::~PurgeApi() = default;
+
+void PurgeApi::OnWorkerStart(size_t worker, event_base* loop) {
+  edge::origin::OriginOptions options;
+  options.stall_timeout = kTokenCheckTimeout;
+  clients_[worker] = std::make_unique<edge::origin::OriginClient>(loop, options);
+}
+
+void PurgeApi::OnWorkerStop(size_t worker) {
+  calls_[worker].clear();  // their token checks, before the client they run on
+  clients_[worker].reset();
+}
 
 void PurgeApi::OnRequest(Exchange& exchange) {
   auto& calls = calls_[exchange.worker()];
@@ -173,7 +188,7 @@ void PurgeApi::Handle(Call& call) {
 
 void PurgeApi::Submit(Call& call) {
   // One table for the whole request: a reload meanwhile must not mix two.
-  const std::shared_ptr<const vhost::TenantTable> table = tenants_.Current();
+  std::shared_ptr<const vhost::TenantTable> table = tenants_.Current();
   absl::StatusOr<Credentials> credentials = Authenticate(call.request(), *table);
   if (!credentials.ok()) return call.Fail(credentials.status());
   absl::StatusOr<PurgeRequest> request = ParsePurgeRequest(call.body);
@@ -198,26 +213,28 @@ void PurgeApi::Submit(Call& call) {
             absl::StrCat("tenant \"", (*tenant)->name,
                          "\" has no Swift account of its own: purge it with its purge key")));
       }
-      if (absl::Status status =
-              tokens_.Check((*tenant)->origin.url, (*tenant)->origin.account, credentials->token);
-          !status.ok()) {
-        return call.Fail(status);
-      }
       caller.tenant = *tenant;
       break;
     }
   }
   absl::StatusOr<PurgePlan> plan = PlanPurge(*request, *table, caller);
   if (!plan.ok()) return call.Fail(plan.status());
-  if (credentials->kind == Credentials::Kind::kToken) {
-    // The token must be good for every account the purge touches.
-    for (const std::string& account : plan->accounts) {
-      if (absl::Status status = tokens_.Check(caller.tenant->origin.url, account, credentials->token);
-          !status.ok()) {
-        return call.Fail(status);
-      }
-    }
+  if (credentials->kind != Credentials::Kind::kToken) return Commit(call, caller, *plan);
+  // The token must be good for the tenant's account and every account the purge touches; the
+  // purge goes on when Swift has said so, on this worker's loop.
+  std::vector<std::string> accounts{caller.tenant->origin.account};
+  for (const std::string& account : plan->accounts) {
+    if (account != accounts.front()) accounts.push_back(account);
   }
+  call.token_check =
+      tokens_.Check(*clients_[call.worker()], caller.tenant->origin.url, accounts, credentials->token,
+                    [this, &call, table, caller, plan = std::move(*plan)](absl::Status status) {
+                      if (!status.ok()) return call.Fail(status);
+                      Commit(call, caller, plan);
+                    });
+}
+
+void PurgeApi::Commit(Call& call, const Caller& caller, const PurgePlan& plan) {
   if (!caller.admin) {
     const absl::Duration wait =
         limiter_.Take(caller.tenant->name, caller.tenant->purge.rate, caller.tenant->purge.burst);
@@ -230,7 +247,7 @@ void PurgeApi::Submit(Call& call) {
   }
   absl::StatusOr<JobRecord> job =
       SubmitJob(Redis(call.worker()), caller.tenant != nullptr ? caller.tenant->name : "*admin*",
-                plan->invalidations, options_.max_log_length, options_.job_ttl, absl::ToUnixMillis(clock_()));
+                plan.invalidations, options_.max_log_length, options_.job_ttl, absl::ToUnixMillis(clock_()));
   if (!job.ok())
     return call.Fail(absl::UnavailableError("the purge bus (Redis) is unavailable; nothing was purged"));
   call.Answer(202,
@@ -258,11 +275,16 @@ void PurgeApi::Status(Call& call, std::string_view id) {
         if (t.name == status->job.tenant) tenant = &t;
       }
       if (tenant == nullptr || tenant->origin.kind == vhost::OriginKind::kHttp ||
-          tenant->origin.account.empty() ||
-          !tokens_.Check(tenant->origin.url, tenant->origin.account, credentials->token).ok()) {
+          tenant->origin.account.empty()) {
         return call.Fail(not_found);
       }
-      break;
+      call.token_check = tokens_.Check(
+          *clients_[call.worker()], tenant->origin.url, {tenant->origin.account}, credentials->token,
+          [&call, not_found, answer = JobStatusJson(*status)](absl::Status checked) {
+            if (!checked.ok()) return call.Fail(not_found);
+            call.Answer(200, nlohmann::json::parse(answer));
+          });
+      return;
     }
   }
   call.Answer(200, nlohmann::json::parse(JobStatusJson(*status)));

@@ -20,7 +20,9 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "edge/http/server.h"
+#include "edge/origin/origin_client.h"
 #include "purge-daemon/bus/redis.h"
+#include "purge-daemon/purge_request.h"
 #include "purge-daemon/rate_limiter.h"
 #include "purge-daemon/token_checker.h"
 #include "vhost-config/snapshot.h"
@@ -44,6 +46,8 @@ class PurgeApi : public edge::http::Handler {
   ~PurgeApi() override;
 
   void OnRequest(edge::http::Exchange& exchange) override;
+  void OnWorkerStart(size_t worker, event_base* loop) override;
+  void OnWorkerStop(size_t worker) override;
   // Extra metric lines (the consumer's), appended to /metrics.
   void SetMetricsSource(std::function<std::string()> source) { metrics_source_ = std::move(source); }
 
@@ -55,6 +59,7 @@ class PurgeApi : public edge::http::Handler {
                                            const vhost::TenantTable& table);
   void Handle(Call& call);
   void Submit(Call& call);
+  void Commit(Call& call, const Caller& caller, const PurgePlan& plan);
   void Status(Call& call, std::string_view id);
   std::string Metrics();
   bus::RedisConnection& Redis(size_t worker) { return *redis_[worker]; }
@@ -64,8 +69,9 @@ class PurgeApi : public edge::http::Handler {
   const cache::Clock clock_;
   RateLimiter limiter_;
   SwiftTokenChecker tokens_;
-  std::vector<std::unique_ptr<bus::RedisConnection>> redis_;  // one per worker
-  std::vector<std::vector<std::unique_ptr<Call>>> calls_;     // per worker; done ones go at the next
+  std::vector<std::unique_ptr<edge::origin::OriginClient>> clients_;  // per worker: token checks
+  std::vector<std::unique_ptr<bus::RedisConnection>> redis_;          // one per worker
+  std::vector<std::vector<std::unique_ptr<Call>>> calls_;             // per worker; done ones go at the next
   std::function<std::string()> metrics_source_;
   absl::Mutex mu_;
   absl::flat_hash_map<int, uint64_t> answers_ ABSL_GUARDED_BY(mu_);  // by status

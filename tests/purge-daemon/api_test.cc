@@ -4,9 +4,12 @@
 
 #include <doctest/doctest.h>
 
+#include <atomic>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "purge-daemon/bus/protocol.h"
 #include "tests/support/http_client.h"
 #include "tests/support/redis_server.h"
@@ -21,10 +24,11 @@ using testing_support::HttpPost;
 using testing_support::HttpResponse;
 using testing_support::RedisServer;
 
-std::shared_ptr<const vhost::TenantTable> Table() {
+std::shared_ptr<const vhost::TenantTable> Table(const std::string& swift_url) {
   auto table = vhost::LoadTenantText(absl::StrCat(R"(
 [defaults]
-origin.url = "http://127.0.0.1:1"
+origin.url = ")",
+                                                  swift_url, R"("
 [[tenant]]
 name = "demo"
 domains = ["demo.test"]
@@ -48,7 +52,8 @@ purge.key_hashes = [")",
 }
 
 struct Daemon {
-  Daemon() : tenants(Table()) {
+  // By default its tenants' Swift cannot be reached.
+  explicit Daemon(const std::string& swift_url = "http://127.0.0.1:1") : tenants(Table(swift_url)) {
     ApiOptions options;
     options.redis_host = "127.0.0.1";
     options.redis_port = redis.port();
@@ -76,7 +81,70 @@ struct Daemon {
   std::unique_ptr<edge::http::Server> server;
 };
 
+// A Swift that answers token checks (HEAD of an account: 204 for the token "good", else 401) only
+// once the test lets it, and counts them.
+class HeldSwift : public edge::http::Handler {
+ public:
+  HeldSwift() : server_(Options(), *this) { REQUIRE(server_.Start().ok()); }
+  ~HeldSwift() {
+    Release();
+    server_.Stop();
+  }
+  void OnRequest(edge::http::Exchange& exchange) override {
+    ++requests;
+    if (!arrived_.HasBeenNotified()) arrived_.Notify();
+    if (!released_.WaitForNotificationWithTimeout(absl::Seconds(10))) held_too_long = true;
+    exchange.Reply(exchange.request().Find("x-auth-token") == "good" ? 204 : 401, "text/plain", "");
+  }
+  std::string url() const { return absl::StrCat("http://127.0.0.1:", server_.port()); }
+  void WaitForCheck() { arrived_.WaitForNotificationWithTimeout(absl::Seconds(10)); }
+  void Release() {
+    if (!released_.HasBeenNotified()) released_.Notify();
+  }
+
+  std::atomic<int> requests{0};
+  std::atomic<bool> held_too_long{false};
+
+ private:
+  static edge::http::ServerOptions Options() {
+    edge::http::ServerOptions options;
+    options.workers = 1;
+    return options;
+  }
+  absl::Notification arrived_, released_;
+  edge::http::Server server_;
+};
+
 }  // namespace
+
+TEST_CASE("a token check waits for Swift on the side: the API answers other requests meanwhile") {
+  HeldSwift swift;
+  Daemon d(swift.url());  // one API worker
+  HttpResponse token_purge;
+  std::thread waiting([&] {
+    token_purge = HttpPost(d.Url("/v1/purge"), R"({"urls": ["http://demo.test/a"]})", {"X-Auth-Token: good"});
+  });
+  swift.WaitForCheck();
+  // Swift holds its answer; the one API thread still takes a key purge.
+  CHECK(d.Post(R"({"urls": ["http://demo.test/b"]})", "demo-key").status == 202);
+  swift.Release();
+  waiting.join();
+  CHECK_FALSE(swift.held_too_long);  // the key purge was answered while Swift held the check
+  CHECK(token_purge.status == 202);
+  CHECK(d.LogLength() == 2);
+  const std::string job = nlohmann::json::parse(token_purge.body).value("id", "");
+  CHECK(HttpGet(d.Url("/v1/purge/" + job), {"X-Auth-Token: good"}).status == 200);
+  // Remembered: the same token is not checked again, and a refused one is refused.
+  CHECK(HttpPost(d.Url("/v1/purge"), R"({"urls": ["http://demo.test/c"]})", {"X-Auth-Token: good"}).status ==
+        202);
+  CHECK(swift.requests == 1);
+  CHECK(HttpPost(d.Url("/v1/purge"), R"({"urls": ["http://demo.test/c"]})", {"X-Auth-Token: bad"}).status ==
+        403);
+  CHECK(swift.requests == 2);
+  CHECK(HttpGet(d.Url("/v1/purge/" + job), {"X-Auth-Token: bad"}).status == 404);  // to it, no such job
+  CHECK(HttpGet(d.Url("/v1/purge/" + job), {"X-Auth-Token: other"}).status == 404);
+  CHECK(swift.requests == 3);
+}
 
 TEST_CASE("a tenant's purge is accepted once in the log, and its job shows each edge's progress") {
   Daemon d;
