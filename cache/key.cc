@@ -7,23 +7,35 @@ namespace cache {
 namespace {
 constexpr char kSep = '\0';
 
-std::string Join(KeyKind kind, std::initializer_list<std::string_view> fields, bool trailing_separator) {
+void JoinTo(KeyKind kind, std::initializer_list<std::string_view> fields, bool trailing_separator,
+            std::string* out) {
   size_t size = 1 + fields.size();
   for (std::string_view field : fields) size += field.size();
-  std::string out;
-  out.reserve(size);
-  out.push_back(static_cast<char>(kind));
+  out->clear();
+  out->reserve(size);
+  out->push_back(static_cast<char>(kind));
   for (std::string_view field : fields) {
-    if (out.size() > 1) out.push_back(kSep);
-    out.append(field);
+    if (out->size() > 1) out->push_back(kSep);
+    out->append(field);
   }
-  if (trailing_separator) out.push_back(kSep);
+  if (trailing_separator) out->push_back(kSep);
+}
+
+std::string Join(KeyKind kind, std::initializer_list<std::string_view> fields, bool trailing_separator) {
+  std::string out;
+  JoinTo(kind, fields, trailing_separator, &out);
   return out;
 }
 }  // namespace
 
 std::string Key::Encode() const {
-  return Join(kind, {account, container, name, variant}, false);
+  std::string out;
+  EncodeTo(&out);
+  return out;
+}
+
+void Key::EncodeTo(std::string* out) const {
+  JoinTo(kind, {account, container, name, variant}, false, out);
 }
 
 uint64_t HashEncodedKey(std::string_view encoded) {

@@ -25,6 +25,8 @@ struct Key {
   // kind, account, container, name, variant separated by NUL (names never contain NUL: the
   // path mapping rejects it).
   std::string Encode() const;
+  // The same into `out`, whose capacity is reused: no allocation once it is large enough.
+  void EncodeTo(std::string* out) const;
   bool operator==(const Key&) const = default;
 };
 

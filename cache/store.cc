@@ -412,7 +412,9 @@ void Store::OnZoneError(Zone& zone) {
 }
 
 std::optional<Hit> Store::Lookup(const Key& key) {
-  const std::string encoded = key.Encode();
+  // Per thread and reused: a lookup is on every request's path.
+  thread_local std::string encoded;
+  key.EncodeTo(&encoded);
   const uint64_t hash = HashEncodedKey(encoded);
   std::optional<IndexedEntry> entry = index_.Find(hash);
   if (!entry) return std::nullopt;

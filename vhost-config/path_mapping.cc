@@ -1,8 +1,10 @@
 #include "vhost-config/path_mapping.h"
 
 #include <algorithm>
+#include <span>
 #include <vector>
 
+#include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
 
 namespace vhost {
@@ -127,7 +129,7 @@ absl::Status MapListing(std::string_view accept, const std::string& base, Origin
   return absl::OkStatus();
 }
 
-absl::StatusOr<OriginTarget> MapSwiftApi(const Tenant& tenant, const std::vector<std::string>& segments,
+absl::StatusOr<OriginTarget> MapSwiftApi(const Tenant& tenant, std::span<const std::string> segments,
                                          bool directory, std::string_view accept, OriginTarget result) {
   const Origin& origin = tenant.origin;
   if (segments.size() < 2 || segments[0] != "v1") {
@@ -182,7 +184,8 @@ absl::StatusOr<OriginTarget> MapRequest(const Tenant& tenant, std::string_view t
     if (c <= 0x20 || c == 0x7f) return absl::InvalidArgumentError("space or control character in query");
   }
 
-  std::vector<std::string> segments;
+  // Inline: most paths have a few segments, and this runs for every request.
+  absl::InlinedVector<std::string, 8> segments;
   size_t start = 1;
   while (start <= raw_path.size()) {
     const size_t end = std::min(raw_path.find('/', start), raw_path.size());

@@ -477,6 +477,13 @@ void Exchange::WriteHead(int status, std::span<const HeaderField> headers, std::
   if (responded_ || connection_->closed_) return;
   responded_ = true;
   evbuffer* out = connection_->output();
+  if (content_length && *content_length <= kInlineFileBytes && !head_only_ && StatusHasBody(status)) {
+    // A small body follows in memory: room for it and the head in one buffer chunk, so a small
+    // response costs one allocation here rather than two.
+    size_t head_bytes = 128 + content_type.size();
+    for (const auto& [name, value] : headers) head_bytes += name.size() + value.size() + 4;
+    evbuffer_expand(out, head_bytes + *content_length);
+  }
   const std::string_view reason = ReasonPhrase(status);
   evbuffer_add_printf(out, "HTTP/1.1 %d ", status);
   evbuffer_add(out, reason.data(), reason.size());
