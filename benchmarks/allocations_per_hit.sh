@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Heap allocations per cache hit in the edge: malloc calls counted by an LD_PRELOAD library
+# (benchmarks/lib/count_mallocs.c) while wrk sends hits for a 1 KiB and a 1 MiB object, divided by
+# the requests wrk made. The edge runs in front of a real Swift (scripts/swift-dev), 2 workers.
+#   benchmarks/allocations_per_hit.sh     (after cmake --build build/release)
+#   EDGE=path/to/edge                     another build of the edge, to compare
+set -euo pipefail
+cd "$(dirname "$0")/.."
+edge=${EDGE:-build/release/edge}
+[ -x "$edge" ] || { echo "build first: cmake --build build/release" >&2; exit 1; }
+work=$(mktemp -d)
+swift_port=$(python3 tests/support/free_ports.py 5)  # swift-dev's servers take the next four ports
+edge_port=$(python3 tests/support/free_ports.py)
+edge_pid=
+cleanup() {
+  [ -n "$edge_pid" ] && kill "$edge_pid" 2>/dev/null || true
+  SWIFT_DEV_DIR=$work/swift SWIFT_DEV_PORT=$swift_port scripts/swift-dev stop >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+gcc -O2 -shared -fPIC -o "$work/count_mallocs.so" benchmarks/lib/count_mallocs.c
+SWIFT_DEV_DIR=$work/swift SWIFT_DEV_PORT=$swift_port scripts/swift-dev start >/dev/null
+swift=http://127.0.0.1:$swift_port
+token=$(curl -fsS -D - -o /dev/null -H 'X-Auth-User: test:tester' -H 'X-Auth-Key: testing' "$swift/auth/v1.0" |
+  tr -d '\r' | awk 'tolower($1) == "x-auth-token:" {print $2}')
+curl -fsS -o /dev/null -X PUT -H "X-Auth-Token: $token" -H 'X-Container-Read: .r:*' "$swift/v1/AUTH_test/bench"
+for size in 1024 1048576; do
+  head -c "$size" /dev/urandom | curl -fsS -o /dev/null -X PUT -H "X-Auth-Token: $token" --data-binary @- \
+    "$swift/v1/AUTH_test/bench/$size.bin"
+done
+cat >"$work/vhosts.toml" <<CONF
+[[tenant]]
+name = "demo"
+domains = ["demo.test"]
+origin.url = "$swift"
+origin.account = "AUTH_test"
+origin.container = "bench"
+CONF
+cat >"$work/edge.toml" <<CONF
+node_id = "allocations"
+tenants = "vhosts.toml"
+listen.port = $edge_port
+listen.workers = 2
+admin.port = 0
+log.access = "access.log"
+[[cache.zone]]
+path = "zone-a"
+size = "1G"
+[[cache.zone]]
+path = "zone-b"
+size = "1G"
+CONF
+LD_PRELOAD=$work/count_mallocs.so "$edge" --config "$work/edge.toml" </dev/null 2>"$work/edge.err" &
+edge_pid=$!
+url=http://127.0.0.1:$edge_port
+for _ in $(seq 1 100); do curl -fsS -o /dev/null -H 'Host: demo.test' "$url/1024.bin" 2>/dev/null && break; sleep 0.1; done
+
+count() {
+  kill -USR2 "$edge_pid"
+  sleep 0.3
+  tail -n 1 "$work/edge.err" | awk '$1 == "mallocs" {print $2}'
+}
+echo "| object | requests | mallocs | mallocs per hit |"
+echo "|---|---|---|---|"
+for size in 1024 1048576; do
+  curl -fsS -o /dev/null -H 'Host: demo.test' "$url/$size.bin"                     # the miss that fills it
+  wrk -t1 -c4 -d1s -H 'Host: demo.test' "$url/$size.bin" >/dev/null                 # warm: buffers at size
+  before=$(count)
+  requests=$(wrk -t1 -c4 -d3s -H 'Host: demo.test' "$url/$size.bin" | awk '/requests in/ {print $1}')
+  after=$(count)
+  echo "| $size B | $requests | $((after - before)) | $(awk -v m=$((after - before)) -v r="$requests" 'BEGIN {printf "%.1f", m / r}') |"
+done
