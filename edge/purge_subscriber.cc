@@ -121,9 +121,14 @@ absl::Status PurgeSubscriber::Synchronize(bus::RedisConnection& redis) {
 }
 
 absl::Status PurgeSubscriber::ReadBatch(bus::RedisConnection& redis) {
-  absl::StatusOr<bus::RedisReply> reply = redis.Command(
-      {"XREAD", "COUNT", std::to_string(kBatch), "BLOCK", std::to_string(absl::ToInt64Milliseconds(kBlock)),
-       "STREAMS", std::string(bus::kPurgeLog), cursor_->ToString()});
+  // Catching up (after a start or an outage) reads without waiting: an empty answer means caught
+  // up, and the cache is trusted at once rather than after a blocked read's timeout.
+  std::vector<std::string> command{"XREAD", "COUNT", std::to_string(kBatch)};
+  if (GetStats().trusted) {
+    command.insert(command.end(), {"BLOCK", std::to_string(absl::ToInt64Milliseconds(kBlock))});
+  }
+  command.insert(command.end(), {"STREAMS", std::string(bus::kPurgeLog), cursor_->ToString()});
+  absl::StatusOr<bus::RedisReply> reply = redis.Command(command);
   if (!reply.ok()) return reply.status();
   last_contact_ = absl::Now();
   const std::vector<bus::StreamEntry> entries = bus::StreamEntries(*reply);
