@@ -20,13 +20,21 @@
 
 namespace testing_support {
 
-// Below the kernel's ephemeral range: a port there may be taken by some process's outgoing
+// Outside the kernel's ephemeral range: a port in it may be taken by some process's outgoing
 // connection while Redis is stopped for an outage and then cannot be bound again.
 inline int FreePort() {
-  int ephemeral_low = 32768;
-  if (std::ifstream range("/proc/sys/net/ipv4/ip_local_port_range"); range) range >> ephemeral_low;
+  int ephemeral_low = 32768, ephemeral_high = 60999;
+  if (std::ifstream range("/proc/sys/net/ipv4/ip_local_port_range"); range)
+    range >> ephemeral_low >> ephemeral_high;
+  // Below the range, else above it, else (all of it ephemeral) anywhere: as tests/support/free_ports.py.
+  int low = 10000, high = 65535;
+  if (ephemeral_low > 11000) {
+    high = ephemeral_low - 1;
+  } else if (ephemeral_high < 64535) {
+    low = ephemeral_high + 1;
+  }
   std::mt19937 random(std::random_device{}());
-  std::uniform_int_distribution<int> ports(10000, ephemeral_low - 1);
+  std::uniform_int_distribution<int> ports(low, high);
   for (;;) {
     const int port = ports(random);
     const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
