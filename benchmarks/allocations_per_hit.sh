@@ -20,37 +20,13 @@ cleanup() {
 trap cleanup EXIT
 
 gcc -O2 -shared -fPIC -o "$work/count_mallocs.so" benchmarks/lib/count_mallocs.c
-SWIFT_DEV_DIR=$work/swift SWIFT_DEV_PORT=$swift_port scripts/swift-dev start >/dev/null
-swift=http://127.0.0.1:$swift_port
-token=$(curl -fsS -D - -o /dev/null -H 'X-Auth-User: test:tester' -H 'X-Auth-Key: testing' "$swift/auth/v1.0" |
-  tr -d '\r' | awk 'tolower($1) == "x-auth-token:" {print $2}')
-curl -fsS -o /dev/null -X PUT -H "X-Auth-Token: $token" -H 'X-Container-Read: .r:*' "$swift/v1/AUTH_test/bench"
+source benchmarks/lib/bench_site.sh
+start_bench_swift "$work" "$swift_port"
 for size in 1024 1048576; do
   head -c "$size" /dev/urandom | curl -fsS -o /dev/null -X PUT -H "X-Auth-Token: $token" --data-binary @- \
     "$swift/v1/AUTH_test/bench/$size.bin"
 done
-cat >"$work/vhosts.toml" <<CONF
-[[tenant]]
-name = "demo"
-domains = ["demo.test"]
-origin.url = "$swift"
-origin.account = "AUTH_test"
-origin.container = "bench"
-CONF
-cat >"$work/edge.toml" <<CONF
-node_id = "allocations"
-tenants = "vhosts.toml"
-listen.port = $edge_port
-listen.workers = 2
-admin.port = 0
-log.access = "access.log"
-[[cache.zone]]
-path = "zone-a"
-size = "1G"
-[[cache.zone]]
-path = "zone-b"
-size = "1G"
-CONF
+write_edge_config "$work" allocations "$edge_port" 2 1G
 LD_PRELOAD=$work/count_mallocs.so "$edge" --config "$work/edge.toml" </dev/null 2>"$work/edge.err" &
 edge_pid=$!
 url=http://127.0.0.1:$edge_port

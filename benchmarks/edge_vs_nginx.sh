@@ -40,11 +40,8 @@ cleanup() {
 trap cleanup EXIT
 
 echo "== starting Swift and uploading the objects"
-SWIFT_DEV_DIR=$work/swift SWIFT_DEV_PORT=$swift_port scripts/swift-dev start >/dev/null
-swift=http://127.0.0.1:$swift_port
-token=$(curl -fsS -D - -o /dev/null -H 'X-Auth-User: test:tester' -H 'X-Auth-Key: testing' "$swift/auth/v1.0" |
-  tr -d '\r' | awk 'tolower($1) == "x-auth-token:" {print $2}')
-curl -fsS -o /dev/null -X PUT -H "X-Auth-Token: $token" -H 'X-Container-Read: .r:*,.rlistings' "$swift/v1/AUTH_test/bench"
+source benchmarks/lib/bench_site.sh
+start_bench_swift "$work" "$swift_port"
 head -c 1024 /dev/urandom >"$work/1k"
 head -c 102400 /dev/urandom >"$work/100k"
 head -c 1048576 /dev/urandom >"$work/1m"
@@ -66,29 +63,8 @@ with concurrent.futures.ThreadPoolExecutor(8) as pool:
     list(pool.map(put, batches))
 PY
 
-mkdir -p "$work/edge" "$work/nginx"
-cat >"$work/edge/vhosts.toml" <<CONF
-[[tenant]]
-name = "demo"
-domains = ["demo.test"]
-origin.url = "$swift"
-origin.account = "AUTH_test"
-origin.container = "bench"
-CONF
-cat >"$work/edge/edge.toml" <<CONF
-node_id = "bench"
-tenants = "vhosts.toml"
-listen.port = $edge_port
-listen.workers = $workers
-admin.port = 0
-log.access = "access.log"
-[[cache.zone]]
-path = "zone-a"
-size = "2G"
-[[cache.zone]]
-path = "zone-b"
-size = "2G"
-CONF
+mkdir -p "$work/nginx"
+write_edge_config "$work/edge" bench "$edge_port" "$workers" 2G
 # nginx, configured as the edge is: two cache paths (one per drive) split by key, kept-alive
 # upstream connections, cache lock for concurrent misses, the tenant's default TTL (5 minutes)
 # for responses that say nothing, a buffered access log, sendfile.

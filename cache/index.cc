@@ -192,13 +192,18 @@ struct Index::Shard {
     MaybeRebuildKeys();
   }
 
-  // Keys are dropped from the ordered set only here, for entries that are gone by then.
-  void MaybeRebuildKeys() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
-    if (bulk_load || !keys.WantsRebuild(removed_since_rebuild)) return;
-    keys.Rebuild([this](std::string_view key) ABSL_NO_THREAD_SAFETY_ANALYSIS {
-      return slots.Find(HashEncodedKey(key)) != SlotTable::kNone;
-    });
+  // Keys are dropped from the ordered set only here, for entries that are gone by then; `more`
+  // (sorted) are merged in.
+  void RebuildKeys(const std::vector<std::string>& more = {}) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    keys.Rebuild(
+        [this](std::string_view key)
+            ABSL_NO_THREAD_SAFETY_ANALYSIS { return slots.Find(HashEncodedKey(key)) != SlotTable::kNone; },
+        more);
     removed_since_rebuild = 0;
+  }
+
+  void MaybeRebuildKeys() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    if (!bulk_load && keys.WantsRebuild(removed_since_rebuild)) RebuildKeys();
   }
 
   // Applies an invalidation to the entries with these hashes; returns how many there were.
@@ -247,13 +252,7 @@ void Index::EndBulkLoad() {
   for (auto& shard : shards_) {
     absl::MutexLock lock(&shard->mu);
     std::sort(shard->pending.begin(), shard->pending.end());
-    // Keys of entries erased during the load are dropped here too.
-    shard->keys.Rebuild(
-        [&](std::string_view key) ABSL_NO_THREAD_SAFETY_ANALYSIS {
-          return shard->slots.Find(HashEncodedKey(key)) != SlotTable::kNone;
-        },
-        shard->pending);
-    shard->removed_since_rebuild = 0;
+    shard->RebuildKeys(shard->pending);  // keys of entries erased during the load are dropped too
     shard->pending.clear();
     shard->pending.shrink_to_fit();
     shard->bulk_load = false;

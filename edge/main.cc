@@ -17,6 +17,7 @@
 #include "edge/access_log.h"
 #include "edge/admin.h"
 #include "edge/config.h"
+#include "edge/http/prometheus.h"
 #include "edge/metrics.h"
 #include "edge/pipeline.h"
 #include "edge/purge_subscriber.h"
@@ -211,33 +212,24 @@ int main(int argc, char** argv) {
       [&] {
         std::string text =
             metrics.Render(rt.store->GetStats(), server.connections(), pipeline.fetches_in_flight());
-        absl::StrAppend(&text,
-                        "# HELP edge_trusted 1 while the cache is served without revalidating every hit.\n",
-                        "# TYPE edge_trusted gauge\nedge_trusted ", pipeline.trusted() ? 1 : 0, "\n");
+        using edge::http::AppendMetric;
+        AppendMetric(&text, "edge_trusted", "gauge",
+                     "1 while the cache is served without revalidating every hit.",
+                     pipeline.trusted() ? 1 : 0);
         if (subscriber) {
           const edge::PurgeSubscriber::Stats s = subscriber->GetStats();
-          absl::StrAppend(
-              &text,
-              "# HELP edge_purge_entries_applied_total Purge-log entries applied.\n"
-              "# TYPE edge_purge_entries_applied_total counter\nedge_purge_entries_applied_total ",
-              s.entries_applied,
-              "\n# HELP edge_purge_invalidations_applied_total Invalidations applied from the log.\n"
-              "# TYPE edge_purge_invalidations_applied_total counter\n"
-              "edge_purge_invalidations_applied_total ",
-              s.invalidations_applied,
-              "\n# HELP edge_purge_whole_cache_total Whole-cache invalidations (log gap, lost cursor).\n"
-              "# TYPE edge_purge_whole_cache_total counter\nedge_purge_whole_cache_total ",
-              s.whole_cache_purges,
-              "\n# HELP edge_purge_bus_connected 1 while the purge bus answers.\n"
-              "# TYPE edge_purge_bus_connected gauge\nedge_purge_bus_connected ",
-              s.connected ? 1 : 0, "\n");
+          AppendMetric(&text, "edge_purge_entries_applied_total", "counter", "Purge-log entries applied.",
+                       s.entries_applied);
+          AppendMetric(&text, "edge_purge_invalidations_applied_total", "counter",
+                       "Invalidations applied from the log.", s.invalidations_applied);
+          AppendMetric(&text, "edge_purge_whole_cache_total", "counter",
+                       "Whole-cache invalidations (log gap, lost cursor).", s.whole_cache_purges);
+          AppendMetric(&text, "edge_purge_bus_connected", "gauge", "1 while the purge bus answers.",
+                       s.connected ? 1 : 0);
         }
         if (publisher) {
-          absl::StrAppend(
-              &text,
-              "# HELP edge_write_event_spool_bytes Write events waiting for (or just sent to) Redis.\n"
-              "# TYPE edge_write_event_spool_bytes gauge\nedge_write_event_spool_bytes ",
-              publisher->spool_bytes(), "\n");
+          AppendMetric(&text, "edge_write_event_spool_bytes", "gauge",
+                       "Write events waiting for (or just sent to) Redis.", publisher->spool_bytes());
         }
         return text;
       },

@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "edge/http/prometheus.h"
 
 namespace edge {
 
@@ -158,15 +159,10 @@ std::string Metrics::Render(const cache::StoreStats& store, size_t connections,
       "# TYPE edge_zone_healthy gauge\n";
   for (const auto& z : store.zones)
     absl::StrAppend(&out, "edge_zone_healthy{zone=\"", Escape(z.path), "\"} ", z.healthy ? 1 : 0, "\n");
-  absl::StrAppend(&out,
-                  "# HELP edge_cache_entries Entries in the cache index.\n# TYPE edge_cache_entries gauge\n",
-                  "edge_cache_entries ", store.entries, "\n");
-  absl::StrAppend(&out, "# HELP edge_connections Open client connections.\n# TYPE edge_connections gauge\n",
-                  "edge_connections ", connections, "\n");
-  absl::StrAppend(&out,
-                  "# HELP edge_origin_fetches_in_flight Shared origin fetches clients can join.\n"
-                  "# TYPE edge_origin_fetches_in_flight gauge\nedge_origin_fetches_in_flight ",
-                  fetches_in_flight, "\n");
+  http::AppendMetric(&out, "edge_cache_entries", "gauge", "Entries in the cache index.", store.entries);
+  http::AppendMetric(&out, "edge_connections", "gauge", "Open client connections.", connections);
+  http::AppendMetric(&out, "edge_origin_fetches_in_flight", "gauge",
+                     "Shared origin fetches clients can join.", fetches_in_flight);
   return out;
 }
 

@@ -29,21 +29,11 @@ constexpr uint64_t kUnbounded = UINT64_MAX;
 // A client streaming a fill has at most about this much queued beyond what it has taken.
 constexpr size_t kSpoolQueueAhead = 1 << 20;
 
-bool QueryHas(std::string_view query, std::string_view name) {
-  while (!query.empty()) {
-    const size_t amp = query.find('&');
-    const std::string_view param = query.substr(0, amp);
-    if (param.substr(0, param.find('=')) == name) return true;
-    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
-  }
-  return false;
-}
-
 // Credentials, a signed URL, or (an http site's) cookies: the answer is this client's alone.
 bool CarriesCredentials(const http::Request& request, const vhost::Tenant& tenant,
                         const vhost::OriginTarget& target) {
   return !request.Find("authorization").empty() || !request.Find("x-auth-token").empty() ||
-         !request.Find("x-storage-token").empty() || QueryHas(target.query, "temp_url_sig") ||
+         !request.Find("x-storage-token").empty() || vhost::QueryHasParameter(target.query, "temp_url_sig") ||
          (tenant.origin.kind == vhost::OriginKind::kHttp && !request.Find("cookie").empty());
 }
 

@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "edge/http/prometheus.h"
 #include "purge-daemon/api.h"
 #include "purge-daemon/config.h"
 #include "purge-daemon/consumer.h"
@@ -94,20 +95,21 @@ int main(int argc, char** argv) {
   purge::PurgeApi api(config->api, tenants, static_cast<size_t>(config->api_workers),
                       [] { return absl::Now(); });
   api.SetMetricsSource([&consumer] {
+    using edge::http::AppendMetric;
     const purge::EventConsumer::Stats s = consumer.GetStats();
-    return absl::StrCat(
-        "# HELP purge_events_total Write events planned.\n# TYPE purge_events_total "
-        "counter\npurge_events_total ",
-        s.events, "\n# HELP purge_events_claimed_total Events taken over from another daemon.\n",
-        "# TYPE purge_events_claimed_total counter\npurge_events_claimed_total ", s.claimed,
-        "\n# HELP purge_log_entries_total Entries appended to the purge log for write events.\n",
-        "# TYPE purge_log_entries_total counter\npurge_log_entries_total ", s.log_entries,
-        "\n# HELP purge_invalidations_total Invalidations planned for write events.\n",
-        "# TYPE purge_invalidations_total counter\npurge_invalidations_total ", s.invalidations,
-        "\n# HELP purge_repeats_total Listings invalidations applied again after the delay.\n",
-        "# TYPE purge_repeats_total counter\npurge_repeats_total ", s.repeats_moved,
-        "\n# HELP purge_bus_connected 1 while Redis answers the planner.\n",
-        "# TYPE purge_bus_connected gauge\npurge_bus_connected ", s.connected ? 1 : 0, "\n");
+    std::string text;
+    AppendMetric(&text, "purge_events_total", "counter", "Write events planned.", s.events);
+    AppendMetric(&text, "purge_events_claimed_total", "counter", "Events taken over from another daemon.",
+                 s.claimed);
+    AppendMetric(&text, "purge_log_entries_total", "counter",
+                 "Entries appended to the purge log for write events.", s.log_entries);
+    AppendMetric(&text, "purge_invalidations_total", "counter", "Invalidations planned for write events.",
+                 s.invalidations);
+    AppendMetric(&text, "purge_repeats_total", "counter",
+                 "Listings invalidations applied again after the delay.", s.repeats_moved);
+    AppendMetric(&text, "purge_bus_connected", "gauge", "1 while Redis answers the planner.",
+                 s.connected ? 1 : 0);
+    return text;
   });
   edge::http::ServerOptions server_options;
   server_options.address = config->api_address;

@@ -4,6 +4,7 @@
 #include <tuple>
 
 #include "absl/container/flat_hash_set.h"
+#include "vhost-config/path_mapping.h"
 
 namespace purge {
 
@@ -23,16 +24,6 @@ auto Tie(const Invalidation& i) {
   return std::tie(i.kind, i.soft, i.account, i.container, i.name, i.tenant, i.tag);
 }
 
-bool QueryHas(std::string_view query, std::string_view name) {
-  while (!query.empty()) {
-    const size_t amp = query.find('&');
-    const std::string_view param = query.substr(0, amp);
-    if (param.substr(0, param.find('=')) == name) return true;
-    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
-  }
-  return false;
-}
-
 }  // namespace
 
 std::string_view DirectoryOf(std::string_view object_name) {
@@ -46,13 +37,13 @@ std::vector<Invalidation> PlanWrite(const bus::WriteEvent& e) {
   std::vector<Invalidation> out;
   // 0: the origin's answer never came; the write may have happened, so it is planned anyway.
   if (e.status != 0 && (e.status < 200 || e.status >= 300)) return out;
-  if (QueryHas(e.query, "bulk-delete")) {
+  if (vhost::QueryHasParameter(e.query, "bulk-delete")) {
     // The deleted paths are in the request's body, unseen here: everything is revalidated once
     // (soft), and what was deleted is then a 404.
     out.push_back(Invalidation::All(true));
     return out;
   }
-  if (QueryHas(e.query, "extract-archive")) {
+  if (vhost::QueryHasParameter(e.query, "extract-archive")) {
     // Many new objects in one container (or many containers, at the account).
     out.push_back(e.container.empty() ? Invalidation::All(true)
                                       : Invalidation::Container(e.account, e.container, false));

@@ -245,4 +245,14 @@ absl::StatusOr<OriginTarget> MapRequest(const Tenant& tenant, std::string_view t
   return result;
 }
 
+bool QueryHasParameter(std::string_view query, std::string_view name) {
+  while (!query.empty()) {
+    const size_t amp = query.find('&');
+    const std::string_view param = query.substr(0, amp);
+    if (param.substr(0, param.find('=')) == name) return true;
+    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
+  }
+  return false;
+}
+
 }  // namespace vhost

@@ -44,4 +44,7 @@ absl::StatusOr<std::string> PercentDecode(std::string_view text, bool plus_is_sp
 // Percent-encodes everything but RFC 3986 unreserved characters and, if `keep_slash`, '/'.
 std::string PercentEncode(std::string_view text, bool keep_slash);
 
+// Whether a query string ("a=1&b") has a parameter named `name` (as sent, not decoded).
+bool QueryHasParameter(std::string_view query, std::string_view name);
+
 }  // namespace vhost

@@ -14,6 +14,7 @@
 #include <mutex>
 #include <thread>
 
+#include "tests/support/eventually.h"
 #include "tests/support/http_client.h"
 #include "tests/support/temp_dir.h"
 #include "vhost-config/loader.h"
@@ -22,6 +23,7 @@ namespace edge {
 
 namespace {
 
+using testing_support::Eventually;
 using testing_support::HttpGet;
 using testing_support::HttpRequest;
 using testing_support::HttpResponse;
@@ -215,16 +217,6 @@ Script Object(std::string body, std::vector<std::pair<std::string, std::string>>
   s.body = std::move(body);
   s.headers = std::move(headers);
   return s;
-}
-
-// Waits until `condition` holds (a background action on the edge's threads), at most 5 s.
-template <typename Condition>
-bool Eventually(Condition condition) {
-  for (int i = 0; i < 500; ++i) {
-    if (condition()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return condition();
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "edge/purge_subscriber.h"
 #include "edge/write_events.h"
+#include "tests/support/eventually.h"
 #include "tests/support/redis_server.h"
 #include "tests/support/temp_dir.h"
 
@@ -17,17 +18,9 @@ namespace edge {
 
 namespace {
 
+using testing_support::Eventually;
 using testing_support::RedisServer;
 using testing_support::TempDir;
-
-template <typename Condition>
-bool Eventually(Condition condition, int milliseconds = 5000) {
-  for (int i = 0; i < milliseconds / 20; ++i) {
-    if (condition()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return condition();
-}
 
 bus::WriteEvent Event(std::string object) {
   return bus::WriteEvent{"edge-1", "PUT", "AUTH_test", "public", std::move(object), "", "", "", 201, 1, "tx"};

@@ -9,22 +9,15 @@
 
 #include "absl/strings/str_cat.h"
 #include "purge-daemon/bus/protocol.h"
+#include "tests/support/eventually.h"
 #include "tests/support/redis_server.h"
 
 namespace purge {
 
 namespace {
 
+using testing_support::Eventually;
 using testing_support::RedisServer;
-
-template <typename Condition>
-bool Eventually(Condition condition, int milliseconds = 5000) {
-  for (int i = 0; i < milliseconds / 20; ++i) {
-    if (condition()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return condition();
-}
 
 ConsumerOptions Options(const RedisServer& redis, std::string name = "daemon-1") {
   ConsumerOptions options;
@@ -106,7 +99,7 @@ TEST_CASE("a burst of uploads into one directory is a few listings invalidations
   EventConsumer consumer(Options(server));
   consumer.Start();
   for (int i = 0; i < 1000; ++i) Write(redis, absl::StrCat("photos/2024/", i, ".jpg"));
-  REQUIRE(Eventually([&] { return consumer.GetStats().events == 1000; }, 10000));
+  REQUIRE(Eventually([&] { return consumer.GetStats().events == 1000; }, std::chrono::seconds(10)));
   size_t objects = 0, listings = 0;
   for (const bus::LogEntry& entry : LogEntries(redis)) {
     for (const cache::Invalidation& inv : entry.invalidations) {

@@ -1,0 +1,41 @@
+# Sourced by the benchmarks (from the repository's root): a real Swift holding the container
+# AUTH_test/bench, readable by anyone, and an edge configured to serve it as demo.test.
+#   start_bench_swift WORK PORT
+#       starts scripts/swift-dev in WORK/swift on PORT (and the next four); sets $swift and $token
+#   write_edge_config DIR NODE PORT WORKERS ZONE_SIZE
+#       writes DIR/vhosts.toml and DIR/edge.toml: two cache zones of ZONE_SIZE each
+start_bench_swift() {
+  SWIFT_DEV_DIR=$1/swift SWIFT_DEV_PORT=$2 scripts/swift-dev start >/dev/null
+  swift=http://127.0.0.1:$2
+  token=$(curl -fsS -D - -o /dev/null -H 'X-Auth-User: test:tester' -H 'X-Auth-Key: testing' "$swift/auth/v1.0" |
+    tr -d '\r' | awk 'tolower($1) == "x-auth-token:" {print $2}')
+  curl -fsS -o /dev/null -X PUT -H "X-Auth-Token: $token" -H 'X-Container-Read: .r:*,.rlistings' \
+    "$swift/v1/AUTH_test/bench"
+}
+
+write_edge_config() {
+  local dir=$1 node=$2 port=$3 workers=$4 zone_size=$5
+  mkdir -p "$dir"
+  cat >"$dir/vhosts.toml" <<CONF
+[[tenant]]
+name = "demo"
+domains = ["demo.test"]
+origin.url = "$swift"
+origin.account = "AUTH_test"
+origin.container = "bench"
+CONF
+  cat >"$dir/edge.toml" <<CONF
+node_id = "$node"
+tenants = "vhosts.toml"
+listen.port = $port
+listen.workers = $workers
+admin.port = 0
+log.access = "access.log"
+[[cache.zone]]
+path = "zone-a"
+size = "$zone_size"
+[[cache.zone]]
+path = "zone-b"
+size = "$zone_size"
+CONF
+}
