@@ -12,7 +12,9 @@
 # both share), 100 KiB misses (throughput, every
 # request a different object, each fetched once, 16 at a time), and the time until 32 simultaneous
 # requests for one uncached 1 MiB object all have their head and all have their body, next to the
-# time of one direct origin fetch of such an object.
+# time of one direct origin fetch of such an object. For 1 MiB hits it also measures each server's
+# CPU time per MiB sent, and runs sendfile_floor (a server that does nothing but sendfile the file)
+# under the same loads: the most any server can reach here while the client shares the cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source_dir=$PWD
@@ -23,13 +25,14 @@ workers=${WORKERS:-2}
 out=${OUT:-$source_dir/benchmarks/results}
 miss_objects=${MISS_OBJECTS:-2000}
 
-[ -x build/release/edge ] && [ -x build/release/discard_load ] ||
+[ -x build/release/edge ] && [ -x build/release/discard_load ] && [ -x build/release/sendfile_floor ] ||
   { echo "build first: cmake --build build/release" >&2; exit 1; }
 work=$(mktemp -d)
 free_port() { python3 tests/support/free_ports.py "$@"; }
 swift_port=$(free_port 5)  # swift-dev's servers take the four ports after the proxy's
 edge_port=$(free_port)
 nginx_port=$(free_port)
+floor_port=$(free_port)
 pids=()
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
@@ -113,6 +116,13 @@ start_server() {
       nginx -c "$work/nginx/nginx.conf" -e "$work/nginx/error.log" 2>/dev/null
       port=$nginx_port
       ;;
+    floor)
+      build/release/sendfile_floor "$floor_port" "$work/1m" "$workers" &
+      floor_pid=$!
+      pids+=("$floor_pid")
+      port=$floor_port
+      for _ in $(seq 1 100); do curl -fsS -o /dev/null "http://127.0.0.1:$port/" 2>/dev/null && return 0; sleep 0.1; done
+      ;;
   esac
   for _ in $(seq 1 100); do
     curl -fsS -o /dev/null -H 'Host: demo.test' "http://127.0.0.1:$port/small.bin" 2>/dev/null && return 0
@@ -124,6 +134,7 @@ start_server() {
 stop_server() {
   case $1 in
     edge) kill "$edge_pid"; wait "$edge_pid" 2>/dev/null || true ;;
+    floor) kill "$floor_pid"; wait "$floor_pid" 2>/dev/null || true ;;
     nginx)
       local pid
       pid=$(cat "$work/nginx/nginx.pid")
@@ -144,6 +155,29 @@ parse_wrk() {
     END { printf "%.1f %.3f %.1f\n", rps, p99, tput }'
 }
 
+# The processes serving: the edge, nginx's workers, or the floor.
+server_pids() {
+  case $1 in
+    edge) echo "$edge_pid" ;;
+    nginx) pgrep -P "$(cat "$work/nginx/nginx.pid")" ;;
+    floor) echo "$floor_pid" ;;
+  esac
+}
+# CPU time (user + system, all threads) of the given processes, in clock ticks.
+cpu_ticks() { for pid in "$@"; do cut -d' ' -f14,15 "/proc/$pid/stat"; done | awk '{t += $1 + $2} END {print t}'; }
+# Runs wrk for 1 MiB hits on $port; prints "mib_per_s server_cpu_ms_per_mib".
+large_hits() {
+  local pids_now before after mib
+  pids_now=$(server_pids "$1")
+  # shellcheck disable=SC2086
+  before=$(cpu_ticks $pids_now)
+  read -r _ _ mib < <(wrk -t2 -c16 -d"${duration}s" --latency -H 'Host: demo.test' "$url/large.bin" | parse_wrk)
+  # shellcheck disable=SC2086
+  after=$(cpu_ticks $pids_now)
+  awk -v mib="$mib" -v ticks=$((after - before)) -v hz="$(getconf CLK_TCK)" -v d="$duration" \
+    'BEGIN { printf "%s %.4f\n", mib, ticks * 1000 / hz / (mib * d) }'
+}
+
 results=$work/results.txt
 : >"$results"
 for round in $(seq 0 $((rounds - 1))); do
@@ -158,7 +192,7 @@ for round in $(seq 0 $((rounds - 1))); do
     curl -fsS -o /dev/null -H 'Host: demo.test' "$url/large.bin"
     read -r small_rps small_p99 _ < <(wrk -t2 -c"$connections" -d"${duration}s" --latency -H 'Host: demo.test' \
       "$url/small.bin" | parse_wrk)
-    read -r _ _ large_mib < <(wrk -t2 -c16 -d"${duration}s" --latency -H 'Host: demo.test' "$url/large.bin" | parse_wrk)
+    read -r large_mib large_cpu_ms < <(large_hits "$server")
     read -r _ large_discard_mib large_broken < <(build/release/discard_load 127.0.0.1 "$port" demo.test /large.bin 16 \
       "$duration")
     [ "$large_broken" = 0 ] || { echo "$server: $large_broken broken connections for 1 MiB hits" >&2; exit 1; }
@@ -166,19 +200,26 @@ for round in $(seq 0 $((rounds - 1))); do
     read -r coalesce_head_s coalesce_s coalesce_bad < <(python3 benchmarks/lib/coalesce.py 127.0.0.1 "$port" \
       demo.test "/coalesce/$round-$server.bin" 32)
     [ "$coalesce_bad" = 0 ] || { echo "$server: $coalesce_bad bad answers to the coalesced misses" >&2; exit 1; }
-    echo "$server $round $small_rps $small_p99 $large_mib $large_discard_mib $miss_rps $miss_mib $coalesce_head_s $coalesce_s $origin_s" |
+    echo "$server $round $small_rps $small_p99 $large_mib $large_cpu_ms $large_discard_mib $miss_rps $miss_mib $coalesce_head_s $coalesce_s $origin_s" |
       tee -a "$results"
     stop_server "$server"
   done
+  echo "== round $((round + 1))/$rounds: floor (1 MiB hits only)"
+  start_server floor
+  url=http://127.0.0.1:$port
+  read -r large_mib large_cpu_ms < <(large_hits floor)
+  read -r _ large_discard_mib _ < <(build/release/discard_load 127.0.0.1 "$port" demo.test /large.bin 16 "$duration")
+  echo "floor $round 0 0 $large_mib $large_cpu_ms $large_discard_mib 0 0 0 0 0" | tee -a "$results"
+  stop_server floor
 done
 
 mkdir -p "$out"
 python3 - "$results" "$out/edge_vs_nginx.json" "$rounds" "$workers" "$connections" "$duration" <<'PY'
 import json, statistics, subprocess, sys
 path, out, rounds, workers, connections, duration = sys.argv[1:7]
-keys = ["small_rps", "small_p99_ms", "large_mib_s", "large_discard_mib_s", "miss_rps", "miss_mib_s", "coalesce_head_s", "coalesce_s",
+keys = ["small_rps", "small_p99_ms", "large_mib_s", "large_cpu_ms_per_mib", "large_discard_mib_s", "miss_rps", "miss_mib_s", "coalesce_head_s", "coalesce_s",
         "origin_s"]
-rows = {"edge": [], "nginx": []}
+rows = {"edge": [], "nginx": [], "floor": []}
 for line in open(path):
     f = line.split()
     rows[f[0]].append(dict(zip(keys, map(float, f[2:]))))
@@ -189,6 +230,7 @@ metrics = [
     {"key": "small_rps", "title": "1 KiB hits", "unit": "req/s", "better": "higher"},
     {"key": "small_p99_ms", "title": "1 KiB hits, p99 latency", "unit": "ms", "better": "lower"},
     {"key": "large_mib_s", "title": "1 MiB hits", "unit": "MiB/s", "better": "higher"},
+    {"key": "large_cpu_ms_per_mib", "title": "1 MiB hits, server CPU per MiB", "unit": "ms", "better": "lower"},
     {"key": "large_discard_mib_s", "title": "1 MiB hits, bodies discarded in the client's kernel", "unit": "MiB/s",
      "better": "higher"},
     {"key": "miss_mib_s", "title": "100 KiB misses", "unit": "MiB/s", "better": "higher"},
@@ -204,6 +246,11 @@ for m in metrics:
     e, n = median["edge"][m["key"]], median["nginx"][m["key"]]
     print(f"| {m['title']} ({m['unit']}, {m['better']} is better) | {e:.4g} | {n:.4g} | {e / n:.2f} |")
 print(f"| one direct origin fetch of 1 MiB (s) | {median['edge']['origin_s']:.4g} | | |")
+print(f"\n| 1 MiB hits | sendfile_floor | floor/nginx | edge/floor |\n|---|---|---|---|")
+for key, title in (("large_mib_s", "wrk (MiB/s)"), ("large_cpu_ms_per_mib", "wrk, server CPU per MiB (ms)"),
+                   ("large_discard_mib_s", "discard_load (MiB/s)")):
+    f, e, n = median["floor"][key], median["edge"][key], median["nginx"][key]
+    print(f"| {title} | {f:.4g} | {f / n:.2f} | {e / f:.2f} |")
 PY
 /usr/bin/python3 benchmarks/lib/plot.py "$out/edge_vs_nginx.json" "$out/edge_vs_nginx.png"
 echo "wrote $out/edge_vs_nginx.json and $out/edge_vs_nginx.png"

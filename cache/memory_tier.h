@@ -1,7 +1,8 @@
 // Small entries kept in memory as well as on disk, so a hit on them costs no file open and no
-// read. An entry is found by its file's identity (zone, hash, serial): files are never reused,
-// so a copy here can never stand for a newer entry. The index still decides what is current and
-// whether it is valid; this only saves reading it. Least recently used copies go first.
+// read; of larger entries the header alone, so a hit on them opens the file for its body but
+// neither reads nor parses the header again. An entry is found by its file's identity (zone, hash, serial):
+// files are never reused, so a copy here can never stand for a newer entry. The index still decides what is
+// current and whether it is valid; this only saves reading it. Least recently used copies go first.
 // Thread-safe.
 #pragma once
 
@@ -22,7 +23,8 @@ namespace cache {
 struct CachedEntry {
   EntryMetadata metadata;
   bool body_in_memory = false;
-  std::string body;  // the body, when body_in_memory
+  std::string body;          // the body, when body_in_memory
+  uint32_t body_offset = 0;  // where the body starts in the entry file
   uint64_t MemoryBytes() const;
 };
 

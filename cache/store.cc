@@ -432,13 +432,15 @@ std::optional<Hit> Store::Lookup(const Key& key) {
     if (now < m.fresh_until) return Freshness::kFresh;
     return now < m.UsefulUntil() ? Freshness::kStale : Freshness::kExpired;
   };
-  if (std::shared_ptr<const CachedEntry> cached = memory_.Find(entry->file)) {
+  std::shared_ptr<const CachedEntry> known = memory_.Find(entry->file);
+  if (known) {
     // The index finds entries by hash alone: the key is compared here, as on opening a file.
-    if (cached->metadata.key != encoded) return std::nullopt;
-    return Hit(-1, 0, cached, freshness(cached->metadata), invalidated);
+    if (known->metadata.key != encoded) return std::nullopt;
+    if (known->body_in_memory) return Hit(-1, 0, known, freshness(known->metadata), invalidated);
   }
 
-  const std::string path = zone.FilePath(hash, entry->file.serial);
+  thread_local std::string path;
+  zone.FilePath(hash, entry->file.serial, &path);
   const int injected = zone.InjectedFault("read");
   const int fd = injected != 0 ? -1 : ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
@@ -449,6 +451,10 @@ std::optional<Hit> Store::Lookup(const Key& key) {
       OnZoneError(zone);
     }
     return std::nullopt;
+  }
+  if (known) {  // the header was read and checked before: only the body is needed, from the file
+    zone.RecordSuccess();
+    return Hit(fd, known->body_offset, known, freshness(known->metadata), invalidated);
   }
   // One read of the header page and what follows: for a small entry that is the body too. Only a
   // longer header allocates.
@@ -494,6 +500,7 @@ std::optional<Hit> Store::Lookup(const Key& key) {
                metadata->body_length <= MemoryTier::kMaxEntryBody) {
       cached->body.resize(metadata->body_length);
       cached->body_in_memory = ReadAt(fd, cached->body.data(), cached->body.size(), body_offset);
+      if (!cached->body_in_memory) cached->body.clear();
     }
   }
   if (!metadata.ok()) {
@@ -504,12 +511,13 @@ std::optional<Hit> Store::Lookup(const Key& key) {
   zone.RecordSuccess();
   cached->metadata = std::move(*metadata);
   const Freshness entry_freshness = freshness(cached->metadata);
-  const uint32_t body_offset = BodyOffsetFor(*header_length);
+  cached->body_offset = BodyOffsetFor(*header_length);
+  memory_.Insert(entry->file, cached);  // with its body, or its header alone: the next hit reads neither
   if (cached->body_in_memory) {
     ::close(fd);
-    memory_.Insert(entry->file, cached);
     return Hit(-1, 0, std::move(cached), entry_freshness, invalidated);
   }
+  const uint32_t body_offset = cached->body_offset;
   return Hit(fd, body_offset, std::move(cached), entry_freshness, invalidated);
 }
 

@@ -104,7 +104,14 @@ bool Zone::ProbeAndReset(const std::vector<JournalRecord>& initial_records) {
 }
 
 std::string Zone::FilePath(uint64_t hash, uint32_t serial) const {
-  return absl::StrFormat("%s/data/%02x/%016x-%06x", config_.path, hash >> 56, hash, serial & 0xffffff);
+  std::string path;
+  FilePath(hash, serial, &path);
+  return path;
+}
+
+void Zone::FilePath(uint64_t hash, uint32_t serial, std::string* out) const {
+  out->clear();
+  absl::StrAppendFormat(out, "%s/data/%02x/%016x-%06x", config_.path, hash >> 56, hash, serial & 0xffffff);
 }
 
 std::string Zone::TempPath(uint64_t hash, uint32_t serial) const {

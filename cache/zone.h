@@ -48,6 +48,8 @@ class Zone {
   bool ProbeAndReset(const std::vector<JournalRecord>& initial_records);
 
   std::string FilePath(uint64_t hash, uint32_t serial) const;
+  // The same into `out`, whose capacity is reused (a hit opens a file by it).
+  void FilePath(uint64_t hash, uint32_t serial, std::string* out) const;
   std::string TempPath(uint64_t hash, uint32_t serial) const;
   uint32_t NextSerial() { return serial_.fetch_add(1, std::memory_order_relaxed); }
   void SeeSerial(uint32_t serial);

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
@@ -233,6 +234,9 @@ struct Pipeline::Worker {
   absl::flat_hash_map<ClientStream*, std::unique_ptr<ClientStream>> streams;
   std::vector<std::unique_ptr<ClientStream>> retired;
   event* reaper = nullptr;  // deletes retired streams outside their own callbacks
+  // A hit's route comes from here and goes back, so that its strings keep their capacity and a
+  // hit maps and keys its request without allocating. A route that goes on (a miss) is not back.
+  Route spare_route;
 
   FetchLoop fetch_loop(Metrics& metrics) { return {*origin, running, metrics, index}; }
 };
@@ -676,7 +680,11 @@ void Pipeline::OnRequest(http::Exchange& exchange) {
     w.tenants_version = version;
   }
   const http::Request& request = exchange.request();
-  Route route;
+  Route route = std::move(w.spare_route);
+  absl::Cleanup give_back = [&w, &route] {
+    route.tenants.reset();
+    w.spare_route = std::move(route);
+  };
   route.tenant = w.tenants ? w.tenants->FindByHost(request.host) : nullptr;
   if (route.tenant == nullptr) {
     // Never another tenant's data: a host nobody configured is misdirected.
@@ -692,15 +700,13 @@ void Pipeline::OnRequest(http::Exchange& exchange) {
     Reply(exchange, route.tenant->name, 405, "method not allowed here\n", start);
     return;
   }
-  absl::StatusOr<vhost::OriginTarget> target =
-      vhost::MapRequest(*route.tenant, request.target, request.Find("accept"));
-  if (!target.ok()) {
-    const int status = target.status().code() == absl::StatusCode::kPermissionDenied ? 403 : 400;
-    Reply(exchange, route.tenant->name, status, absl::StrCat(std::string(target.status().message()), "\n"),
-          start);
+  if (absl::Status mapped =
+          vhost::MapRequest(*route.tenant, request.target, request.Find("accept"), &route.target);
+      !mapped.ok()) {
+    const int status = mapped.code() == absl::StatusCode::kPermissionDenied ? 403 : 400;
+    Reply(exchange, route.tenant->name, status, absl::StrCat(std::string(mapped.message()), "\n"), start);
     return;
   }
-  route.target = std::move(*target);
   route.path = request.target.substr(0, request.target.find('?'));
   if (request.method == "PURGE") {
     StartPurge(exchange, std::move(route), start);
@@ -722,9 +728,12 @@ void Pipeline::OnRequest(http::Exchange& exchange) {
     StartRelay(exchange, std::move(route), start);
     return;
   }
-  route.key =
-      cache::Key{route.target.listing ? cache::KeyKind::kListing : cache::KeyKind::kObject,
-                 route.target.account, route.target.container, route.target.name, route.target.variant};
+  // Assigned member by member (not from a new Key), so the strings keep their capacity.
+  route.key.kind = route.target.listing ? cache::KeyKind::kListing : cache::KeyKind::kObject;
+  route.key.account = route.target.account;
+  route.key.container = route.target.container;
+  route.key.name = route.target.name;
+  route.key.variant = route.target.variant;
   route.base_key = route.key;
   if (!vary_index_.empty()) {
     if (const std::vector<std::string> names = vary_index_.Find(route.key.Encode()); !names.empty()) {

@@ -20,9 +20,10 @@ int Hex(char c) {
 
 }  // namespace
 
-absl::StatusOr<std::string> PercentDecode(std::string_view value, bool plus_is_space) {
-  std::string out;
-  out.reserve(value.size());
+namespace {
+
+// Appends the decoding of `value` to `out`.
+absl::Status AppendPercentDecoded(std::string_view value, bool plus_is_space, std::string& out) {
   for (size_t i = 0; i < value.size(); ++i) {
     unsigned char c = static_cast<unsigned char>(value[i]);
     if (c == '+' && plus_is_space) {
@@ -37,31 +38,11 @@ absl::StatusOr<std::string> PercentDecode(std::string_view value, bool plus_is_s
     if (c < 0x20 || c == 0x7f) return absl::InvalidArgumentError("NUL or control character");
     out.push_back(static_cast<char>(c));
   }
-  return out;
+  return absl::OkStatus();
 }
 
-namespace {
-
-// Decodes one path segment; refuses what could change the path's structure or reach the origin
-// as something else than the client sent.
-absl::StatusOr<std::string> DecodeSegment(std::string_view segment) {
-  absl::StatusOr<std::string> out = PercentDecode(segment, false);
-  if (!out.ok())
-    return absl::InvalidArgumentError(absl::StrCat(std::string(out.status().message()), " in path"));
-  // A raw slash or backslash never reaches here (the path is split on one, refused with the
-  // other): these came from escapes.
-  if (out->find('/') != std::string::npos) return absl::InvalidArgumentError("encoded slash in path");
-  if (out->find('\\') != std::string::npos) return absl::InvalidArgumentError("encoded backslash in path");
-  if (*out == "..") return absl::InvalidArgumentError("'..' segment in path");
-  return out;
-}
-
-}  // namespace
-
-std::string PercentEncode(std::string_view text, bool keep_slash) {
+void AppendPercentEncoded(std::string_view text, bool keep_slash, std::string& out) {
   static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  out.reserve(text.size());
   for (unsigned char c : text) {
     const bool unreserved = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
                             c == '-' || c == '.' || c == '_' || c == '~' || (keep_slash && c == '/');
@@ -73,14 +54,74 @@ std::string PercentEncode(std::string_view text, bool keep_slash) {
       out.push_back(kHex[c & 15]);
     }
   }
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> PercentDecode(std::string_view value, bool plus_is_space) {
+  std::string out;
+  out.reserve(value.size());
+  if (absl::Status status = AppendPercentDecoded(value, plus_is_space, out); !status.ok()) return status;
+  return out;
+}
+
+std::string PercentEncode(std::string_view text, bool keep_slash) {
+  std::string out;
+  out.reserve(text.size());
+  AppendPercentEncoded(text, keep_slash, out);
   return out;
 }
 
 namespace {
 
+// The request path, decoded: its segments, which point into the string they were joined in.
+// Inline: most paths have a few segments, and this runs per request.
+struct DecodedPath {
+  absl::InlinedVector<std::string_view, 16> segments;
+  bool directory = false;  // the path ends with '/' (or "/.")
+};
+
+// Decodes `raw_path` (which starts with '/') into `joined`, its segments joined by '/' (no leading
+// one); refuses what could change the path's structure or reach the origin as something else than
+// the client sent. "." and empty segments are dropped.
+absl::Status DecodePath(std::string_view raw_path, std::string& joined, DecodedPath& path) {
+  joined.clear();
+  absl::InlinedVector<std::pair<size_t, size_t>, 16> spans;  // offsets: `joined` may move as it grows
+  size_t start = 1;
+  while (start <= raw_path.size()) {
+    const size_t end = std::min(raw_path.find('/', start), raw_path.size());
+    const size_t mark = joined.size();
+    if (!spans.empty()) joined.push_back('/');
+    const size_t first = joined.size();
+    if (absl::Status status = AppendPercentDecoded(raw_path.substr(start, end - start), false, joined);
+        !status.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat(std::string(status.message()), " in path"));
+    }
+    const std::string_view segment = std::string_view(joined).substr(first);
+    // A raw slash or backslash never reaches here (the path is split on one, refused with the
+    // other): these came from escapes.
+    if (segment.find('/') != std::string_view::npos)
+      return absl::InvalidArgumentError("encoded slash in path");
+    if (segment.find('\\') != std::string_view::npos)
+      return absl::InvalidArgumentError("encoded backslash in path");
+    if (segment == "..") return absl::InvalidArgumentError("'..' segment in path");
+    if (segment.empty() || segment == ".") {
+      joined.resize(mark);
+    } else {
+      spans.emplace_back(first, segment.size());
+    }
+    start = end + 1;
+  }
+  path.segments.clear();
+  for (const auto& [first, size] : spans)
+    path.segments.push_back(std::string_view(joined).substr(first, size));
+  path.directory = raw_path.ends_with("/") || raw_path.ends_with("/.");
+  return absl::OkStatus();
+}
+
 // A listing's query: `prefix` becomes the name, the other parameters (sorted, as sent) the variant.
 absl::Status SplitListingQuery(std::string_view query, OriginTarget* result) {
-  std::vector<std::string_view> others;
+  absl::InlinedVector<std::string_view, 8> others;
   while (!query.empty()) {
     const size_t amp = query.find('&');
     const std::string_view param = query.substr(0, amp);
@@ -89,12 +130,12 @@ absl::Status SplitListingQuery(std::string_view query, OriginTarget* result) {
     const std::string_view key = param.substr(0, param.find('='));
     const std::string_view raw_value = key.size() < param.size() ? param.substr(key.size() + 1) : "";
     if (key == "prefix") {
-      absl::StatusOr<std::string> prefix = PercentDecode(raw_value, true);
-      if (!prefix.ok()) return absl::InvalidArgumentError("malformed prefix in listing query");
-      result->name = std::move(*prefix);
+      result->name.clear();
+      if (!AppendPercentDecoded(raw_value, true, result->name).ok())
+        return absl::InvalidArgumentError("malformed prefix in listing query");
       continue;
     }
-    if (key == "format") result->listing_format = std::string(raw_value);
+    if (key == "format") result->listing_format.assign(raw_value);
     others.push_back(param);
   }
   std::sort(others.begin(), others.end());
@@ -115,62 +156,73 @@ std::string_view FormatFromAccept(std::string_view accept) {
   return "plain";
 }
 
-absl::Status MapListing(std::string_view accept, const std::string& base, OriginTarget* result) {
+// `result->url` holds the listed account's or container's URL.
+absl::Status MapListing(std::string_view accept, OriginTarget* result) {
   result->listing = true;
+  result->name.clear();
   if (absl::Status status = SplitListingQuery(result->query, result); !status.ok()) return status;
-  std::string query = result->query;
+  absl::StrAppend(&result->url, "?", result->query);
   if (result->listing_format.empty()) {
-    result->listing_format = std::string(FormatFromAccept(accept));
-    const std::string format = "format=" + result->listing_format;
-    absl::StrAppend(&query, query.empty() ? "" : "&", format);
-    absl::StrAppend(&result->variant, result->variant.empty() ? "" : "&", format);
+    result->listing_format.assign(FormatFromAccept(accept));
+    absl::StrAppend(&result->url, result->query.empty() ? "" : "&", "format=", result->listing_format);
+    absl::StrAppend(&result->variant, result->variant.empty() ? "" : "&", "format=", result->listing_format);
   }
-  result->url = absl::StrCat(base, "?", query);
   return absl::OkStatus();
 }
 
-absl::StatusOr<OriginTarget> MapSwiftApi(const Tenant& tenant, std::span<const std::string> segments,
-                                         bool directory, std::string_view accept, OriginTarget result) {
+// `path` was decoded into `result->name`.
+absl::Status MapSwiftApi(const Tenant& tenant, const DecodedPath& path, std::string_view accept,
+                         OriginTarget* result) {
   const Origin& origin = tenant.origin;
+  const auto& segments = path.segments;
+  std::string& url = result->url;
   if (segments.size() < 2 || segments[0] != "v1") {
     // Auth, info, healthcheck: the origin answers, the cache never stores.
-    std::string path;
-    for (const std::string& segment : segments) absl::StrAppend(&path, "/", PercentEncode(segment, false));
-    if (path.empty() || directory) path.push_back('/');
-    result.pass = true;
-    result.url = absl::StrCat(origin.url, path, result.query.empty() ? "" : "?", result.query);
-    return result;
+    url = origin.url;
+    for (std::string_view segment : segments) {
+      url.push_back('/');
+      AppendPercentEncoded(segment, false, url);
+    }
+    if (segments.empty() || path.directory) url.push_back('/');
+    if (!result->query.empty()) absl::StrAppend(&url, "?", result->query);
+    result->pass = true;
+    result->name.clear();
+    return absl::OkStatus();
   }
-  result.account = segments[1];
-  if (!origin.account.empty() && result.account != origin.account) {
+  result->account.assign(segments[1]);
+  if (!origin.account.empty() && result->account != origin.account) {
     return absl::PermissionDeniedError(
-        absl::StrCat("account ", result.account, " is not served on this host"));
+        absl::StrCat("account ", result->account, " is not served on this host"));
   }
-  std::string base = absl::StrCat(origin.url, "/v1/", PercentEncode(result.account, false));
+  absl::StrAppend(&url, origin.url, "/v1/");
+  AppendPercentEncoded(result->account, false, url);
   if (segments.size() > 2) {
-    result.container = segments[2];
-    absl::StrAppend(&base, "/", PercentEncode(result.container, false));
+    result->container.assign(segments[2]);
+    url.push_back('/');
+    AppendPercentEncoded(result->container, false, url);
   }
-  if (segments.size() <= 3) {  // an account's or a container's listing
-    if (absl::Status status = MapListing(accept, base, &result); !status.ok()) return status;
-    return result;
-  }
-  for (size_t i = 3; i < segments.size(); ++i) {
-    if (i > 3) result.name.push_back('/');
-    result.name += segments[i];
-  }
-  if (directory) result.name.push_back('/');
-  result.variant = result.query;
-  result.url = absl::StrCat(base, "/", PercentEncode(result.name, true), result.query.empty() ? "" : "?",
-                            result.query);
-  return result;
+  if (segments.size() <= 3) return MapListing(accept, result);  // an account's or a container's listing
+  result->name.erase(0, static_cast<size_t>(segments[3].data() - result->name.data()));
+  if (path.directory) result->name.push_back('/');
+  result->variant = result->query;
+  url.push_back('/');
+  AppendPercentEncoded(result->name, true, url);
+  if (!result->query.empty()) absl::StrAppend(&url, "?", result->query);
+  return absl::OkStatus();
 }
 
 }  // namespace
 
-absl::StatusOr<OriginTarget> MapRequest(const Tenant& tenant, std::string_view target,
-                                        std::string_view accept) {
-  OriginTarget result;
+absl::Status MapRequest(const Tenant& tenant, std::string_view target, std::string_view accept,
+                        OriginTarget* result) {
+  result->account.clear();
+  result->container.clear();
+  result->variant.clear();
+  result->listing = false;
+  result->pass = false;
+  result->listing_format.clear();
+  result->query.clear();
+  result->url.clear();
   if (target.starts_with("http://") || target.starts_with("https://")) {  // absolute form: keep the path
     const size_t slash = target.find('/', target.find("//") + 2);
     target = slash == std::string_view::npos ? std::string_view("/") : target.substr(slash);
@@ -178,70 +230,73 @@ absl::StatusOr<OriginTarget> MapRequest(const Tenant& tenant, std::string_view t
   if (!target.starts_with("/")) return absl::InvalidArgumentError("request path must start with '/'");
   const size_t question = target.find('?');
   const std::string_view raw_path = target.substr(0, question);
-  if (question != std::string_view::npos) result.query = std::string(target.substr(question + 1));
+  if (question != std::string_view::npos) result->query.assign(target.substr(question + 1));
   if (raw_path.find('\\') != std::string_view::npos) return absl::InvalidArgumentError("backslash in path");
-  for (unsigned char c : result.query) {
+  for (unsigned char c : result->query) {
     if (c <= 0x20 || c == 0x7f) return absl::InvalidArgumentError("space or control character in query");
   }
 
-  // Inline: most paths have a few segments, and this runs for every request.
-  absl::InlinedVector<std::string, 8> segments;
-  size_t start = 1;
-  while (start <= raw_path.size()) {
-    const size_t end = std::min(raw_path.find('/', start), raw_path.size());
-    absl::StatusOr<std::string> segment = DecodeSegment(raw_path.substr(start, end - start));
-    if (!segment.ok()) return segment.status();
-    if (!segment->empty() && *segment != ".") segments.push_back(std::move(*segment));
-    start = end + 1;
-  }
-  const bool directory = raw_path.ends_with("/") || raw_path.ends_with("/.");
+  // The decoded path is built in the name, which every kind of origin derives from it.
+  std::string& name = result->name;
+  DecodedPath path;
+  if (absl::Status status = DecodePath(raw_path, name, path); !status.ok()) return status;
   const Origin& origin = tenant.origin;
-  if (origin.kind == OriginKind::kSwiftApi)
-    return MapSwiftApi(tenant, segments, directory, accept, std::move(result));
+  if (origin.kind == OriginKind::kSwiftApi) return MapSwiftApi(tenant, path, accept, result);
+  if (path.directory && !name.empty()) name.push_back('/');
 
-  std::string path;
-  for (const std::string& segment : segments) {
-    if (!path.empty()) path.push_back('/');
-    path += segment;
-  }
-  if (directory && !path.empty()) path.push_back('/');
-
+  std::string& url = result->url;
   if (origin.kind == OriginKind::kHttp) {
-    result.account = std::string(kHttpAccount);
-    result.container = tenant.name;
-    result.name = "/" + path;
-    result.variant = result.query;
-    result.url = absl::StrCat(origin.url, PercentEncode(result.name, true), result.query.empty() ? "" : "?",
-                              result.query);
-    return result;
+    result->account.assign(kHttpAccount);
+    result->container = tenant.name;
+    name.insert(0, 1, '/');
+    result->variant = result->query;
+    url = origin.url;
+    AppendPercentEncoded(name, true, url);
+    if (!result->query.empty()) absl::StrAppend(&url, "?", result->query);
+    return absl::OkStatus();
   }
 
-  result.account = origin.account;
-  result.container = origin.container;
+  result->account = origin.account;
+  result->container = origin.container;
   if (origin.container_from_path) {
-    const size_t slash = path.find('/');
-    result.container = path.substr(0, slash);
-    path = slash == std::string::npos ? "" : path.substr(slash + 1);
-    if (result.container.empty()) return absl::InvalidArgumentError("no container in path");
+    const size_t slash = std::min(name.find('/'), name.size());
+    result->container.assign(name, 0, slash);
+    name.erase(0, std::min(slash + 1, name.size()));
+    if (result->container.empty()) return absl::InvalidArgumentError("no container in path");
   }
-  result.name = origin.prefix + path;
-  const std::string base = absl::StrCat(origin.url, "/v1/", PercentEncode(result.account, false), "/",
-                                        PercentEncode(result.container, false));
-  if (tenant.cache.listings && (path.empty() || path.ends_with("/"))) {
-    result.listing = true;
-    result.listing_format = "plain";
+  // What follows the container: nothing or a directory is a listing (when the tenant has them).
+  const bool listing = tenant.cache.listings && (name.empty() || name.ends_with("/"));
+  name.insert(0, origin.prefix);
+  absl::StrAppend(&url, origin.url, "/v1/");
+  AppendPercentEncoded(result->account, false, url);
+  url.push_back('/');
+  AppendPercentEncoded(result->container, false, url);
+  if (listing) {
+    result->listing = true;
+    result->listing_format = "plain";
     for (std::string_view format : {"json", "xml"}) {
-      if (result.query == absl::StrCat("format=", std::string(format))) result.listing_format = format;
+      if (result->query.starts_with("format=") && result->query.substr(7) == format)
+        result->listing_format.assign(format);
     }
-    result.query.clear();
-    result.variant = absl::StrCat("delimiter=%2F&format=", result.listing_format);
-    result.url = absl::StrCat(base, "?prefix=", PercentEncode(result.name, false), "&", result.variant);
-    return result;
+    result->query.clear();
+    absl::StrAppend(&result->variant, "delimiter=%2F&format=", result->listing_format);
+    url.append("?prefix=");
+    AppendPercentEncoded(name, false, url);
+    absl::StrAppend(&url, "&", result->variant);
+    return absl::OkStatus();
   }
   // Without listings a directory path goes to Swift as is (staticweb may answer with its index).
-  result.variant = result.query;
-  result.url = absl::StrCat(base, "/", PercentEncode(result.name, true));
-  if (!result.query.empty()) absl::StrAppend(&result.url, "?", result.query);
+  result->variant = result->query;
+  url.push_back('/');
+  AppendPercentEncoded(name, true, url);
+  if (!result->query.empty()) absl::StrAppend(&url, "?", result->query);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<OriginTarget> MapRequest(const Tenant& tenant, std::string_view target,
+                                        std::string_view accept) {
+  OriginTarget result;
+  if (absl::Status status = MapRequest(tenant, target, accept, &result); !status.ok()) return status;
   return result;
 }
 

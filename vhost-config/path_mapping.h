@@ -26,6 +26,7 @@ struct OriginTarget {
   std::string listing_format;  // "json", "xml", "plain", or empty when the client did not say
   std::string query;           // the request's query string, unchanged
   std::string url;             // the absolute origin URL to fetch
+  bool operator==(const OriginTarget&) const = default;
 };
 
 inline constexpr std::string_view kHttpAccount = "~http";
@@ -36,6 +37,11 @@ inline constexpr std::string_view kHttpAccount = "~http";
 // the edge makes that choice explicit in the origin URL and the key.
 absl::StatusOr<OriginTarget> MapRequest(const Tenant& tenant, std::string_view target,
                                         std::string_view accept = {});
+// The same into `result`, reusing its strings' capacity: a caller that maps every request into
+// one OriginTarget of its own does not allocate once the strings have grown. On error `result`
+// holds nothing meaningful.
+absl::Status MapRequest(const Tenant& tenant, std::string_view target, std::string_view accept,
+                        OriginTarget* result);
 
 // Percent-decodes `text` (a query parameter value when `plus_is_space`); InvalidArgument if an
 // escape is malformed or the result holds NUL or control characters.

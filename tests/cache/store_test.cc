@@ -1,6 +1,7 @@
 #include "cache/store.h"
 
 #include <doctest/doctest.h>
+#include <fcntl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -140,6 +141,48 @@ TEST_CASE("small entries are read once, then served from memory until replaced o
   store.Lookup(Object("soft"));
   store.Apply(Invalidation::Object("AUTH_test", "public", "soft", true));
   CHECK(store.Lookup(Object("soft"))->invalidated());
+}
+
+TEST_CASE("a larger entry's header is read once: later hits open the file for the body alone") {
+  Fixture f;
+  f.options_.memory_bytes = 4 * kMiB;
+  Store& store = f.Open();
+  const std::string v1(MemoryTier::kMaxEntryBody + 1, '1'), v2(MemoryTier::kMaxEntryBody + 2, '2');
+  REQUIRE(f.Put(Object("large"), v1).ok());
+  auto entry_files = [&f] {
+    std::vector<std::filesystem::path> files;
+    for (const auto& file : std::filesystem::recursive_directory_iterator(f.dir_.path())) {
+      if (file.is_regular_file() && file.path().parent_path().parent_path().filename() == "data")
+        files.push_back(file.path());
+    }
+    return files;
+  };
+  std::optional<Hit> first = store.Lookup(Object("large"));
+  REQUIRE(first.has_value());
+  CHECK(first->fd() >= 0);
+  CHECK(Fixture::Body(*first) == v1);
+  // Wreck the header on disk: the second hit does not read it, and still has it all.
+  const std::vector<std::filesystem::path> files = entry_files();
+  REQUIRE(files.size() == 1);
+  {
+    const int fd = ::open(files[0].c_str(), O_WRONLY);
+    REQUIRE(fd >= 0);
+    const std::string zeros(64, '\0');
+    REQUIRE(::pwrite(fd, zeros.data(), zeros.size(), 0) == 64);
+    ::close(fd);
+  }
+  std::optional<Hit> second = store.Lookup(Object("large"));
+  REQUIRE(second.has_value());
+  CHECK(second->fd() >= 0);
+  CHECK(second->body_offset() == first->body_offset());
+  CHECK(second->metadata() == first->metadata());
+  CHECK(Fixture::Body(*second) == v1);
+  // A new version is a new file, read in full; a file that is gone is a miss, and forgotten.
+  REQUIRE(f.Put(Object("large"), v2).ok());
+  CHECK(Fixture::Body(*store.Lookup(Object("large"))) == v2);
+  for (const auto& file : entry_files()) std::filesystem::remove(file);
+  CHECK_FALSE(store.Lookup(Object("large")).has_value());
+  CHECK(store.GetStats().entries == 0);
 }
 
 TEST_CASE("a zone is one process's: a second store on it is refused") {

@@ -148,4 +148,33 @@ TEST_CASE("http origins are keyed under the tenant, with the query as variant") 
   CHECK(m->variant == "b=1");
 }
 
+TEST_CASE("mapping into a reused target gives what a fresh one gives") {
+  Tenant http;
+  http.origin.kind = OriginKind::kHttp;
+  http.origin.url = "http://site:81";
+  const Tenant swift = Swift(true, false, "site/"), from_path = Swift(false, true), api = SwiftApi();
+  const std::pair<const Tenant*, std::string_view> requests[] = {
+      {&swift, "/a/very/long/path/to/an/object/IMG_004711.jpg?v=2"},
+      {&swift, "/images/?format=json"},
+      {&from_path, "/photos/2024/a.jpg"},
+      {&api, "/v1/AUTH_test/public?prefix=images%2F&format=json"},
+      {&api, "/auth/v1.0"},
+      {&api, "/v1/AUTH_test/public/a%20b.jpg?multipart-manifest=get"},
+      {&http, "/docs/./a b?x=1"},
+      {&swift, "/short"},
+      {&swift, "/a/../b"},
+      {&api, "/v1/AUTH_test"},
+  };
+  OriginTarget reused;
+  for (int pass = 0; pass < 2; ++pass) {
+    for (const auto& [tenant, target] : requests) {
+      INFO(target);
+      const absl::StatusOr<OriginTarget> fresh = MapRequest(*tenant, target, "text/xml");
+      const absl::Status status = MapRequest(*tenant, target, "text/xml", &reused);
+      REQUIRE(status.ok() == fresh.ok());
+      if (fresh.ok()) CHECK(reused == *fresh);
+    }
+  }
+}
+
 }  // namespace vhost
