@@ -246,7 +246,49 @@ Store::Store(StoreOptions options, Clock clock)
   fence_log_.resize(kFenceLogSize);
 }
 
-Store::~Store() = default;
+Store::~Store() {
+  {
+    absl::MutexLock lock(&copies_mu_);
+    closing_ = true;
+  }
+  if (copier_.joinable()) copier_.join();
+  copies_.clear();  // what was not copied is dropped: its fills abort while the zones still exist
+}
+
+void Store::CommitCopy(std::unique_ptr<Fill> fill, Hit source) {
+  if (const std::optional<std::string_view> body = source.body_in_memory()) {
+    if (fill->Append(*body).ok()) (void)fill->Commit();
+    return;
+  }
+  absl::MutexLock lock(&copies_mu_);
+  if (closing_ || copies_.size() >= kMaxQueuedCopies || !copying_.insert(fill->hash_).second) return;
+  copies_.push_back(Copy{std::move(fill), std::move(source)});
+  if (!copier_.joinable()) copier_ = std::thread([this] { RunCopies(); });
+}
+
+void Store::RunCopies() {
+  while (true) {
+    std::optional<Copy> copy;
+    {
+      absl::MutexLock lock(&copies_mu_);
+      auto ready = [this]()
+                       ABSL_EXCLUSIVE_LOCKS_REQUIRED(copies_mu_) { return closing_ || !copies_.empty(); };
+      copies_mu_.Await(absl::Condition(&ready));
+      if (closing_) return;
+      copy.emplace(std::move(copies_.front()));
+      copies_.pop_front();
+    }
+    Fill& fill = *copy->fill;
+    const Hit& source = copy->source;
+    if (fill.AppendFromFile(source.fd(), source.body_offset(), source.body_length()).ok()) {
+      (void)fill.Commit();  // fenced or failed: dropped
+    }
+    const uint64_t hash = fill.hash_;
+    copy.reset();
+    absl::MutexLock lock(&copies_mu_);
+    copying_.erase(hash);
+  }
+}
 
 absl::StatusOr<std::unique_ptr<Store>> Store::Open(StoreOptions options, Clock clock) {
   if (options.zones.empty()) return absl::InvalidArgumentError("the cache needs at least one zone");

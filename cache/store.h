@@ -14,10 +14,12 @@
 
 #include <atomic>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -169,6 +171,12 @@ class Store {
   // generation bumps) that is the count of entries stored in the scope since its last hard
   // invalidation and not yet removed: an upper bound if a narrower scope was invalidated since.
   uint64_t Apply(const Invalidation& invalidation);
+  // Appends `source`'s body to `fill` (begun for the same key, with refreshed metadata, as a 304
+  // refresh is) and commits it. A body in memory is appended at once; one in a file is copied on
+  // the store's copier thread, so a large body does not hold up the caller's event loop. One copy
+  // per key at a time, a bounded queue: a refresh beyond them, or one that fails or is fenced, is
+  // dropped (a later request revalidates again). Copies still queued when the store closes are.
+  void CommitCopy(std::unique_ptr<Fill> fill, Hit source);
   // Periodic upkeep: probes failed zones, compacts journals. Call every few seconds.
   void Maintain();
   StoreStats GetStats() const;
@@ -188,6 +196,7 @@ class Store {
   bool FencedLocked(const Fill& fill) ABSL_EXCLUSIVE_LOCKS_REQUIRED(fence_mu_);
   std::vector<JournalRecord> ZoneSnapshot(int zone);
   int64_t NowSeconds() const { return absl::ToUnixSeconds(clock_()); }
+  void RunCopies();  // the copier thread
 
   const StoreOptions options_;
   const Clock clock_;
@@ -211,6 +220,19 @@ class Store {
   absl::Mutex fence_mu_;
   uint64_t fence_seq_ ABSL_GUARDED_BY(fence_mu_) = 0;
   std::vector<Invalidation> fence_log_ ABSL_GUARDED_BY(fence_mu_);  // ring, slot = seq % size
+
+  // CommitCopy's queue, and the key hashes queued or being copied. The thread starts with the
+  // first copy.
+  struct Copy {
+    std::unique_ptr<Fill> fill;
+    Hit source;
+  };
+  static constexpr size_t kMaxQueuedCopies = 64;
+  absl::Mutex copies_mu_;
+  std::deque<Copy> copies_ ABSL_GUARDED_BY(copies_mu_);
+  absl::flat_hash_set<uint64_t> copying_ ABSL_GUARDED_BY(copies_mu_);
+  bool closing_ ABSL_GUARDED_BY(copies_mu_) = false;
+  std::thread copier_;
 };
 
 }  // namespace cache

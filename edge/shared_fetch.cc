@@ -284,16 +284,10 @@ void SharedFetch::HandleNotModified(HeaderViews headers) {
   // An entry revalidated while still fresh (the edge was not caught up with the purge log) needs
   // no new copy: the origin only confirmed it.
   if (decision.store && stale.freshness() != cache::Freshness::kFresh) {
-    // The body is unchanged: the refreshed entry copies it file to file (on this loop: a very
-    // large body costs this worker the time of the copy).
+    // The body is unchanged: the refreshed entry copies it (file to file, off this loop).
     auto fill = store_.BeginFill(plan_.key, std::move(meta), stale.body_length(), fence_token_);
-    const std::optional<std::string_view> in_memory = stale.body_in_memory();
-    if (fill.ok() &&
-        (in_memory ? (*fill)->Append(*in_memory)
-                   : (*fill)->AppendFromFile(stale.fd(), stale.body_offset(), stale.body_length()))
-            .ok()) {
-      (void)(*fill)->Commit();  // fenced or failed: the next request fetches again
-    }
+    std::optional<cache::Hit> source = stale.Duplicate();
+    if (fill.ok() && source) store_.CommitCopy(std::move(*fill), std::move(*source));
   }
 }
 

@@ -11,6 +11,7 @@
 #include <fstream>
 #include <thread>
 
+#include "tests/support/eventually.h"
 #include "tests/support/temp_dir.h"
 
 namespace cache {
@@ -183,6 +184,42 @@ TEST_CASE("a larger entry's header is read once: later hits open the file for th
   for (const auto& file : entry_files()) std::filesystem::remove(file);
   CHECK_FALSE(store.Lookup(Object("large")).has_value());
   CHECK(store.GetStats().entries == 0);
+}
+
+TEST_CASE("a refresh copies a body from its file off the caller's thread, fenced like any fill") {
+  Fixture f;
+  Store& store = f.Open();
+  const std::string body(200 * 1024, 'b');
+  REQUIRE(f.Put(Object("big"), body, f.Meta(absl::Seconds(10))).ok());
+  REQUIRE(f.Put(Object("other"), body).ok());
+  auto refresh = [&](const std::string& name, EntryMetadata meta, uint64_t token) {
+    std::optional<Hit> stale = store.Lookup(Object(name));
+    REQUIRE(stale.has_value());
+    REQUIRE(stale->fd() >= 0);
+    auto fill = store.BeginFill(Object(name), std::move(meta), body.size(), token);
+    REQUIRE(fill.ok());
+    store.CommitCopy(std::move(*fill), std::move(*stale));
+  };
+  auto refreshed = [&](const std::string& name) {
+    std::optional<Hit> hit = store.Lookup(Object(name));
+    return hit && hit->metadata().headers.size() == 2 && Fixture::Body(*hit) == body;
+  };
+  EntryMetadata meta = f.Meta(absl::Minutes(5));
+  meta.headers.emplace_back("X-Refreshed", "yes");
+  refresh("big", meta, store.FenceToken());
+  CHECK(testing_support::Eventually([&] { return refreshed("big"); }));
+  // Invalidated while the copy waits: it is dropped. Copies run in order, so once the one queued
+  // after it is in, this one is done.
+  const uint64_t token = store.FenceToken();
+  store.Apply(Invalidation::Object("AUTH_test", "public", "big", false));
+  REQUIRE(f.Put(Object("big"), body).ok());
+  refresh("big", meta, token);
+  refresh("other", meta, store.FenceToken());
+  CHECK(testing_support::Eventually([&] { return refreshed("other"); }));
+  CHECK_FALSE(refreshed("big"));
+  // Closing with a copy queued drops it, and nothing is left half done.
+  refresh("other", f.Meta(), store.FenceToken());
+  f.Close();
 }
 
 TEST_CASE("a zone is one process's: a second store on it is refused") {
