@@ -8,19 +8,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 edge=${EDGE:-build/release/edge}
 [ -x "$edge" ] || { echo "build first: cmake --build build/release" >&2; exit 1; }
-work=$(mktemp -d)
-swift_port=$(python3 tests/support/free_ports.py 5)  # swift-dev's servers take the next four ports
-edge_port=$(python3 tests/support/free_ports.py)
-edge_pid=
-cleanup() {
-  [ -n "$edge_pid" ] && kill "$edge_pid" 2>/dev/null || true
-  SWIFT_DEV_DIR=$work/swift SWIFT_DEV_PORT=$swift_port scripts/swift-dev stop >/dev/null 2>&1 || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
+source benchmarks/lib/bench_site.sh
+bench_init
 
 gcc -O2 -shared -fPIC -o "$work/count_mallocs.so" benchmarks/lib/count_mallocs.c
-source benchmarks/lib/bench_site.sh
 start_bench_swift "$work" "$swift_port"
 objects="1024.bin:1024 photos/2026/holiday/IMG_004711.jpg:1024 1048576.bin:1048576"
 for object in $objects; do

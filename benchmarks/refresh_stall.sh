@@ -7,18 +7,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ $# -gt 0 ] || { echo "usage: benchmarks/refresh_stall.sh EDGE [EDGE ...]" >&2; exit 2; }
-work=$(mktemp -d)
-swift_port=$(python3 tests/support/free_ports.py 5)  # swift-dev's servers take the next four ports
-edge_port=$(python3 tests/support/free_ports.py)
-edge_pid=
-cleanup() {
-  [ -n "$edge_pid" ] && kill "$edge_pid" 2>/dev/null || true
-  SWIFT_DEV_DIR=$work/swift SWIFT_DEV_PORT=$swift_port scripts/swift-dev stop >/dev/null 2>&1 || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
 source benchmarks/lib/bench_site.sh
+bench_init
+
 start_bench_swift "$work" "$swift_port"
 head -c 1024 /dev/urandom | curl -fsS -o /dev/null -X PUT -H "X-Auth-Token: $token" --data-binary @- \
   "$swift/v1/AUTH_test/bench/small.bin"

@@ -11,6 +11,7 @@
 #include "absl/container/inlined_vector.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "cache/file_closer.h"
 #include "cache/placement.h"
 
 namespace cache {
@@ -93,7 +94,7 @@ Hit::Hit(Hit&& other) noexcept
 
 Hit& Hit::operator=(Hit&& other) noexcept {
   if (this != &other) {
-    if (fd_ >= 0) ::close(fd_);
+    if (fd_ >= 0) CloseFile(fd_);
     fd_ = std::exchange(other.fd_, -1);
     body_offset_ = other.body_offset_;
     entry_ = other.entry_;
@@ -110,7 +111,7 @@ std::optional<Hit> Hit::Duplicate() const {
 }
 
 Hit::~Hit() {
-  if (fd_ >= 0) ::close(fd_);
+  if (fd_ >= 0) CloseFile(fd_);  // the last descriptor of an entry deleted meanwhile
 }
 
 // ---- Fill ----------------------------------------------------------------------------------------
@@ -135,8 +136,8 @@ Fill::~Fill() {
 void Fill::Abort() {
   if (done_) return;
   done_ = true;
-  ::close(fd_);
   ::unlink(zone_->TempPath(hash_, serial_).c_str());
+  CloseFile(fd_);
   zone_->Unreserve(reserved_);
 }
 
@@ -226,7 +227,7 @@ absl::Status Fill::Commit() {
     if (::rename(temp.c_str(), path.c_str()) != 0) error = errno;
   }
   if (error != 0) {
-    ::unlink(temp.c_str());
+    RemoveFile(temp.c_str(), body_offset_ + written_);
     zone_->Unreserve(reserved_);
     store_->OnZoneError(*zone_);
     return absl::UnavailableError(
@@ -349,8 +350,9 @@ absl::Status Store::Load() {
             // Only possible after a crash between a commit and the journal record of its
             // replacement: the newer record wins.
             zones_[replaced->file.zone]->ReleaseUsed(replaced->file.file_bytes);
-            ::unlink(
-                zones_[replaced->file.zone]->FilePath(replaced->file.hash, replaced->file.serial).c_str());
+            RemoveFile(
+                zones_[replaced->file.zone]->FilePath(replaced->file.hash, replaced->file.serial).c_str(),
+                replaced->file.file_bytes);
           }
           break;
         }
@@ -381,7 +383,7 @@ absl::Status Store::Load() {
     for (const IndexedEntry& e : gone) {
       if (index_.Erase(e.file)) {
         zone->ReleaseUsed(e.file.file_bytes);
-        ::unlink(zone->FilePath(e.file.hash, e.file.serial).c_str());
+        RemoveFile(zone->FilePath(e.file.hash, e.file.serial).c_str(), e.file.file_bytes);
       }
     }
   }
@@ -434,7 +436,7 @@ void Store::DeleteFiles(const std::vector<IndexedEntry>& entries) {
     generations_.Removed(e.container_id, e.tenant_id, e.stored_epoch);
     zone.ReleaseUsed(e.file.file_bytes);
     if (!zone.healthy()) continue;
-    ::unlink(zone.FilePath(e.file.hash, e.file.serial).c_str());
+    RemoveFile(zone.FilePath(e.file.hash, e.file.serial).c_str(), e.file.file_bytes);
     JournalAppend(zone, JournalRecord::ForFile(JournalRecord::Type::kRemove, e.file.hash, e.file.serial));
   }
 }
@@ -637,7 +639,7 @@ absl::Status Store::CommitFill(Fill& fill, uint64_t file_bytes) {
   {
     absl::MutexLock lock(&fence_mu_);
     if (FencedLocked(fill) || !zone.healthy()) {
-      ::unlink(zone.FilePath(fill.hash_, fill.serial_).c_str());
+      RemoveFile(zone.FilePath(fill.hash_, fill.serial_).c_str(), file_bytes);
       zone.Unreserve(fill.reserved_);
       return absl::FailedPreconditionError("an invalidation covering this key arrived during the fill");
     }

@@ -5,6 +5,7 @@
 
 #include <charconv>
 
+#include "cache/file_closer.h"
 #include "edge/http/request_parser.h"
 #include "edge/http_rules.h"
 #include "purge-daemon/planner.h"
@@ -43,7 +44,7 @@ uint32_t Seconds32(absl::Duration d) {
 }  // namespace
 
 SpoolFile::~SpoolFile() {
-  ::close(fd);
+  cache::CloseFile(fd);  // the last descriptor of an entry deleted meanwhile
 }
 
 void StoreHeaders(HeaderViews headers, cache::EntryMetadata* metadata) {

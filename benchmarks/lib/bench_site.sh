@@ -1,9 +1,26 @@
 # Sourced by the benchmarks (from the repository's root): a real Swift holding the container
 # AUTH_test/bench, readable by anyone, and an edge configured to serve it as demo.test.
+#   bench_init
+#       sets $work (a new directory), $swift_port (and the four after it free), $edge_port and
+#       $edge_pid (empty); on exit the edge at $edge_pid and Swift are stopped and $work removed
 #   start_bench_swift WORK PORT
 #       starts scripts/swift-dev in WORK/swift on PORT (and the next four); sets $swift and $token
 #   write_edge_config DIR NODE PORT WORKERS ZONE_SIZE
 #       writes DIR/vhosts.toml and DIR/edge.toml: two cache zones of ZONE_SIZE each
+bench_init() {
+  work=$(mktemp -d)
+  swift_port=$(python3 tests/support/free_ports.py 5)  # swift-dev's servers take the next four ports
+  edge_port=$(python3 tests/support/free_ports.py)
+  edge_pid=
+  trap bench_cleanup EXIT
+}
+
+bench_cleanup() {
+  if [ -n "$edge_pid" ]; then kill "$edge_pid" 2>/dev/null || true; fi
+  SWIFT_DEV_DIR=$work/swift SWIFT_DEV_PORT=$swift_port scripts/swift-dev stop >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+
 start_bench_swift() {
   SWIFT_DEV_DIR=$1/swift SWIFT_DEV_PORT=$2 scripts/swift-dev start >/dev/null
   swift=http://127.0.0.1:$2

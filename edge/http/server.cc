@@ -17,6 +17,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
+#include "cache/file_closer.h"
 #include "edge/http/chunked_decoder.h"
 
 namespace edge::http {
@@ -556,19 +557,34 @@ absl::Status Exchange::SendFile(int fd, uint64_t offset, uint64_t length) {
 
 absl::Status Exchange::SendOwnedFile(int fd, uint64_t offset, uint64_t length) {
   if (!responded_ || head_only_ || finished_ || connection_->closed_ || length == 0) {
-    ::close(fd);
+    cache::CloseFile(fd);
     return absl::OkStatus();
   }
   evbuffer* out = connection_->output();
-  evbuffer_file_segment* segment = evbuffer_file_segment_new(
-      fd, static_cast<ev_off_t>(offset), static_cast<ev_off_t>(length), EVBUF_FS_CLOSE_ON_FREE);
+  evbuffer_file_segment* segment =
+      evbuffer_file_segment_new(fd, static_cast<ev_off_t>(offset), static_cast<ev_off_t>(length), 0);
   if (segment == nullptr) {
-    ::close(fd);
+    cache::CloseFile(fd);
     return absl::InternalError("cannot map the file segment");
   }
+  // Closed when the send buffer is done with it, by cache::CloseFile: a cache entry deleted while
+  // it was being sent is freed off this loop.
+  evbuffer_file_segment_add_cleanup_cb(
+      segment,
+      [](const evbuffer_file_segment*, int, void* file) {
+        cache::CloseFile(static_cast<int>(reinterpret_cast<intptr_t>(file)));
+      },
+      reinterpret_cast<void*>(static_cast<intptr_t>(fd)));
   if (chunked_) evbuffer_add_printf(out, "%llx\r\n", static_cast<unsigned long long>(length));
-  const int added = evbuffer_add_file_segment(out, segment, 0, static_cast<ev_off_t>(length));
-  evbuffer_file_segment_free(segment);  // the buffer holds its own reference
+  // libevent sends a file segment's part in one sendfile call whatever its length, and writes one
+  // part per write event: parts of at most sendfile_piece bound the time a call holds the loop.
+  const uint64_t piece = std::max<uint64_t>(connection_->options().sendfile_piece, 1);
+  int added = 0;
+  for (uint64_t done = 0; done < length && added == 0; done += piece) {
+    added = evbuffer_add_file_segment(out, segment, static_cast<ev_off_t>(done),
+                                      static_cast<ev_off_t>(std::min(piece, length - done)));
+  }
+  evbuffer_file_segment_free(segment);  // the buffer holds its own references
   if (chunked_) evbuffer_add(out, "\r\n", 2);
   connection_->OutputAdded();
   return added == 0 ? absl::OkStatus() : absl::InternalError("cannot queue the file segment");

@@ -247,6 +247,31 @@ TEST_CASE("file ranges go out with sendfile") {
   ::unlink(path);
 }
 
+TEST_CASE("a file larger than a sendfile piece goes out whole, in pieces") {
+  ServerOptions options;
+  options.sendfile_piece = 40000;  // 150 000 bytes: three whole pieces and a partial one
+  Fixture f(options);
+  char path[] = "/tmp/edge-server-test-XXXXXX";
+  const int fd = ::mkstemp(path);
+  std::string content;
+  for (int i = 0; i < 200000; ++i) content.push_back(static_cast<char>('a' + i * 7 % 26));
+  REQUIRE(::write(fd, content.data(), content.size()) == (ssize_t)content.size());
+  f.handler.file_fd = fd;
+  f.handler.file_offset = 4097;
+  f.handler.file_length = 150000;
+  Client c(f.server.port());
+  c.Send("GET /file HTTP/1.1\r\nHost: h\r\n\r\nGET /file HTTP/1.1\r\nHost: h\r\n\r\n");
+  const std::string out = c.Read();
+  const std::string head = "HTTP/1.1 200 OK\r\n";
+  REQUIRE(Count(out, head) == 2);
+  const size_t first = out.find("\r\n\r\n") + 4;
+  CHECK(out.substr(first, 150000) == content.substr(4097, 150000));
+  const size_t second = out.find("\r\n\r\n", first + 150000) + 4;
+  CHECK(out.substr(second) == content.substr(4097, 150000));
+  ::close(fd);
+  ::unlink(path);
+}
+
 TEST_CASE("deadlines: a slow head gets 408, an idle connection is closed") {
   ServerOptions options;
   options.header_timeout = absl::Milliseconds(200);
