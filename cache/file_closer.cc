@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -26,8 +27,15 @@ class Closer {
 
   void Close(int fd) {
     absl::MutexLock lock(&mu_);
+    if (!thread_.joinable()) {
+      try {
+        thread_ = std::thread([this] { Run(); });
+      } catch (const std::system_error&) {
+        ::close(fd);  // no thread: closed here, slowly, rather than never
+        return;
+      }
+    }
     queue_.push_back(fd);
-    if (!thread_.joinable()) thread_ = std::thread([this] { Run(); });
   }
 
  private:

@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <system_error>
 
 #include "absl/container/inlined_vector.h"
 #include "absl/status/status.h"
@@ -77,16 +78,18 @@ JournalRecord AddRecord(const IndexedEntry& e, std::string key, std::string tena
 
 // ---- Hit -----------------------------------------------------------------------------------------
 
-Hit::Hit(int fd, uint32_t body_offset, std::shared_ptr<const CachedEntry> entry, Freshness freshness,
-         bool invalidated)
-    : fd_(fd),
+Hit::Hit(const FileRef& file, int fd, uint32_t body_offset, std::shared_ptr<const CachedEntry> entry,
+         Freshness freshness, bool invalidated)
+    : file_(file),
+      fd_(fd),
       body_offset_(body_offset),
       entry_(std::move(entry)),
       freshness_(freshness),
       invalidated_(invalidated) {}
 
 Hit::Hit(Hit&& other) noexcept
-    : fd_(std::exchange(other.fd_, -1)),
+    : file_(other.file_),
+      fd_(std::exchange(other.fd_, -1)),
       body_offset_(other.body_offset_),
       entry_(other.entry_),
       freshness_(other.freshness_),
@@ -95,6 +98,7 @@ Hit::Hit(Hit&& other) noexcept
 Hit& Hit::operator=(Hit&& other) noexcept {
   if (this != &other) {
     if (fd_ >= 0) CloseFile(fd_);
+    file_ = other.file_;
     fd_ = std::exchange(other.fd_, -1);
     body_offset_ = other.body_offset_;
     entry_ = other.entry_;
@@ -107,7 +111,7 @@ Hit& Hit::operator=(Hit&& other) noexcept {
 std::optional<Hit> Hit::Duplicate() const {
   const int fd = fd_ >= 0 ? ::dup(fd_) : -1;
   if (fd_ >= 0 && fd < 0) return std::nullopt;
-  return Hit(fd, static_cast<uint32_t>(body_offset_), entry_, freshness_, invalidated_);
+  return Hit(file_, fd, static_cast<uint32_t>(body_offset_), entry_, freshness_, invalidated_);
 }
 
 Hit::~Hit() {
@@ -252,19 +256,26 @@ Store::~Store() {
     absl::MutexLock lock(&copies_mu_);
     closing_ = true;
   }
+  stop_copying_ = true;
   if (copier_.joinable()) copier_.join();
-  copies_.clear();  // what was not copied is dropped: its fills abort while the zones still exist
 }
 
-void Store::CommitCopy(std::unique_ptr<Fill> fill, Hit source) {
-  if (const std::optional<std::string_view> body = source.body_in_memory()) {
-    if (fill->Append(*body).ok()) (void)fill->Commit();
+void Store::Refresh(const Key& key, EntryMetadata metadata, uint64_t fence_token, Hit source) {
+  if (source.body_in_memory()) {
+    CopyAndCommit(key, std::move(metadata), fence_token, source);
     return;
   }
   absl::MutexLock lock(&copies_mu_);
-  if (closing_ || copies_.size() >= kMaxQueuedCopies || !copying_.insert(fill->hash_).second) return;
-  copies_.push_back(Copy{std::move(fill), std::move(source)});
-  if (!copier_.joinable()) copier_ = std::thread([this] { RunCopies(); });
+  if (closing_ || copies_.size() >= kMaxQueuedCopies || !copying_.insert(source.file().hash).second) return;
+  if (!copier_.joinable()) {
+    try {
+      copier_ = std::thread([this] { RunCopies(); });
+    } catch (const std::system_error&) {
+      copying_.erase(source.file().hash);
+      return;  // no thread, no refresh: a later request revalidates again
+    }
+  }
+  copies_.push_back(Copy{key, std::move(metadata), fence_token, std::move(source)});
 }
 
 void Store::RunCopies() {
@@ -279,16 +290,31 @@ void Store::RunCopies() {
       copy.emplace(std::move(copies_.front()));
       copies_.pop_front();
     }
-    Fill& fill = *copy->fill;
-    const Hit& source = copy->source;
-    if (fill.AppendFromFile(source.fd(), source.body_offset(), source.body_length()).ok()) {
-      (void)fill.Commit();  // fenced or failed: dropped
-    }
-    const uint64_t hash = fill.hash_;
+    CopyAndCommit(copy->key, std::move(copy->metadata), copy->fence_token, copy->source);
+    const uint64_t hash = copy->source.file().hash;
     copy.reset();
     absl::MutexLock lock(&copies_mu_);
     copying_.erase(hash);
   }
+}
+
+void Store::CopyAndCommit(const Key& key, EntryMetadata metadata, uint64_t fence_token, const Hit& source) {
+  absl::StatusOr<std::unique_ptr<Fill>> fill =
+      BeginFill(key, std::move(metadata), source.body_length(), fence_token);
+  if (!fill.ok()) return;
+  (*fill)->replaces_ = source.file();
+  if (const std::optional<std::string_view> body = source.body_in_memory()) {
+    if ((*fill)->Append(*body).ok()) (void)(*fill)->Commit();
+    return;
+  }
+  // In pieces, so that closing the store does not wait for the whole of a very large body.
+  constexpr uint64_t kPiece = 64 << 20;
+  for (uint64_t done = 0; done < source.body_length(); done += kPiece) {
+    if (stop_copying_) return;
+    const uint64_t length = std::min(kPiece, source.body_length() - done);
+    if (!(*fill)->AppendFromFile(source.fd(), source.body_offset() + done, length).ok()) return;
+  }
+  (void)(*fill)->Commit();  // fenced, replaced meanwhile, or failed: dropped
 }
 
 absl::StatusOr<std::unique_ptr<Store>> Store::Open(StoreOptions options, Clock clock) {
@@ -480,7 +506,7 @@ std::optional<Hit> Store::Lookup(const Key& key) {
   if (known) {
     // The index finds entries by hash alone: the key is compared here, as on opening a file.
     if (known->metadata.key != encoded) return std::nullopt;
-    if (known->body_in_memory) return Hit(-1, 0, known, freshness(known->metadata), invalidated);
+    if (known->body_in_memory) return Hit(entry->file, -1, 0, known, freshness(known->metadata), invalidated);
   }
 
   thread_local std::string path;
@@ -498,7 +524,7 @@ std::optional<Hit> Store::Lookup(const Key& key) {
   }
   if (known) {  // the header was read and checked before: only the body is needed, from the file
     zone.RecordSuccess();
-    return Hit(fd, known->body_offset, known, freshness(known->metadata), invalidated);
+    return Hit(entry->file, fd, known->body_offset, known, freshness(known->metadata), invalidated);
   }
   // One read of the header page and what follows: for a small entry that is the body too. Only a
   // longer header allocates.
@@ -559,10 +585,10 @@ std::optional<Hit> Store::Lookup(const Key& key) {
   memory_.Insert(entry->file, cached);  // with its body, or its header alone: the next hit reads neither
   if (cached->body_in_memory) {
     ::close(fd);
-    return Hit(-1, 0, std::move(cached), entry_freshness, invalidated);
+    return Hit(entry->file, -1, 0, std::move(cached), entry_freshness, invalidated);
   }
   const uint32_t body_offset = cached->body_offset;
-  return Hit(fd, body_offset, std::move(cached), entry_freshness, invalidated);
+  return Hit(entry->file, fd, body_offset, std::move(cached), entry_freshness, invalidated);
 }
 
 uint64_t Store::FenceToken() {
@@ -638,7 +664,13 @@ absl::Status Store::CommitFill(Fill& fill, uint64_t file_bytes) {
   std::optional<IndexedEntry> replaced;
   {
     absl::MutexLock lock(&fence_mu_);
-    if (FencedLocked(fill) || !zone.healthy()) {
+    // A refresh stands only for the entry it was read from: one stored since is newer.
+    bool replaced_since = false;
+    if (fill.replaces_) {
+      const std::optional<IndexedEntry> current = index_.Find(fill.hash_);
+      replaced_since = !current || current->file != *fill.replaces_;
+    }
+    if (FencedLocked(fill) || !zone.healthy() || replaced_since) {
       RemoveFile(zone.FilePath(fill.hash_, fill.serial_).c_str(), file_bytes);
       zone.Unreserve(fill.reserved_);
       return absl::FailedPreconditionError("an invalidation covering this key arrived during the fill");

@@ -58,8 +58,8 @@ enum class Freshness {
 // from the memory tier with their body in memory and no descriptor.
 class Hit {
  public:
-  Hit(int fd, uint32_t body_offset, std::shared_ptr<const CachedEntry> entry, Freshness freshness,
-      bool invalidated);
+  Hit(const FileRef& file, int fd, uint32_t body_offset, std::shared_ptr<const CachedEntry> entry,
+      Freshness freshness, bool invalidated);
   Hit(Hit&& other) noexcept;
   Hit& operator=(Hit&& other) noexcept;
   Hit(const Hit&) = delete;
@@ -81,8 +81,11 @@ class Hit {
   std::optional<Hit> Duplicate() const;
   // Hands the descriptor over (to a send buffer that closes it); fd() is -1 afterwards.
   int ReleaseFd() { return std::exchange(fd_, -1); }
+  // The entry file it was read from.
+  const FileRef& file() const { return file_; }
 
  private:
+  FileRef file_;
   int fd_;
   uint64_t body_offset_;
   std::shared_ptr<const CachedEntry> entry_;
@@ -133,6 +136,7 @@ class Fill {
   uint64_t reserved_;
   uint64_t written_ = 0;
   bool done_ = false;
+  std::optional<FileRef> replaces_;  // a refresh: committed only while the index holds this file
 };
 
 struct ZoneStats {
@@ -171,12 +175,14 @@ class Store {
   // generation bumps) that is the count of entries stored in the scope since its last hard
   // invalidation and not yet removed: an upper bound if a narrower scope was invalidated since.
   uint64_t Apply(const Invalidation& invalidation);
-  // Appends `source`'s body to `fill` (begun for the same key, with refreshed metadata, as a 304
-  // refresh is) and commits it. A body in memory is appended at once; one in a file is copied on
-  // the store's copier thread, so a large body does not hold up the caller's event loop. One copy
-  // per key at a time, a bounded queue: a refresh beyond them, or one that fails or is fenced, is
-  // dropped (a later request revalidates again). Copies still queued when the store closes are.
-  void CommitCopy(std::unique_ptr<Fill> fill, Hit source);
+  // Stores `source`'s body again under `metadata` (refreshed, as by a 304), replacing the entry
+  // `source` was read from. A body in memory is stored at once; one in a file is copied on the
+  // store's copier thread, so a large body does not hold up the caller's event loop, and its
+  // space is reserved only when its copy starts. Dropped (a later request revalidates again): a
+  // refresh of a key already being copied or beyond a bounded queue, one fenced by an
+  // invalidation since `fence_token`, one whose entry was replaced meanwhile, one that fails, and
+  // what is queued or under way when the store closes.
+  void Refresh(const Key& key, EntryMetadata metadata, uint64_t fence_token, Hit source);
   // Periodic upkeep: probes failed zones, compacts journals. Call every few seconds.
   void Maintain();
   StoreStats GetStats() const;
@@ -197,6 +203,8 @@ class Store {
   std::vector<JournalRecord> ZoneSnapshot(int zone);
   int64_t NowSeconds() const { return absl::ToUnixSeconds(clock_()); }
   void RunCopies();  // the copier thread
+  // Refresh's work, on whichever thread: begins, copies and commits the fill.
+  void CopyAndCommit(const Key& key, EntryMetadata metadata, uint64_t fence_token, const Hit& source);
 
   const StoreOptions options_;
   const Clock clock_;
@@ -221,10 +229,12 @@ class Store {
   uint64_t fence_seq_ ABSL_GUARDED_BY(fence_mu_) = 0;
   std::vector<Invalidation> fence_log_ ABSL_GUARDED_BY(fence_mu_);  // ring, slot = seq % size
 
-  // CommitCopy's queue, and the key hashes queued or being copied. The thread starts with the
-  // first copy.
+  // Refresh's queue, and the key hashes queued or being copied. The thread starts with the first
+  // copy.
   struct Copy {
-    std::unique_ptr<Fill> fill;
+    Key key;
+    EntryMetadata metadata;
+    uint64_t fence_token;
     Hit source;
   };
   static constexpr size_t kMaxQueuedCopies = 64;
@@ -232,6 +242,7 @@ class Store {
   std::deque<Copy> copies_ ABSL_GUARDED_BY(copies_mu_);
   absl::flat_hash_set<uint64_t> copying_ ABSL_GUARDED_BY(copies_mu_);
   bool closing_ ABSL_GUARDED_BY(copies_mu_) = false;
+  std::atomic<bool> stop_copying_{false};  // closing_, for a copy under way
   std::thread copier_;
 };
 

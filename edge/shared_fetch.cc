@@ -286,9 +286,8 @@ void SharedFetch::HandleNotModified(HeaderViews headers) {
   // no new copy: the origin only confirmed it.
   if (decision.store && stale.freshness() != cache::Freshness::kFresh) {
     // The body is unchanged: the refreshed entry copies it (file to file, off this loop).
-    auto fill = store_.BeginFill(plan_.key, std::move(meta), stale.body_length(), fence_token_);
-    std::optional<cache::Hit> source = stale.Duplicate();
-    if (fill.ok() && source) store_.CommitCopy(std::move(*fill), std::move(*source));
+    if (std::optional<cache::Hit> source = stale.Duplicate())
+      store_.Refresh(plan_.key, std::move(meta), fence_token_, std::move(*source));
   }
 }
 

@@ -186,19 +186,17 @@ TEST_CASE("a larger entry's header is read once: later hits open the file for th
   CHECK(store.GetStats().entries == 0);
 }
 
-TEST_CASE("a refresh copies a body from its file off the caller's thread, fenced like any fill") {
+TEST_CASE("a refresh copies a body from its file off the caller's thread, and replaces only its own entry") {
   Fixture f;
   Store& store = f.Open();
   const std::string body(200 * 1024, 'b');
   REQUIRE(f.Put(Object("big"), body, f.Meta(absl::Seconds(10))).ok());
   REQUIRE(f.Put(Object("other"), body).ok());
-  auto refresh = [&](const std::string& name, EntryMetadata meta, uint64_t token) {
-    std::optional<Hit> stale = store.Lookup(Object(name));
-    REQUIRE(stale.has_value());
-    REQUIRE(stale->fd() >= 0);
-    auto fill = store.BeginFill(Object(name), std::move(meta), body.size(), token);
-    REQUIRE(fill.ok());
-    store.CommitCopy(std::move(*fill), std::move(*stale));
+  auto read = [&](const std::string& name) {
+    std::optional<Hit> hit = store.Lookup(Object(name));
+    REQUIRE(hit.has_value());
+    REQUIRE(hit->fd() >= 0);
+    return std::move(*hit);
   };
   auto refreshed = [&](const std::string& name) {
     std::optional<Hit> hit = store.Lookup(Object(name));
@@ -206,19 +204,25 @@ TEST_CASE("a refresh copies a body from its file off the caller's thread, fenced
   };
   EntryMetadata meta = f.Meta(absl::Minutes(5));
   meta.headers.emplace_back("X-Refreshed", "yes");
-  refresh("big", meta, store.FenceToken());
+  store.Refresh(Object("big"), meta, store.FenceToken(), read("big"));
   CHECK(testing_support::Eventually([&] { return refreshed("big"); }));
-  // Invalidated while the copy waits: it is dropped. Copies run in order, so once the one queued
-  // after it is in, this one is done.
+  // Dropped: invalidated since its fence token, or its entry replaced by a newer one meanwhile.
+  // Copies run in order, so once the one queued after them is in, they are done.
   const uint64_t token = store.FenceToken();
   store.Apply(Invalidation::Object("AUTH_test", "public", "big", false));
   REQUIRE(f.Put(Object("big"), body).ok());
-  refresh("big", meta, token);
-  refresh("other", meta, store.FenceToken());
-  CHECK(testing_support::Eventually([&] { return refreshed("other"); }));
+  store.Refresh(Object("big"), meta, token, read("big"));
+  Hit other = read("other");
+  REQUIRE(f.Put(Object("other"), body).ok());
+  store.Refresh(Object("other"), meta, store.FenceToken(), std::move(other));
+  REQUIRE(f.Put(Object("third"), body).ok());
+  store.Refresh(Object("third"), meta, store.FenceToken(), read("third"));
+  CHECK(testing_support::Eventually([&] { return refreshed("third"); }));
   CHECK_FALSE(refreshed("big"));
+  CHECK_FALSE(refreshed("other"));
+  CHECK(Fixture::Body(*store.Lookup(Object("other"))) == body);
   // Closing with a copy queued drops it, and nothing is left half done.
-  refresh("other", f.Meta(), store.FenceToken());
+  store.Refresh(Object("other"), meta, store.FenceToken(), read("other"));
   f.Close();
 }
 
