@@ -229,47 +229,51 @@ TEST_CASE("HEAD answers the head only") {
   CHECK(Count(out, "hello") == 1);
 }
 
+// A temporary file of 200 000 letters, which the handler's /file serves [offset, offset + length) of.
+class ServedFile {
+ public:
+  ServedFile(TestHandler& handler, uint64_t offset, uint64_t length) : fd_(::mkstemp(path_)) {
+    for (int i = 0; i < 200000; ++i) content_.push_back(static_cast<char>('a' + i * 7 % 26));
+    REQUIRE(::write(fd_, content_.data(), content_.size()) == (ssize_t)content_.size());
+    handler.file_fd = fd_;
+    handler.file_offset = offset;
+    handler.file_length = length;
+    expected_ = content_.substr(offset, length);
+  }
+  ~ServedFile() {
+    ::close(fd_);
+    ::unlink(path_);
+  }
+  const std::string& expected() const { return expected_; }
+
+ private:
+  char path_[29] = "/tmp/edge-server-test-XXXXXX";
+  int fd_;
+  std::string content_, expected_;
+};
+
 TEST_CASE("file ranges go out with sendfile") {
   Fixture f;
-  char path[] = "/tmp/edge-server-test-XXXXXX";
-  const int fd = ::mkstemp(path);
-  std::string content;
-  for (int i = 0; i < 200000; ++i) content.push_back(static_cast<char>('a' + i % 26));
-  REQUIRE(::write(fd, content.data(), content.size()) == (ssize_t)content.size());
-  f.handler.file_fd = fd;
-  f.handler.file_offset = 4096;
-  f.handler.file_length = 150000;
+  const ServedFile file(f.handler, 4096, 150000);
   Client c(f.server.port());
   c.Send("GET /file HTTP/1.1\r\nHost: h\r\n\r\n");
   const std::string out = c.Read();
-  CHECK(out.substr(out.find("\r\n\r\n") + 4) == content.substr(4096, 150000));
-  ::close(fd);
-  ::unlink(path);
+  CHECK(out.substr(out.find("\r\n\r\n") + 4) == file.expected());
 }
 
 TEST_CASE("a file larger than a sendfile piece goes out whole, in pieces") {
   ServerOptions options;
   options.sendfile_piece = 40000;  // 150 000 bytes: three whole pieces and a partial one
   Fixture f(options);
-  char path[] = "/tmp/edge-server-test-XXXXXX";
-  const int fd = ::mkstemp(path);
-  std::string content;
-  for (int i = 0; i < 200000; ++i) content.push_back(static_cast<char>('a' + i * 7 % 26));
-  REQUIRE(::write(fd, content.data(), content.size()) == (ssize_t)content.size());
-  f.handler.file_fd = fd;
-  f.handler.file_offset = 4097;
-  f.handler.file_length = 150000;
+  const ServedFile file(f.handler, 4097, 150000);
   Client c(f.server.port());
   c.Send("GET /file HTTP/1.1\r\nHost: h\r\n\r\nGET /file HTTP/1.1\r\nHost: h\r\n\r\n");
   const std::string out = c.Read();
-  const std::string head = "HTTP/1.1 200 OK\r\n";
-  REQUIRE(Count(out, head) == 2);
+  REQUIRE(Count(out, "HTTP/1.1 200 OK\r\n") == 2);
   const size_t first = out.find("\r\n\r\n") + 4;
-  CHECK(out.substr(first, 150000) == content.substr(4097, 150000));
+  CHECK(out.substr(first, 150000) == file.expected());
   const size_t second = out.find("\r\n\r\n", first + 150000) + 4;
-  CHECK(out.substr(second) == content.substr(4097, 150000));
-  ::close(fd);
-  ::unlink(path);
+  CHECK(out.substr(second) == file.expected());
 }
 
 TEST_CASE("deadlines: a slow head gets 408, an idle connection is closed") {
