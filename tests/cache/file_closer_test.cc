@@ -21,7 +21,9 @@ int MakeFile(const std::filesystem::path& path, uint64_t bytes) {
   return fd;
 }
 
-bool IsOpen(int fd) { return ::fcntl(fd, F_GETFD) != -1; }
+bool IsOpen(int fd) {
+  return ::fcntl(fd, F_GETFD) != -1;
+}
 
 }  // namespace
 

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <doctest/doctest.h>
 #include <event2/event.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -16,6 +17,8 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "tests/support/temp_dir.h"
 
 namespace edge::http {
 
@@ -232,7 +235,8 @@ TEST_CASE("HEAD answers the head only") {
 // A temporary file of 200 000 letters, which the handler's /file serves [offset, offset + length) of.
 class ServedFile {
  public:
-  ServedFile(TestHandler& handler, uint64_t offset, uint64_t length) : fd_(::mkstemp(path_)) {
+  ServedFile(TestHandler& handler, uint64_t offset, uint64_t length)
+      : fd_(::open((dir_ / "served").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644)) {
     for (int i = 0; i < 200000; ++i) content_.push_back(static_cast<char>('a' + i * 7 % 26));
     REQUIRE(::write(fd_, content_.data(), content_.size()) == (ssize_t)content_.size());
     handler.file_fd = fd_;
@@ -240,14 +244,11 @@ class ServedFile {
     handler.file_length = length;
     expected_ = content_.substr(offset, length);
   }
-  ~ServedFile() {
-    ::close(fd_);
-    ::unlink(path_);
-  }
+  ~ServedFile() { ::close(fd_); }
   const std::string& expected() const { return expected_; }
 
  private:
-  char path_[29] = "/tmp/edge-server-test-XXXXXX";
+  testing_support::TempDir dir_;
   int fd_;
   std::string content_, expected_;
 };
