@@ -256,7 +256,6 @@ Store::~Store() {
     absl::MutexLock lock(&copies_mu_);
     closing_ = true;
   }
-  stop_copying_ = true;
   if (copier_.joinable()) copier_.join();
 }
 
@@ -310,7 +309,7 @@ void Store::CopyAndCommit(const Key& key, EntryMetadata metadata, uint64_t fence
   // In pieces, so that closing the store does not wait for the whole of a very large body.
   constexpr uint64_t kPiece = 64 << 20;
   for (uint64_t done = 0; done < source.body_length(); done += kPiece) {
-    if (stop_copying_) return;
+    if (closing_) return;
     const uint64_t length = std::min(kPiece, source.body_length() - done);
     if (!(*fill)->AppendFromFile(source.fd(), source.body_offset() + done, length).ok()) return;
   }

@@ -241,8 +241,7 @@ class Store {
   absl::Mutex copies_mu_;
   std::deque<Copy> copies_ ABSL_GUARDED_BY(copies_mu_);
   absl::flat_hash_set<uint64_t> copying_ ABSL_GUARDED_BY(copies_mu_);
-  bool closing_ ABSL_GUARDED_BY(copies_mu_) = false;
-  std::atomic<bool> stop_copying_{false};  // closing_, for a copy under way
+  std::atomic<bool> closing_{false};  // set under copies_mu_; read without it by a copy under way
   std::thread copier_;
 };
 

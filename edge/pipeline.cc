@@ -736,7 +736,9 @@ void Pipeline::OnRequest(http::Exchange& exchange) {
   route.key.variant = route.target.variant;
   route.base_key = route.key;
   if (!vary_index_.empty()) {
-    if (const std::vector<std::string> names = vary_index_.Find(route.key.Encode()); !names.empty()) {
+    thread_local std::string encoded;  // reused: this runs per request once any site varies
+    route.key.EncodeTo(&encoded);
+    if (const std::vector<std::string> names = vary_index_.Find(encoded); !names.empty()) {
       route.key.variant +=
           VariantSuffix(names, [&request](std::string_view name) { return request.Find(name); });
     }
