@@ -48,16 +48,21 @@ bool ListMatches(std::string_view list, std::string_view etag, bool weak) {
 
 }  // namespace
 
-bool IsHopByHop(std::string_view name) {
+bool IsHopByHop(std::string_view name, std::string_view connection) {
   for (std::string_view hop : {"connection", "keep-alive", "proxy-connection", "proxy-authenticate",
                                "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade"}) {
     if (EqualsIgnoreCase(name, hop)) return true;
   }
+  while (!connection.empty()) {
+    const size_t comma = connection.find(',');
+    if (EqualsIgnoreCase(Trim(connection.substr(0, comma)), name)) return true;
+    connection = comma == std::string_view::npos ? std::string_view() : connection.substr(comma + 1);
+  }
   return false;
 }
 
-bool IsStoredHeader(std::string_view name) {
-  if (IsHopByHop(name)) return false;
+bool IsStoredHeader(std::string_view name, std::string_view connection) {
+  if (IsHopByHop(name, connection)) return false;
   for (std::string_view own : {"content-length", "age", "x-cache", "set-cookie"}) {
     if (EqualsIgnoreCase(name, own)) return false;
   }

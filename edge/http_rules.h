@@ -7,11 +7,12 @@
 
 namespace edge {
 
-// Connection, Keep-Alive, Proxy-*, TE, Trailer, Transfer-Encoding, Upgrade.
-bool IsHopByHop(std::string_view name);
+// Connection, Keep-Alive, Proxy-*, TE, Trailer, Transfer-Encoding, Upgrade; and, given the
+// message's Connection field, every field it names (RFC 9110 7.6.1). Never passed on, never stored.
+bool IsHopByHop(std::string_view name, std::string_view connection = {});
 // Whether a stored response keeps this origin header: not hop-by-hop, not one the edge writes per
 // response (Content-Length, Age, X-Cache), not one client's (Set-Cookie).
-bool IsStoredHeader(std::string_view name);
+bool IsStoredHeader(std::string_view name, std::string_view connection = {});
 // The headers a 304 repeats from the entry (RFC 9110 15.4.5).
 bool IsNotModifiedHeader(std::string_view name);
 

@@ -35,18 +35,19 @@ bool CarriesCredentials(const http::Request& request, const vhost::Tenant& tenan
                         const vhost::OriginTarget& target) {
   return !request.Find("authorization").empty() || !request.Find("x-auth-token").empty() ||
          !request.Find("x-storage-token").empty() || vhost::QueryHasParameter(target.query, "temp_url_sig") ||
+         vhost::QueryHasParameter(target.query, "temp_url_expires") ||
          (tenant.origin.kind == vhost::OriginKind::kHttp && !request.Find("cookie").empty());
 }
 
 // Request headers an http site's shared fetch sends on: the ones it may negotiate on (Vary), not
 // the ones that are the edge's business (conditionals, ranges) or a client's alone.
-bool ForwardedToSite(std::string_view name) {
+bool ForwardedToSite(std::string_view name, std::string_view connection) {
   for (std::string_view own :
        {"host", "cookie", "authorization", "range", "if-range", "if-match", "if-none-match",
         "if-modified-since", "if-unmodified-since", "cache-control", "pragma", "content-length", "expect"}) {
     if (http::EqualsIgnoreCase(name, own)) return false;
   }
-  return !IsHopByHop(name);
+  return !IsHopByHop(name, connection);
 }
 
 // Request Cache-Control (RFC 9111 5.2.1), honoured for http tenants; Swift tenants protect their
@@ -219,9 +220,8 @@ struct Pipeline::Route {
   std::shared_ptr<const vhost::TenantTable> tenants;  // keeps `tenant` alive
   const vhost::Tenant* tenant = nullptr;
   vhost::OriginTarget target;
-  cache::Key key;         // with the request's Vary values when the object is known to vary
-  cache::Key base_key;    // without them
-  std::string_view path;  // the request path, for the tenant's rules
+  cache::Key key;       // with the request's Vary values when the object is known to vary
+  cache::Key base_key;  // without them
 };
 
 struct Pipeline::Worker {
@@ -273,9 +273,10 @@ class ClientStream : public http::Exchange::Observer,
     const http::Request& r = exchange_->request();
     request.method = std::string(r.method);
     request.url = route_.target.url;
+    const std::string_view connection = r.Find("connection");
     for (size_t i = 0; i < r.header_count; ++i) {
       const http::Header& h = r.headers[i];
-      if (IsHopByHop(h.name) || http::EqualsIgnoreCase(h.name, "host") ||
+      if (IsHopByHop(h.name, connection) || http::EqualsIgnoreCase(h.name, "host") ||
           http::EqualsIgnoreCase(h.name, "expect") || http::EqualsIgnoreCase(h.name, "content-length")) {
         continue;
       }
@@ -344,8 +345,9 @@ class ClientStream : public http::Exchange::Observer,
     label_ = CacheLabel::kBypass;
     status_ = status;
     HeaderList out;
+    const std::string_view connection = FindHeader(headers, "connection");
     for (const auto& [name, value] : headers) {
-      if (IsHopByHop(name) || http::EqualsIgnoreCase(name, "content-length") ||
+      if (IsHopByHop(name, connection) || http::EqualsIgnoreCase(name, "content-length") ||
           http::EqualsIgnoreCase(name, "x-cache")) {
         continue;
       }
@@ -528,10 +530,11 @@ class ClientStream : public http::Exchange::Observer,
       return;
     }
     status_ = failure.code() == absl::StatusCode::kDeadlineExceeded ? 504 : 502;
-    const std::string message = absl::StrCat(
-        status_ == 504 ? "origin timed out: " : "origin unavailable: ", std::string(failure.message()), "\n");
+    // In the client's terms: libcurl's text names the origin's address, which is the edge's business.
     Log();
-    exchange_->Reply(status_, "text/plain", message);
+    exchange_->Reply(status_, "text/plain",
+                     status_ == 504 ? "the origin server did not answer in time\n"
+                                    : "the origin server could not be reached\n");
     exchange_ = nullptr;
     Retire();
   }
@@ -707,7 +710,6 @@ void Pipeline::OnRequest(http::Exchange& exchange) {
     Reply(exchange, route.tenant->name, status, absl::StrCat(std::string(mapped.message()), "\n"), start);
     return;
   }
-  route.path = request.target.substr(0, request.target.find('?'));
   if (request.method == "PURGE") {
     StartPurge(exchange, std::move(route), start);
     return;
@@ -722,7 +724,7 @@ void Pipeline::OnRequest(http::Exchange& exchange) {
     StartRelay(exchange, std::move(route), start);
     return;
   }
-  const vhost::PathRule* rule = vhost::MatchRule(route.tenant->cache, route.path);
+  const vhost::PathRule* rule = vhost::MatchRule(route.tenant->cache, route.target.path);
   if (route.target.pass || (rule != nullptr && rule->bypass) ||
       CarriesCredentials(request, *route.tenant, route.target)) {
     StartRelay(exchange, std::move(route), start);
@@ -815,8 +817,9 @@ FillPlan Pipeline::MakePlan(const Route& route, const http::Request& request,
   if (route.tenant->origin.kind == vhost::OriginKind::kHttp) {
     // A site may negotiate (Accept-Language, Accept-Encoding...): it sees the leader's headers,
     // and a response that varies is stored for the values it saw (shared_fetch.cc).
+    const std::string_view connection = request.Find("connection");
     for (size_t i = 0; i < request.header_count; ++i) {
-      if (ForwardedToSite(request.headers[i].name)) {
+      if (ForwardedToSite(request.headers[i].name, connection)) {
         plan.request.headers.emplace_back(request.headers[i].name, request.headers[i].value);
       }
     }
@@ -826,7 +829,7 @@ FillPlan Pipeline::MakePlan(const Route& route, const http::Request& request,
   plan.key = route.key;
   plan.base_key = route.base_key;
   plan.vary = &vary_index_;
-  plan.path = std::string(route.path);
+  plan.path = route.target.path;
   plan.listing = route.target.listing;
   plan.request.url = route.target.url;
   plan.stale = std::move(stale);
@@ -880,6 +883,9 @@ void Pipeline::StartPurge(http::Exchange& exchange, Route route, absl::Time star
     if (const std::string_view value = request.Find(name); !value.empty())
       purge.headers.emplace_back(name, value);
   }
+  // The daemon limits failed authentications per client: this one's, not the edge's (it trusts
+  // the field only from the edges it is configured to trust).
+  purge.headers.emplace_back("X-Forwarded-For", exchange.client_address());
   const std::string_view soft = request.Find("x-purge-soft");
   nlohmann::json body{{"urls", nlohmann::json::array({absl::StrCat("http://", std::string(request.host),
                                                                    std::string(request.target))})},

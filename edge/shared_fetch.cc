@@ -49,8 +49,9 @@ SpoolFile::~SpoolFile() {
 
 void StoreHeaders(HeaderViews headers, cache::EntryMetadata* metadata) {
   metadata->headers.clear();
+  const std::string_view connection = FindHeader(headers, "connection");
   for (const auto& [name, value] : headers) {
-    if (IsStoredHeader(name)) metadata->headers.emplace_back(name, value);
+    if (IsStoredHeader(name, connection)) metadata->headers.emplace_back(name, value);
   }
   metadata->etag = std::string(FindHeader(headers, "etag"));
   metadata->last_modified = std::string(FindHeader(headers, "last-modified"));
@@ -258,8 +259,9 @@ void SharedFetch::HandleNotModified(HeaderViews headers) {
   for (const auto& [name, value] : meta.headers) {
     if (FindHeader(headers, name).empty()) merged.emplace_back(name, value);
   }
+  const std::string_view connection = FindHeader(headers, "connection");
   for (const auto& [name, value] : headers) {
-    if (IsStoredHeader(name)) merged.emplace_back(name, value);
+    if (IsStoredHeader(name, connection)) merged.emplace_back(name, value);
   }
   std::vector<std::pair<std::string_view, std::string_view>> views(merged.begin(), merged.end());
   StoreHeaders(views, &meta);

@@ -217,16 +217,13 @@ absl::Status MapRequest(const Tenant& tenant, std::string_view target, std::stri
                         OriginTarget* result) {
   result->account.clear();
   result->container.clear();
+  result->path.clear();
   result->variant.clear();
   result->listing = false;
   result->pass = false;
   result->listing_format.clear();
   result->query.clear();
   result->url.clear();
-  if (target.starts_with("http://") || target.starts_with("https://")) {  // absolute form: keep the path
-    const size_t slash = target.find('/', target.find("//") + 2);
-    target = slash == std::string_view::npos ? std::string_view("/") : target.substr(slash);
-  }
   if (!target.starts_with("/")) return absl::InvalidArgumentError("request path must start with '/'");
   const size_t question = target.find('?');
   const std::string_view raw_path = target.substr(0, question);
@@ -240,6 +237,9 @@ absl::Status MapRequest(const Tenant& tenant, std::string_view target, std::stri
   std::string& name = result->name;
   DecodedPath path;
   if (absl::Status status = DecodePath(raw_path, name, path); !status.ok()) return status;
+  result->path.push_back('/');  // cleared above
+  result->path.append(name);
+  if (path.directory && !name.empty()) result->path.push_back('/');
   const Origin& origin = tenant.origin;
   if (origin.kind == OriginKind::kSwiftApi) return MapSwiftApi(tenant, path, accept, result);
   if (path.directory && !name.empty()) name.push_back('/');
@@ -300,11 +300,32 @@ absl::StatusOr<OriginTarget> MapRequest(const Tenant& tenant, std::string_view t
   return result;
 }
 
+namespace {
+
+// Whether `raw` percent-decodes (with '+' as a space) to `name`, as Python's parse_qs in Swift's
+// middlewares decodes it: a malformed escape stays as it is.
+bool DecodesTo(std::string_view raw, std::string_view name) {
+  size_t n = 0;
+  for (size_t i = 0; i < raw.size(); ++i, ++n) {
+    char c = raw[i];
+    if (c == '+') {
+      c = ' ';
+    } else if (c == '%' && i + 2 < raw.size() && Hex(raw[i + 1]) >= 0 && Hex(raw[i + 2]) >= 0) {
+      c = static_cast<char>(Hex(raw[i + 1]) * 16 + Hex(raw[i + 2]));
+      i += 2;
+    }
+    if (n >= name.size() || name[n] != c) return false;
+  }
+  return n == name.size();
+}
+
+}  // namespace
+
 bool QueryHasParameter(std::string_view query, std::string_view name) {
   while (!query.empty()) {
     const size_t amp = query.find('&');
     const std::string_view param = query.substr(0, amp);
-    if (param.substr(0, param.find('=')) == name) return true;
+    if (DecodesTo(param.substr(0, param.find('=')), name)) return true;
     query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
   }
   return false;

@@ -24,6 +24,8 @@ struct OriginTarget {
   bool listing = false;        // a listing of the `name` prefix
   bool pass = false;           // swift-api paths outside /v1/ (auth, info): never cached
   std::string listing_format;  // "json", "xml", "plain", or empty when the client did not say
+  std::string path;            // the request path decoded and normalised ("/a/b/"): what the
+                               // tenant's path rules match, so no spelling of a path escapes them
   std::string query;           // the request's query string, unchanged
   std::string url;             // the absolute origin URL to fetch
   bool operator==(const OriginTarget&) const = default;
@@ -35,6 +37,7 @@ inline constexpr std::string_view kHttpAccount = "~http";
 // PermissionDenied for a swift-api path of an account the host does not serve. `accept` is the
 // request's Accept header: Swift picks a listing's format by it when the query does not say, so
 // the edge makes that choice explicit in the origin URL and the key.
+// `target` is origin-form ("/path?query"): the HTTP parser turns an absolute-form target into one.
 absl::StatusOr<OriginTarget> MapRequest(const Tenant& tenant, std::string_view target,
                                         std::string_view accept = {});
 // The same into `result`, reusing its strings' capacity: a caller that maps every request into
@@ -50,7 +53,8 @@ absl::StatusOr<std::string> PercentDecode(std::string_view text, bool plus_is_sp
 // Percent-encodes everything but RFC 3986 unreserved characters and, if `keep_slash`, '/'.
 std::string PercentEncode(std::string_view text, bool keep_slash);
 
-// Whether a query string ("a=1&b") has a parameter named `name` (as sent, not decoded).
+// Whether a query string ("a=1&b") has a parameter named `name`, its name decoded as Swift
+// decodes it ("temp%5Furl%5Fsig" and "temp_url_sig" are one name).
 bool QueryHasParameter(std::string_view query, std::string_view name);
 
 }  // namespace vhost

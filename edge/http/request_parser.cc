@@ -36,9 +36,12 @@ bool IsTargetChar(unsigned char c) {
   return c > 0x20 && c < 0x7f;
 }
 
-bool IsHostChar(unsigned char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-         std::string_view("-._~!$&'()*+,;=:[]%").find(static_cast<char>(c)) != std::string_view::npos;
+bool IsDigit(unsigned char c) {
+  return c >= '0' && c <= '9';
+}
+
+bool IsHostNameChar(unsigned char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || IsDigit(c) || c == '-' || c == '_';
 }
 
 std::string_view TrimOws(std::string_view s) {
@@ -49,6 +52,50 @@ std::string_view TrimOws(std::string_view s) {
 
 bool StartsWithIgnoreCase(std::string_view s, std::string_view prefix) {
   return s.size() >= prefix.size() && EqualsIgnoreCase(s.substr(0, prefix.size()), prefix);
+}
+
+// uri-host [":" port] (RFC 9110 7.2) as a server names itself: a host name of non-empty labels (one
+// trailing dot allowed), an IPv4 address or a bracketed IPv6 literal, and a port of digits. Lax
+// values ("a..b", ".b", "b:x") are refused rather than guessed at: a host that one component reads
+// differently from another picks the tenant.
+bool IsValidHost(std::string_view host) {
+  if (host.empty()) return true;  // allowed (no authority); it names no site
+  std::string_view port;
+  if (host.front() == '[') {
+    const size_t close = host.find(']');
+    if (close == std::string_view::npos || close == 1) return false;
+    for (unsigned char c : host.substr(1, close - 1)) {
+      if (!IsDigit(c) && !((c | 0x20) >= 'a' && (c | 0x20) <= 'f') && c != ':' && c != '.') return false;
+    }
+    const std::string_view rest = host.substr(close + 1);
+    if (!rest.empty() && rest.front() != ':') return false;
+    port = rest;
+  } else {
+    const size_t colon = host.find(':');
+    if (colon != std::string_view::npos) {
+      port = host.substr(colon);
+      host = host.substr(0, colon);
+    }
+    if (host.size() > 253 + 1 || host.empty()) return false;
+    if (host.back() == '.') host.remove_suffix(1);
+    size_t label = 0;
+    for (unsigned char c : host) {
+      if (c == '.') {
+        if (label == 0) return false;
+        label = 0;
+      } else if (!IsHostNameChar(c) || ++label > 63) {
+        return false;
+      }
+    }
+    if (label == 0) return false;
+  }
+  if (port.empty()) return true;
+  port.remove_prefix(1);
+  if (port.empty() || port.size() > 5) return false;
+  for (unsigned char c : port) {
+    if (!IsDigit(c)) return false;
+  }
+  return true;
 }
 
 ParseStatus Fail(ParseError* error, int status, std::string_view reason) {
@@ -93,9 +140,27 @@ ParseStatus ParseRequestLine(std::string_view line, Request* request, ParseError
   if (request->method == "CONNECT") return Fail(error, 501, "CONNECT is not supported");
   if (request->target == "*") {
     if (request->method != "OPTIONS") return Fail(error, 400, "asterisk target outside OPTIONS");
-  } else if (request->target.front() != '/' && !StartsWithIgnoreCase(request->target, "http://") &&
-             !StartsWithIgnoreCase(request->target, "https://")) {
-    return Fail(error, 400, "request target is not origin or absolute form");
+  } else if (request->target.front() != '/') {
+    // Absolute form (RFC 9112 3.2.2): its authority, not the Host header, names the site; the rest
+    // of the request sees an origin-form target.
+    std::string_view rest = request->target;
+    if (StartsWithIgnoreCase(rest, "http://")) {
+      rest.remove_prefix(7);
+    } else if (StartsWithIgnoreCase(rest, "https://")) {
+      rest.remove_prefix(8);
+    } else {
+      return Fail(error, 400, "request target is not origin or absolute form");
+    }
+    const size_t end = rest.find_first_of("/?#");
+    const std::string_view authority = rest.substr(0, end);
+    if (authority.empty() || authority.find('@') != std::string_view::npos || !IsValidHost(authority)) {
+      return Fail(error, 400, "invalid authority in request target");
+    }
+    rest.remove_prefix(authority.size());
+    if (!rest.empty() && rest.front() != '/') return Fail(error, 400, "absolute-form target without a path");
+    request->host = authority;
+    request->absolute_form = true;
+    request->target = rest.empty() ? std::string_view("/") : rest;
   }
   return ParseStatus::kComplete;
 }
@@ -128,10 +193,8 @@ ParseStatus ApplyHeaders(Request* request, ParseError* error) {
       have_encoding = true;
     } else if (EqualsIgnoreCase(h.name, "host")) {
       if (have_host) return Fail(error, 400, "duplicate Host");
-      for (unsigned char c : h.value) {
-        if (!IsHostChar(c)) return Fail(error, 400, "invalid Host");
-      }
-      request->host = h.value;
+      if (!IsValidHost(h.value)) return Fail(error, 400, "invalid Host");
+      if (!request->absolute_form) request->host = h.value;
       have_host = true;
     } else if (EqualsIgnoreCase(h.name, "connection")) {
       std::string_view rest = h.value;
@@ -180,6 +243,7 @@ std::string_view Request::Find(std::string_view name) const {
 ParseStatus ParseRequest(std::string_view buffer, const Limits& limits, Request* request, ParseError* error) {
   request->header_count = 0;
   request->host = {};
+  request->absolute_form = false;
   request->body = BodyKind::kNone;
   request->content_length = 0;
   request->expect_continue = false;

@@ -29,12 +29,13 @@ enum class BodyKind { kNone, kContentLength, kChunked };
 
 struct Request {
   std::string_view method;
-  std::string_view target;  // origin-form ("/path?query"), absolute-form, or "*"
-  int minor_version = 1;    // HTTP/1.<minor_version>
+  std::string_view target;     // origin-form ("/path?query") or "*"; an absolute-form target's path
+  bool absolute_form = false;  // the target was absolute-form: `host` is its authority
+  int minor_version = 1;       // HTTP/1.<minor_version>
   std::array<Header, kMaxHeaders> headers;
   size_t header_count = 0;
 
-  std::string_view host;  // the Host header (required in HTTP/1.1)
+  std::string_view host;  // the Host header (required in HTTP/1.1), or an absolute-form target's authority
   BodyKind body = BodyKind::kNone;
   uint64_t content_length = 0;
   bool keep_alive = true;

@@ -122,7 +122,7 @@ struct Server::Worker {
 // One client connection. Lives on its worker's thread; deleted by the worker's reaper after Close.
 class Connection {
  public:
-  Connection(Server::Worker* worker, evutil_socket_t fd);
+  Connection(Server::Worker* worker, evutil_socket_t fd, const sockaddr* peer);
   ~Connection();
 
   void Close();
@@ -160,6 +160,7 @@ class Connection {
   void Rearm();
 
   Server::Worker* worker_;
+  char peer_[INET6_ADDRSTRLEN] = "";
   bufferevent* bev_;
   event* deadline_;
   std::string head_;  // the current head, copied out of the input so views stay valid
@@ -179,10 +180,15 @@ class Connection {
   bool process_again_ = false;
 };
 
-Connection::Connection(Server::Worker* worker, evutil_socket_t fd)
+Connection::Connection(Server::Worker* worker, evutil_socket_t fd, const sockaddr* peer)
     : worker_(worker),
       bev_(bufferevent_socket_new(worker->base, fd, BEV_OPT_CLOSE_ON_FREE)),
       deadline_(evtimer_new(worker->base, &DeadlineCallback, this)) {
+  if (peer != nullptr && peer->sa_family == AF_INET) {
+    inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(peer)->sin_addr, peer_, sizeof(peer_));
+  } else if (peer != nullptr && peer->sa_family == AF_INET6) {
+    inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(peer)->sin6_addr, peer_, sizeof(peer_));
+  }
   ++worker_->server->connections_;
   const int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -459,6 +465,10 @@ size_t Exchange::worker() const {
   return connection_->worker()->index;
 }
 
+std::string_view Exchange::client_address() const {
+  return connection_->peer_;
+}
+
 void Exchange::PauseBody() {
   connection_->body_paused_ = true;
 }
@@ -513,6 +523,9 @@ void Exchange::WriteHead(int status, std::span<const HeaderField> headers, std::
   if (!request_.keep_alive || connection_->close_after_response_ || !connection_->body_done_) {
     evbuffer_add(out, "Connection: close\r\n", 19);
     connection_->close_after_response_ = true;
+  } else if (request_.minor_version == 0) {
+    // HTTP/1.0 closes by default: a connection kept open must say so (RFC 9112 9.3).
+    evbuffer_add(out, "Connection: keep-alive\r\n", 24);
   }
   evbuffer_add(out, "\r\n", 2);
   connection_->OutputAdded();
@@ -679,13 +692,13 @@ absl::Status Server::Start() {
     address.sin_port = htons(port_);
     worker->listener = evconnlistener_new_bind(
         worker->base,
-        [](evconnlistener*, evutil_socket_t fd, sockaddr*, int, void* arg) {
+        [](evconnlistener*, evutil_socket_t fd, sockaddr* peer, int, void* arg) {
           auto* w = static_cast<Worker*>(arg);
           if (w->server->connections_.load() >= w->server->options_.max_connections) {
             ::close(fd);
             return;
           }
-          auto connection = std::make_unique<Connection>(w, fd);
+          auto connection = std::make_unique<Connection>(w, fd, peer);
           w->connections.emplace(connection.get(), std::move(connection));
         },
         worker.get(),

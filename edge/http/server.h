@@ -61,7 +61,8 @@ class Exchange {
 
   const Request& request() const { return request_; }
   struct event_base* loop() const;
-  size_t worker() const;  // index of the worker thread that owns the exchange
+  size_t worker() const;                    // index of the worker thread that owns the exchange
+  std::string_view client_address() const;  // the peer's IP address as text ("" if unknown)
   void SetObserver(Observer* observer) { observer_ = observer; }
   // Request-body backpressure: stop and start reading the body from the socket.
   void PauseBody();

@@ -18,6 +18,16 @@ TEST_CASE("stored headers leave out hop-by-hop ones and those the edge writes it
   CHECK_FALSE(IsNotModifiedHeader("Content-Type"));
 }
 
+TEST_CASE("fields a Connection field names are hop-by-hop too (RFC 9110 7.6.1)") {
+  CHECK(IsHopByHop("Keep-Alive"));
+  CHECK_FALSE(IsHopByHop("X-Secret"));
+  CHECK(IsHopByHop("X-Secret", "close, X-Secret"));
+  CHECK(IsHopByHop("x-secret", " keep-alive ,X-SECRET "));
+  CHECK_FALSE(IsHopByHop("X-Secret-2", "X-Secret"));
+  CHECK_FALSE(IsStoredHeader("X-Private-Hop", "X-Private-Hop"));
+  CHECK(IsStoredHeader("X-Private-Hop", "close"));
+}
+
 TEST_CASE("single byte ranges: first-last, open-ended, suffix; others are ignored or unsatisfiable") {
   ByteRange r;
   REQUIRE(EvaluateRange("bytes=0-9", 100, &r) == RangeResult::kPartial);

@@ -177,4 +177,30 @@ TEST_CASE("mapping into a reused target gives what a fresh one gives") {
   }
 }
 
+TEST_CASE("the path rules see one spelling of a path: decoded and normalised") {
+  // What a rule such as "/private/*" is matched against, however the client spelled the path.
+  for (const char* spelling : {"/private/x", "//private/x", "/%70rivate/x", "/./private/x", "/private//x",
+                               "/%70%72%69%76%61%74%65/x", "/private/./x"}) {
+    INFO(spelling);
+    auto m = MapRequest(Swift(false, false, "site/"), spelling);
+    REQUIRE(m.ok());
+    CHECK(m->path == "/private/x");
+  }
+  CHECK(MapRequest(Swift(true), "/images//")->path == "/images/");
+  CHECK(MapRequest(Swift(true), "/")->path == "/");
+  CHECK(MapRequest(Swift(true, true), "/photos/a%20b.jpg?x=1")->path == "/photos/a b.jpg");
+}
+
+TEST_CASE("query parameters are found by their name as Swift decodes it") {
+  CHECK(QueryHasParameter("temp_url_sig=abc&temp_url_expires=1", "temp_url_sig"));
+  CHECK(QueryHasParameter("a=1&temp%5Furl%5Fsig=abc", "temp_url_sig"));
+  CHECK(QueryHasParameter("temp%5furl%5fsig", "temp_url_sig"));
+  CHECK(QueryHasParameter("bulk+delete", "bulk delete"));
+  CHECK_FALSE(QueryHasParameter("temp_url_sigx=1", "temp_url_sig"));
+  CHECK_FALSE(QueryHasParameter("xtemp_url_sig=1", "temp_url_sig"));
+  CHECK_FALSE(QueryHasParameter("a=temp_url_sig", "temp_url_sig"));
+  CHECK_FALSE(QueryHasParameter("temp%5", "temp_"));  // a malformed escape stays as it is
+  CHECK(QueryHasParameter("temp%5", "temp%5"));
+}
+
 }  // namespace vhost

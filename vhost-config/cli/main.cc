@@ -72,8 +72,7 @@ int Resolve(const std::string& path, std::string_view url) {
     std::cout << "object:      account " << mapped->account << ", container " << mapped->container << ", "
               << (mapped->listing ? "listing prefix \"" : "name \"") << mapped->name << "\"\n";
   }
-  const std::string path_only(target.substr(0, target.find('?')));
-  const vhost::PathRule* rule = vhost::MatchRule(c, path_only);
+  const vhost::PathRule* rule = vhost::MatchRule(c, mapped->path);
   std::cout << "cache:       ";
   if (rule && rule->bypass) {
     std::cout << "bypass (rule " << rule->glob << ")\n";

@@ -131,4 +131,48 @@ TEST_CASE("limits: request line 414, headers 431, checked before the head is com
   CHECK(Refused("GET / HTTP/1.1\r\nHost: h\r\nA: 1\r\nB: 2\r\n\r\n", limits) == 0);
 }
 
+TEST_CASE("Host values: a name of non-empty labels, an IPv4 or IPv6 address, a numeric port") {
+  auto host = [](std::string_view value) {
+    return Refused("GET / HTTP/1.1\r\nHost: " + std::string(value) + "\r\n\r\n");
+  };
+  for (std::string_view good : {"demo.example.test", "Demo.Example.Test:8090", "a.b.", "127.0.0.1:80",
+                                "[::1]", "[::1]:8090", "x_y.example.test", "h"}) {
+    CHECK_MESSAGE(host(good) == 0, good);
+  }
+  for (std::string_view bad : {"files.example.test:demo.example.test", ".cdn.example.test",
+                               "a..cdn.example.test", "a.b..", "h:", "h:123456", "h:8o", "[::1", "[::1]x",
+                               "[]", "a b", "h@evil", "%64emo.example.test", "demo.example.test,other"}) {
+    CHECK_MESSAGE(host(bad) == 400, bad);
+  }
+  CHECK(Refused("GET / HTTP/1.1\r\nHost:\r\n\r\n") == 0);  // empty: names no site (421 later)
+}
+
+TEST_CASE("absolute form: the target's authority names the site, the scheme in any case") {
+  Parsed p = Parse(
+      "GET http://files.example.test/public/index.html?x=1 HTTP/1.1\r\nHost: demo.example.test\r\n\r\n");
+  REQUIRE(p.status == ParseStatus::kComplete);
+  CHECK(p.request.absolute_form);
+  CHECK(p.request.host == "files.example.test");
+  CHECK(p.request.target == "/public/index.html?x=1");
+
+  p = Parse("GET HTTP://Files.Example.Test:8090 HTTP/1.1\r\nHost: demo.example.test\r\n\r\n");
+  REQUIRE(p.status == ParseStatus::kComplete);
+  CHECK(p.request.host == "Files.Example.Test:8090");
+  CHECK(p.request.target == "/");
+  CHECK(Parse("GET HtTpS://h/x HTTP/1.1\r\nHost: h\r\n\r\n").request.target == "/x");
+
+  CHECK(Refused("GET http:///x HTTP/1.1\r\nHost: h\r\n\r\n") == 400);       // no authority
+  CHECK(Refused("GET http://u:p@h/x HTTP/1.1\r\nHost: h\r\n\r\n") == 400);  // userinfo
+  CHECK(Refused("GET http://a..b/x HTTP/1.1\r\nHost: h\r\n\r\n") == 400);
+  CHECK(Refused("GET http://h?x HTTP/1.1\r\nHost: h\r\n\r\n") == 400);
+  CHECK(Refused("GET ftp://h/x HTTP/1.1\r\nHost: h\r\n\r\n") == 400);
+  CHECK(Refused("GET http://h/x HTTP/1.1\r\nHost: a..b\r\n\r\n") == 400);  // Host is still checked
+  CHECK(Refused("GET http://h/x HTTP/1.1\r\n\r\n") == 400);                // and still required
+  // The next request parsed into the same Request starts over.
+  REQUIRE(ParseRequest("GET /y HTTP/1.1\r\nHost: h2\r\n\r\n", {}, &p.request, &p.error) ==
+          ParseStatus::kComplete);
+  CHECK(!p.request.absolute_form);
+  CHECK(p.request.host == "h2");
+}
+
 }  // namespace edge::http

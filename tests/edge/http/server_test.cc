@@ -57,6 +57,8 @@ class TestHandler : public Handler {
       exchange.Respond(200, {}, file_length);
       CHECK(exchange.SendFile(file_fd, file_offset, file_length).ok());
       exchange.Finish();
+    } else if (target == "/peer") {
+      exchange.Reply(200, "text/plain", exchange.client_address());
     } else if (target == "/stream") {
       exchange.Respond(200, {}, std::nullopt);
       exchange.Write("part one,");
@@ -221,6 +223,29 @@ TEST_CASE("streamed responses are chunked for HTTP/1.1 and close-delimited for H
   old.Send("GET /stream HTTP/1.0\r\n\r\n");
   CHECK(old.Read().ends_with("\r\n\r\npart one,part two"));
   CHECK(old.closed());
+}
+
+TEST_CASE("an HTTP/1.0 connection kept alive says so; one that is not is closed") {
+  Fixture f;
+  Client kept(f.server.port());
+  kept.Send("GET /hello HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+  const std::string first = kept.Read();
+  CHECK(first.find("\r\nConnection: keep-alive\r\n") != std::string::npos);
+  CHECK_FALSE(kept.closed());
+  kept.Send("GET /hello HTTP/1.0\r\n\r\n");  // without the option: answered, then closed
+  const std::string second = kept.Read();
+  CHECK(second.find("Connection: close") != std::string::npos);
+  CHECK(kept.closed());
+  Client modern(f.server.port());
+  modern.Send("GET /hello HTTP/1.1\r\nHost: h\r\n\r\n");
+  CHECK(modern.Read().find("Connection:") == std::string::npos);  // 1.1 is persistent by default
+}
+
+TEST_CASE("an exchange knows its client's address") {
+  Fixture f;
+  Client c(f.server.port());
+  c.Send("GET /peer HTTP/1.1\r\nHost: h\r\n\r\n");
+  CHECK(c.Read().ends_with("\r\n\r\n127.0.0.1"));
 }
 
 TEST_CASE("HEAD answers the head only") {
