@@ -732,7 +732,7 @@ void Pipeline::OnRequest(http::Exchange& exchange) {
   }
   // Assigned member by member (not from a new Key), so the strings keep their capacity.
   route.key.kind = route.target.listing ? cache::KeyKind::kListing : cache::KeyKind::kObject;
-  route.key.account = route.target.account;
+  vhost::AssignCacheAccount(route.tenant->origin.cluster, route.target.account, &route.key.account);
   route.key.container = route.target.container;
   route.key.name = route.target.name;
   route.key.variant = route.target.variant;
@@ -896,7 +896,8 @@ void Pipeline::StartPurge(http::Exchange& exchange, Route route, absl::Time star
 
 void Pipeline::CommitWrite(const Route& route, const WriteIntent& intent, int status, HeaderViews headers) {
   std::optional<bus::WriteEvent> event =
-      MakeWriteEvent(options_.node_id, intent, route.target, status, headers, absl::ToUnixMillis(clock_()));
+      MakeWriteEvent(options_.node_id, route.tenant->origin.cluster, intent, route.target, status, headers,
+                     absl::ToUnixMillis(clock_()));
   if (!event) return;
   for (const cache::Invalidation& inv : purge::PlanWrite(*event)) store_.Apply(inv);
   if (publisher_ == nullptr) return;

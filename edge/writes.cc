@@ -85,7 +85,8 @@ WriteIntent WriteIntent::Of(const http::Request& request) {
 }
 
 std::optional<bus::WriteEvent> MakeWriteEvent(
-    std::string_view node, const WriteIntent& intent, const vhost::OriginTarget& target, int status,
+    std::string_view node, std::string_view cluster, const WriteIntent& intent,
+    const vhost::OriginTarget& target, int status,
     std::span<const std::pair<std::string_view, std::string_view>> response_headers, int64_t now_ms) {
   if ((status != 0 && (status < 200 || status >= 300)) || target.pass || target.account.empty())
     return std::nullopt;
@@ -93,6 +94,7 @@ std::optional<bus::WriteEvent> MakeWriteEvent(
   bus::WriteEvent event;
   event.node = std::string(node);
   event.method = intent.method;
+  event.cluster = std::string(cluster);
   event.account = target.account;
   event.container = target.container;
   event.object = target.listing ? "" : target.name;

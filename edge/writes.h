@@ -68,9 +68,10 @@ struct WriteIntent {
 
 // The event for a write whose answer was `status` (0: unknown, the origin did not say: it may
 // have happened), or nullopt when it certainly changed nothing. `target` is where the request
-// went, `response_headers` Swift's answer (its X-Trans-Id).
+// went (on the Swift cluster named `cluster`), `response_headers` Swift's answer (its X-Trans-Id).
 std::optional<bus::WriteEvent> MakeWriteEvent(
-    std::string_view node, const WriteIntent& intent, const vhost::OriginTarget& target, int status,
+    std::string_view node, std::string_view cluster, const WriteIntent& intent,
+    const vhost::OriginTarget& target, int status,
     std::span<const std::pair<std::string_view, std::string_view>> response_headers, int64_t now_ms);
 
 }  // namespace edge

@@ -37,6 +37,8 @@ std::vector<Invalidation> PlanWrite(const bus::WriteEvent& e) {
   std::vector<Invalidation> out;
   // 0: the origin's answer never came; the write may have happened, so it is planned anyway.
   if (e.status != 0 && (e.status < 200 || e.status >= 300)) return out;
+  // The cache knows an account by its cluster too: equal names on two clusters are two accounts.
+  const std::string account = vhost::CacheAccount(e.cluster, e.account);
   if (vhost::QueryHasParameter(e.query, "bulk-delete")) {
     // The deleted paths are in the request's body, unseen here: everything is revalidated once
     // (soft), and what was deleted is then a 404.
@@ -46,8 +48,8 @@ std::vector<Invalidation> PlanWrite(const bus::WriteEvent& e) {
   if (vhost::QueryHasParameter(e.query, "extract-archive")) {
     // Many new objects in one container (or many containers, at the account).
     out.push_back(e.container.empty() ? Invalidation::All(true)
-                                      : Invalidation::Container(e.account, e.container, false));
-    out.push_back(Invalidation::Listings(e.account, "", "", false));
+                                      : Invalidation::Container(account, e.container, false));
+    out.push_back(Invalidation::Listings(account, "", "", false));
     return out;
   }
   if (e.method == "COPY") {
@@ -55,17 +57,18 @@ std::vector<Invalidation> PlanWrite(const bus::WriteEvent& e) {
     while (destination.starts_with("/")) destination.remove_prefix(1);
     const size_t slash = destination.find('/');
     if (slash == std::string_view::npos || slash == 0 || slash + 1 == destination.size()) return out;
-    PlanObject(e.destination_account.empty() ? e.account : e.destination_account,
-               std::string(destination.substr(0, slash)), std::string(destination.substr(slash + 1)), &out);
+    PlanObject(
+        e.destination_account.empty() ? account : vhost::CacheAccount(e.cluster, e.destination_account),
+        std::string(destination.substr(0, slash)), std::string(destination.substr(slash + 1)), &out);
     return out;
   }
   if (!e.object.empty()) {
-    PlanObject(e.account, e.container, e.object, &out);
+    PlanObject(account, e.container, e.object, &out);
   } else if (!e.container.empty()) {
-    out.push_back(Invalidation::Container(e.account, e.container, false));
-    out.push_back(Invalidation::Listings(e.account, "", "", false));
+    out.push_back(Invalidation::Container(account, e.container, false));
+    out.push_back(Invalidation::Listings(account, "", "", false));
   } else {
-    out.push_back(Invalidation::Listings(e.account, "", "", false));
+    out.push_back(Invalidation::Listings(account, "", "", false));
   }
   return out;
 }

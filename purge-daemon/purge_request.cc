@@ -55,9 +55,10 @@ void WholeTenant(const vhost::Tenant& tenant, bool soft, PurgePlan* plan) {
   plan->invalidations.push_back(Invalidation::Tenant(tenant.name, soft));
   const vhost::Origin& origin = tenant.origin;
   if (origin.kind == vhost::OriginKind::kSwift && !origin.container_from_path) {
-    plan->invalidations.push_back(
-        origin.prefix.empty() ? Invalidation::Container(origin.account, origin.container, soft)
-                              : Invalidation::Prefix(origin.account, origin.container, origin.prefix, soft));
+    const std::string account = vhost::CacheAccount(origin.cluster, origin.account);
+    plan->invalidations.push_back(origin.prefix.empty()
+                                      ? Invalidation::Container(account, origin.container, soft)
+                                      : Invalidation::Prefix(account, origin.container, origin.prefix, soft));
     plan->accounts.insert(origin.account);
   }
 }
@@ -176,15 +177,16 @@ absl::StatusOr<PurgePlan> PlanPurge(const PurgeRequest& request, const vhost::Te
                             absl::StrCat("\"", url, "\": ", std::string(target.status().message())));
       }
       if (target->pass) return absl::InvalidArgumentError(absl::StrCat("\"", url, "\" is never cached"));
+      const std::string account = vhost::CacheAccount((*tenant)->origin.cluster, target->account);
       if (prefix) {
         plan.invalidations.push_back(
-            Invalidation::Prefix(target->account, target->container, target->name, request.soft));
+            Invalidation::Prefix(account, target->container, target->name, request.soft));
       } else if (target->listing) {
         plan.invalidations.push_back(
-            Invalidation::Listings(target->account, target->container, target->name, request.soft));
+            Invalidation::Listings(account, target->container, target->name, request.soft));
       } else {
         plan.invalidations.push_back(
-            Invalidation::Object(target->account, target->container, target->name, request.soft));
+            Invalidation::Object(account, target->container, target->name, request.soft));
       }
       if ((*tenant)->origin.kind != vhost::OriginKind::kHttp) plan.accounts.insert(target->account);
     }

@@ -280,11 +280,12 @@ class Builder {
         if (values.contains(key)) s.Error(s.Node(key), key, "does not apply to a swift-api origin");
       }
     } else {
-      for (std::string_view key :
-           {"origin.account", "origin.container", "origin.container_from_path", "origin.prefix"}) {
+      for (std::string_view key : {"origin.account", "origin.container", "origin.container_from_path",
+                                   "origin.prefix", "origin.cluster"}) {
         if (values.contains(key)) s.Error(s.Node(key), key, "applies to swift origins only");
       }
     }
+    if (t.origin.kind != OriginKind::kHttp) CheckCluster(s, t);
 
     CachePolicy& c = t.cache;
     c.default_ttl = s.Duration("cache.default_ttl", c.default_ttl);
@@ -351,7 +352,35 @@ class Builder {
     }
   }
 
+  // Two Swift proxies under one cluster name must be meant as one cluster: the default name (unset)
+  // stands for one proxy URL only, or two clusters' equal account names would share entries.
+  void CheckCluster(const Scope& s, Tenant& t) {
+    t.origin.cluster = s.String("origin.cluster");
+    if (t.origin.cluster.find_first_not_of(
+            "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_") != std::string::npos) {
+      s.Error(s.Node("origin.cluster"), "origin.cluster",
+              absl::StrCat("\"", t.origin.cluster, "\" may hold only letters, digits, '.', '-' and '_'"));
+      return;
+    }
+    if (s.Has("origin.cluster") && t.origin.cluster.empty()) {
+      s.Error(s.Node("origin.cluster"), "origin.cluster",
+              "must not be empty (leave it unset for the default)");
+      return;
+    }
+    if (s.Has("origin.cluster") || t.origin.url.empty()) return;
+    if (default_cluster_.first.empty()) {
+      default_cluster_ = {t.origin.url, t.name};
+    } else if (default_cluster_.first != t.origin.url) {
+      s.Error(s.Node("origin.url"), "origin.url",
+              absl::StrCat("\"", t.origin.url, "\" is another Swift proxy than tenant \"",
+                           default_cluster_.second, "\"'s (\"", default_cluster_.first,
+                           "\") in the default cluster: name each cluster with origin.cluster (the same name "
+                           "for proxies of one cluster)"));
+    }
+  }
+
   std::string file_;
+  std::pair<std::string, std::string> default_cluster_;  // the default cluster's proxy URL, and who set it
   Values defaults_;
   absl::flat_hash_map<std::string, int> names_;
   absl::flat_hash_map<std::string, std::pair<std::string, int>> domain_owners_;

@@ -300,6 +300,21 @@ absl::StatusOr<OriginTarget> MapRequest(const Tenant& tenant, std::string_view t
   return result;
 }
 
+void AssignCacheAccount(std::string_view cluster, std::string_view account, std::string* out) {
+  out->clear();
+  if (!cluster.empty()) {
+    out->append(cluster);
+    out->push_back('/');
+  }
+  out->append(account);
+}
+
+std::string CacheAccount(std::string_view cluster, std::string_view account) {
+  std::string out;
+  AssignCacheAccount(cluster, account, &out);
+  return out;
+}
+
 namespace {
 
 // Whether `raw` percent-decodes (with '+' as a space) to `name`, as Python's parse_qs in Swift's

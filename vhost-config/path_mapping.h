@@ -46,6 +46,12 @@ absl::StatusOr<OriginTarget> MapRequest(const Tenant& tenant, std::string_view t
 absl::Status MapRequest(const Tenant& tenant, std::string_view target, std::string_view accept,
                         OriginTarget* result);
 
+// The account as the cache and the purge log know it: the Swift account, qualified by its
+// cluster's name unless that is the default ("" -> "AUTH_x", "east" -> "east/AUTH_x"; no Swift
+// account name holds a '/'), assigned into `out` (its capacity reused).
+void AssignCacheAccount(std::string_view cluster, std::string_view account, std::string* out);
+std::string CacheAccount(std::string_view cluster, std::string_view account);
+
 // Percent-decodes `text` (a query parameter value when `plus_is_space`); InvalidArgument if an
 // escape is malformed or the result holds NUL or control characters.
 absl::StatusOr<std::string> PercentDecode(std::string_view text, bool plus_is_space);

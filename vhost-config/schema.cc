@@ -29,6 +29,12 @@ constexpr std::array kTenantKeys = {
     KeySpec{"origin.prefix", KeyType::kString, "\"\"", false,
             "Prefix put before every object name: `site/` serves `/a.jpg` from object `site/a.jpg`. Empty or "
             "ending in `/`."},
+    KeySpec{
+        "origin.cluster", KeyType::kString, "\"\"", true,
+        "Name of the Swift cluster behind `origin.url` (swift and swift-api origins; letters, digits, `.`, "
+        "`-`, `_`). Entries and purges are per cluster and account: give each cluster its own name, and the "
+        "same name to every proxy URL of one cluster. Unset is the default cluster, which only one proxy "
+        "URL may use. Entries stored under another name are never served again (eviction reclaims them)."},
     KeySpec{"cache.default_ttl", KeyType::kDuration, "\"5m\"", true,
             "Freshness when the origin says nothing (or always, when `cache.honour_origin` is false)."},
     KeySpec{"cache.min_ttl", KeyType::kDuration, "\"0s\"", true, "Lower bound of any freshness lifetime."},
@@ -57,7 +63,9 @@ constexpr std::array kTenantKeys = {
 
 constexpr std::array kRuleKeys = {
     KeySpec{"path", KeyType::kString, "", false,
-            "Glob matched against the request path: `*` matches any run of characters, `?` one."},
+            "Glob matched against the request path as the edge maps it, decoded and normalised (`//%70rivate/./x` "
+            "is `/private/x`), so no spelling of a path escapes its rule: `*` matches any run of characters, `?` "
+            "one."},
     KeySpec{"ttl", KeyType::kDuration, "-", false,
             "Freshness for matching paths (instead of `cache.default_ttl`)."},
     KeySpec{"bypass", KeyType::kBool, "false", false, "Never store matching paths."},

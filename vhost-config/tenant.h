@@ -23,6 +23,10 @@ struct Origin {
   std::string container;  // empty when container_from_path
   bool container_from_path = false;  // "/photos/a.jpg" -> container "photos", object "a.jpg"
   std::string prefix;                // prepended to every object name ("" or ending in "/")
+  // The Swift cluster behind `url` (swift and swift-api origins): part of the cache identity, so
+  // that equal account names on two clusters never share entries, while the proxies of one
+  // cluster do. Empty: the default cluster.
+  std::string cluster;
 };
 
 struct PathRule {

@@ -40,6 +40,7 @@ bool ParseInt(std::string_view text, int64_t* out) {
 json EventObject(const WriteEvent& e) {
   return json{{"node", e.node},
               {"method", e.method},
+              {"cluster", e.cluster},
               {"account", e.account},
               {"container", e.container},
               {"object", e.object},
@@ -80,6 +81,7 @@ absl::StatusOr<StreamId> ParseStreamId(std::string_view text) {
 Fields EventFields(const WriteEvent& e) {
   return {{"node", e.node},
           {"method", e.method},
+          {"cluster", e.cluster},
           {"account", e.account},
           {"container", e.container},
           {"object", e.object},
@@ -95,6 +97,7 @@ absl::StatusOr<WriteEvent> ParseEvent(const Fields& fields) {
   WriteEvent e;
   for (auto [name, target] : {std::pair<std::string_view, std::string*>{"node", &e.node},
                               {"method", &e.method},
+                              {"cluster", &e.cluster},
                               {"account", &e.account},
                               {"container", &e.container},
                               {"object", &e.object},

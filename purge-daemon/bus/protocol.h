@@ -54,6 +54,7 @@ struct WriteEvent {
   int status = 0;           // the origin's answer; 0 when it is not known (it may have happened)
   int64_t time_ms = 0;
   std::string transaction;  // Swift's X-Trans-Id
+  std::string cluster;      // the Swift cluster's name (vhost::Origin::cluster); empty: the default
   bool operator==(const WriteEvent&) const = default;
 };
 

@@ -683,4 +683,23 @@ TEST_CASE("metrics count requests per tenant and cache outcome") {
   CHECK(text.find("edge_origin_latency_seconds_count 1") != std::string::npos);
 }
 
+TEST_CASE("equal account and container names on two Swift clusters never share entries") {
+  FakeOrigin east, west;
+  east.Set("x", Object("from east"));
+  west.Set("x", Object("from west"));
+  Edge edge(east.port(),
+            "origin.cluster = \"east\"\n[[tenant]]\nname = \"u\"\ndomains = [\"u.test\"]\n"
+            "origin.url = \"http://127.0.0.1:" +
+                std::to_string(west.port()) +
+                "\"\norigin.account = \"AUTH_test\"\norigin.container = \"c\"\n"
+                "origin.cluster = \"west\"\n");
+  for (int round = 0; round < 2; ++round) {
+    CHECK(edge.Get("/x").body == "from east");
+    CHECK(HttpGet(edge.Url("/x"), {"Host: u.test"}).body == "from west");
+  }
+  CHECK(HttpGet(edge.Url("/x"), {"Host: u.test"}).header("x-cache") == "HIT");
+  CHECK(east.Count("x") == 1);
+  CHECK(west.Count("x") == 1);
+}
+
 }  // namespace edge

@@ -132,4 +132,17 @@ TEST_CASE("tags are scoped by tenant") {
   CHECK(ScopedTag("a", "b:c") != ScopedTag("a:b", "c"));
 }
 
+TEST_CASE("a write on a named cluster invalidates that cluster's account only") {
+  bus::WriteEvent put = Event("PUT", "public", "a.jpg");
+  put.cluster = "east";
+  for (const Invalidation& i : PlanWrite(put)) CHECK(i.account == "east/AUTH_test");
+  bus::WriteEvent copy = Event("COPY", "public", "a.jpg");
+  copy.cluster = "east";
+  copy.destination = "backup/a.jpg";
+  copy.destination_account = "AUTH_other";
+  CHECK(PlanWrite(copy)[0].account == "east/AUTH_other");
+  // The default cluster keeps the plain account, as entries stored before clusters had names.
+  CHECK(PlanWrite(Event("PUT", "public", "a.jpg"))[0].account == "AUTH_test");
+}
+
 }  // namespace purge

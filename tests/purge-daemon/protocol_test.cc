@@ -8,9 +8,13 @@ namespace bus {
 
 TEST_CASE("write events survive the stream and the spool unchanged") {
   WriteEvent e{"edge-1", "COPY", "AUTH_test", "public",      "a b/ü.jpg", "AUTH_x",
-               "c/d",    "x=1",  201,         1795500000123, "tx1"};
+               "c/d",    "x=1",  201,         1795500000123, "tx1",       "east"};
   CHECK(*ParseEvent(EventFields(e)) == e);
   CHECK(*ParseEventJson(EventJson(e)) == e);
+  // An event from a writer that knows no clusters is one of the default cluster.
+  Fields old_writer = EventFields(e);
+  std::erase_if(old_writer, [](const auto& field) { return field.first == "cluster"; });
+  CHECK(ParseEvent(old_writer)->cluster.empty());
   CHECK_FALSE(ParseEvent({{"method", "PUT"}}).ok());
   CHECK_FALSE(ParseEventJson("{not json").ok());
   CHECK_FALSE(ParseEventJson("[1]").ok());

@@ -141,4 +141,50 @@ TEST_CASE("missing pieces and TOML syntax errors") {
   CHECK(LoadTenantFile("/nonexistent/vhosts.toml").status().code() == absl::StatusCode::kNotFound);
 }
 
+TEST_CASE("Swift clusters: the default name stands for one proxy URL; named ones for any number") {
+  const std::string two_proxies = R"(
+[[tenant]]
+name = "a"
+domains = ["a.test"]
+origin.url = "http://10.0.0.1:8080"
+origin.account = "AUTH_x"
+origin.container = "c"
+
+[[tenant]]
+name = "b"
+domains = ["b.test"]
+origin.url = "http://10.0.0.2:8080"
+origin.account = "AUTH_x"
+origin.container = "c"
+)";
+  const std::vector<std::string> errors = Errors(two_proxies);
+  REQUIRE(errors.size() == 1);
+  CHECK(errors[0].starts_with(
+      "vhosts.toml:12: tenant[1].origin.url: \"http://10.0.0.2:8080\" is another Swift"));
+  CHECK(errors[0].find("origin.cluster") != std::string::npos);
+
+  // Named: two clusters apart, or two proxies of one cluster.
+  std::string named = two_proxies;
+  named.insert(named.find("origin.container = \"c\"") + 22, "\norigin.cluster = \"east\"");
+  auto table = LoadTenantText(named, "vhosts.toml");
+  REQUIRE(table.ok());
+  CHECK((*table)->tenants[0].origin.cluster == "east");
+  CHECK((*table)->tenants[1].origin.cluster.empty());
+  std::string one_cluster = named;
+  one_cluster.insert(one_cluster.rfind("origin.container = \"c\"") + 22, "\norigin.cluster = \"east\"");
+  CHECK(LoadTenantText(one_cluster, "vhosts.toml").ok());
+
+  for (const char* bad :
+       {"origin.cluster = \"\"", "origin.cluster = \"a/b\"", "origin.cluster = \"east west\""}) {
+    INFO(bad);
+    std::string text = two_proxies;
+    text.insert(text.find("origin.container = \"c\"") + 22, std::string("\n") + bad);
+    CHECK(Errors(text).front().find("tenant[0].origin.cluster") != std::string::npos);
+  }
+  CHECK(Errors("[[tenant]]\nname = \"h\"\ndomains = [\"h.test\"]\norigin.kind = \"http\"\n"
+               "origin.url = \"http://127.0.0.1:1\"\norigin.cluster = \"x\"\n")
+            .front()
+            .find("applies to swift origins only") != std::string::npos);
+}
+
 }  // namespace vhost
