@@ -346,9 +346,16 @@ class ClientStream : public http::Exchange::Observer,
     status_ = status;
     HeaderList out;
     const std::string_view connection = FindHeader(headers, "connection");
+    const bool swift_auth = route_.target.pass && route_.tenant->origin.kind == vhost::OriginKind::kSwiftApi;
+    std::string storage_url;
     for (const auto& [name, value] : headers) {
       if (IsHopByHop(name, connection) || http::EqualsIgnoreCase(name, "content-length") ||
           http::EqualsIgnoreCase(name, "x-cache")) {
+        continue;
+      }
+      if (swift_auth && http::EqualsIgnoreCase(name, "x-storage-url")) {
+        storage_url = PublicStorageUrl(value, exchange_->request().host);
+        out.emplace_back(name, storage_url);
         continue;
       }
       out.emplace_back(name, value);

@@ -2,6 +2,7 @@
 
 #include <event2/event.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "vhost-config/path_mapping.h"
@@ -82,6 +83,23 @@ WriteIntent WriteIntent::Of(const http::Request& request) {
     intent.destination_account = std::string(request.Find("destination-account"));
   }
   return intent;
+}
+
+std::string PublicStorageUrl(std::string_view storage_url, std::string_view host) {
+  size_t authority = 0;
+  if (storage_url.starts_with("http://")) {
+    authority = 7;
+  } else if (storage_url.starts_with("https://")) {
+    authority = 8;
+  } else {
+    return std::string(storage_url);
+  }
+  const size_t path = std::min(storage_url.find('/', authority), storage_url.size());
+  // http: the edge has no TLS listener yet, so the client came in plain.
+  std::string url = "http://";
+  url.append(host);
+  url.append(storage_url.substr(path));
+  return url;
 }
 
 std::optional<bus::WriteEvent> MakeWriteEvent(

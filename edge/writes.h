@@ -21,6 +21,12 @@ namespace edge {
 
 bool IsWriteMethod(std::string_view method);
 
+// Swift's auth answer names the proxy's own address as the storage URL, so a standard client
+// (`swift -A`, the SDKs) would send its writes past every edge and nothing would be purged: the
+// URL's scheme and authority become the ones the client reached the edge by (`host` as the
+// client sent it), its path stays. A value that is not an absolute http(s) URL is kept.
+std::string PublicStorageUrl(std::string_view storage_url, std::string_view host);
+
 // A client's request body on its way to the origin. Bytes wait here, at most kMaxBuffered, until
 // libcurl asks for them: a full buffer stops reading from the client, an empty one pauses the
 // upload until more comes. So a 5 GB upload passes through in bounded memory. Lives on the

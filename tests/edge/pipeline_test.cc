@@ -702,4 +702,21 @@ TEST_CASE("equal account and container names on two Swift clusters never share e
   CHECK(west.Count("x") == 1);
 }
 
+TEST_CASE("logging in through the Swift API host hands out the edge's address, never Swift's") {
+  FakeOrigin origin;
+  const std::string swift = "http://127.0.0.1:" + std::to_string(origin.port());
+  origin.Set("/auth/v1.0",
+             Object("", {{"X-Storage-Url", swift + "/v1/AUTH_test"}, {"X-Auth-Token", "AUTH_tk1"}}));
+  Edge edge(origin.port(),
+            "[[tenant]]\nname = \"api\"\ndomains = [\"api.test\"]\norigin.kind = \"swift-api\"\n"
+            "origin.url = \"" +
+                swift + "\"\n");
+  const HttpResponse auth =
+      HttpGet(edge.Url("/auth/v1.0"), {"Host: api.test:8091", "X-Auth-User: test:tester"});
+  CHECK(auth.status == 200);
+  CHECK(auth.header("x-storage-url") == "http://api.test:8091/v1/AUTH_test");
+  CHECK(auth.header("x-auth-token") == "AUTH_tk1");
+  CHECK(auth.header("x-cache") == "BYPASS");
+}
+
 }  // namespace edge
