@@ -122,7 +122,7 @@ struct Server::Worker {
 // One client connection. Lives on its worker's thread; deleted by the worker's reaper after Close.
 class Connection {
  public:
-  Connection(Server::Worker* worker, evutil_socket_t fd);
+  Connection(Server::Worker* worker, evutil_socket_t fd, const sockaddr* peer);
   ~Connection();
 
   void Close();
@@ -164,6 +164,7 @@ class Connection {
   event* deadline_;
   std::string head_;  // the current head, copied out of the input so views stay valid
   Exchange exchange_{this};
+  char peer_[INET6_ADDRSTRLEN] = {};  // text, filled once at accept: no per-request work
   bool in_exchange_ = false;
   bool head_started_ = false;
   absl::Time head_deadline_;
@@ -179,10 +180,15 @@ class Connection {
   bool process_again_ = false;
 };
 
-Connection::Connection(Server::Worker* worker, evutil_socket_t fd)
+Connection::Connection(Server::Worker* worker, evutil_socket_t fd, const sockaddr* peer)
     : worker_(worker),
       bev_(bufferevent_socket_new(worker->base, fd, BEV_OPT_CLOSE_ON_FREE)),
       deadline_(evtimer_new(worker->base, &DeadlineCallback, this)) {
+  if (peer != nullptr && peer->sa_family == AF_INET) {
+    inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(peer)->sin_addr, peer_, sizeof(peer_));
+  } else if (peer != nullptr && peer->sa_family == AF_INET6) {
+    inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(peer)->sin6_addr, peer_, sizeof(peer_));
+  }
   ++worker_->server->connections_;
   const int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -459,6 +465,10 @@ size_t Exchange::worker() const {
   return connection_->worker()->index;
 }
 
+std::string_view Exchange::peer_address() const {
+  return connection_->peer_;
+}
+
 void Exchange::PauseBody() {
   connection_->body_paused_ = true;
 }
@@ -679,13 +689,13 @@ absl::Status Server::Start() {
     address.sin_port = htons(port_);
     worker->listener = evconnlistener_new_bind(
         worker->base,
-        [](evconnlistener*, evutil_socket_t fd, sockaddr*, int, void* arg) {
+        [](evconnlistener*, evutil_socket_t fd, sockaddr* peer, int, void* arg) {
           auto* w = static_cast<Worker*>(arg);
           if (w->server->connections_.load() >= w->server->options_.max_connections) {
             ::close(fd);
             return;
           }
-          auto connection = std::make_unique<Connection>(w, fd);
+          auto connection = std::make_unique<Connection>(w, fd, peer);
           w->connections.emplace(connection.get(), std::move(connection));
         },
         worker.get(),
