@@ -154,8 +154,8 @@ void PurgeApi::OnRequest(Exchange& exchange) {
 
 absl::StatusOr<PurgeApi::Credentials> PurgeApi::Authenticate(const Call& call,
                                                              const vhost::TenantTable& table) {
-  const double per_second = options_.auth_failures / absl::ToDoubleSeconds(options_.auth_failure_window);
-  if (const absl::Duration wait = auth_failures_.Wait(call.client(), per_second, options_.auth_failures);
+  if (const absl::Duration wait =
+          auth_failures_.Wait(call.client(), AuthFailureRate(), options_.auth_failures);
       wait > absl::ZeroDuration()) {
     absl::Status limited = absl::ResourceExhaustedError(
         absl::StrCat("too many failed authentications from ", call.client(), "; retry later"));
@@ -193,8 +193,7 @@ absl::StatusOr<PurgeApi::Credentials> PurgeApi::Authenticate(const Call& call,
 }
 
 absl::Status PurgeApi::AuthFailed(const Call& call, absl::Status status) {
-  const double per_second = options_.auth_failures / absl::ToDoubleSeconds(options_.auth_failure_window);
-  (void)auth_failures_.Take(call.client(), per_second, options_.auth_failures);
+  (void)auth_failures_.Take(call.client(), AuthFailureRate(), options_.auth_failures);
   return status;
 }
 
