@@ -67,7 +67,7 @@ def metric(port, name):
 
 
 def main():
-    redis_port, api_port = free_ports(), free_ports()
+    redis_port, api_port, daemon_admin = free_ports(), free_ports(), free_ports()
     start(["redis-server", "--bind", "127.0.0.1", "--port", str(redis_port), "--save", "", "--appendonly", "no",
            "--dir", WORK], f"{WORK}/redis.log")
     wait(lambda: subprocess.run(["redis-cli", "-p", str(redis_port), "ping"], capture_output=True).stdout.strip() == b"PONG")
@@ -78,9 +78,9 @@ def main():
                 f'purge.rate = 100000\npurge.burst = 100000\n')
     with open(f"{WORK}/daemon.toml", "w") as f:
         f.write(f'node_id = "purge-1"\ntenants = "vhosts.toml"\nredis = "127.0.0.1:{redis_port}"\n'
-                f'api.port = {api_port}\nlog.max_length = 1000000\n')
+                f'api.port = {api_port}\nadmin.port = {daemon_admin}\nlog.max_length = 1000000\n')
     start([f"{BUILD}/purge-daemon", "--config", f"{WORK}/daemon.toml"], f"{WORK}/daemon.log")
-    wait(lambda: http_get(api_port, "/healthz")[0] == 200 if _up(api_port) else False)
+    wait(lambda: http_get(daemon_admin, "/healthz")[0] == 200 if _up(daemon_admin) else False)
     admin_ports = []
     for i in range(EDGES):
         d = f"{WORK}/edge-{i}"

@@ -892,7 +892,7 @@ void Pipeline::StartPurge(http::Exchange& exchange, Route route, absl::Time star
   }
   // The daemon limits failed authentications per client: this one's, not the edge's (it trusts
   // the field only from the edges it is configured to trust).
-  purge.headers.emplace_back("X-Forwarded-For", exchange.client_address());
+  purge.headers.emplace_back("X-Forwarded-For", exchange.peer_address());
   const std::string_view soft = request.Find("x-purge-soft");
   nlohmann::json body{{"urls", nlohmann::json::array({absl::StrCat("http://", std::string(request.host),
                                                                    std::string(request.target))})},

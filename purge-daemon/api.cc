@@ -2,7 +2,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
+#include "purge-daemon/client_address.h"
 #include "purge-daemon/jobs.h"
 #include "purge-daemon/purge_request.h"
 #include "vhost-config/purge_key.h"
@@ -19,6 +21,13 @@ using edge::http::Exchange;
 constexpr double kTokenChecksPerSecond = 5;
 constexpr int kTokenCheckBurst = 20;
 constexpr absl::Duration kTokenCheckTimeout = absl::Seconds(5);
+// Client addresses whose failed authentications are remembered; past that the one that failed
+// longest ago is forgotten (a few MiB at most, however many addresses a client has).
+constexpr size_t kAuthFailureClients = 65536;
+
+std::string RetryAfter(absl::Duration wait) {
+  return std::to_string(std::max<int64_t>(1, absl::ToInt64Seconds(absl::Ceil(wait, absl::Seconds(1)))));
+}
 
 int HttpStatus(const absl::Status& status) {
   switch (status.code()) {
@@ -67,6 +76,9 @@ class PurgeApi::Call : public Exchange::Observer {
 
   const edge::http::Request& request() const { return exchange_->request(); }
   size_t worker() const { return exchange_->worker(); }
+  // Whom failed authentications count against; set when the head arrives.
+  const std::string& client() const { return client_; }
+  void SetClient(std::string client) { client_ = std::move(client); }
   bool done() const { return exchange_ == nullptr; }
 
   void Answer(int status, const nlohmann::json& body_json, std::string_view retry_after = {}) {
@@ -83,12 +95,12 @@ class PurgeApi::Call : public Exchange::Observer {
   }
   void Fail(const absl::Status& status) {
     const int code = HttpStatus(status);
-    Answer(code, {{"error", std::string(status.message())}}, code == 429 ? "1" : "");
+    // A wait longer than a second travels as the status's payload (see AuthFailed).
+    std::string retry_after = code == 429 ? "1" : "";
+    if (auto wait = status.GetPayload(kRetryAfterPayload)) retry_after = std::string(*wait);
+    Answer(code, {{"error", std::string(status.message())}}, retry_after);
   }
-  void AnswerText(std::string_view text) {
-    if (exchange_ != nullptr)
-      std::exchange(exchange_, nullptr)->Reply(200, "text/plain; version=0.0.4", text);
-  }
+  static constexpr absl::string_view kRetryAfterPayload = "retry-after";
 
   std::string body;
   // A Swift token check under way: cancelled if the call goes first.
@@ -97,6 +109,7 @@ class PurgeApi::Call : public Exchange::Observer {
  private:
   PurgeApi& api_;
   Exchange* exchange_;
+  std::string client_;
 };
 
 PurgeApi::PurgeApi(ApiOptions options, const vhost::TenantSnapshot& tenants, size_t workers,
@@ -105,9 +118,11 @@ PurgeApi::PurgeApi(ApiOptions options, const vhost::TenantSnapshot& tenants, siz
       tenants_(tenants),
       clock_(clock),
       limiter_(clock),
+      auth_failures_(clock, kAuthFailureClients),
       tokens_(clock, options_.token_cache_ttl, kTokenChecksPerSecond, kTokenCheckBurst),
       clients_(std::max<size_t>(workers, 1)),
-      calls_(std::max<size_t>(workers, 1)) {
+      calls_(std::max<size_t>(workers, 1)),
+      health_redis_(options_.redis_host, options_.redis_port, absl::Seconds(2)) {
   for (size_t i = 0; i < std::max<size_t>(workers, 1); ++i) {
     redis_.push_back(
         std::make_unique<bus::RedisConnection>(options_.redis_host, options_.redis_port, absl::Seconds(2)));
@@ -132,12 +147,22 @@ void PurgeApi::OnRequest(Exchange& exchange) {
   std::erase_if(calls, [](const std::unique_ptr<Call>& call) { return call->done(); });
   calls.push_back(std::make_unique<Call>(*this, exchange));
   Call& call = *calls.back();
+  call.SetClient(ClientAddress(exchange.peer_address(), exchange.request(), options_.trusted_proxies));
   exchange.SetObserver(&call);
   if (exchange.request().body == edge::http::BodyKind::kNone) Handle(call);
 }
 
-absl::StatusOr<PurgeApi::Credentials> PurgeApi::Authenticate(const edge::http::Request& request,
+absl::StatusOr<PurgeApi::Credentials> PurgeApi::Authenticate(const Call& call,
                                                              const vhost::TenantTable& table) {
+  if (const absl::Duration wait =
+          auth_failures_.Wait(call.client(), AuthFailureRate(), options_.auth_failures);
+      wait > absl::ZeroDuration()) {
+    absl::Status limited = absl::ResourceExhaustedError(
+        absl::StrCat("too many failed authentications from ", call.client(), "; retry later"));
+    limited.SetPayload(Call::kRetryAfterPayload, absl::Cord(RetryAfter(wait)));
+    return limited;
+  }
+  const edge::http::Request& request = call.request();
   Credentials credentials;
   const std::string_view authorization = request.Find("authorization");
   const std::string_view token = request.Find("x-auth-token");
@@ -157,7 +182,7 @@ absl::StatusOr<PurgeApi::Credentials> PurgeApi::Authenticate(const edge::http::R
         }
       }
     }
-    return absl::UnauthenticatedError("the purge key is not known");
+    return AuthFailed(call, absl::UnauthenticatedError("the purge key is not known"));
   }
   if (!token.empty()) {
     credentials.kind = Credentials::Kind::kToken;
@@ -167,15 +192,15 @@ absl::StatusOr<PurgeApi::Credentials> PurgeApi::Authenticate(const edge::http::R
   return absl::UnauthenticatedError("credentials needed: Authorization: Bearer KEY, or X-Auth-Token");
 }
 
+absl::Status PurgeApi::AuthFailed(const Call& call, absl::Status status) {
+  (void)auth_failures_.Take(call.client(), AuthFailureRate(), options_.auth_failures);
+  return status;
+}
+
 void PurgeApi::Handle(Call& call) {
   const edge::http::Request& request = call.request();
   const std::string_view path = request.target.substr(0, request.target.find('?'));
-  if (path == "/healthz") {
-    const bool up = Redis(call.worker()).Command({"PING"}).ok();
-    call.Answer(up ? 200 : 503, {{"status", up ? "ok" : "the purge bus (Redis) does not answer"}});
-  } else if (path == "/metrics") {
-    call.AnswerText(Metrics());
-  } else if (path == "/v1/purge" && request.method == "POST") {
+  if (path == "/v1/purge" && request.method == "POST") {
     Submit(call);
   } else if (path.starts_with("/v1/purge/") && request.method == "GET") {
     Status(call, path.substr(10));
@@ -189,7 +214,7 @@ void PurgeApi::Handle(Call& call) {
 void PurgeApi::Submit(Call& call) {
   // One table for the whole request: a reload meanwhile must not mix two.
   std::shared_ptr<const vhost::TenantTable> table = tenants_.Current();
-  absl::StatusOr<Credentials> credentials = Authenticate(call.request(), *table);
+  absl::StatusOr<Credentials> credentials = Authenticate(call, *table);
   if (!credentials.ok()) return call.Fail(credentials.status());
   absl::StatusOr<PurgeRequest> request = ParsePurgeRequest(call.body);
   if (!request.ok()) return call.Fail(request.status());
@@ -206,29 +231,23 @@ void PurgeApi::Submit(Call& call) {
     case Credentials::Kind::kToken: {
       absl::StatusOr<const vhost::Tenant*> tenant = TenantOf(*request, *table);
       if (!tenant.ok()) return call.Fail(tenant.status());
-      // A Swift token speaks for one account: the tenant's own. A tenant with no account of its
-      // own (an http site, or an API host serving every account) is purged with its key.
-      if ((*tenant)->origin.kind == vhost::OriginKind::kHttp || (*tenant)->origin.account.empty()) {
-        return call.Fail(absl::PermissionDeniedError(
-            absl::StrCat("tenant \"", (*tenant)->name,
-                         "\" has no Swift account of its own: purge it with its purge key")));
-      }
+      // Which accounts the token must be good for is PlanPurge's to say.
       caller.tenant = *tenant;
+      caller.token = true;
       break;
     }
   }
   absl::StatusOr<PurgePlan> plan = PlanPurge(*request, *table, caller);
   if (!plan.ok()) return call.Fail(plan.status());
   if (credentials->kind != Credentials::Kind::kToken) return Commit(call, caller, *plan);
-  // The token must be good for the tenant's account and every account the purge touches; the
-  // purge goes on when Swift has said so, on this worker's loop.
-  std::vector<std::string> accounts{caller.tenant->origin.account};
-  for (const std::string& account : plan->accounts) {
-    if (account != accounts.front()) accounts.push_back(account);
-  }
+  // The token must be good for every account the purge touches; the purge goes on when Swift
+  // has said so, on this worker's loop.
+  const std::vector<std::string> accounts(plan->accounts.begin(), plan->accounts.end());
   call.token_check =
       tokens_.Check(*clients_[call.worker()], caller.tenant->origin.url, accounts, credentials->token,
                     [this, &call, table, caller, plan = std::move(*plan)](absl::Status status) {
+                      if (status.code() == absl::StatusCode::kPermissionDenied)
+                        status = AuthFailed(call, status);
                       if (!status.ok()) return call.Fail(status);
                       Commit(call, caller, plan);
                     });
@@ -239,15 +258,15 @@ void PurgeApi::Commit(Call& call, const Caller& caller, const PurgePlan& plan) {
     const absl::Duration wait =
         limiter_.Take(caller.tenant->name, caller.tenant->purge.rate, caller.tenant->purge.burst);
     if (wait > absl::ZeroDuration()) {
-      const int64_t seconds = std::max<int64_t>(1, absl::ToInt64Seconds(absl::Ceil(wait, absl::Seconds(1))));
       return call.Answer(
           429, {{"error", absl::StrCat("purge rate of tenant \"", caller.tenant->name, "\" exceeded")}},
-          std::to_string(seconds));
+          RetryAfter(wait));
     }
   }
   absl::StatusOr<JobRecord> job =
       SubmitJob(Redis(call.worker()), caller.tenant != nullptr ? caller.tenant->name : "*admin*",
-                plan.invalidations, options_.max_log_length, options_.job_ttl, absl::ToUnixMillis(clock_()));
+                {plan.accounts.begin(), plan.accounts.end()}, plan.invalidations, options_.max_log_length,
+                options_.job_ttl, absl::ToUnixMillis(clock_()));
   if (!job.ok())
     return call.Fail(absl::UnavailableError("the purge bus (Redis) is unavailable; nothing was purged"));
   call.Answer(202,
@@ -256,7 +275,7 @@ void PurgeApi::Commit(Call& call, const Caller& caller, const PurgePlan& plan) {
 
 void PurgeApi::Status(Call& call, std::string_view id) {
   const std::shared_ptr<const vhost::TenantTable> table = tenants_.Current();
-  absl::StatusOr<Credentials> credentials = Authenticate(call.request(), *table);
+  absl::StatusOr<Credentials> credentials = Authenticate(call, *table);
   if (!credentials.ok()) return call.Fail(credentials.status());
   absl::StatusOr<JobStatus> status = LoadJobStatus(Redis(call.worker()), std::string(id),
                                                    absl::ToUnixMillis(clock_()), options_.edge_live_timeout);
@@ -274,20 +293,29 @@ void PurgeApi::Status(Call& call, std::string_view id) {
       for (const vhost::Tenant& t : table->tenants) {
         if (t.name == status->job.tenant) tenant = &t;
       }
-      if (tenant == nullptr || tenant->origin.kind == vhost::OriginKind::kHttp ||
-          tenant->origin.account.empty()) {
-        return call.Fail(not_found);
-      }
-      call.token_check = tokens_.Check(
-          *clients_[call.worker()], tenant->origin.url, {tenant->origin.account}, credentials->token,
-          [&call, not_found, answer = JobStatusJson(*status)](absl::Status checked) {
-            if (!checked.ok()) return call.Fail(not_found);
-            call.Answer(200, nlohmann::json::parse(answer));
-          });
+      if (tenant == nullptr || tenant->origin.kind == vhost::OriginKind::kHttp) return call.Fail(not_found);
+      // The token must be good for the accounts the job touched (a job recorded without them: the
+      // tenant's own account).
+      std::vector<std::string> accounts = status->job.accounts;
+      if (accounts.empty() && !tenant->origin.account.empty()) accounts.push_back(tenant->origin.account);
+      if (accounts.empty()) return call.Fail(not_found);
+      call.token_check =
+          tokens_.Check(*clients_[call.worker()], tenant->origin.url, accounts, credentials->token,
+                        [this, &call, not_found, answer = JobStatusJson(*status)](absl::Status checked) {
+                          if (checked.code() == absl::StatusCode::kPermissionDenied)
+                            (void)AuthFailed(call, checked);
+                          if (!checked.ok()) return call.Fail(not_found);
+                          call.Answer(200, nlohmann::json::parse(answer));
+                        });
       return;
     }
   }
   call.Answer(200, nlohmann::json::parse(JobStatusJson(*status)));
+}
+
+std::string PurgeApi::UnhealthyReason() {
+  absl::MutexLock lock(&health_mu_);
+  return health_redis_.Command({"PING"}).ok() ? "" : "the purge bus (Redis) does not answer";
 }
 
 std::string PurgeApi::Metrics() {

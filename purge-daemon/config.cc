@@ -4,6 +4,7 @@
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
+#include "purge-daemon/client_address.h"
 #include "vhost-config/settings.h"
 
 namespace purge {
@@ -20,12 +21,24 @@ constexpr std::array kKeys = {
             "The tenant file, relative to this file (the edges' file). Reloaded on SIGHUP."},
     KeySpec{"redis", KeyType::kString, "", false, "host:port of the purge bus (Redis)."},
     KeySpec{"api.address", KeyType::kString, "\"127.0.0.1\"", false, "Address of the purge API."},
-    KeySpec{"api.port", KeyType::kInteger, "9100", false, "Port of the purge API (also /metrics, /healthz)."},
+    KeySpec{"api.port", KeyType::kInteger, "9100", false, "Port of the purge API."},
     KeySpec{"api.workers", KeyType::kInteger, "2", false, "Threads answering the API."},
     KeySpec{"api.admin_key_hashes", KeyType::kStringList, "[]", false,
             "SHA-256 of admin keys (`vhost-config hash-key KEY`): they may purge any tenant, and `all` of "
             "the whole cache."},
     KeySpec{"api.max_body", KeyType::kBytes, "\"64K\"", false, "Largest request body; more is a 400."},
+    KeySpec{"api.auth_failures", KeyType::kInteger, "10", false,
+            "Failed authentications (unknown keys, refused Swift tokens) a client address may make in "
+            "`api.auth_failure_window`; past them its requests get `429` with `Retry-After`, their "
+            "credentials unchecked."},
+    KeySpec{"api.auth_failure_window", KeyType::kDuration, "\"1m\"", false,
+            "The window of `api.auth_failures`: a client's count drains at `api.auth_failures` per window."},
+    KeySpec{"api.trusted_proxies", KeyType::kStringList, "[]", false,
+            "IP addresses of proxies (the edges) whose `X-Forwarded-For` names the client for "
+            "`api.auth_failures`. Empty: the header is never trusted, the peer address counts."},
+    KeySpec{"admin.address", KeyType::kString, "\"127.0.0.1\"", false,
+            "Address of the admin listener (`/metrics`, `/healthz`); the API port serves neither."},
+    KeySpec{"admin.port", KeyType::kInteger, "9101", false, "Port of the admin listener; 0 turns it off."},
     KeySpec{"log.max_length", KeyType::kInteger, "100000", false,
             "Entries kept in the purge log (approximately). An edge whose cursor falls off its end "
             "invalidates its whole cache."},
@@ -71,6 +84,27 @@ absl::StatusOr<DaemonConfig> LoadDaemonConfig(const std::string& path) {
     s.Error("api.port", absl::StrCat(api_port, " is out of range [1, 65535]"));
   c.api_port = static_cast<uint16_t>(api_port);
   c.api_workers = static_cast<int>(std::clamp<int64_t>(s.Integer("api.workers"), 1, 64));
+  c.admin_address = s.String("admin.address");
+  const int64_t admin_port = s.Integer("admin.port");
+  if (admin_port < 0 || admin_port > 65535)
+    s.Error("admin.port", absl::StrCat(admin_port, " is out of range [0, 65535]"));
+  c.admin_port = static_cast<uint16_t>(admin_port);
+  if (c.admin_port != 0 && c.admin_port == c.api_port && c.admin_address == c.api_address)
+    s.Error("admin.port", "must differ from api.port: /metrics is not served on the public API port");
+  const int64_t auth_failures = s.Integer("api.auth_failures");
+  if (auth_failures < 1) s.Error("api.auth_failures", "must be at least 1");
+  c.api.auth_failures = static_cast<int>(std::clamp<int64_t>(auth_failures, 1, 1 << 20));
+  c.api.auth_failure_window = s.Duration("api.auth_failure_window");
+  if (c.api.auth_failure_window <= absl::ZeroDuration())
+    s.Error("api.auth_failure_window", "must be longer than 0s");
+  for (const std::string& proxy : s.Strings("api.trusted_proxies")) {
+    std::optional<std::string> address = NormalizeIp(proxy);
+    if (!address) {
+      s.Error("api.trusted_proxies", absl::StrCat("\"", proxy, "\" is not an IP address"));
+    } else {
+      c.api.trusted_proxies.push_back(*std::move(address));
+    }
+  }
   c.api.redis_host = c.consumer.redis_host = host;
   c.api.redis_port = c.consumer.redis_port = port;
   c.api.admin_key_hashes = s.Strings("api.admin_key_hashes");

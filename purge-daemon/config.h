@@ -18,6 +18,8 @@ struct DaemonConfig {
   std::string api_address;
   uint16_t api_port = 9100;
   int api_workers = 2;
+  std::string admin_address;
+  uint16_t admin_port = 9101;  // 0: no admin listener
   ApiOptions api;
   ConsumerOptions consumer;
 };

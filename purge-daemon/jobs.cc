@@ -33,11 +33,13 @@ int64_t ToInt(const std::string* text) {
 }  // namespace
 
 absl::StatusOr<JobRecord> SubmitJob(bus::RedisConnection& redis, std::string tenant,
+                                    std::vector<std::string> accounts,
                                     const std::vector<cache::Invalidation>& invalidations,
                                     uint64_t max_log_length, absl::Duration ttl, int64_t now_ms) {
   JobRecord job;
   job.id = NewJobId();
   job.tenant = std::move(tenant);
+  job.accounts = std::move(accounts);
   job.created_ms = now_ms;
   job.invalidations = static_cast<int>(invalidations.size());
   bus::LogEntry entry;
@@ -50,8 +52,9 @@ absl::StatusOr<JobRecord> SubmitJob(bus::RedisConnection& redis, std::string ten
   const std::string key = bus::JobKey(job.id);
   // The invalidations are in the log already: a record that fails to save loses the status, not
   // the purge.
-  (void)redis.Command({"HSET", key, "tenant", job.tenant, "created_ms", std::to_string(job.created_ms),
-                       "log_id", job.log_id.ToString(), "invalidations", std::to_string(job.invalidations)});
+  (void)redis.Command({"HSET", key, "tenant", job.tenant, "accounts", nlohmann::json(job.accounts).dump(),
+                       "created_ms", std::to_string(job.created_ms), "log_id", job.log_id.ToString(),
+                       "invalidations", std::to_string(job.invalidations)});
   (void)redis.Command({"EXPIRE", key, std::to_string(absl::ToInt64Seconds(ttl))});
   return job;
 }
@@ -76,6 +79,14 @@ absl::StatusOr<JobStatus> LoadJobStatus(bus::RedisConnection& redis, const std::
   JobStatus status;
   status.job.id = id;
   if (const std::string* tenant = HashField(*record, "tenant")) status.job.tenant = *tenant;
+  if (const std::string* accounts = HashField(*record, "accounts")) {
+    const nlohmann::json list = nlohmann::json::parse(*accounts, nullptr, false);
+    if (list.is_array()) {
+      for (const nlohmann::json& account : list) {
+        if (account.is_string()) status.job.accounts.push_back(account.get<std::string>());
+      }
+    }
+  }
   status.job.created_ms = ToInt(HashField(*record, "created_ms"));
   status.job.invalidations = static_cast<int>(ToInt(HashField(*record, "invalidations")));
   if (const std::string* log_id = HashField(*record, "log_id")) {

@@ -15,6 +15,9 @@ namespace purge {
 struct JobRecord {
   std::string id;
   std::string tenant;
+  // The Swift accounts the purge touched: a Swift token sees the job if it is good for them (on
+  // a swift-api host serving every account, the tenant alone does not say whose job it is).
+  std::vector<std::string> accounts;
   int64_t created_ms = 0;
   bus::StreamId log_id;  // the job's entry in the purge log
   int invalidations = 0;
@@ -23,6 +26,7 @@ struct JobRecord {
 // Appends the job's invalidations to the log (capped at `max_log_length`) and saves its record
 // for `ttl`. Unavailable if Redis cannot take it: then nothing is promised.
 absl::StatusOr<JobRecord> SubmitJob(bus::RedisConnection& redis, std::string tenant,
+                                    std::vector<std::string> accounts,
                                     const std::vector<cache::Invalidation>& invalidations,
                                     uint64_t max_log_length, absl::Duration ttl, int64_t now_ms);
 

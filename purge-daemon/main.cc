@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "edge/admin.h"
 #include "edge/http/prometheus.h"
 #include "purge-daemon/api.h"
 #include "purge-daemon/config.h"
@@ -120,10 +121,27 @@ int main(int argc, char** argv) {
     std::cerr << "purge-daemon: " << status.message() << "\n";
     return 1;
   }
+  // /metrics and /healthz, off the public API port: they need no credentials.
+  edge::AdminHandler admin_handler([&api] { return api.Metrics(); },
+                                   [&api] { return api.UnhealthyReason(); });
+  edge::http::ServerOptions admin_options;
+  admin_options.address = config->admin_address;
+  admin_options.port = config->admin_port;
+  admin_options.workers = 1;
+  std::unique_ptr<edge::http::Server> admin;
+  if (config->admin_port != 0) {
+    admin = std::make_unique<edge::http::Server>(admin_options, admin_handler);
+    if (absl::Status status = admin->Start(); !status.ok()) {
+      std::cerr << "purge-daemon: admin listener: " << status.message() << "\n";
+      return 1;
+    }
+  }
   consumer.Start();
-  Say(absl::StrCat(config->node_id, " planning write events and serving the purge API on ",
-                   config->api_address, ":", server.port(), " (", tenants.Current()->tenants.size(),
-                   " tenants)"));
+  Say(absl::StrCat(
+      config->node_id, " planning write events and serving the purge API on ", config->api_address, ":",
+      server.port(), " (", tenants.Current()->tenants.size(), " tenants)",
+      admin ? absl::StrCat(", /metrics and /healthz on ", config->admin_address, ":", admin->port())
+            : std::string(", no admin listener")));
 
   Runtime rt;
   rt.tenants_file = config->tenants_file;
@@ -151,6 +169,7 @@ int main(int argc, char** argv) {
     event_add(events.back(), nullptr);
   }
   event_base_dispatch(rt.loop);
+  if (admin) admin->Stop();
   server.Stop();
   for (event* e : events) event_free(e);
   event_base_free(rt.loop);

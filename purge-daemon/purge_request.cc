@@ -162,6 +162,28 @@ absl::StatusOr<const vhost::Tenant*> TenantOf(const PurgeRequest& request,
 absl::StatusOr<PurgePlan> PlanPurge(const PurgeRequest& request, const vhost::TenantTable& tenants,
                                     const Caller& caller) {
   PurgePlan plan;
+  // A key names its tenant: `tenant` may only repeat it (for an unknown name as for another
+  // tenant's, so the answer tells nothing of which tenants exist).
+  if (!caller.admin && !request.tenant.empty() && request.tenant != caller.tenant->name) {
+    return absl::PermissionDeniedError(absl::StrCat("\"tenant\": \"", request.tenant,
+                                                    "\" is not the caller's: the credentials are tenant \"",
+                                                    caller.tenant->name, "\"'s"));
+  }
+  if (caller.token) {
+    const vhost::Origin& origin = caller.tenant->origin;
+    if (origin.kind == vhost::OriginKind::kHttp) {
+      return absl::PermissionDeniedError(
+          absl::StrCat("tenant \"", caller.tenant->name,
+                       "\" is not in Swift: a Swift token cannot purge it; use its purge key"));
+    }
+    if (origin.account.empty() && (!request.hosts.empty() || !request.tags.empty() || request.all)) {
+      return absl::PermissionDeniedError(
+          absl::StrCat("tenant \"", caller.tenant->name,
+                       "\" serves every Swift account: a Swift token purges the URLs and prefixes of its "
+                       "account (/v1/ACCOUNT/...); hosts, tags and all need the tenant's purge key"));
+    }
+    if (!origin.account.empty()) plan.accounts.insert(origin.account);
+  }
   for (const std::vector<std::string>* list : {&request.urls, &request.prefixes}) {
     const bool prefix = list == &request.prefixes;
     for (const std::string& url : *list) {
@@ -177,6 +199,11 @@ absl::StatusOr<PurgePlan> PlanPurge(const PurgeRequest& request, const vhost::Te
                             absl::StrCat("\"", url, "\": ", std::string(target.status().message())));
       }
       if (target->pass) return absl::InvalidArgumentError(absl::StrCat("\"", url, "\" is never cached"));
+      // An account's prefix would reach its account listings only: say so rather than purge little.
+      if (prefix && target->container.empty()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("\"", url, "\": a prefix names a container (/v1/ACCOUNT/CONTAINER/...)"));
+      }
       const std::string account = vhost::CacheAccount((*tenant)->origin.cluster, target->account);
       if (prefix) {
         plan.invalidations.push_back(
@@ -211,6 +238,9 @@ absl::StatusOr<PurgePlan> PlanPurge(const PurgeRequest& request, const vhost::Te
       if (request.all) WholeTenant(*caller.tenant, request.soft, &plan);
     }
   }
+  // What a token may purge is what Swift says of these accounts: with none, it would be unchecked.
+  if (caller.token && plan.accounts.empty())
+    return absl::PermissionDeniedError("a Swift token's purge must name a Swift account");
   return plan;
 }
 

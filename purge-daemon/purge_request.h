@@ -37,6 +37,11 @@ absl::StatusOr<const vhost::Tenant*> TenantOf(const PurgeRequest& request, const
 struct Caller {
   const vhost::Tenant* tenant = nullptr;  // whom the credentials belong to; null for an admin
   bool admin = false;
+  // A Swift token: it speaks for Swift accounts, not for a tenant, so it purges only what lies in
+  // the accounts of the plan (each checked with Swift). On a tenant with an account of its own
+  // that account is in every plan; on a swift-api host serving every account, only URLs and
+  // prefixes (whose path names the account) may be purged, never hosts, tags or all.
+  bool token = false;
 };
 
 struct PurgePlan {
@@ -44,8 +49,9 @@ struct PurgePlan {
   std::set<std::string> accounts;  // Swift accounts touched: a Swift token must be valid for each
 };
 
-// PermissionDenied if anything the request names is not the caller's; InvalidArgument for
-// URLs that cannot be purged.
+// PermissionDenied if anything the request names is not the caller's (its URLs, hosts, or its
+// `tenant` field), or a token's purge reaches beyond its accounts; InvalidArgument for URLs that
+// cannot be purged.
 absl::StatusOr<PurgePlan> PlanPurge(const PurgeRequest& request, const vhost::TenantTable& tenants,
                                     const Caller& caller);
 

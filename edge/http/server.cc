@@ -160,11 +160,11 @@ class Connection {
   void Rearm();
 
   Server::Worker* worker_;
-  char peer_[INET6_ADDRSTRLEN] = "";
   bufferevent* bev_;
   event* deadline_;
   std::string head_;  // the current head, copied out of the input so views stay valid
   Exchange exchange_{this};
+  char peer_[INET6_ADDRSTRLEN] = {};  // text, filled once at accept: no per-request work
   bool in_exchange_ = false;
   bool head_started_ = false;
   absl::Time head_deadline_;
@@ -465,7 +465,7 @@ size_t Exchange::worker() const {
   return connection_->worker()->index;
 }
 
-std::string_view Exchange::client_address() const {
+std::string_view Exchange::peer_address() const {
   return connection_->peer_;
 }
 

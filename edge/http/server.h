@@ -61,8 +61,9 @@ class Exchange {
 
   const Request& request() const { return request_; }
   struct event_base* loop() const;
-  size_t worker() const;                    // index of the worker thread that owns the exchange
-  std::string_view client_address() const;  // the peer's IP address as text ("" if unknown)
+  size_t worker() const;  // index of the worker thread that owns the exchange
+  // The client's IP address as text ("192.0.2.1"), from the accepted socket; empty if unknown.
+  std::string_view peer_address() const;
   void SetObserver(Observer* observer) { observer_ = observer; }
   // Request-body backpressure: stop and start reading the body from the socket.
   void PauseBody();

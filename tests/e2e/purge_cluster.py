@@ -184,12 +184,13 @@ def wait_http(port, path="/healthz", statuses=(200,)):
 
 class Daemon:
     def __init__(self, name):
-        self.name, self.port = name, free_ports()
+        self.name, self.port, self.admin = name, free_ports(), free_ports()
         with open(f"{WORK}/{name}.toml", "w") as f:
             f.write(f'node_id = "{name}"\ntenants = "vhosts.toml"\nredis = "127.0.0.1:{REDIS_PORT}"\n'
-                    f'api.port = {self.port}\nplanner.repeat_delay = "1s"\nplanner.claim_idle = "2s"\n')
+                    f'api.port = {self.port}\nadmin.port = {self.admin}\n'
+                    f'planner.repeat_delay = "1s"\nplanner.claim_idle = "2s"\n')
         self.process = start(name, [f"{BUILD}/purge-daemon", "--config", f"{WORK}/{name}.toml"], f"{WORK}/{name}.log")
-        wait_http(self.port)
+        wait_http(self.admin)
 
 
 class Edge:

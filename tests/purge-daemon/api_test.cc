@@ -9,7 +9,9 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "edge/admin.h"
 #include "purge-daemon/bus/protocol.h"
 #include "tests/support/http_client.h"
 #include "tests/support/redis_server.h"
@@ -45,6 +47,12 @@ origin.account = "AUTH_shop"
 origin.container = "www"
 purge.key_hashes = [")",
                                                   vhost::HashPurgeKey("shop-key"), R"("]
+[[tenant]]
+name = "api"
+domains = ["swift.test"]
+origin.kind = "swift-api"
+purge.key_hashes = [")",
+                                                  vhost::HashPurgeKey("api-key"), R"("]
 )"),
                                      "t.toml");
   REQUIRE(table.ok());
@@ -52,26 +60,40 @@ purge.key_hashes = [")",
 }
 
 struct Daemon {
-  // By default its tenants' Swift cannot be reached.
-  explicit Daemon(const std::string& swift_url = "http://127.0.0.1:1") : tenants(Table(swift_url)) {
+  // By default its tenants' Swift cannot be reached. `adjust` changes the API's options.
+  explicit Daemon(const std::string& swift_url = "http://127.0.0.1:1",
+                  const std::function<void(ApiOptions&)>& adjust = {})
+      : tenants(Table(swift_url)) {
     ApiOptions options;
     options.redis_host = "127.0.0.1";
     options.redis_port = redis.port();
     options.admin_key_hashes = {vhost::HashPurgeKey("admin-key")};
     options.max_body_bytes = 1024;
+    if (adjust) adjust(options);
     api = std::make_unique<PurgeApi>(options, tenants, 1, [] { return absl::Now(); });
     edge::http::ServerOptions server_options;
     server_options.workers = 1;
     server = std::make_unique<edge::http::Server>(server_options, *api);
     REQUIRE(server->Start().ok());
+    // The admin listener, as main.cc makes it.
+    admin_handler = std::make_unique<edge::AdminHandler>([this] { return api->Metrics(); },
+                                                         [this] { return api->UnhealthyReason(); });
+    admin = std::make_unique<edge::http::Server>(server_options, *admin_handler);
+    REQUIRE(admin->Start().ok());
   }
-  ~Daemon() { server->Stop(); }
+  ~Daemon() {
+    admin->Stop();
+    server->Stop();
+  }
   HttpResponse Post(const std::string& body, const std::string& key) {
     std::vector<std::string> headers;
     if (!key.empty()) headers.push_back("Authorization: Bearer " + key);
     return HttpPost(Url("/v1/purge"), body, headers);
   }
   std::string Url(const std::string& path) { return absl::StrCat("http://127.0.0.1:", server->port(), path); }
+  std::string AdminUrl(const std::string& path) {
+    return absl::StrCat("http://127.0.0.1:", admin->port(), path);
+  }
   int64_t LogLength() { return redis.Connect().Command({"XLEN", std::string(bus::kPurgeLog)})->integer; }
   std::string Error(const HttpResponse& r) { return nlohmann::json::parse(r.body).value("error", ""); }
 
@@ -79,6 +101,8 @@ struct Daemon {
   vhost::TenantSnapshot tenants;
   std::unique_ptr<PurgeApi> api;
   std::unique_ptr<edge::http::Server> server;
+  std::unique_ptr<edge::AdminHandler> admin_handler;
+  std::unique_ptr<edge::http::Server> admin;
 };
 
 // A Swift that answers token checks (HEAD of an account: 204 for the token "good", else 401) only
@@ -92,6 +116,10 @@ class HeldSwift : public edge::http::Handler {
   }
   void OnRequest(edge::http::Exchange& exchange) override {
     ++requests;
+    {
+      absl::MutexLock lock(&mu_);
+      targets_.emplace_back(exchange.request().target);
+    }
     if (!arrived_.HasBeenNotified()) arrived_.Notify();
     if (!released_.WaitForNotificationWithTimeout(absl::Seconds(10))) held_too_long = true;
     exchange.Reply(exchange.request().Find("x-auth-token") == "good" ? 204 : 401, "text/plain", "");
@@ -100,6 +128,11 @@ class HeldSwift : public edge::http::Handler {
   void WaitForCheck() { arrived_.WaitForNotificationWithTimeout(absl::Seconds(10)); }
   void Release() {
     if (!released_.HasBeenNotified()) released_.Notify();
+  }
+
+  std::vector<std::string> targets() {
+    absl::MutexLock lock(&mu_);
+    return targets_;
   }
 
   std::atomic<int> requests{0};
@@ -112,6 +145,8 @@ class HeldSwift : public edge::http::Handler {
     return options;
   }
   absl::Notification arrived_, released_;
+  absl::Mutex mu_;
+  std::vector<std::string> targets_ ABSL_GUARDED_BY(mu_);  // what was asked, in order
   edge::http::Server server_;
 };
 
@@ -188,15 +223,17 @@ TEST_CASE("refusals: no or bad credentials, another tenant's URL, bad bodies; no
   CHECK(cross.status == 403);
   CHECK(d.Error(cross) == "\"http://shop.test/b\" is not served by tenant \"demo\"");
   CHECK(d.Post(R"({"hosts": ["shop.test"]})", "demo-key").status == 403);
-  CHECK(d.Post(R"({"tags": ["x"], "tenant": "shop"})", "demo-key").status ==
-        200 - 200 + 202);  // its own tags only
+  HttpResponse other_tenant = d.Post(R"({"tags": ["x"], "tenant": "shop"})", "demo-key");
+  CHECK(other_tenant.status == 403);
+  CHECK(d.Error(other_tenant) ==
+        "\"tenant\": \"shop\" is not the caller's: the credentials are tenant \"demo\"'s");
   CHECK(d.Post("{not json", "shop-key").status == 400);
   CHECK(d.Error(d.Post(R"({"url": ["x"]})", "shop-key")) ==
         "unknown field \"url\" (expected urls, prefixes, hosts, tags, all, soft, tenant)");
   HttpResponse oversize = d.Post(std::string(2000, ' ') + "{}", "shop-key");
   CHECK(oversize.status == 400);
   CHECK(d.Error(oversize) == "the body is over 1024 bytes");
-  CHECK(d.LogLength() == 1);  // only the tag purge
+  CHECK(d.LogLength() == 0);
 }
 
 TEST_CASE("a Swift token is checked with Swift for every purge, tags and all included") {
@@ -252,7 +289,102 @@ TEST_CASE("with Redis down, a purge is refused with 503, never accepted and lost
   HttpResponse down = d.Post(R"({"urls": ["http://demo.test/a"]})", "demo-key");
   CHECK(down.status == 503);
   CHECK(d.Error(down) == "the purge bus (Redis) is unavailable; nothing was purged");
-  CHECK(HttpGet(d.Url("/healthz")).status == 503);
+  CHECK(HttpGet(d.AdminUrl("/healthz")).status == 503);
+}
+
+TEST_CASE("/metrics and /healthz are on the admin listener, not on the public API port") {
+  Daemon d;
+  CHECK(d.Post(R"({"urls": ["http://demo.test/a"]})", "demo-key").status == 202);
+  CHECK(HttpGet(d.Url("/metrics")).status == 404);
+  CHECK(HttpGet(d.Url("/healthz")).status == 404);
+  HttpResponse metrics = HttpGet(d.AdminUrl("/metrics"));
+  CHECK(metrics.status == 200);
+  CHECK(metrics.body.find("purge_api_responses_total{status=\"202\"} 1") != std::string::npos);
+  CHECK(HttpGet(d.AdminUrl("/healthz")).status == 200);
+}
+
+TEST_CASE("failed authentications are limited per client address, credentials unchecked past the limit") {
+  Daemon d("http://127.0.0.1:1", [](ApiOptions& options) {
+    options.auth_failures = 3;
+    options.auth_failure_window = absl::Minutes(1);
+  });
+  const std::string body = R"({"urls": ["http://demo.test/a"]})";
+  for (int i = 0; i < 3; ++i) CHECK(d.Post(body, absl::StrCat("guess-", i)).status == 401);
+  HttpResponse limited = d.Post(body, "guess-3");
+  CHECK(limited.status == 429);
+  CHECK(limited.header("retry-after") == "20");  // one more failure allowed every 60 s / 3
+  CHECK(d.Error(limited) == "too many failed authentications from 127.0.0.1; retry later");
+  // The good key is not even looked at: a guess that happens to be right says nothing.
+  CHECK(d.Post(body, "demo-key").status == 429);
+  CHECK(HttpGet(d.Url("/v1/purge/x"), {"Authorization: Bearer demo-key"}).status == 429);
+  // X-Forwarded-For from an untrusted peer is the client's own word: ignored.
+  CHECK(HttpPost(d.Url("/v1/purge"), body, {"Authorization: Bearer demo-key", "X-Forwarded-For: 192.0.2.1"})
+            .status == 429);
+  CHECK(d.LogLength() == 0);
+}
+
+TEST_CASE("behind a trusted proxy each forwarded client has its own count; a success resets none") {
+  Daemon d("http://127.0.0.1:1", [](ApiOptions& options) {
+    options.auth_failures = 3;
+    options.trusted_proxies = {"127.0.0.1"};
+  });
+  auto post = [&](const std::string& client, const std::string& key) {
+    return HttpPost(d.Url("/v1/purge"), R"({"urls": ["http://demo.test/a"]})",
+                    {"Authorization: Bearer " + key, "X-Forwarded-For: " + client})
+        .status;
+  };
+  CHECK(post("192.0.2.1", "guess") == 401);
+  CHECK(post("192.0.2.1", "guess") == 401);
+  CHECK(post("192.0.2.1", "demo-key") == 202);  // its success does not reset its count
+  CHECK(post("192.0.2.1", "guess") == 401);
+  CHECK(post("192.0.2.1", "demo-key") == 429);
+  CHECK(post("192.0.2.2", "demo-key") == 202);  // another client of the same proxy
+  CHECK(post("192.0.2.2", "guess") == 401);
+  // Missing credentials are no guess: never counted.
+  for (int i = 0; i < 5; ++i) {
+    CHECK(HttpPost(d.Url("/v1/purge"), R"({"urls": ["http://demo.test/a"]})", {"X-Forwarded-For: 192.0.2.3"})
+              .status == 401);
+  }
+  CHECK(post("192.0.2.3", "demo-key") == 202);
+  // Without the header the proxy's own address counts, apart from its clients' (demo's purge
+  // rate is spent: shop's key).
+  CHECK(d.Post(R"({"urls": ["http://shop.test/a"]})", "shop-key").status == 202);
+}
+
+TEST_CASE("a Swift token purges by the Swift API host's URL, checked for the account in its path") {
+  HeldSwift swift;
+  swift.Release();
+  Daemon d(swift.url(), [](ApiOptions& options) { options.auth_failures = 3; });
+  HttpResponse accepted = HttpPost(d.Url("/v1/purge"), R"({"urls": ["http://swift.test/v1/AUTH_test/c/o"]})",
+                                   {"X-Auth-Token: good"});
+  REQUIRE(accepted.status == 202);
+  CHECK(swift.targets() == std::vector<std::string>{"/v1/AUTH_test"});
+  auto entries =
+      bus::StreamEntries(*d.redis.Connect().Command({"XRANGE", std::string(bus::kPurgeLog), "-", "+"}));
+  const cache::Invalidation inv = bus::ParseLogEntry(entries.back().fields)->invalidations[0];
+  CHECK(inv.kind == cache::Invalidation::Kind::kObject);
+  CHECK(inv.account == "AUTH_test");
+  CHECK(inv.container == "c");
+  CHECK(inv.name == "o");
+  // Its job is seen with a token good for that account.
+  const std::string job = nlohmann::json::parse(accepted.body).value("id", "");
+  CHECK(HttpGet(d.Url("/v1/purge/" + job), {"X-Auth-Token: good"}).status == 200);
+  // A token Swift refuses: 403, and a failed authentication of the client.
+  CHECK(
+      HttpPost(d.Url("/v1/purge"), R"({"urls": ["http://swift.test/v1/AUTH_b/c/o"]})", {"X-Auth-Token: bad"})
+          .status == 403);
+  CHECK(swift.targets().back() == "/v1/AUTH_b");
+  // Hosts, tags and all of a host serving every account: its key only.
+  HttpResponse all =
+      HttpPost(d.Url("/v1/purge"), R"({"all": true, "tenant": "api"})", {"X-Auth-Token: good"});
+  CHECK(all.status == 403);
+  CHECK(d.Post(R"({"all": true, "tenant": "api"})", "api-key").status == 202);
+  CHECK(d.Post(R"({"urls": ["http://swift.test/v1/AUTH_b/c/o"]})", "api-key").status == 202);
+  CHECK(d.LogLength() == 3);
+  // Two more refused tokens reach the limit of 3.
+  CHECK(HttpGet(d.Url("/v1/purge/" + job), {"X-Auth-Token: bad"}).status == 404);
+  CHECK(HttpGet(d.Url("/v1/purge/" + job), {"X-Auth-Token: bad2"}).status == 404);
+  CHECK(HttpGet(d.Url("/v1/purge/" + job), {"X-Auth-Token: good"}).status == 429);
 }
 
 }  // namespace purge

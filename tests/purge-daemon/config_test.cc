@@ -34,6 +34,41 @@ TEST_CASE("the purge daemon's settings: defaults, and every problem at once with
             file + ":5: log.max_length: must be at least 1000\n" + file + ":6: planner.delay: unknown key");
 }
 
+TEST_CASE(
+    "the purge daemon's security settings: the admin listener, the auth failure limit, trusted proxies") {
+  testing_support::TempDir dir;
+  std::ofstream(dir / "good.toml") << "node_id = \"p\"\ntenants = \"t\"\nredis = \"127.0.0.1:6390\"\n";
+  auto defaults = LoadDaemonConfig(dir / "good.toml");
+  REQUIRE(defaults.ok());
+  CHECK(defaults->admin_address == "127.0.0.1");
+  CHECK(defaults->admin_port == 9101);
+  CHECK(defaults->api.auth_failures == 10);
+  CHECK(defaults->api.auth_failure_window == absl::Minutes(1));
+  CHECK(defaults->api.trusted_proxies.empty());
+  std::ofstream(dir / "set.toml")
+      << "node_id = \"p\"\ntenants = \"t\"\nredis = \"127.0.0.1:6390\"\n"
+         "admin.port = 0\napi.auth_failures = 3\napi.auth_failure_window = \"10s\"\n"
+         "api.trusted_proxies = [\"10.0.0.5\", \"2001:DB8::1\"]\n";
+  auto set = LoadDaemonConfig(dir / "set.toml");
+  REQUIRE(set.ok());
+  CHECK(set->admin_port == 0);
+  CHECK(set->api.auth_failures == 3);
+  CHECK(set->api.auth_failure_window == absl::Seconds(10));
+  CHECK(set->api.trusted_proxies == std::vector<std::string>{"10.0.0.5", "2001:db8::1"});
+  std::ofstream(dir / "bad.toml")
+      << "node_id = \"p\"\ntenants = \"t\"\nredis = \"127.0.0.1:6390\"\n"
+         "admin.port = 9100\napi.auth_failures = 0\napi.auth_failure_window = \"0s\"\n"
+         "api.trusted_proxies = [\"edge-1\"]\n";
+  auto bad = LoadDaemonConfig(dir / "bad.toml");
+  REQUIRE_FALSE(bad.ok());
+  const std::string file = dir / "bad.toml";
+  CHECK(std::string(bad.status().message()) ==
+        file + ":4: admin.port: must differ from api.port: /metrics is not served on the public API port\n" +
+            file + ":5: api.auth_failures: must be at least 1\n" + file +
+            ":6: api.auth_failure_window: must be longer than 0s\n" + file +
+            ":7: api.trusted_proxies: \"edge-1\" is not an IP address");
+}
+
 TEST_CASE("docs/configuration.md holds the purge daemon's key reference") {
   std::ifstream in(std::string(EDGE_SOURCE_DIR) + "/docs/configuration.md");
   std::stringstream text;

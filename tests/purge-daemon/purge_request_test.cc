@@ -29,6 +29,15 @@ name = "site"
 domains = ["site.test"]
 origin.kind = "http"
 origin.url = "http://site:81"
+[[tenant]]
+name = "api"
+domains = ["swift.test"]
+origin.kind = "swift-api"
+[[tenant]]
+name = "api-one"
+domains = ["one.swift.test"]
+origin.kind = "swift-api"
+origin.account = "AUTH_one"
 )",
                                      "t.toml");
   REQUIRE(table.ok());
@@ -139,6 +148,103 @@ TEST_CASE("http tenants purge under the tenant's own key space") {
   CHECK(plan->invalidations[0].container == "site");
   CHECK(plan->invalidations[0].name == "/page");
   CHECK(plan->accounts.empty());
+}
+
+TEST_CASE("a key's request may name only its own tenant in \"tenant\"") {
+  auto table = Table();
+  const vhost::Tenant* demo = *TenantOf(*ParsePurgeRequest(R"({"hosts": ["demo.test"]})"), *table);
+  for (const char* body : {R"({"tags": ["t"], "tenant": "shop"})", R"({"all": true, "tenant": "shop"})",
+                           R"({"urls": ["http://demo.test/a"], "tenant": "shop"})",
+                           R"({"tags": ["t"], "tenant": "no-such-tenant"})"}) {
+    INFO(body);
+    auto plan = PlanPurge(*ParsePurgeRequest(body), *table, Caller{demo, false});
+    CHECK(plan.status().code() == absl::StatusCode::kPermissionDenied);
+  }
+  CHECK(Message(
+            PlanPurge(*ParsePurgeRequest(R"({"tags": ["t"], "tenant": "shop"})"), *table, Caller{demo, false})
+                .status()) ==
+        "\"tenant\": \"shop\" is not the caller's: the credentials are tenant \"demo\"'s");
+  auto own =
+      PlanPurge(*ParsePurgeRequest(R"({"tags": ["t"], "tenant": "demo"})"), *table, Caller{demo, false});
+  REQUIRE(own.ok());
+  CHECK(own->invalidations[0].tag == ScopedTag("demo", "t"));
+  // An admin names any tenant (the API makes it the caller's tenant, by TenantOf).
+  auto named = ParsePurgeRequest(R"({"tags": ["t"], "tenant": "shop"})");
+  CHECK(PlanPurge(*named, *table, Caller{*TenantOf(*named, *table), true}).ok());
+}
+
+TEST_CASE("a Swift token on the Swift API host purges in the account its URLs name") {
+  auto table = Table();
+  auto request = ParsePurgeRequest(
+      R"({"urls": ["http://swift.test/v1/AUTH_test/c/o.jpg", "http://swift.test/v1/AUTH_test/c"],
+          "prefixes": ["http://swift.test/v1/AUTH_test/c/dir/"]})");
+  const vhost::Tenant* api = *TenantOf(*request, *table);
+  CHECK(api->name == "api");
+  auto plan = PlanPurge(*request, *table, Caller{api, false, true});
+  REQUIRE(plan.ok());
+  REQUIRE(plan->invalidations.size() == 3);
+  CHECK(plan->invalidations[0].kind == cache::Invalidation::Kind::kObject);
+  CHECK(plan->invalidations[0].account == "AUTH_test");
+  CHECK(plan->invalidations[0].container == "c");
+  CHECK(plan->invalidations[0].name == "o.jpg");
+  CHECK(plan->invalidations[1].kind == cache::Invalidation::Kind::kListings);
+  CHECK(plan->invalidations[1].container == "c");
+  CHECK(plan->invalidations[2].kind == cache::Invalidation::Kind::kPrefix);
+  CHECK(plan->invalidations[2].name == "dir/");
+  CHECK(plan->accounts == std::set<std::string>{"AUTH_test"});  // what the token is checked for
+  // Two accounts: the token must be good for both.
+  auto two =
+      PlanPurge(*ParsePurgeRequest(
+                    R"({"urls": ["http://swift.test/v1/AUTH_test/c/o", "http://swift.test/v1/AUTH_b/c/o"]})"),
+                *table, Caller{api, false, true});
+  CHECK(two->accounts == std::set<std::string>{"AUTH_b", "AUTH_test"});
+  // Hosts, tags and all would reach every account the host serves: not with a token.
+  for (const char* body : {R"({"hosts": ["swift.test"]})", R"({"tags": ["t"], "tenant": "api"})",
+                           R"({"all": true, "tenant": "api"})"}) {
+    INFO(body);
+    CHECK(PlanPurge(*ParsePurgeRequest(body), *table, Caller{api, false, true}).status().code() ==
+          absl::StatusCode::kPermissionDenied);
+  }
+  // Paths that are not an account's: never cached; an account's prefix names no container.
+  CHECK(PlanPurge(*ParsePurgeRequest(R"({"urls": ["http://swift.test/auth/v1.0"]})"), *table,
+                  Caller{api, false, true})
+            .status()
+            .code() == absl::StatusCode::kInvalidArgument);
+  CHECK(Message(PlanPurge(*ParsePurgeRequest(R"({"prefixes": ["http://swift.test/v1/AUTH_test/"]})"), *table,
+                          Caller{api, false, true})
+                    .status()) ==
+        "\"http://swift.test/v1/AUTH_test/\": a prefix names a container "
+        "(/v1/ACCOUNT/CONTAINER/...)");
+  // A token on a swift tenant is checked for the tenant's account, tags included; an http site
+  // has no account a token could speak for.
+  const vhost::Tenant* demo = *TenantOf(*ParsePurgeRequest(R"({"hosts": ["demo.test"]})"), *table);
+  CHECK(PlanPurge(*ParsePurgeRequest(R"({"tags": ["t"]})"), *table, Caller{demo, false, true})->accounts ==
+        std::set<std::string>{"AUTH_test"});
+  const vhost::Tenant* site = *TenantOf(*ParsePurgeRequest(R"({"hosts": ["site.test"]})"), *table);
+  CHECK(
+      PlanPurge(*ParsePurgeRequest(R"({"urls": ["http://site.test/a"]})"), *table, Caller{site, false, true})
+          .status()
+          .code() == absl::StatusCode::kPermissionDenied);
+}
+
+TEST_CASE("a key on the Swift API host purges what the host serves: one pinned account, or any") {
+  auto table = Table();
+  const vhost::Tenant* api = *TenantOf(*ParsePurgeRequest(R"({"hosts": ["swift.test"]})"), *table);
+  auto any = PlanPurge(*ParsePurgeRequest(R"({"urls": ["http://swift.test/v1/AUTH_b/c/o"], "all": true})"),
+                       *table, Caller{api, false});
+  REQUIRE(any.ok());
+  CHECK(any->invalidations[0].account == "AUTH_b");
+  CHECK(any->invalidations[1].kind == cache::Invalidation::Kind::kTenant);
+  const vhost::Tenant* one = *TenantOf(*ParsePurgeRequest(R"({"hosts": ["one.swift.test"]})"), *table);
+  CHECK(PlanPurge(*ParsePurgeRequest(R"({"urls": ["http://one.swift.test/v1/AUTH_one/c/o"]})"), *table,
+                  Caller{one, false})
+            .ok());
+  auto other = PlanPurge(*ParsePurgeRequest(R"({"urls": ["http://one.swift.test/v1/AUTH_b/c/o"]})"), *table,
+                         Caller{one, false});
+  CHECK(other.status().code() == absl::StatusCode::kPermissionDenied);
+  // A token on the pinned host is checked for its account, whatever the request names.
+  CHECK(PlanPurge(*ParsePurgeRequest(R"({"all": true})"), *table, Caller{one, false, true})->accounts ==
+        std::set<std::string>{"AUTH_one"});
 }
 
 }  // namespace purge

@@ -58,7 +58,7 @@ class TestHandler : public Handler {
       CHECK(exchange.SendFile(file_fd, file_offset, file_length).ok());
       exchange.Finish();
     } else if (target == "/peer") {
-      exchange.Reply(200, "text/plain", exchange.client_address());
+      exchange.Reply(200, "text/plain", exchange.peer_address());
     } else if (target == "/stream") {
       exchange.Respond(200, {}, std::nullopt);
       exchange.Write("part one,");
