@@ -133,6 +133,9 @@ std::string SettingHeaders(std::span<const std::string_view> header_names) {
     if (!rest.starts_with("x-")) continue;
     rest.remove_prefix(2);
     if (rest.starts_with("remove-")) rest.remove_prefix(7);
+    // System metadata is what middlewares to the left write for a client's header (versioned_writes
+    // adds X-Container-Sysmeta-Versions-* for X-Versions-Location): the client's name says it.
+    if (rest.find("-sysmeta-") != std::string_view::npos) continue;
     if (std::any_of(std::begin(kPrefixes), std::end(kPrefixes),
                     [&](std::string_view prefix) { return rest.starts_with(prefix); })) {
       names.push_back(std::move(name));

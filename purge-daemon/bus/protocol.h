@@ -65,8 +65,9 @@ struct WriteEvent {
 };
 
 // The names of a request's headers that set or remove an account's or a container's settings
-// (metadata, ACLs, CORS, staticweb, versioning, quotas, sync): lower case, '_' as '-', sorted,
-// each once, joined by ",". Both writers of events name settings with this rule.
+// (metadata, ACLs, CORS, staticweb, versioning, quotas, sync; not system metadata, which only
+// middlewares write): lower case, '_' as '-', sorted, each once, joined by ",". Both writers of
+// events name settings with this rule.
 std::string SettingHeaders(std::span<const std::string_view> header_names);
 
 using Fields = std::vector<std::pair<std::string, std::string>>;

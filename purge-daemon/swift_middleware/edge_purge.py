@@ -120,6 +120,8 @@ def setting_headers(header_names):
         rest = name[2:]
         if rest.startswith("remove-"):
             rest = rest[len("remove-"):]
+        if "-sysmeta-" in rest:
+            continue  # written by middlewares to the left for a client's header, which is named
         if rest.startswith(SETTING_PREFIXES):
             names.add(name)
     return ",".join(sorted(names))

@@ -43,11 +43,21 @@ TEST_CASE("an event from an older or newer writer decodes: missing fields are em
 }
 
 TEST_CASE("settings: what an account or container keeps, in the X-Remove form too, each once, sorted") {
-  const std::vector<std::string_view> names = {
-      "X-Container-Read",   "x_container_meta_a", "X-Remove-Versions-Location",
-      "X-History-Location", "X-Account-Meta-K",   "X-Container-Read",
-      "X-Storage-Policy",   "X-Auth-Token",       "X-Remove-Foo",
-      "Content-Type",       "X-Object-Meta-C",    "X-Versions-Enabled"};
+  const std::vector<std::string_view> names = {"X-Container-Read",
+                                               "x_container_meta_a",
+                                               "X-Remove-Versions-Location",
+                                               "X-History-Location",
+                                               "X-Account-Meta-K",
+                                               "X-Container-Read",
+                                               "X-Storage-Policy",
+                                               "X-Auth-Token",
+                                               "X-Remove-Foo",
+                                               "Content-Type",
+                                               "X-Object-Meta-C",
+                                               "X-Versions-Enabled",
+                                               "X-Container-Sysmeta-Versions-Location",
+                                               "X-Remove-Account-Sysmeta-X",
+                                               "X-Container-Transient-Sysmeta-Y"};
   CHECK(SettingHeaders(names) ==
         "x-account-meta-k,x-container-meta-a,x-container-read,x-history-location,x-remove-versions-location,"
         "x-versions-enabled");

@@ -167,7 +167,8 @@ class GoldenFormat(MiddlewareCase):
     def test_settings_are_named_as_the_edge_names_them(self):
         names = ["X-Container-Read", "x_container_meta_a", "X-Remove-Versions-Location", "X-History-Location",
                  "X-Account-Meta-K", "X-Container-Read", "X-Storage-Policy", "X-Auth-Token", "X-Remove-Foo",
-                 "Content-Type", "X-Object-Meta-C", "X-Versions-Enabled"]
+                 "Content-Type", "X-Object-Meta-C", "X-Versions-Enabled", "X-Container-Sysmeta-Versions-Location",
+                 "X-Remove-Account-Sysmeta-X", "X-Container-Transient-Sysmeta-Y"]
         # The same list and answer as protocol_test.cc's.
         self.assertEqual(edge_purge.setting_headers(names),
                          "x-account-meta-k,x-container-meta-a,x-container-read,x-history-location,"
