@@ -252,6 +252,8 @@ class Publisher(object):
     def start(self):
         """Starts the sender; on the first request, not at load time: Swift loads the pipeline
         once more than it uses (a check before it forks its workers)."""
+        if self._thread is not None:
+            return
         with self._mutex:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="edge_purge sender", daemon=True)
@@ -376,11 +378,11 @@ class EdgePurgeMiddleware(object):
         self.clock = clock
 
     def __call__(self, env, start_response):
+        self.publisher.start()  # on any request: a spool left by the last run is sent
         method = env.get("REQUEST_METHOD", "")
         path = wsgi_to_str(env.get("PATH_INFO", ""))
         if method not in WRITE_METHODS or split_target(path) is None:
             return self.app(env, start_response)
-        self.publisher.start()
         if not self.publisher.has_room():
             # The purges this write would cause could not be recorded: refuse it before Swift
             # does it (as an edge does), rather than do it unseen.

@@ -319,6 +319,17 @@ class Spool(MiddlewareCase):
         self.assertTrue(wait_for(lambda: os.path.getsize(self.spool) == 0))
         self.assertEqual(call(app, environ("PUT", "/v1/AUTH_test/c/again"))[0], 201)
 
+    def test_a_spool_left_by_the_last_run_is_sent_on_the_first_request_even_a_read(self):
+        event = edge_purge.make_event("n", "DELETE", "/v1/A/c/left", "", {}, 204, "tx", 5)
+        with open(self.spool, "w") as f:
+            f.write(edge_purge.event_json(event) + "\n")
+        fake = FakeRedis()
+        app = self.middleware(FakeSwift(200), client=fake)
+        self.assertEqual(fake.added, [])  # not at load time: Swift loads a pipeline it never uses
+        call(app, environ("GET", "/v1/A/c/o"))
+        self.assertTrue(wait_for(lambda: len(fake.added) == 1))
+        self.assertEqual(dict(fake.added[0][1])["object"], "left")
+
     def test_a_torn_last_line_is_cut_at_start(self):
         event = edge_purge.make_event("n", "PUT", "/v1/A/c/o", "", {}, 201, "tx", 5)
         with open(self.spool, "w") as f:
