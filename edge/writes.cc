@@ -3,6 +3,7 @@
 #include <event2/event.h>
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 
 #include "vhost-config/path_mapping.h"
@@ -82,6 +83,9 @@ WriteIntent WriteIntent::Of(const http::Request& request) {
     if (destination.ok()) intent.destination = std::move(*destination);
     intent.destination_account = std::string(request.Find("destination-account"));
   }
+  std::array<std::string_view, http::kMaxHeaders> names;
+  for (size_t i = 0; i < request.header_count; ++i) names[i] = request.headers[i].name;
+  intent.settings = bus::SettingHeaders(std::span(names.data(), request.header_count));
   return intent;
 }
 
@@ -124,6 +128,8 @@ std::optional<bus::WriteEvent> MakeWriteEvent(
   }
   event.destination = intent.destination;
   event.destination_account = intent.destination_account;
+  // Settings belong to an account or a container; an object's metadata is the object itself.
+  if (event.object.empty()) event.settings = intent.settings;
   return event;
 }
 

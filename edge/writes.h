@@ -69,6 +69,7 @@ struct WriteIntent {
   std::string method;
   std::string destination;  // COPY: the Destination header, decoded
   std::string destination_account;
+  std::string settings;  // bus::SettingHeaders of the request's headers
   static WriteIntent Of(const http::Request& request);
 };
 

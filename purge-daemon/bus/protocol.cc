@@ -1,9 +1,12 @@
 #include "purge-daemon/bus/protocol.h"
 
+#include <algorithm>
 #include <charconv>
 #include <nlohmann/json.hpp>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 
 namespace bus {
 
@@ -38,9 +41,8 @@ bool ParseInt(std::string_view text, int64_t* out) {
 }
 
 json EventObject(const WriteEvent& e) {
-  return json{{"node", e.node},
+  json object{{"node", e.node},
               {"method", e.method},
-              {"cluster", e.cluster},
               {"account", e.account},
               {"container", e.container},
               {"object", e.object},
@@ -49,7 +51,10 @@ json EventObject(const WriteEvent& e) {
               {"query", e.query},
               {"status", e.status},
               {"time_ms", e.time_ms},
-              {"transaction", e.transaction}};
+              {"transaction", e.transaction},
+              {"settings", e.settings}};
+  if (!e.cluster.empty()) object["cluster"] = e.cluster;  // the default cluster's events stay as they were
+  return object;
 }
 
 }  // namespace
@@ -79,18 +84,21 @@ absl::StatusOr<StreamId> ParseStreamId(std::string_view text) {
 }
 
 Fields EventFields(const WriteEvent& e) {
-  return {{"node", e.node},
-          {"method", e.method},
-          {"cluster", e.cluster},
-          {"account", e.account},
-          {"container", e.container},
-          {"object", e.object},
-          {"destination_account", e.destination_account},
-          {"destination", e.destination},
-          {"query", e.query},
-          {"status", std::to_string(e.status)},
-          {"time_ms", std::to_string(e.time_ms)},
-          {"transaction", e.transaction}};
+  Fields fields{{"node", e.node},
+                {"method", e.method},
+                {"account", e.account},
+                {"container", e.container},
+                {"object", e.object},
+                {"destination_account", e.destination_account},
+                {"destination", e.destination},
+                {"query", e.query},
+                {"status", std::to_string(e.status)},
+                {"time_ms", std::to_string(e.time_ms)},
+                {"transaction", e.transaction},
+                {"settings", e.settings}};
+  // Last, and only when named: the default cluster's events are what they were before clusters.
+  if (!e.cluster.empty()) fields.emplace_back("cluster", e.cluster);
+  return fields;
 }
 
 absl::StatusOr<WriteEvent> ParseEvent(const Fields& fields) {
@@ -104,7 +112,8 @@ absl::StatusOr<WriteEvent> ParseEvent(const Fields& fields) {
                               {"destination_account", &e.destination_account},
                               {"destination", &e.destination},
                               {"query", &e.query},
-                              {"transaction", &e.transaction}}) {
+                              {"transaction", &e.transaction},
+                              {"settings", &e.settings}}) {
     if (const std::string* value = Field(fields, name)) *target = *value;
   }
   int64_t status = 0;
@@ -116,6 +125,31 @@ absl::StatusOr<WriteEvent> ParseEvent(const Fields& fields) {
   }
   e.status = static_cast<int>(status);
   return e;
+}
+
+std::string SettingHeaders(std::span<const std::string_view> header_names) {
+  // What Swift's account and container servers keep (X-Container-Meta-*, X-Container-Read,
+  // X-Versions-Location, X-History-Location, X-Account-Meta-*, ...), and their X-Remove-* forms.
+  static constexpr std::string_view kPrefixes[] = {"container-", "account-", "versions-", "history-"};
+  std::vector<std::string> names;
+  for (std::string_view header : header_names) {
+    std::string name(header);
+    for (char& c : name) c = c == '_' ? '-' : absl::ascii_tolower(c);
+    std::string_view rest = name;
+    if (!rest.starts_with("x-")) continue;
+    rest.remove_prefix(2);
+    if (rest.starts_with("remove-")) rest.remove_prefix(7);
+    // System metadata is what middlewares to the left write for a client's header (versioned_writes
+    // adds X-Container-Sysmeta-Versions-* for X-Versions-Location): the client's name says it.
+    if (rest.find("-sysmeta-") != std::string_view::npos) continue;
+    if (std::any_of(std::begin(kPrefixes), std::end(kPrefixes),
+                    [&](std::string_view prefix) { return rest.starts_with(prefix); })) {
+      names.push_back(std::move(name));
+    }
+  }
+  std::sort(names.begin(), names.end());
+  names.erase(std::unique(names.begin(), names.end()), names.end());
+  return absl::StrJoin(names, ",");
 }
 
 std::string EventJson(const WriteEvent& event) {

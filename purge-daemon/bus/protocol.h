@@ -6,6 +6,7 @@
 
 #include <compare>
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -41,7 +42,9 @@ struct StreamId {
 };
 absl::StatusOr<StreamId> ParseStreamId(std::string_view text);
 
-// A successful write through an edge.
+// A successful write, through an edge or seen by the Swift proxy middleware
+// (purge-daemon/swift_middleware/edge_purge.py, which encodes it the same way:
+// tests/purge-daemon/golden/write_events.json holds the format for both).
 struct WriteEvent {
   std::string node;
   std::string method;  // PUT, POST, DELETE, COPY
@@ -54,9 +57,19 @@ struct WriteEvent {
   int status = 0;           // the origin's answer; 0 when it is not known (it may have happened)
   int64_t time_ms = 0;
   std::string transaction;  // Swift's X-Trans-Id
+  // An account or container PUT/POST: the settings its request set or removed (SettingHeaders),
+  // so that a PUT of an existing container that sets nothing can be told from one that changes
+  // what readers see. Empty for objects. Added later: an event without it decodes as empty.
+  std::string settings;
   std::string cluster;      // the Swift cluster's name (vhost::Origin::cluster); empty: the default
   bool operator==(const WriteEvent&) const = default;
 };
+
+// The names of a request's headers that set or remove an account's or a container's settings
+// (metadata, ACLs, CORS, staticweb, versioning, quotas, sync; not system metadata, which only
+// middlewares write): lower case, '_' as '-', sorted, each once, joined by ",". Both writers of
+// events name settings with this rule.
+std::string SettingHeaders(std::span<const std::string_view> header_names);
 
 using Fields = std::vector<std::pair<std::string, std::string>>;
 Fields EventFields(const WriteEvent& event);

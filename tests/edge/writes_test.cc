@@ -2,7 +2,68 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "tests/support/golden_events.h"
+
 namespace edge {
+namespace {
+
+// Where MapRequest sends a swift-api write: "/v1/account[/container[/object]]".
+vhost::OriginTarget TargetOf(std::string_view path, std::string_view query) {
+  vhost::OriginTarget target;
+  path.remove_prefix(std::string_view("/v1/").size());
+  const size_t account_end = std::min(path.find('/'), path.size());
+  target.account = std::string(path.substr(0, account_end));
+  path.remove_prefix(std::min(account_end + 1, path.size()));
+  const size_t container_end = std::min(path.find('/'), path.size());
+  target.container = std::string(path.substr(0, container_end));
+  target.name = std::string(path.substr(std::min(container_end + 1, path.size())));
+  target.listing = target.name.empty();
+  target.query = std::string(query);
+  return target;
+}
+
+}  // namespace
+
+TEST_CASE("the edge makes the golden file's write events from their requests (as the middleware does)") {
+  const auto golden = testing_support::GoldenEvents();
+  REQUIRE(golden.size() >= 8);
+  for (const testing_support::GoldenEvent& g : golden) {
+    CAPTURE(g.name);
+    http::Request request;
+    request.method = g.request["method"].get_ref<const std::string&>();
+    for (const auto& [name, value] : g.request["headers"].items()) {
+      request.headers[request.header_count++] = {name, value.get_ref<const std::string&>()};
+    }
+    std::vector<std::pair<std::string_view, std::string_view>> response_headers;
+    for (const auto& [name, value] : g.response["headers"].items()) {
+      response_headers.emplace_back(name, value.get_ref<const std::string&>());
+    }
+    const auto time_ms =
+        std::find_if(g.fields.begin(), g.fields.end(), [](const auto& f) { return f.first == "time_ms"; });
+    REQUIRE(time_ms != g.fields.end());
+    std::optional<bus::WriteEvent> event =
+        MakeWriteEvent(g.fields[0].second, "", WriteIntent::Of(request),
+                       TargetOf(g.request["path"].get<std::string>(), g.request["query"].get<std::string>()),
+                       g.response["status"].get<int>(), response_headers, std::stoll(time_ms->second));
+    REQUIRE(event.has_value());
+    CHECK(bus::EventFields(*event) == g.fields);
+  }
+}
+
+TEST_CASE("a write that failed, or a COPY without a destination, makes no event") {
+  http::Request request;
+  request.method = "PUT";
+  const vhost::OriginTarget target = TargetOf("/v1/AUTH_test/c/o", "");
+  CHECK(MakeWriteEvent("e", "", WriteIntent::Of(request), target, 201, {}, 1).has_value());
+  CHECK_FALSE(MakeWriteEvent("e", "", WriteIntent::Of(request), target, 404, {}, 1).has_value());
+  CHECK_FALSE(MakeWriteEvent("e", "", WriteIntent::Of(request), target, 503, {}, 1).has_value());
+  request.method = "COPY";
+  CHECK_FALSE(MakeWriteEvent("e", "", WriteIntent::Of(request), target, 201, {}, 1).has_value());
+}
 
 TEST_CASE("the storage URL of a Swift auth answer points at the edge the client used") {
   CHECK(PublicStorageUrl("http://127.0.0.1:8080/v1/AUTH_test", "swift.example.test:8091") ==

@@ -3,21 +3,75 @@
 #include <doctest/doctest.h>
 
 #include "purge-daemon/rate_limiter.h"
+#include "tests/support/golden_events.h"
 
 namespace bus {
 
 TEST_CASE("write events survive the stream and the spool unchanged") {
-  WriteEvent e{"edge-1", "COPY", "AUTH_test", "public",      "a b/ü.jpg", "AUTH_x",
-               "c/d",    "x=1",  201,         1795500000123, "tx1",       "east"};
+  WriteEvent e{"edge-1", "COPY", "AUTH_test",   "public", "a b/ü.jpg",        "AUTH_x", "c/d",
+               "x=1",    201,    1795500000123, "tx1",    "x-container-read", "east"};
   CHECK(*ParseEvent(EventFields(e)) == e);
   CHECK(*ParseEventJson(EventJson(e)) == e);
   // An event from a writer that knows no clusters is one of the default cluster.
   Fields old_writer = EventFields(e);
   std::erase_if(old_writer, [](const auto& field) { return field.first == "cluster"; });
   CHECK(ParseEvent(old_writer)->cluster.empty());
+  // The cluster field: last, and only when named (as swift_middleware_test.py's case).
+  CHECK(EventFields(e).back() == std::pair<std::string, std::string>("cluster", "east"));
+  CHECK(EventJson(e).find("\"cluster\":\"east\"") != std::string::npos);
+  e.cluster.clear();
+  for (const auto& [name, value] : EventFields(e)) CHECK(name != "cluster");
+  CHECK(EventJson(e).find("cluster") == std::string::npos);
   CHECK_FALSE(ParseEvent({{"method", "PUT"}}).ok());
   CHECK_FALSE(ParseEventJson("{not json").ok());
   CHECK_FALSE(ParseEventJson("[1]").ok());
+}
+
+TEST_CASE("write events are encoded as the golden file has them (the middleware's test reads it too)") {
+  const auto golden = testing_support::GoldenEvents();
+  REQUIRE(golden.size() >= 8);
+  for (const testing_support::GoldenEvent& g : golden) {
+    CAPTURE(g.name);
+    absl::StatusOr<WriteEvent> event = ParseEvent(g.fields);
+    REQUIRE(event.ok());
+    CHECK(EventFields(*event) == g.fields);
+    CHECK(EventJson(*event) == g.spool);
+    CHECK(*ParseEventJson(g.spool) == *event);
+    // Settings are named by one rule in both writers; objects carry none.
+    std::vector<std::string_view> names;
+    for (const auto& [name, value] : g.request["headers"].items()) names.push_back(name);
+    CHECK(event->settings == (event->object.empty() ? SettingHeaders(names) : ""));
+  }
+}
+
+TEST_CASE("an event from an older or newer writer decodes: missing fields are empty, unknown ones ignored") {
+  Fields fields = {{"method", "PUT"}, {"account", "A"}, {"status", "201"}, {"time_ms", "5"}};
+  CHECK(ParseEvent(fields)->settings.empty());
+  fields.emplace_back("a_field_of_tomorrow", "x");
+  CHECK(ParseEvent(fields)->account == "A");
+  CHECK(ParseEventJson(R"({"method":"PUT","account":"A","status":201,"time_ms":5,"later":[1]})").ok());
+}
+
+TEST_CASE("settings: what an account or container keeps, in the X-Remove form too, each once, sorted") {
+  const std::vector<std::string_view> names = {"X-Container-Read",
+                                               "x_container_meta_a",
+                                               "X-Remove-Versions-Location",
+                                               "X-History-Location",
+                                               "X-Account-Meta-K",
+                                               "X-Container-Read",
+                                               "X-Storage-Policy",
+                                               "X-Auth-Token",
+                                               "X-Remove-Foo",
+                                               "Content-Type",
+                                               "X-Object-Meta-C",
+                                               "X-Versions-Enabled",
+                                               "X-Container-Sysmeta-Versions-Location",
+                                               "X-Remove-Account-Sysmeta-X",
+                                               "X-Container-Transient-Sysmeta-Y"};
+  CHECK(SettingHeaders(names) ==
+        "x-account-meta-k,x-container-meta-a,x-container-read,x-history-location,x-remove-versions-location,"
+        "x-versions-enabled");
+  CHECK(SettingHeaders({}).empty());
 }
 
 TEST_CASE("invalidations of every kind survive the log unchanged") {
