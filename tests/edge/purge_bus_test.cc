@@ -23,8 +23,8 @@ using testing_support::RedisServer;
 using testing_support::TempDir;
 
 bus::WriteEvent Event(std::string object) {
-  return bus::WriteEvent{"edge-1", "PUT", "AUTH_test", "public", std::move(object), "", "", "",
-                         201,      1,     "tx",        ""};
+  return bus::WriteEvent{"edge-1", "PUT", "AUTH_test", "public", std::move(object), "", "", "", 201,
+                         1,        "tx",  "",          ""};
 }
 
 int64_t Length(const RedisServer& redis, std::string_view stream) {
