@@ -20,6 +20,24 @@ void PlanObject(std::string account, std::string container, std::string object,
       Invalidation::Listings(std::move(account), std::move(container), std::move(directory), false));
 }
 
+// Whether a container setting changes what anonymous readers get of its objects: who may read
+// them (ACL), CORS answers, staticweb pages, versioning. Other metadata shows in the container's
+// own listings and HEAD only. `settings` is bus::SettingHeaders' list.
+bool ChangesObjectReads(std::string_view settings) {
+  while (!settings.empty()) {
+    const size_t comma = settings.find(',');
+    std::string_view name = settings.substr(0, comma);
+    settings = comma == std::string_view::npos ? std::string_view() : settings.substr(comma + 1);
+    if (name.starts_with("x-")) name.remove_prefix(2);
+    if (name.starts_with("remove-")) name.remove_prefix(7);
+    for (std::string_view prefix : {"container-read", "container-meta-access-control-", "container-meta-web-",
+                                    "versions-", "history-"}) {
+      if (name.starts_with(prefix)) return true;
+    }
+  }
+  return false;
+}
+
 auto Tie(const Invalidation& i) {
   return std::tie(i.kind, i.soft, i.account, i.container, i.name, i.tenant, i.tag);
 }
@@ -65,9 +83,19 @@ std::vector<Invalidation> PlanWrite(const bus::WriteEvent& e) {
   if (!e.object.empty()) {
     PlanObject(account, e.container, e.object, &out);
   } else if (!e.container.empty()) {
-    out.push_back(Invalidation::Container(account, e.container, false));
-    out.push_back(Invalidation::Listings(account, "", "", false));
-  } else {
+    // Purge what changed, and only that: a PUT of an existing container (202) that sets nothing
+    // changed nothing (swift upload and copy send one before every write), and metadata shows
+    // only in the container's listings. An answer that never came may have changed anything.
+    const bool unknown = e.status == 0 || e.method == "DELETE";
+    if (unknown || ChangesObjectReads(e.settings)) {
+      out.push_back(Invalidation::Container(account, e.container, false));
+    } else if (!e.settings.empty()) {
+      out.push_back(Invalidation::Listings(account, e.container, "", false));
+    }
+    if (unknown || !e.settings.empty() || (e.method == "PUT" && e.status == 201)) {
+      out.push_back(Invalidation::Listings(account, "", "", false));
+    }
+  } else if (e.status == 0 || !e.settings.empty()) {
     out.push_back(Invalidation::Listings(account, "", "", false));
   }
   return out;

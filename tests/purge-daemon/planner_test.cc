@@ -66,17 +66,58 @@ TEST_CASE("COPY invalidates the destination, in this or another account; the sou
   CHECK(PlanWrite(copy).empty());
 }
 
-TEST_CASE("a container written or deleted: everything of it, and the account's listings") {
-  for (const char* method : {"PUT", "POST", "DELETE"}) {
-    const auto plan = PlanWrite(Event(method, "public", ""));
+TEST_CASE("a container deleted, or written with an answer that never came: everything of it") {
+  for (auto [method, status] : {std::pair("DELETE", 204), std::pair("PUT", 0), std::pair("POST", 0)}) {
+    INFO(method, status);
+    const auto plan = PlanWrite(Event(method, "public", "", status));
     CHECK(plan.size() == 2);
     CHECK(plan[0].kind == Kind::kContainer);
     CHECK(plan[1].kind == Kind::kListings);
     CHECK(plan[1].container.empty());
   }
-  const auto account = PlanWrite(Event("POST", "", ""));
-  CHECK(account.size() == 1);
-  CHECK(account[0].kind == Kind::kListings);
+}
+
+TEST_CASE("a container PUT or POST purges what it changed, and only that") {
+  auto with = [](const char* method, int status, const char* settings) {
+    bus::WriteEvent e = Event(method, "public", "", status);
+    e.settings = settings;
+    return PlanWrite(e);
+  };
+  // A PUT of an existing container that sets nothing (swift upload's first request): nothing.
+  CHECK(with("PUT", 202, "").empty());
+  CHECK(with("POST", 204, "").empty());
+  // A new container: the account's listings show it.
+  auto created = with("PUT", 201, "");
+  REQUIRE(created.size() == 1);
+  CHECK((created[0].kind == Kind::kListings && created[0].container.empty()));
+  // Metadata: the container's own listings (and HEAD) and the account's, not its objects.
+  auto meta = with("POST", 204, "x-container-meta-color");
+  REQUIRE(meta.size() == 2);
+  CHECK(Has(meta, Kind::kListings, "public", ""));
+  CHECK(Has(meta, Kind::kListings, "", ""));
+  // What readers get of every object: read ACLs, CORS, staticweb, versioning.
+  for (const char* setting :
+       {"x-container-read", "x-remove-container-read", "x-container-meta-access-control-allow-origin",
+        "x-container-meta-web-index", "x-versions-location", "x-remove-history-location",
+        "x-container-meta-color,x-container-read"}) {
+    INFO(setting);
+    auto plan = with("POST", 204, setting);
+    CHECK(Has(plan, Kind::kContainer, "public", ""));
+    CHECK(Has(plan, Kind::kListings, "", ""));
+  }
+  CHECK(Has(with("PUT", 202, "x-container-read"), Kind::kContainer, "public", ""));
+}
+
+TEST_CASE("an account POST: its listings when it set something, else nothing") {
+  bus::WriteEvent e = Event("POST", "", "", 204);
+  CHECK(PlanWrite(e).empty());
+  e.settings = "x-account-meta-k";
+  const auto plan = PlanWrite(e);
+  REQUIRE(plan.size() == 1);
+  CHECK(plan[0].kind == Kind::kListings);
+  e.settings.clear();
+  e.status = 0;
+  CHECK(PlanWrite(e).size() == 1);
 }
 
 TEST_CASE("a failed write plans nothing; one whose answer never came is planned as done") {
