@@ -196,6 +196,10 @@ void SharedFetch::OnHeaders(int status, HeaderViews headers) {
 }
 
 bool SharedFetch::BeginStoring(int status, HeaderViews headers) {
+  // A part of the object (an origin that answers 206 to a request without Range) is never stored
+  // as the whole object, nor streamed to other waiters as it: the leader relays it, and the others
+  // fetch for themselves.
+  if (status == 206) return false;
   const absl::Time now = clock_();
   const vhost::RequestFacts facts{.method = "GET",
                                   .path = plan_.path,
