@@ -159,7 +159,10 @@ RangeResult EvaluateRanges(std::string_view range, uint64_t length, size_t max_r
 bool IfRangeMatches(std::string_view if_range, std::string_view etag, std::string_view last_modified) {
   if_range = Trim(if_range);
   if (if_range.empty()) return true;
-  // An HTTP-date, or else an entity tag (quoted, or as Swift sends it).
+  // An entity tag (quoted, or as Swift sends it), or an HTTP-date; a quote tells at once (13.1.5).
+  if (if_range.starts_with("\"") || if_range.starts_with("W/")) {
+    return EntityTagsMatch(if_range, etag, TagComparison::kStrong);
+  }
   if (const auto date = vhost::ParseHttpDate(if_range)) {
     const auto modified = vhost::ParseHttpDate(last_modified);
     return modified && *date == *modified;

@@ -428,6 +428,14 @@ class ClientStream : public http::Exchange::Observer,
     // A HEAD answered from a shared GET: the head is all it wants; finishing drops the body.
     if (exchange_->head_only() && own_fetch_ == 0) Finish();
   }
+  void OnRelayInterim(int status, HeaderViews headers) override {
+    if (exchange_ == nullptr) return;
+    HeaderList out;
+    for (const auto& [name, value] : headers) {
+      if (!IsHopByHop(name)) out.emplace_back(name, value);
+    }
+    exchange_->SendInterim(status, out);
+  }
   void OnRelayData(std::string_view data) override {
     if (exchange_ == nullptr) return;
     exchange_->Write(data);
@@ -458,6 +466,7 @@ class ClientStream : public http::Exchange::Observer,
     pipeline_.metrics_.ObserveOriginLatency(worker_.index, origin_time_);
     OnRelayHead(status, headers);
   }
+  void OnInterim(int status, HeaderViews headers) override { OnRelayInterim(status, headers); }
   void OnData(std::string_view data) override { OnRelayData(data); }
   void OnComplete(absl::Status status) override {
     own_fetch_ = 0;

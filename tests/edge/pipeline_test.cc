@@ -38,6 +38,7 @@ struct Script {
   size_t reset_after = SIZE_MAX;  // close the connection after this many body bytes
   std::string etag;               // answered with 304 when If-None-Match names it
   std::string vary_on;            // a request header: its value is appended to the body, and Vary says so
+  int interim = 0;                // an interim response (1xx) with a Link header, before the answer
 };
 
 class FakeOrigin : public http::Handler {
@@ -102,6 +103,10 @@ class FakeOrigin : public http::Handler {
       exchange.Respond(304, headers, std::nullopt);
       exchange.Finish();
       return;
+    }
+    if (script.interim != 0) {
+      const http::HeaderField hints[] = {{"Link", "</style.css>; rel=preload"}, {"Connection", "x-hop"}};
+      exchange.SendInterim(script.interim, hints);
     }
     std::vector<http::HeaderField> headers;
     for (const auto& [n, v] : script.headers) headers.emplace_back(n, v);
@@ -219,6 +224,25 @@ Script Object(std::string body, std::vector<std::pair<std::string, std::string>>
   s.body = std::move(body);
   s.headers = std::move(headers);
   return s;
+}
+
+// Sends `request` on a connection of its own and reads until the edge closes it.
+std::string RawExchange(uint16_t port, const std::string& request) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(port);
+  inet_pton(AF_INET, "127.0.0.1", &address.sin_addr);
+  std::string received;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0 &&
+      ::write(fd, request.data(), request.size()) == static_cast<ssize_t>(request.size())) {
+    timeval timeout{5, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+    char buffer[16384];
+    for (ssize_t n; (n = ::read(fd, buffer, sizeof(buffer))) > 0;) received.append(buffer, n);
+  }
+  ::close(fd);
+  return received;
 }
 
 // The parts of a multipart/byteranges body: each part's Content-Range and bytes.
@@ -800,6 +824,47 @@ TEST_CASE("an http site that answers 206 has it relayed to the client and never 
   CHECK(origin.Count("/part") == 3);
   const std::string text = edge.metrics.Render(edge.store->GetStats(), 0, 0);
   CHECK(text.find("edge_requests_total{tenant=\"site\"} 3") != std::string::npos);  // all logged
+}
+
+TEST_CASE("interim 1xx responses from the origin reach HTTP/1.1 clients and are never stored") {
+  FakeOrigin origin;
+  for (int status : {100, 102, 103}) {
+    Script hinted = Object("page", {{"Cache-Control", "max-age=60"}});
+    hinted.interim = status;
+    origin.Set("/hinted" + std::to_string(status), hinted);
+  }
+  Edge edge(origin.port());
+  for (int status : {100, 102, 103}) {
+    INFO(status);
+    const std::string path = "/hinted" + std::to_string(status);
+    // A miss: the interim response, its hop-by-hop fields left out, then the final one.
+    const std::string miss = RawExchange(
+        edge.server->port(), "GET " + path + " HTTP/1.1\r\nHost: site.test\r\nConnection: close\r\n\r\n");
+    const std::string interim = "HTTP/1.1 " + std::to_string(status) + " " +
+                                std::string(http::ReasonPhrase(status)) +
+                                "\r\nLink: </style.css>; rel=preload\r\n\r\n";
+    CHECK(miss.rfind(interim + "HTTP/1.1 200 OK\r\n", 0) == 0);
+    CHECK(miss.find("x-hop") == std::string::npos);
+    CHECK(miss.find("Link:", interim.size()) == std::string::npos);  // not in the final head
+    CHECK(miss.find("X-Cache: MISS") != std::string::npos);
+    // The stored entry holds neither the interim response nor its fields.
+    const std::string hit = RawExchange(
+        edge.server->port(), "GET " + path + " HTTP/1.1\r\nHost: site.test\r\nConnection: close\r\n\r\n");
+    CHECK(hit.rfind("HTTP/1.1 200 OK\r\n", 0) == 0);
+    CHECK(hit.find("Link:") == std::string::npos);
+    CHECK(hit.find("X-Cache: HIT") != std::string::npos);
+  }
+  // Relayed (not shared), and to an HTTP/1.0 client, which cannot take one (RFC 9110 15.2).
+  Script relayed = Object("mine", {{"Cache-Control", "private"}});
+  relayed.interim = 103;
+  origin.Set("/relayed", relayed);
+  const std::string relayed_answer = RawExchange(
+      edge.server->port(), "GET /relayed HTTP/1.1\r\nHost: site.test\r\nConnection: close\r\n\r\n");
+  CHECK(relayed_answer.rfind("HTTP/1.1 103 Early Hints\r\n", 0) == 0);
+  CHECK(relayed_answer.find("X-Cache: BYPASS") != std::string::npos);
+  const std::string old_client =
+      RawExchange(edge.server->port(), "GET /relayed HTTP/1.0\r\nHost: site.test\r\n\r\n");
+  CHECK(old_client.rfind("HTTP/1.1 200 OK\r\n", 0) == 0);
 }
 
 }  // namespace edge
