@@ -37,6 +37,10 @@ constexpr std::array kEdgeKeys = {
             "Largest request head, line and headers (then 431)."},
     KeySpec{"limits.headers", KeyType::kInteger, "100", false,
             "Most request headers (then 431); at most 128."},
+    KeySpec{
+        "limits.ranges", KeyType::kInteger, "16", false,
+        "Most byte ranges one request is answered as `multipart/byteranges`; more get `200` and the whole "
+        "body, as nginx's `max_ranges`. 0 ignores `Range`."},
     KeySpec{"admin.address", KeyType::kString, "\"127.0.0.1\"", false,
             "Address of the admin listener (`/metrics`, `/healthz`)."},
     KeySpec{"admin.port", KeyType::kInteger, "9090", false, "Port of the admin listener; 0 turns it off."},
@@ -122,6 +126,7 @@ absl::StatusOr<EdgeConfig> Build(vhost::Settings& s, const std::string& path) {
   c.server.limits.max_request_line = InRange<size_t>(s, "limits.request_line", 256, 1 << 20);
   c.server.limits.max_head_bytes = InRange<size_t>(s, "limits.head_bytes", 1024, 1 << 22);
   c.server.limits.max_headers = InRange<size_t>(s, "limits.headers", 1, http::kMaxHeaders);
+  c.max_ranges = InRange<size_t>(s, "limits.ranges", 0, 1000);
   c.admin_address = s.String("admin.address");
   c.admin_port = InRange<uint16_t>(s, "admin.port", 0, 65535);
   c.origin.connect_timeout = s.Duration("origin.connect_timeout");

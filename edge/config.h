@@ -24,6 +24,7 @@ struct EdgeConfig {
   uint16_t admin_port = 0;
   cache::StoreOptions cache;
   origin::OriginOptions origin;
+  size_t max_ranges = 16;  // byte ranges answered as multipart/byteranges
   std::string access_log;  // empty: no access log
   absl::Duration shutdown_grace = absl::Seconds(10);
   // The purge bus; an empty redis address runs the edge alone (its writes invalidate only itself).

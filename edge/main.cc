@@ -155,6 +155,7 @@ int main(int argc, char** argv) {
   pipeline_options.node_id = config->node_id;
   pipeline_options.origin = config->origin;
   pipeline_options.purge_api = config->purge_api;
+  pipeline_options.max_ranges = config->max_ranges;
   edge::Pipeline pipeline(workers, pipeline_options, tenants, **store, metrics, access_log.get(),
                           [] { return absl::Now(); });
 

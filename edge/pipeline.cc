@@ -6,6 +6,7 @@
 #include <charconv>
 #include <cstdio>
 #include <nlohmann/json.hpp>
+#include <random>
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/container/flat_hash_map.h"
@@ -15,6 +16,7 @@
 #include "edge/write_events.h"
 #include "edge/writes.h"
 #include "purge-daemon/planner.h"
+#include "vhost-config/http_date.h"
 #include "vhost-config/path_mapping.h"
 
 namespace edge {
@@ -128,89 +130,158 @@ struct Window {
   uint64_t end = kUnbounded;
 };
 
-// Answers from a stored (or arriving) entry: preconditions (304, 412), a single range (206,
-// 416) or the whole body. Returns the body window still to send, or nullopt when nothing more is
-// to be sent (no body, or HEAD); either way the caller finishes the exchange, after logging it
-// (finishing may start the next pipelined request, whose head replaces this one's).
-// `length` is unknown while a body of unknown length arrives.
-std::optional<Window> RespondEntry(http::Exchange& exchange, const cache::EntryMetadata& meta,
-                                   std::optional<uint64_t> length, CacheLabel label, int64_t now,
-                                   int* status) {
+// What an answer is made from: a stored entry, or one arriving in a fill's spool file.
+struct EntryBody {
+  const cache::EntryMetadata* meta = nullptr;
+  std::optional<uint64_t> length;   // unknown while a body of unknown length arrives
+  const cache::Hit* hit = nullptr;  // a stored entry: its body, from memory or its file
+  int spool_fd = -1;                // else the spool's, once the whole body is in it
+  uint64_t spool_offset = 0;
+
+  // Whether any part of the body can be sent now (a multipart answer sends its parts in one go).
+  bool whole() const { return hit != nullptr || spool_fd >= 0; }
+  absl::Status Send(http::Exchange& exchange, uint64_t first, uint64_t n) const {
+    if (hit != nullptr) return SendBody(exchange, *hit, first, n);
+    return exchange.SendFile(spool_fd, spool_offset + first, n);
+  }
+};
+
+// What RespondEntry leaves to its caller.
+struct Answer {
+  std::optional<Window> window;  // the body window still to send; none: nothing more to send
+  uint64_t bytes = 0;            // body bytes RespondEntry queued itself (a multipart answer)
+  absl::Status sent;             // not OK: a part could not be read after the head left: abort
+};
+
+// A boundary no body holds, in practice (RFC 2046 5.1.1): random, per answer.
+std::string_view NewBoundary(char (&out)[17]) {
+  thread_local std::mt19937_64 random{std::random_device{}()};
+  std::snprintf(out, sizeof(out), "%016llx", static_cast<unsigned long long>(random()));
+  return std::string_view(out, 16);
+}
+
+// Answers from a stored (or arriving) entry: preconditions (304, 412), byte ranges (206, as
+// multipart/byteranges for several; 416) or the whole body. Returns the body window still to
+// send (none when nothing more is to be sent: no body, HEAD, or a multipart body already queued);
+// either way the caller finishes the exchange, after logging it (finishing may start the next
+// pipelined request, whose head replaces this one's).
+Answer RespondEntry(http::Exchange& exchange, const EntryBody& entry, CacheLabel label, int64_t now,
+                    size_t max_ranges, int* status) {
+  const cache::EntryMetadata& meta = *entry.meta;
   const http::Request& request = exchange.request();
   char age[24];
   const int64_t age_seconds = std::max<int64_t>(0, now - meta.stored_at);
   const std::string_view age_text(age, std::to_chars(age, age + sizeof(age), age_seconds).ptr - age);
+  std::string_view date, content_type;
+  for (const auto& [name, value] : meta.headers) {
+    if (http::EqualsIgnoreCase(name, "date")) date = value;
+    if (http::EqualsIgnoreCase(name, "content-type")) content_type = value;
+  }
+  // An origin that sent no Date: the entry's says when it was made (RFC 9110 6.6.1, a cache adds
+  // the Date the origin left out), on a 200 and on a 304 alike (15.4.5).
+  char date_text[vhost::kHttpDateLength + 1];
+  const bool own_date = date.empty();
+  if (own_date) date = vhost::FormatHttpDate(absl::FromUnixSeconds(meta.stored_at), date_text);
   HeaderList headers;
-  auto add_entry_headers = [&](bool not_modified) {
+  enum class Kind { kWhole, kNotModified, kMultipart };
+  auto add_entry_headers = [&](Kind kind) {
     for (const auto& [name, value] : meta.headers) {
-      if (!not_modified || IsNotModifiedHeader(name)) headers.emplace_back(name, value);
+      if (kind == Kind::kNotModified && !IsNotModifiedHeader(name)) continue;
+      if (kind == Kind::kMultipart && http::EqualsIgnoreCase(name, "content-type")) continue;
+      headers.emplace_back(name, value);
     }
+    if (own_date) headers.emplace_back("Date", date);
     headers.emplace_back("Age", age_text);
     headers.emplace_back("X-Cache", CacheLabelText(label));
   };
 
+  Answer answer;
   *status = meta.status;
   if (meta.status >= 200 && meta.status < 300) {
     const ConditionalHeaders conditional{request.Find("if-match"), request.Find("if-none-match"),
                                          request.Find("if-modified-since"),
                                          request.Find("if-unmodified-since")};
-    switch (EvaluatePreconditions(conditional, meta.etag, meta.last_modified)) {
+    switch (EvaluatePreconditions(conditional, {meta.etag, meta.last_modified, date})) {
       case Precondition::kFailed:
         *status = 412;
         headers.emplace_back("X-Cache", CacheLabelText(label));
         headers.emplace_back("Content-Type", "text/plain");
         exchange.Respond(412, headers, 20);
         exchange.Write("precondition failed\n");
-        return std::nullopt;
+        return answer;
       case Precondition::kNotModified:
         *status = 304;
-        add_entry_headers(true);
+        add_entry_headers(Kind::kNotModified);
         exchange.Respond(304, headers, std::nullopt);
-        return std::nullopt;
+        return answer;
       case Precondition::kProceed:
         break;
     }
   }
-  add_entry_headers(false);
-  Window window;
-  char content_range[64];
   const std::string_view range = request.Find("range");
-  if (meta.status == 200 && length && !range.empty() &&
+  // A HEAD is answered as a GET without Range would be (200, the whole length), as Swift does.
+  if (meta.status == 200 && entry.length && !range.empty() && request.method != "HEAD" &&
       IfRangeMatches(request.Find("if-range"), meta.etag, meta.last_modified)) {
-    ByteRange byte_range;
-    switch (EvaluateRange(range, *length, &byte_range)) {
+    const uint64_t length = *entry.length;
+    ByteRanges ranges;
+    char content_range[64];
+    switch (EvaluateRanges(range, length, max_ranges, &ranges)) {
       case RangeResult::kUnsatisfiable: {
         const int n = std::snprintf(content_range, sizeof(content_range), "bytes */%llu",
-                                    static_cast<unsigned long long>(*length));
+                                    static_cast<unsigned long long>(length));
         *status = 416;
         const http::HeaderField fields[] = {{"Content-Range", std::string_view(content_range, n)},
                                             {"X-Cache", CacheLabelText(label)},
                                             {"Content-Type", "text/plain"}};
         exchange.Respond(416, fields, 22);
         exchange.Write("range not satisfiable\n");
-        return std::nullopt;
+        return answer;
       }
-      case RangeResult::kPartial: {
-        const int n = std::snprintf(content_range, sizeof(content_range), "bytes %llu-%llu/%llu",
-                                    static_cast<unsigned long long>(byte_range.first),
-                                    static_cast<unsigned long long>(byte_range.last),
-                                    static_cast<unsigned long long>(*length));
-        headers.emplace_back("Content-Range", std::string_view(content_range, n));
-        *status = 206;
-        exchange.Respond(206, headers, byte_range.length());
-        window = {byte_range.first, byte_range.last + 1};
+      case RangeResult::kPartial:
+        if (ranges.size() == 1) {
+          const ByteRange& r = ranges.front();
+          const int n =
+              std::snprintf(content_range, sizeof(content_range), "bytes %llu-%llu/%llu",
+                            static_cast<unsigned long long>(r.first), static_cast<unsigned long long>(r.last),
+                            static_cast<unsigned long long>(length));
+          add_entry_headers(Kind::kWhole);
+          headers.emplace_back("Content-Range", std::string_view(content_range, n));
+          *status = 206;
+          exchange.Respond(206, headers, r.length());
+          answer.window = Window{r.first, r.last + 1};
+          return answer;
+        }
+        // Several ranges while the body still arrives would have to wait for their parts in
+        // order: the whole body is a valid answer meanwhile (RFC 9110 14.2 lets a server ignore
+        // Range), and the next request finds the entry stored.
+        if (entry.whole()) {
+          char boundary_text[17];
+          const std::string_view boundary = NewBoundary(boundary_text);
+          const MultipartFraming framing = FrameByteRanges(ranges, length, content_type, boundary);
+          const std::string multipart_type = "multipart/byteranges; boundary=" + std::string(boundary);
+          add_entry_headers(Kind::kMultipart);
+          headers.emplace_back("Content-Type", multipart_type);
+          *status = 206;
+          exchange.Respond(206, headers, framing.content_length);
+          for (size_t i = 0; i < ranges.size(); ++i) {
+            exchange.Write(framing.part_heads[i]);
+            answer.sent = entry.Send(exchange, ranges[i].first, ranges[i].length());
+            if (!answer.sent.ok()) return answer;
+          }
+          exchange.Write(framing.close);
+          answer.bytes = framing.content_length;
+          return answer;
+        }
         break;
-      }
       case RangeResult::kWhole:
         break;
     }
   }
-  if (*status != 206) {
-    exchange.Respond(meta.status, headers, length);
-    if (length) window.end = *length;
-  }
-  if (exchange.head_only()) return std::nullopt;
-  return window;
+  add_entry_headers(Kind::kWhole);
+  exchange.Respond(meta.status, headers, entry.length);
+  if (exchange.head_only()) return answer;
+  answer.window = Window{0, entry.length.value_or(kUnbounded)};
+  return answer;
 }
 
 }  // namespace
@@ -366,6 +437,14 @@ class ClientStream : public http::Exchange::Observer,
     // A HEAD answered from a shared GET: the head is all it wants; finishing drops the body.
     if (exchange_->head_only() && own_fetch_ == 0) Finish();
   }
+  void OnRelayInterim(int status, HeaderViews headers) override {
+    if (exchange_ == nullptr) return;
+    HeaderList out;
+    for (const auto& [name, value] : headers) {
+      if (!IsHopByHop(name)) out.emplace_back(name, value);
+    }
+    exchange_->SendInterim(status, out);
+  }
   void OnRelayData(std::string_view data) override {
     if (exchange_ == nullptr) return;
     exchange_->Write(data);
@@ -396,6 +475,7 @@ class ClientStream : public http::Exchange::Observer,
     pipeline_.metrics_.ObserveOriginLatency(worker_.index, origin_time_);
     OnRelayHead(status, headers);
   }
+  void OnInterim(int status, HeaderViews headers) override { OnRelayInterim(status, headers); }
   void OnData(std::string_view data) override { OnRelayData(data); }
   void OnComplete(absl::Status status) override {
     own_fetch_ = 0;
@@ -480,15 +560,24 @@ class ClientStream : public http::Exchange::Observer,
       responded_ = true;
       origin_time_ = fetch_->head_latency();
       label_ = own_stale_ ? CacheLabel::kExpired : CacheLabel::kMiss;
-      const std::optional<uint64_t> length =
-          view.complete ? std::optional(view.available) : view.content_length;
-      std::optional<Window> window =
-          RespondEntry(*exchange_, *view.metadata, length, label_, Now(), &status_);
-      if (!window) {
+      EntryBody entry{view.metadata.get(),
+                      view.complete ? std::optional(view.available) : view.content_length};
+      if (view.complete) {
+        entry.spool_fd = view.spool->fd;
+        entry.spool_offset = view.body_offset;
+      }
+      const Answer answer =
+          RespondEntry(*exchange_, entry, label_, Now(), pipeline_.options_.max_ranges, &status_);
+      bytes_ += answer.bytes;
+      if (!answer.sent.ok()) {
+        Abort();  // the head promised a body that cannot be read: never a wrong message
+        return;
+      }
+      if (!answer.window) {
         Finish();
         return;
       }
-      window_ = *window;
+      window_ = *answer.window;
       sent_ = window_.first;
     }
     tailing_ = true;
@@ -516,17 +605,21 @@ class ClientStream : public http::Exchange::Observer,
     StopWaiting();
     const cache::Hit& hit = *own_stale_;
     label_ = label;
-    std::optional<Window> window = RespondEntry(*exchange_, refreshed ? *refreshed : hit.metadata(),
-                                                hit.body_length(), label, Now(), &status_);
-    if (window) {
-      const uint64_t end = std::min(window->end, hit.body_length());
-      if (end > window->first) {
-        if (!SendBody(*exchange_, hit, window->first, end - window->first).ok()) {
-          Abort();  // the head promised a body that cannot be read: never a wrong message
-          return;
-        }
-        bytes_ += end - window->first;
+    const EntryBody entry{refreshed ? refreshed : &hit.metadata(), hit.body_length(), &hit};
+    const Answer answer =
+        RespondEntry(*exchange_, entry, label, Now(), pipeline_.options_.max_ranges, &status_);
+    bytes_ += answer.bytes;
+    absl::Status sent = answer.sent;
+    if (sent.ok() && answer.window) {
+      const uint64_t end = std::min(answer.window->end, hit.body_length());
+      if (end > answer.window->first) {
+        sent = SendBody(*exchange_, hit, answer.window->first, end - answer.window->first);
+        if (sent.ok()) bytes_ += end - answer.window->first;
       }
+    }
+    if (!sent.ok()) {
+      Abort();  // the head promised a body that cannot be read: never a wrong message
+      return;
     }
     Finish();
   }
@@ -793,25 +886,29 @@ void Pipeline::ServeHit(http::Exchange& exchange, const Route& route, cache::Hit
   const http::Request& request = exchange.request();
   AccessRecord record = Record(request, route.tenant->name, start);
   record.cache = CacheLabelText(label);
-  std::optional<Window> window = RespondEntry(exchange, hit.metadata(), hit.body_length(), label,
-                                              absl::ToUnixSeconds(start), &record.status);
-  if (window) {
-    const uint64_t end = std::min(window->end, hit.body_length());
-    if (end > window->first) {
-      record.bytes = end - window->first;
+  const EntryBody entry{&hit.metadata(), hit.body_length(), &hit};
+  const Answer answer =
+      RespondEntry(exchange, entry, label, absl::ToUnixSeconds(start), options_.max_ranges, &record.status);
+  record.bytes = answer.bytes;
+  absl::Status sent = answer.sent;
+  if (sent.ok() && answer.window) {
+    const uint64_t end = std::min(answer.window->end, hit.body_length());
+    if (end > answer.window->first) {
+      record.bytes = end - answer.window->first;
       // The hit is over after this: its descriptor goes to the send buffer, no copy of it.
       const bool large = !hit.body_in_memory() && record.bytes > http::Exchange::kInlineFileBytes;
-      if (!(large ? exchange.SendOwnedFile(hit.ReleaseFd(), hit.body_offset() + window->first, record.bytes)
-                  : SendBody(exchange, hit, window->first, record.bytes))
-               .ok()) {
-        // The head promised a body that cannot be read: close rather than send a wrong message.
-        metrics_.CountRequest(exchange.worker(), route.tenant->name, label, record.status, 0);
-        record.bytes = 0;
-        Log(exchange.worker(), record);
-        exchange.Abort();
-        return;
-      }
+      sent = large ? exchange.SendOwnedFile(hit.ReleaseFd(), hit.body_offset() + answer.window->first,
+                                            record.bytes)
+                   : SendBody(exchange, hit, answer.window->first, record.bytes);
     }
+  }
+  if (!sent.ok()) {
+    // The head promised a body that cannot be read: close rather than send a wrong message.
+    metrics_.CountRequest(exchange.worker(), route.tenant->name, label, record.status, 0);
+    record.bytes = 0;
+    Log(exchange.worker(), record);
+    exchange.Abort();
+    return;
   }
   metrics_.CountRequest(exchange.worker(), route.tenant->name, label, record.status, record.bytes);
   Log(exchange.worker(), record);

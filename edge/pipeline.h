@@ -30,6 +30,8 @@ struct PipelineOptions {
   std::string node_id;
   origin::OriginOptions origin;
   std::string purge_api;  // a purge daemon's base URL, for PURGE requests; empty: PURGE is refused
+  // The most byte ranges one request gets as multipart/byteranges; more get the whole body.
+  size_t max_ranges = 16;
 };
 
 class Pipeline : public http::Handler {

@@ -196,7 +196,16 @@ void SharedFetch::OnHeaders(int status, HeaderViews headers) {
   }
 }
 
+void SharedFetch::OnInterim(int status, HeaderViews headers) {
+  // Only the leader's request went to the origin: the hints are its answer's, not the entry's.
+  if (leader_ != nullptr) leader_->OnRelayInterim(status, headers);
+}
+
 bool SharedFetch::BeginStoring(int status, HeaderViews headers) {
+  // A part of the object (an origin that answers 206 to a request without Range) is never stored
+  // as the whole object, nor streamed to other waiters as it: the leader relays it, and the others
+  // fetch for themselves.
+  if (status == 206) return false;
   const absl::Time now = clock_();
   const vhost::RequestFacts facts{.method = "GET",
                                   .path = plan_.path,

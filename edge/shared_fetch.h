@@ -100,6 +100,9 @@ class SharedFetch : public origin::FetchObserver, public std::enable_shared_from
     virtual void OnRelayHead(int status,
                              std::span<const std::pair<std::string_view, std::string_view>> headers) = 0;
     virtual void OnRelayData(std::string_view data) = 0;
+    // An interim (1xx) response from the origin: never stored, the leader may pass it on.
+    virtual void OnRelayInterim(int status,
+                                std::span<const std::pair<std::string_view, std::string_view>> headers) = 0;
     virtual void OnRelayEnd(absl::Status status) = 0;
   };
 
@@ -132,6 +135,7 @@ class SharedFetch : public origin::FetchObserver, public std::enable_shared_from
 
   // origin::FetchObserver, on the fetch's loop.
   void OnHeaders(int status, std::span<const std::pair<std::string_view, std::string_view>> headers) override;
+  void OnInterim(int status, std::span<const std::pair<std::string_view, std::string_view>> headers) override;
   void OnData(std::string_view data) override;
   void OnComplete(absl::Status status) override;
 

@@ -1,5 +1,8 @@
 #include "vhost-config/http_date.h"
 
+#include <algorithm>
+#include <cstdio>
+
 namespace vhost {
 
 std::optional<absl::Time> ParseHttpDate(std::string_view text) {
@@ -18,7 +21,20 @@ std::optional<absl::Time> ParseHttpDate(std::string_view text) {
 }
 
 std::string FormatHttpDate(absl::Time time) {
-  return absl::FormatTime("%a, %d %b %Y %H:%M:%S GMT", time, absl::UTCTimeZone());
+  char out[kHttpDateLength + 1];
+  return std::string(FormatHttpDate(time, out));
+}
+
+std::string_view FormatHttpDate(absl::Time time, char (&out)[kHttpDateLength + 1]) {
+  static constexpr const char* kDays[] = {"Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"};
+  static constexpr const char* kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                            "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+  const absl::CivilSecond t = absl::ToCivilSecond(time, absl::UTCTimeZone());
+  const int day = static_cast<int>(absl::GetWeekday(absl::CivilDay(t)));  // Monday is 0
+  const int n =
+      std::snprintf(out, sizeof(out), "%s, %02d %s %04d %02d:%02d:%02d GMT", kDays[day], t.day(),
+                    kMonths[t.month() - 1], static_cast<int>(t.year()), t.hour(), t.minute(), t.second());
+  return std::string_view(out, std::min<size_t>(n < 0 ? 0 : static_cast<size_t>(n), kHttpDateLength));
 }
 
 }  // namespace vhost

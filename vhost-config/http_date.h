@@ -12,5 +12,8 @@ namespace vhost {
 
 std::optional<absl::Time> ParseHttpDate(std::string_view text);
 std::string FormatHttpDate(absl::Time time);  // IMF-fixdate
+// The same into `out`, without allocating (for a response on the hot path); returns the text.
+inline constexpr size_t kHttpDateLength = 29;  // "Sun, 06 Nov 1994 08:49:37 GMT"
+std::string_view FormatHttpDate(absl::Time time, char (&out)[kHttpDateLength + 1]);
 
 }  // namespace vhost

@@ -44,6 +44,10 @@ std::string_view ReasonPhrase(int status) {
   switch (status) {
     case 100:
       return "Continue";
+    case 102:
+      return "Processing";
+    case 103:
+      return "Early Hints";
     case 200:
       return "OK";
     case 201:
@@ -481,6 +485,30 @@ void Exchange::ResumeBody() {
 void Exchange::Respond(int status, std::span<const HeaderField> headers,
                        std::optional<uint64_t> content_length) {
   WriteHead(status, headers, {}, content_length);
+}
+
+void Exchange::SendInterim(int status, std::span<const HeaderField> headers) {
+  if (responded_ || connection_->closed_ || request_.minor_version != 1 || status < 100 || status > 199 ||
+      status == 101) {
+    return;
+  }
+  if (status == 100) {
+    if (connection_->continue_sent_) return;
+    connection_->continue_sent_ = true;  // the body may come: no second one when it is read
+  }
+  evbuffer* out = connection_->output();
+  const std::string_view reason = ReasonPhrase(status);
+  evbuffer_add_printf(out, "HTTP/1.1 %d ", status);
+  evbuffer_add(out, reason.data(), reason.size());
+  evbuffer_add(out, "\r\n", 2);
+  for (const auto& [name, value] : headers) {
+    evbuffer_add(out, name.data(), name.size());
+    evbuffer_add(out, ": ", 2);
+    evbuffer_add(out, value.data(), value.size());
+    evbuffer_add(out, "\r\n", 2);
+  }
+  evbuffer_add(out, "\r\n", 2);
+  connection_->OutputAdded();
 }
 
 void Exchange::WriteHead(int status, std::span<const HeaderField> headers, std::string_view content_type,

@@ -69,6 +69,10 @@ class Exchange {
   void PauseBody();
   void ResumeBody();
 
+  // An interim (1xx) response before the head, such as 103 Early Hints, for an HTTP/1.1 client;
+  // ignored once the head is out, for HTTP/1.0 clients (RFC 9110 15.2), for 101, and for a second
+  // 100 Continue.
+  void SendInterim(int status, std::span<const HeaderField> headers);
   // The response head. Without a length, HTTP/1.1 responses are chunked.
   void Respond(int status, std::span<const HeaderField> headers, std::optional<uint64_t> content_length);
   void Write(std::string_view data);

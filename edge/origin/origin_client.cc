@@ -232,7 +232,7 @@ size_t OriginClient::OnHeaderLine(char* data, size_t size, size_t count, void* a
   if (Trim(line).empty()) {
     long status = 0;
     curl_easy_getinfo(fetch->easy, CURLINFO_RESPONSE_CODE, &status);
-    if (status >= 200) {
+    if (status >= 100 && status != 101) {
       fetch->views.clear();
       size_t offset = 0;
       for (const auto& [name_length, line_length] : fetch->spans) {
@@ -241,7 +241,11 @@ size_t OriginClient::OnHeaderLine(char* data, size_t size, size_t count, void* a
         offset += line_length;
       }
       ++fetch->client->in_callback_;
-      fetch->observer->OnHeaders(static_cast<int>(status), fetch->views);
+      if (status >= 200) {
+        fetch->observer->OnHeaders(static_cast<int>(status), fetch->views);
+      } else {
+        fetch->observer->OnInterim(static_cast<int>(status), fetch->views);
+      }
       --fetch->client->in_callback_;
     }
     return line.size();

@@ -43,10 +43,15 @@ struct FetchRequest {
 class FetchObserver {
  public:
   virtual ~FetchObserver() = default;
-  // The final response's status and headers (interim 1xx responses are skipped). Views are valid
-  // during the call.
+  // The final response's status and headers. Views are valid during the call.
   virtual void OnHeaders(int status,
                          std::span<const std::pair<std::string_view, std::string_view>> headers) = 0;
+  // An interim response (1xx but 101) before the final one, which may be forwarded to a client
+  // (RFC 9110 15.2) but is never part of the final response. Views are valid during the call.
+  virtual void OnInterim(int status, std::span<const std::pair<std::string_view, std::string_view>> headers) {
+    (void)status;
+    (void)headers;
+  }
   virtual void OnData(std::string_view data) = 0;
   // The fetch is over: OK, or why it failed (DeadlineExceeded for timeouts, Unavailable for
   // refused or reset connections). No call follows.

@@ -38,6 +38,22 @@ size = "2G"
   CHECK(config->cache.zones[0].path == dir / "zone-a");
   CHECK(config->cache.zones[0].max_bytes == uint64_t{2} << 30);
   CHECK(config->access_log.empty());
+  CHECK(config->max_ranges == 16);
+}
+
+TEST_CASE("limits.ranges sets the most byte ranges answered in parts") {
+  testing_support::TempDir dir;
+  auto config = Load(dir,
+                     "node_id = \"e1\"\ntenants = \"v.toml\"\nlimits.ranges = 4\n"
+                     "[[cache.zone]]\npath = \"z\"\nsize = \"2G\"\n");
+  REQUIRE(config.ok());
+  CHECK(config->max_ranges == 4);
+  auto negative = Load(dir,
+                       "node_id = \"e1\"\ntenants = \"v.toml\"\nlimits.ranges = -1\n"
+                       "[[cache.zone]]\npath = \"z\"\nsize = \"2G\"\n");
+  REQUIRE_FALSE(negative.ok());
+  CHECK(std::string(negative.status().message()).find("limits.ranges: -1 is out of range") !=
+        std::string::npos);
 }
 
 TEST_CASE("every problem is reported at once as file:line: key: message") {

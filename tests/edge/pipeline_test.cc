@@ -17,6 +17,7 @@
 #include "tests/support/eventually.h"
 #include "tests/support/http_client.h"
 #include "tests/support/temp_dir.h"
+#include "vhost-config/http_date.h"
 #include "vhost-config/loader.h"
 
 namespace edge {
@@ -37,6 +38,7 @@ struct Script {
   size_t reset_after = SIZE_MAX;  // close the connection after this many body bytes
   std::string etag;               // answered with 304 when If-None-Match names it
   std::string vary_on;            // a request header: its value is appended to the body, and Vary says so
+  int interim = 0;                // an interim response (1xx) with a Link header, before the answer
 };
 
 class FakeOrigin : public http::Handler {
@@ -101,6 +103,10 @@ class FakeOrigin : public http::Handler {
       exchange.Respond(304, headers, std::nullopt);
       exchange.Finish();
       return;
+    }
+    if (script.interim != 0) {
+      const http::HeaderField hints[] = {{"Link", "</style.css>; rel=preload"}, {"Connection", "x-hop"}};
+      exchange.SendInterim(script.interim, hints);
     }
     std::vector<http::HeaderField> headers;
     for (const auto& [n, v] : script.headers) headers.emplace_back(n, v);
@@ -173,7 +179,7 @@ std::shared_ptr<const vhost::TenantTable> Tenants(uint16_t origin_port, const st
 // An edge in this process: server, pipeline and a one-zone store, with a clock tests can advance.
 struct Edge {
   explicit Edge(uint16_t origin_port, const std::string& tenant_extra = "", cache::FaultInjector faults = {},
-                http::ServerOptions server_options = {})
+                http::ServerOptions server_options = {}, size_t max_ranges = 16)
       : tenants(Tenants(origin_port, tenant_extra)), metrics(2) {
     cache::StoreOptions options;
     options.zones = {{dir / "zone", 64 << 20}};
@@ -185,6 +191,7 @@ struct Edge {
     PipelineOptions pipeline_options;
     pipeline_options.node_id = "test-edge";
     pipeline_options.origin.stall_timeout = absl::Seconds(1);
+    pipeline_options.max_ranges = max_ranges;
     pipeline = std::make_unique<Pipeline>(2, pipeline_options, tenants, *store, metrics, nullptr, clock);
     server = std::make_unique<http::Server>(server_options, *pipeline);
     REQUIRE(server->Start().ok());
@@ -238,6 +245,52 @@ Script Object(std::string body, std::vector<std::pair<std::string, std::string>>
   s.body = std::move(body);
   s.headers = std::move(headers);
   return s;
+}
+
+// Sends `request` on a connection of its own and reads until the edge closes it.
+std::string RawExchange(uint16_t port, const std::string& request) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(port);
+  inet_pton(AF_INET, "127.0.0.1", &address.sin_addr);
+  std::string received;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0 &&
+      ::write(fd, request.data(), request.size()) == static_cast<ssize_t>(request.size())) {
+    timeval timeout{5, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+    char buffer[16384];
+    for (ssize_t n; (n = ::read(fd, buffer, sizeof(buffer))) > 0;) received.append(buffer, n);
+  }
+  ::close(fd);
+  return received;
+}
+
+// The parts of a multipart/byteranges body: each part's Content-Range and bytes.
+std::vector<std::pair<std::string, std::string>> Parts(const HttpResponse& response) {
+  std::vector<std::pair<std::string, std::string>> parts;
+  const std::string type = response.header("content-type");
+  const size_t at = type.find("boundary=");
+  if (type.rfind("multipart/byteranges", 0) != 0 || at == std::string::npos) return parts;
+  const std::string delimiter = "--" + type.substr(at + 9);
+  size_t pos = response.body.find(delimiter);
+  while (pos != std::string::npos) {
+    pos += delimiter.size();
+    if (response.body.compare(pos, 2, "--") == 0) break;  // the close
+    const size_t head_end = response.body.find("\r\n\r\n", pos);
+    if (head_end == std::string::npos) break;
+    const std::string head = response.body.substr(pos, head_end - pos);
+    const size_t range_at = head.find("Content-Range: ");
+    const std::string content_range =
+        range_at == std::string::npos
+            ? ""
+            : head.substr(range_at + 15, head.find("\r\n", range_at) - range_at - 15);
+    const size_t next = response.body.find("\r\n" + delimiter, head_end + 4);
+    if (next == std::string::npos) break;
+    parts.emplace_back(content_range, response.body.substr(head_end + 4, next - head_end - 4));
+    pos = next + 2;
+  }
+  return parts;
 }
 
 }  // namespace
@@ -717,6 +770,222 @@ TEST_CASE("logging in through the Swift API host hands out the edge's address, n
   CHECK(auth.header("x-storage-url") == "http://api.test:8091/v1/AUTH_test");
   CHECK(auth.header("x-auth-token") == "AUTH_tk1");
   CHECK(auth.header("x-cache") == "BYPASS");
+// Issue 9: ranges and conditionals answered as Swift does and RFC 9110 says.
+
+TEST_CASE("Swift's unquoted ETag matches a client's quoted copy in If-None-Match, If-Match and If-Range") {
+  FakeOrigin origin;
+  const std::string md5 = "d41d8cd98f00b204e9800998ecf8427e";
+  Script doc = Object("0123456789abcdef", {{"Etag", md5}});  // as Swift sends it
+  origin.Set("doc", doc);
+  Edge edge(origin.port());
+  for (const char* state : {"MISS", "HIT"}) {
+    INFO(state);
+    HttpResponse first = edge.Get("/doc");
+    CHECK(first.header("etag") == md5);  // sent on exactly as the origin sent it
+    for (const std::string& tag : {"\"" + md5 + "\"", md5}) {
+      INFO(tag);
+      CHECK(edge.Get("/doc", {"If-None-Match: " + tag}).status == 304);
+      CHECK(edge.Get("/doc", {"If-Match: " + tag}).status == 200);
+      HttpResponse resumed = edge.Get("/doc", {"Range: bytes=10-", "If-Range: " + tag});
+      CHECK(resumed.status == 206);
+      CHECK(resumed.body == "abcdef");
+    }
+    CHECK(edge.Get("/doc", {"If-Match: \"00000000000000000000000000000000\""}).status == 412);
+    CHECK(edge.Get("/doc", {"Range: bytes=10-", "If-Range: \"0000\""}).status == 200);
+  }
+  // A large object's ETag comes quoted: both forms match it too.
+  origin.Set("slo", Object("large", {{"Etag", "\"" + md5 + "-2\""}}));
+  CHECK(edge.Get("/slo").status == 200);
+  CHECK(edge.Get("/slo", {"If-None-Match: \"" + md5 + "-2\""}).status == 304);
+  CHECK(edge.Get("/slo", {"If-None-Match: " + md5 + "-2"}).status == 304);
+  CHECK(origin.Count("doc") == 1);
+}
+
+TEST_CASE("several ranges get one 206 multipart/byteranges from either tier; past the cap the whole body") {
+  FakeOrigin origin;
+  std::string big(1 << 20, 'x');
+  for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>('a' + i % 26);
+  origin.Set("big", Object(big, {{"Content-Type", "application/octet-stream"}}));
+  origin.Set("small", Object("0123456789abcdef", {{"Content-Type", "text/plain"}}));
+  Edge edge(origin.port(), "", {}, {}, 3);
+  REQUIRE(edge.Get("/big").status == 200);
+  REQUIRE(edge.Get("/small").status == 200);
+  struct Case {
+    std::string path, range;
+    std::vector<std::pair<std::string, std::string>> parts;  // none: not multipart
+  };
+  const Case cases[] = {
+      {"/big", "bytes=0-1,5-6", {{"bytes 0-1/1048576", "ab"}, {"bytes 5-6/1048576", "fg"}}},
+      {"/big",
+       "bytes=1048000-1048575,0-99999",
+       {{"bytes 1048000-1048575/1048576", big.substr(1048000)},
+        {"bytes 0-99999/1048576", big.substr(0, 100000)}}},
+      {"/small",
+       "bytes=0-1,5-6,-2",
+       {{"bytes 0-1/16", "01"}, {"bytes 5-6/16", "56"}, {"bytes 14-15/16", "ef"}}},
+  };
+  for (const Case& c : cases) {
+    INFO(c.path, " ", c.range);
+    HttpResponse r = edge.Get(c.path, {"Range: " + c.range});
+    CHECK(r.status == 206);
+    CHECK(r.header("x-cache") == "HIT");
+    CHECK(r.header("content-range").empty());
+    CHECK(r.header("content-length") == std::to_string(r.body.size()));
+    CHECK(Parts(r) == c.parts);
+  }
+  HttpResponse small = edge.Get("/small", {"Range: bytes=0-1"});
+  CHECK(small.body.find("Content-Type: text/plain") == std::string::npos);
+  CHECK(Parts(edge.Get("/small", {"Range: bytes=0-1,5-6"})).size() == 2);
+  CHECK(edge.Get("/small", {"Range: bytes=0-1,5-6"}).body.find("Content-Type: text/plain\r\n") !=
+        std::string::npos);  // each part says its type
+  // Overlapping and adjacent ranges are coalesced: one range left is a plain 206.
+  HttpResponse coalesced = edge.Get("/big", {"Range: bytes=0-9,5-14,15-19"});
+  CHECK(coalesced.status == 206);
+  CHECK(coalesced.header("content-range") == "bytes 0-19/1048576");
+  CHECK(coalesced.body == big.substr(0, 20));
+  // Past the cap (3 here): the whole body, as nginx's max_ranges.
+  HttpResponse capped = edge.Get("/big", {"Range: bytes=0-0,2-2,4-4,6-6"});
+  CHECK(capped.status == 200);
+  CHECK(capped.body.size() == big.size());
+  CHECK(edge.Get("/small", {"Range: bytes=0-1,5-6", "If-Range: \"other\""}).status == 200);
+  CHECK(edge.Get("/small", {"Range: bytes=0-1,50-60"}).header("content-range") == "bytes 0-1/16");
+  CHECK(edge.Get("/small", {"Range: bytes=50-60,70-"}).status == 416);
+  CHECK(origin.Count("big") == 1);
+}
+
+TEST_CASE("HEAD with a Range is answered 200 with the whole length, as Swift does") {
+  FakeOrigin origin;
+  origin.Set("doc", Object("0123456789abcdef"));
+  Edge edge(origin.port());
+  for (const char* state : {"MISS", "HIT"}) {
+    INFO(state);
+    HttpResponse head = HttpRequest("HEAD", edge.Url("/doc"), {"Host: t.test", "Range: bytes=2-5"});
+    CHECK(head.status == 200);
+    CHECK(head.header("x-cache") == state);
+    CHECK(head.header("content-length") == "16");
+    CHECK(head.header("content-range").empty());
+  }
+  CHECK(HttpRequest("HEAD", edge.Url("/doc"), {"Host: t.test", "Range: bytes=0-1,5-6"}).status == 200);
+  CHECK(HttpRequest("HEAD", edge.Url("/doc"), {"Host: t.test", "Range: bytes=99-"}).status == 200);
+}
+
+TEST_CASE("a 304 carries the Content-Location, Date, ETag, Vary, Cache-Control and Expires a 200 has") {
+  FakeOrigin origin;
+  Script doc = Object("body", {{"Content-Type", "text/plain"},
+                               {"Content-Location", "/doc.en"},
+                               {"Cache-Control", "max-age=600"},
+                               {"Expires", "Thu, 01 Jan 2099 00:00:00 GMT"},
+                               {"Vary", "Accept-Encoding"}});
+  doc.etag = "\"e1\"";
+  origin.Set("doc", doc);
+  Edge edge(origin.port());
+  const HttpResponse whole = edge.Get("/doc");
+  REQUIRE(whole.status == 200);
+  CHECK_FALSE(whole.header("date").empty());  // the origin sent none: the edge adds the entry's
+  edge.Advance(2);
+  for (const HttpResponse& not_modified :
+       {edge.Get("/doc", {"If-None-Match: \"e1\""}), edge.Get("/doc", {"If-None-Match: \"e1\""})}) {
+    REQUIRE(not_modified.status == 304);
+    for (const char* name : {"content-location", "date", "etag", "vary", "cache-control", "expires"}) {
+      INFO(name);
+      CHECK(not_modified.header(name) == whole.header(name));
+    }
+    CHECK(not_modified.header("content-type").empty());
+    CHECK(not_modified.header("age") == "2");
+  }
+}
+
+TEST_CASE("If-Modified-Since on a fresh entry without Last-Modified is answered from its Date") {
+  FakeOrigin origin;
+  const std::string date = vhost::FormatHttpDate(absl::Now());
+  const std::string day_before = vhost::FormatHttpDate(absl::Now() - absl::Hours(24));
+  origin.Set("doc", Object("body", {{"Date", date}, {"Cache-Control", "max-age=600"}}));
+  origin.Set("undated", Object("body", {{"Cache-Control", "max-age=600"}}));
+  Edge edge(origin.port());
+  for (const char* state : {"MISS", "HIT"}) {
+    INFO(state);
+    CHECK(edge.Get("/doc", {"If-Modified-Since: " + date}).status == 304);
+    CHECK(edge.Get("/doc", {"If-Modified-Since: " + day_before}).status == 200);
+  }
+  // No Date from the origin either: the edge's own for the entry (when it was made) counts.
+  const std::string later = vhost::FormatHttpDate(absl::Now() + absl::Hours(1));
+  const std::string earlier = vhost::FormatHttpDate(absl::Now() - absl::Hours(1));
+  CHECK(edge.Get("/undated", {"If-Modified-Since: " + later}).status == 304);
+  CHECK(edge.Get("/undated", {"If-Modified-Since: " + earlier}).status == 200);
+  CHECK(origin.Count("doc") == 1);
+}
+
+TEST_CASE("an http site that answers 206 has it relayed to the client and never stored as the object") {
+  FakeOrigin origin;
+  Script part = Object("01234", {{"Content-Range", "bytes 0-4/10"}});
+  part.status = 206;
+  part.delay_ms = 200;
+  origin.Set("/part", part);
+  Edge edge(origin.port());
+  auto get = [&](std::vector<std::string> headers) {
+    headers.push_back("Host: site.test");
+    return HttpGet(edge.Url("/part"), headers);
+  };
+  // Two clients meet on one fetch: neither gets the part as the whole object.
+  HttpResponse ranged, plain;
+  std::thread a([&] { ranged = get({"Range: bytes=0-4"}); });
+  std::thread b([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    plain = get({});
+  });
+  a.join();
+  b.join();
+  for (const HttpResponse& r : {ranged, plain}) {
+    CHECK(r.status == 206);
+    CHECK(r.body == "01234");
+    CHECK(r.header("content-range") == "bytes 0-4/10");
+    CHECK(r.header("x-cache") == "BYPASS");
+  }
+  CHECK(get({"Range: bytes=0-4"}).header("x-cache") == "BYPASS");  // nothing was stored
+  CHECK(origin.Count("/part") == 3);
+  const std::string text = edge.metrics.Render(edge.store->GetStats(), 0, 0);
+  CHECK(text.find("edge_requests_total{tenant=\"site\"} 3") != std::string::npos);  // all logged
+}
+
+TEST_CASE("interim 1xx responses from the origin reach HTTP/1.1 clients and are never stored") {
+  FakeOrigin origin;
+  for (int status : {100, 102, 103}) {
+    Script hinted = Object("page", {{"Cache-Control", "max-age=60"}});
+    hinted.interim = status;
+    origin.Set("/hinted" + std::to_string(status), hinted);
+  }
+  Edge edge(origin.port());
+  for (int status : {100, 102, 103}) {
+    INFO(status);
+    const std::string path = "/hinted" + std::to_string(status);
+    // A miss: the interim response, its hop-by-hop fields left out, then the final one.
+    const std::string miss = RawExchange(
+        edge.server->port(), "GET " + path + " HTTP/1.1\r\nHost: site.test\r\nConnection: close\r\n\r\n");
+    const std::string interim = "HTTP/1.1 " + std::to_string(status) + " " +
+                                std::string(http::ReasonPhrase(status)) +
+                                "\r\nLink: </style.css>; rel=preload\r\n\r\n";
+    CHECK(miss.rfind(interim + "HTTP/1.1 200 OK\r\n", 0) == 0);
+    CHECK(miss.find("x-hop") == std::string::npos);
+    CHECK(miss.find("Link:", interim.size()) == std::string::npos);  // not in the final head
+    CHECK(miss.find("X-Cache: MISS") != std::string::npos);
+    // The stored entry holds neither the interim response nor its fields.
+    const std::string hit = RawExchange(
+        edge.server->port(), "GET " + path + " HTTP/1.1\r\nHost: site.test\r\nConnection: close\r\n\r\n");
+    CHECK(hit.rfind("HTTP/1.1 200 OK\r\n", 0) == 0);
+    CHECK(hit.find("Link:") == std::string::npos);
+    CHECK(hit.find("X-Cache: HIT") != std::string::npos);
+  }
+  // Relayed (not shared), and to an HTTP/1.0 client, which cannot take one (RFC 9110 15.2).
+  Script relayed = Object("mine", {{"Cache-Control", "private"}});
+  relayed.interim = 103;
+  origin.Set("/relayed", relayed);
+  const std::string relayed_answer = RawExchange(
+      edge.server->port(), "GET /relayed HTTP/1.1\r\nHost: site.test\r\nConnection: close\r\n\r\n");
+  CHECK(relayed_answer.rfind("HTTP/1.1 103 Early Hints\r\n", 0) == 0);
+  CHECK(relayed_answer.find("X-Cache: BYPASS") != std::string::npos);
+  const std::string old_client =
+      RawExchange(edge.server->port(), "GET /relayed HTTP/1.0\r\nHost: site.test\r\n\r\n");
+  CHECK(old_client.rfind("HTTP/1.1 200 OK\r\n", 0) == 0);
 }
 
 }  // namespace edge

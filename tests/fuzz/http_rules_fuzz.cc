@@ -1,5 +1,6 @@
-// Range and conditional headers come from clients: whatever they hold, a range the edge answers
-// lies inside the body, and nothing crashes.
+// Range and conditional headers come from clients: whatever they hold, the ranges the edge answers
+// lie inside the body, never overlap (so the answer is never larger than the body plus the
+// framing of at most the limit of parts), entity-tag comparison is symmetric, and nothing crashes.
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -13,13 +14,28 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::memcpy(&length, data, 8);
   length %= uint64_t{1} << 40;
   const std::string_view text(reinterpret_cast<const char*>(data) + 8, size - 8);
-  edge::ByteRange range;
-  if (edge::EvaluateRange(text, length, &range) == edge::RangeResult::kPartial) {
-    if (range.first > range.last || range.last >= length) std::abort();
+  constexpr size_t kMaxRanges = 16;
+  edge::ByteRanges ranges;
+  if (edge::EvaluateRanges(text, length, kMaxRanges, &ranges) == edge::RangeResult::kPartial) {
+    if (ranges.empty() || ranges.size() > kMaxRanges) std::abort();
+    for (size_t i = 0; i < ranges.size(); ++i) {
+      if (ranges[i].first > ranges[i].last || ranges[i].last >= length) std::abort();
+      for (size_t j = 0; j < i; ++j) {
+        // Apart, with at least one byte between them.
+        if (ranges[i].first <= ranges[j].last + 1 && ranges[j].first <= ranges[i].last + 1) std::abort();
+      }
+    }
+    const edge::MultipartFraming framing = edge::FrameByteRanges(ranges, length, "text/plain", "b");
+    uint64_t total = framing.close.size();
+    for (size_t i = 0; i < ranges.size(); ++i) total += framing.part_heads[i].size() + ranges[i].length();
+    if (total != framing.content_length) std::abort();
   }
   const size_t split = text.size() / 2;
   const std::string_view a = text.substr(0, split), b = text.substr(split);
+  for (edge::TagComparison how : {edge::TagComparison::kStrong, edge::TagComparison::kWeak}) {
+    if (edge::EntityTagsMatch(a, b, how) != edge::EntityTagsMatch(b, a, how)) std::abort();
+  }
   (void)edge::IfRangeMatches(a, b, b);
-  (void)edge::EvaluatePreconditions({a, b, a, b}, b, a);
+  (void)edge::EvaluatePreconditions({a, b, a, b}, {b, a, a});
   return 0;
 }

@@ -32,6 +32,13 @@ TEST_CASE("HTTP dates in all three forms") {
   CHECK(ParseHttpDate("Sun Nov  6 08:49:37 1994") == t);
   CHECK_FALSE(ParseHttpDate("yesterday").has_value());
   CHECK(FormatHttpDate(t) == "Sun, 06 Nov 1994 08:49:37 GMT");
+  // The allocation-free form says the same as absl's formatter, every weekday and month.
+  for (int64_t seconds = 0; seconds < 400 * 86400; seconds += 86400 + 3661) {
+    const absl::Time when = absl::FromUnixSeconds(1700000000 + seconds);
+    char buffer[kHttpDateLength + 1];
+    CHECK(FormatHttpDate(when, buffer) ==
+          absl::FormatTime("%a, %d %b %Y %H:%M:%S GMT", when, absl::UTCTimeZone()));
+  }
 }
 
 TEST_CASE("docs/configuration.md holds exactly the schema's reference tables") {
