@@ -219,27 +219,6 @@ struct Edge {
   std::unique_ptr<http::Server> server;
 };
 
-// One request on a fresh connection, as raw bytes; the answer as it came, until the edge closes
-// or is quiet for a while (the request asks it to close).
-std::string RawExchange(uint16_t port, std::string request) {
-  request.insert(request.find("\r\n") + 2, "Connection: close\r\n");
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_port = htons(port);
-  inet_pton(AF_INET, "127.0.0.1", &address.sin_addr);
-  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0);
-  REQUIRE(::write(fd, request.data(), request.size()) == static_cast<ssize_t>(request.size()));
-  timeval timeout{5, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
-  std::string answer;
-  char buffer[4096];
-  for (ssize_t n; (n = ::read(fd, buffer, sizeof(buffer))) > 0;)
-    answer.append(buffer, static_cast<size_t>(n));
-  ::close(fd);
-  return answer;
-}
-
 Script Object(std::string body, std::vector<std::pair<std::string, std::string>> headers = {}) {
   Script s;
   s.body = std::move(body);
@@ -424,19 +403,21 @@ TEST_CASE("an absolute-form target's authority picks the tenant, whatever Host s
   origin.Set("x", Object("swift tenant"));
   origin.Set("/x", Object("http site"));
   Edge edge(origin.port());
-  const std::string site =
-      RawExchange(edge.server->port(), "GET HTTP://site.test/x HTTP/1.1\r\nHost: t.test\r\n\r\n");
+  const std::string site = RawExchange(
+      edge.server->port(), "GET HTTP://site.test/x HTTP/1.1\r\nHost: t.test\r\nConnection: close\r\n\r\n");
   CHECK(site.starts_with("HTTP/1.1 200 "));
   CHECK(site.ends_with("\r\n\r\nhttp site"));
-  const std::string swift =
-      RawExchange(edge.server->port(), "GET http://t.test/x HTTP/1.1\r\nHost: site.test\r\n\r\n");
+  const std::string swift = RawExchange(
+      edge.server->port(), "GET http://t.test/x HTTP/1.1\r\nHost: site.test\r\nConnection: close\r\n\r\n");
   CHECK(swift.ends_with("\r\n\r\nswift tenant"));
   // A Host or an authority that is not a plain host name is refused, not guessed at.
-  CHECK(RawExchange(edge.server->port(), "GET /x HTTP/1.1\r\nHost: t.test:site.test\r\n\r\n")
+  CHECK(RawExchange(edge.server->port(),
+                    "GET /x HTTP/1.1\r\nHost: t.test:site.test\r\nConnection: close\r\n\r\n")
             .starts_with("HTTP/1.1 400 "));
-  CHECK(RawExchange(edge.server->port(), "GET /x HTTP/1.1\r\nHost: .t.test\r\n\r\n")
+  CHECK(RawExchange(edge.server->port(), "GET /x HTTP/1.1\r\nHost: .t.test\r\nConnection: close\r\n\r\n")
             .starts_with("HTTP/1.1 400 "));
-  CHECK(RawExchange(edge.server->port(), "GET http://a..t.test/x HTTP/1.1\r\nHost: t.test\r\n\r\n")
+  CHECK(RawExchange(edge.server->port(),
+                    "GET http://a..t.test/x HTTP/1.1\r\nHost: t.test\r\nConnection: close\r\n\r\n")
             .starts_with("HTTP/1.1 400 "));
 }
 
@@ -770,6 +751,8 @@ TEST_CASE("logging in through the Swift API host hands out the edge's address, n
   CHECK(auth.header("x-storage-url") == "http://api.test:8091/v1/AUTH_test");
   CHECK(auth.header("x-auth-token") == "AUTH_tk1");
   CHECK(auth.header("x-cache") == "BYPASS");
+}
+
 // Issue 9: ranges and conditionals answered as Swift does and RFC 9110 says.
 
 TEST_CASE("Swift's unquoted ETag matches a client's quoted copy in If-None-Match, If-Match and If-Range") {
