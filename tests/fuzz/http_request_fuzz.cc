@@ -24,6 +24,23 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         if (c == '\r' || c == '\n' || c == 0) std::abort();
       }
     }
+    // What routes the request: an origin-form target (absolute form was turned into one) and a
+    // host of non-empty labels.
+    if (request.target != "*" && !request.target.starts_with("/")) std::abort();
+    const std::string_view host = request.host;
+    if (host.starts_with(".") || host.find("..") != std::string_view::npos ||
+        host.find_first_of("@/?# ") != std::string_view::npos) {
+      std::abort();
+    }
+    // Split feed: the head arriving in pieces is never taken for a complete head before its end.
+    const size_t step = request.head_bytes > 256 ? request.head_bytes / 64 : 1;
+    for (size_t cut = 0; cut < request.head_bytes; cut += step) {
+      edge::http::Request partial;
+      if (edge::http::ParseRequest(bytes.substr(0, cut), limits, &partial, &error) ==
+          edge::http::ParseStatus::kComplete) {
+        std::abort();
+      }
+    }
   }
   return 0;
 }
