@@ -219,6 +219,11 @@ bool SharedFetch::BeginStoring(int status, HeaderViews headers) {
       .method = "GET", .path = plan_.path, .listing = plan_.listing, .authorization = plan_.authorization};
   const vhost::CacheDecision decision = vhost::Decide(plan_.tenant->cache, facts, {status, headers}, now);
   if (!decision.store) return false;
+  // A 5xx that may be stored (explicit freshness) does not replace an entry that may still answer
+  // for an origin in error (stale-if-error): it is relayed, and the clients get the stale entry.
+  if (status >= 500 && plan_.stale &&
+      vhost::UsableOnError(FreshnessOf(*plan_.stale), absl::ToUnixSeconds(now)))
+    return false;
   cache::EntryMetadata meta;
   meta.tenant = plan_.tenant->name;
   meta.status = static_cast<uint16_t>(status);

@@ -656,6 +656,15 @@ TEST_CASE("an http site's Vary lines are combined; 401 and 403 are never stored"
   origin.Set("/error", error);
   CHECK(get("/error").header("x-cache") == "MISS");  // explicit freshness: stored for it
   CHECK(get("/error").header("x-cache") == "HIT");
+  // ... but it does not replace an entry that stale-if-error may still serve.
+  origin.Set("/good", Object("good", {{"Cache-Control", "max-age=1"}}));
+  CHECK(get("/good").header("x-cache") == "MISS");
+  edge.Advance(5);
+  error.body = "down";
+  origin.Set("/good", error);
+  HttpResponse stale = get("/good");
+  CHECK(stale.body == "good");
+  CHECK(stale.header("x-cache") == "STALE");
 }
 
 TEST_CASE("metrics count requests per tenant and cache outcome") {
