@@ -79,20 +79,14 @@ JournalRecord AddRecord(const IndexedEntry& e, std::string key, std::string tena
 // ---- Hit -----------------------------------------------------------------------------------------
 
 Hit::Hit(const FileRef& file, int fd, uint32_t body_offset, std::shared_ptr<const CachedEntry> entry,
-         Freshness freshness, bool invalidated)
-    : file_(file),
-      fd_(fd),
-      body_offset_(body_offset),
-      entry_(std::move(entry)),
-      freshness_(freshness),
-      invalidated_(invalidated) {}
+         bool invalidated)
+    : file_(file), fd_(fd), body_offset_(body_offset), entry_(std::move(entry)), invalidated_(invalidated) {}
 
 Hit::Hit(Hit&& other) noexcept
     : file_(other.file_),
       fd_(std::exchange(other.fd_, -1)),
       body_offset_(other.body_offset_),
       entry_(other.entry_),
-      freshness_(other.freshness_),
       invalidated_(other.invalidated_) {}
 
 Hit& Hit::operator=(Hit&& other) noexcept {
@@ -102,7 +96,6 @@ Hit& Hit::operator=(Hit&& other) noexcept {
     fd_ = std::exchange(other.fd_, -1);
     body_offset_ = other.body_offset_;
     entry_ = other.entry_;
-    freshness_ = other.freshness_;
     invalidated_ = other.invalidated_;
   }
   return *this;
@@ -111,7 +104,7 @@ Hit& Hit::operator=(Hit&& other) noexcept {
 std::optional<Hit> Hit::Duplicate() const {
   const int fd = fd_ >= 0 ? ::dup(fd_) : -1;
   if (fd_ >= 0 && fd < 0) return std::nullopt;
-  return Hit(file_, fd, static_cast<uint32_t>(body_offset_), entry_, freshness_, invalidated_);
+  return Hit(file_, fd, static_cast<uint32_t>(body_offset_), entry_, invalidated_);
 }
 
 Hit::~Hit() {
@@ -494,18 +487,12 @@ std::optional<Hit> Store::Lookup(const Key& key) {
     Remove(*entry);
     return std::nullopt;
   }
-  const int64_t now = NowSeconds();
   const bool invalidated = entry->soft_stale || validity == Validity::kStale;
-  auto freshness = [&](const EntryMetadata& m) {
-    if (invalidated) return Freshness::kStale;
-    if (now < m.fresh_until) return Freshness::kFresh;
-    return now < m.UsefulUntil() ? Freshness::kStale : Freshness::kExpired;
-  };
   std::shared_ptr<const CachedEntry> known = memory_.Find(entry->file);
   if (known) {
     // The index finds entries by hash alone: the key is compared here, as on opening a file.
     if (known->metadata.key != encoded) return std::nullopt;
-    if (known->body_in_memory) return Hit(entry->file, -1, 0, known, freshness(known->metadata), invalidated);
+    if (known->body_in_memory) return Hit(entry->file, -1, 0, known, invalidated);
   }
 
   thread_local std::string path;
@@ -523,7 +510,7 @@ std::optional<Hit> Store::Lookup(const Key& key) {
   }
   if (known) {  // the header was read and checked before: only the body is needed, from the file
     zone.RecordSuccess();
-    return Hit(entry->file, fd, known->body_offset, known, freshness(known->metadata), invalidated);
+    return Hit(entry->file, fd, known->body_offset, known, invalidated);
   }
   // One read of the header page and what follows: for a small entry that is the body too. Only a
   // longer header allocates.
@@ -579,15 +566,14 @@ std::optional<Hit> Store::Lookup(const Key& key) {
   }
   zone.RecordSuccess();
   cached->metadata = std::move(*metadata);
-  const Freshness entry_freshness = freshness(cached->metadata);
   cached->body_offset = BodyOffsetFor(*header_length);
   memory_.Insert(entry->file, cached);  // with its body, or its header alone: the next hit reads neither
   if (cached->body_in_memory) {
     ::close(fd);
-    return Hit(entry->file, -1, 0, std::move(cached), entry_freshness, invalidated);
+    return Hit(entry->file, -1, 0, std::move(cached), invalidated);
   }
   const uint32_t body_offset = cached->body_offset;
-  return Hit(entry->file, fd, body_offset, std::move(cached), entry_freshness, invalidated);
+  return Hit(entry->file, fd, body_offset, std::move(cached), invalidated);
 }
 
 uint64_t Store::FenceToken() {

@@ -48,18 +48,13 @@ struct StoreOptions {
 
 using Clock = std::function<absl::Time()>;
 
-enum class Freshness {
-  kFresh,    // serve as is
-  kStale,    // past fresh_until, inside a stale window, or soft-invalidated: revalidate
-  kExpired,  // past every stale window: revalidate before serving (validators may save the body)
-};
-
-// A found entry. Movable, not copyable; closes its descriptor when destroyed. Small entries come
-// from the memory tier with their body in memory and no descriptor.
+// A found entry, fresh or not: what it may be used for is vhost::DecideUse's decision, from its
+// metadata's times and invalidated(). Movable, not copyable; closes its descriptor when destroyed.
+// Small entries come from the memory tier with their body in memory and no descriptor.
 class Hit {
  public:
   Hit(const FileRef& file, int fd, uint32_t body_offset, std::shared_ptr<const CachedEntry> entry,
-      Freshness freshness, bool invalidated);
+      bool invalidated);
   Hit(Hit&& other) noexcept;
   Hit& operator=(Hit&& other) noexcept;
   Hit(const Hit&) = delete;
@@ -74,7 +69,6 @@ class Hit {
   std::optional<std::string_view> body_in_memory() const {
     return entry_->body_in_memory ? std::optional<std::string_view>(entry_->body) : std::nullopt;
   }
-  Freshness freshness() const { return freshness_; }
   // A soft invalidation covers it: stale windows do not apply, revalidate first.
   bool invalidated() const { return invalidated_; }
   // Another handle on the same entry (a duplicated descriptor); nullopt if dup fails.
@@ -89,7 +83,6 @@ class Hit {
   int fd_;
   uint64_t body_offset_;
   std::shared_ptr<const CachedEntry> entry_;
-  Freshness freshness_;
   bool invalidated_;
 };
 

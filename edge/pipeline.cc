@@ -32,11 +32,14 @@ constexpr uint64_t kUnbounded = UINT64_MAX;
 // A client streaming a fill has at most about this much queued beyond what it has taken.
 constexpr size_t kSpoolQueueAhead = 1 << 20;
 
-// Credentials, a signed URL, or (an http site's) cookies: the answer is this client's alone.
+// Credentials, a signed URL, or (an http site's) cookies: the answer is this client's alone. An
+// http site's Authorization is not among them: its answer may be shared when it says so (RFC 9111
+// 3.5, vhost::Decide); for Swift, Authorization is a credential.
 bool CarriesCredentials(const http::Request& request, const vhost::Tenant& tenant,
                         const vhost::OriginTarget& target) {
-  return !request.Find("authorization").empty() || !request.Find("x-auth-token").empty() ||
-         !request.Find("x-storage-token").empty() || vhost::QueryHasParameter(target.query, "temp_url_sig") ||
+  return (tenant.origin.kind != vhost::OriginKind::kHttp && !request.Find("authorization").empty()) ||
+         !request.Find("x-auth-token").empty() || !request.Find("x-storage-token").empty() ||
+         vhost::QueryHasParameter(target.query, "temp_url_sig") ||
          vhost::QueryHasParameter(target.query, "temp_url_expires") ||
          (tenant.origin.kind == vhost::OriginKind::kHttp && !request.Find("cookie").empty());
 }
@@ -52,36 +55,18 @@ bool ForwardedToSite(std::string_view name, std::string_view connection) {
   return !IsHopByHop(name, connection);
 }
 
-// Request Cache-Control (RFC 9111 5.2.1), honoured for http tenants; Swift tenants protect their
-// origin from reloads, as CDNs do.
-struct RequestDirectives {
-  bool no_cache = false;
-  bool no_store = false;
-  bool only_if_cached = false;
-  std::optional<int64_t> max_age;
-};
-
-RequestDirectives ParseRequestDirectives(const http::Request& request) {
-  RequestDirectives d;
-  std::string_view value = request.Find("cache-control");
-  if (value.empty() && request.Find("pragma").find("no-cache") != std::string_view::npos) d.no_cache = true;
-  while (!value.empty()) {
-    const size_t comma = value.find(',');
-    std::string_view item = value.substr(0, comma);
-    value = comma == std::string_view::npos ? std::string_view() : value.substr(comma + 1);
-    while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
-    while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
-    if (http::EqualsIgnoreCase(item, "no-cache")) d.no_cache = true;
-    if (http::EqualsIgnoreCase(item, "no-store")) d.no_store = true;
-    if (http::EqualsIgnoreCase(item, "only-if-cached")) d.only_if_cached = true;
-    if (item.size() > 8 && http::EqualsIgnoreCase(item.substr(0, 8), "max-age=")) {
-      int64_t seconds = 0;
-      const std::string_view digits = item.substr(8);
-      if (std::from_chars(digits.data(), digits.data() + digits.size(), seconds).ec == std::errc()) {
-        d.max_age = seconds;
-      }
-    }
+// Request Cache-Control (RFC 9111 5.2.1, every line of it), honoured for http tenants; Swift
+// tenants protect their origin from reloads, as CDNs do. Pragma: no-cache stands for it when the
+// request has no Cache-Control (RFC 9111 5.4).
+vhost::CacheDirectives ParseRequestDirectives(const http::Request& request) {
+  vhost::CacheDirectives d;
+  bool any = false;
+  for (size_t i = 0; i < request.header_count; ++i) {
+    if (!http::EqualsIgnoreCase(request.headers[i].name, "cache-control")) continue;
+    vhost::ParseCacheControl(request.headers[i].value, &d);
+    any = true;
   }
+  if (!any && request.Find("pragma").find("no-cache") != std::string_view::npos) d.no_cache = true;
   return d;
 }
 
@@ -110,8 +95,7 @@ absl::Status SendBody(http::Exchange& exchange, const cache::Hit& hit, uint64_t 
 
 // Whether the stale entry may answer for an origin that failed (RFC 5861 stale-if-error).
 bool UsableOnError(const cache::Hit& hit, int64_t now) {
-  const cache::EntryMetadata& m = hit.metadata();
-  return !hit.invalidated() && now < m.fresh_until + static_cast<int64_t>(m.stale_if_error);
+  return vhost::UsableOnError(FreshnessOf(hit), now);
 }
 
 AccessRecord Record(const http::Request& request, std::string_view tenant, absl::Time start) {
@@ -846,7 +830,7 @@ void Pipeline::OnRequest(http::Exchange& exchange) {
     }
   }
 
-  RequestDirectives directives;
+  vhost::CacheDirectives directives;
   if (route.tenant->origin.kind == vhost::OriginKind::kHttp) directives = ParseRequestDirectives(request);
   std::optional<cache::Hit> hit = store_.Lookup(route.key);
   if (!hit) {
@@ -859,24 +843,20 @@ void Pipeline::OnRequest(http::Exchange& exchange) {
     }
     return;
   }
-  const int64_t now = absl::ToUnixSeconds(start);
-  const cache::EntryMetadata& meta = hit->metadata();
-  // Not caught up with the purge log: any entry may have been purged meanwhile.
-  const bool client_wants_fresher =
-      !trusted() || directives.no_cache || (directives.max_age && now - meta.stored_at > *directives.max_age);
-  if (hit->freshness() == cache::Freshness::kFresh && !client_wants_fresher) {
-    ServeHit(exchange, route, *hit, CacheLabel::kHit, start);
-    return;
-  }
-  if (hit->freshness() == cache::Freshness::kStale && !hit->invalidated() && !client_wants_fresher &&
-      now < meta.fresh_until + static_cast<int64_t>(meta.stale_while_revalidate)) {
-    RevalidateInBackground(w, route, request, *hit);  // first: serving hands the hit's descriptor away
-    ServeHit(exchange, route, *hit, CacheLabel::kStale, start);
-    return;
-  }
-  if (directives.only_if_cached) {
-    ServeHit(exchange, route, *hit, CacheLabel::kStale, start);
-    return;
+  // Not caught up with the purge log (untrusted): any entry may have been purged meanwhile.
+  switch (vhost::DecideUse(FreshnessOf(*hit), directives, absl::ToUnixSeconds(start), trusted())) {
+    case vhost::Use::kFresh:
+      ServeHit(exchange, route, *hit, CacheLabel::kHit, start);
+      return;
+    case vhost::Use::kStaleWhileRevalidate:
+      RevalidateInBackground(w, route, request, *hit);  // first: serving hands the hit's descriptor away
+      ServeHit(exchange, route, *hit, CacheLabel::kStale, start);
+      return;
+    case vhost::Use::kOnlyIfCached:
+      ServeHit(exchange, route, *hit, CacheLabel::kStale, start);
+      return;
+    case vhost::Use::kRevalidate:
+      break;
   }
   StartShared(exchange, std::move(route), std::move(hit), start);
 }
@@ -926,6 +906,12 @@ FillPlan Pipeline::MakePlan(const Route& route, const http::Request& request,
       if (ForwardedToSite(request.headers[i].name, connection)) {
         plan.request.headers.emplace_back(request.headers[i].name, request.headers[i].value);
       }
+    }
+    // The site answers the leader's Authorization; Decide stores (shares) that answer only when
+    // it allows, else it goes to the leader alone (kPass).
+    if (const std::string_view authorization = request.Find("authorization"); !authorization.empty()) {
+      plan.request.headers.emplace_back("Authorization", authorization);
+      plan.authorization = true;
     }
   }
   plan.tenants = route.tenants;

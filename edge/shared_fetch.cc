@@ -9,6 +9,7 @@
 #include "edge/http/request_parser.h"
 #include "edge/http_rules.h"
 #include "purge-daemon/planner.h"
+#include "vhost-config/cache_control.h"
 
 namespace edge {
 
@@ -50,11 +51,28 @@ SpoolFile::~SpoolFile() {
 void StoreHeaders(HeaderViews headers, cache::EntryMetadata* metadata) {
   metadata->headers.clear();
   const std::string_view connection = FindHeader(headers, "connection");
+  std::optional<size_t> vary;  // index of the stored Vary line
   for (const auto& [name, value] : headers) {
-    if (IsStoredHeader(name, connection)) metadata->headers.emplace_back(name, value);
+    if (!IsStoredHeader(name, connection)) continue;
+    const bool is_vary = http::EqualsIgnoreCase(name, "vary");
+    if (is_vary && vary) {
+      metadata->headers[*vary].second.append(",").append(value);
+      continue;
+    }
+    if (is_vary) vary = metadata->headers.size();
+    metadata->headers.emplace_back(name, value);
   }
   metadata->etag = std::string(FindHeader(headers, "etag"));
   metadata->last_modified = std::string(FindHeader(headers, "last-modified"));
+}
+
+vhost::StoredFreshness FreshnessOf(const cache::Hit& hit) {
+  const cache::EntryMetadata& m = hit.metadata();
+  return {.stored_at = m.stored_at,
+          .fresh_until = m.fresh_until,
+          .stale_while_revalidate = m.stale_while_revalidate,
+          .stale_if_error = m.stale_if_error,
+          .invalidated = hit.invalidated()};
 }
 
 SharedFetch::SharedFetch(std::string encoded_key, FillPlan plan, cache::Store& store, Coalescer& coalescer,
@@ -207,19 +225,22 @@ bool SharedFetch::BeginStoring(int status, HeaderViews headers) {
   // fetch for themselves.
   if (status == 206) return false;
   const absl::Time now = clock_();
-  const vhost::RequestFacts facts{.method = "GET",
-                                  .path = plan_.path,
-                                  .listing = plan_.listing,
-                                  .cache_control = plan_.request_cache_control};
+  const vhost::RequestFacts facts{
+      .method = "GET", .path = plan_.path, .listing = plan_.listing, .authorization = plan_.authorization};
   const vhost::CacheDecision decision = vhost::Decide(plan_.tenant->cache, facts, {status, headers}, now);
   if (!decision.store) return false;
+  // A 5xx that may be stored (explicit freshness) does not replace an entry that may still answer
+  // for an origin in error (stale-if-error): it is relayed, and the clients get the stale entry.
+  if (status >= 500 && plan_.stale &&
+      vhost::UsableOnError(FreshnessOf(*plan_.stale), absl::ToUnixSeconds(now)))
+    return false;
   cache::EntryMetadata meta;
   meta.tenant = plan_.tenant->name;
   meta.status = static_cast<uint16_t>(status);
   StoreHeaders(headers, &meta);
   const int64_t now_seconds = absl::ToUnixSeconds(now);
   // Age counts from when the origin made the response: stored_at is that moment.
-  meta.stored_at = now_seconds - static_cast<int64_t>(ParseCount(FindHeader(headers, "age")).value_or(0));
+  meta.stored_at = now_seconds - decision.age;
   meta.fresh_until = now_seconds + absl::ToInt64Seconds(decision.fresh_for);
   meta.stale_while_revalidate = Seconds32(decision.stale_while_revalidate);
   meta.stale_if_error = Seconds32(decision.stale_if_error);
@@ -229,7 +250,9 @@ bool SharedFetch::BeginStoring(int status, HeaderViews headers) {
   // varies on (the leader's, which the origin saw) become part of its key.
   std::string variant;
   cache::Key key = plan_.key;
-  if (const std::vector<std::string> names = VaryNames(FindHeader(headers, "vary")); !names.empty()) {
+  // Every Vary line counts: "Vary: ," then "Vary: *" is "*" (RFC 9110 5.3).
+  if (const std::vector<std::string> names = VaryNames(vhost::CombinedField(headers, "vary"));
+      !names.empty()) {
     if (names.front() == "*") return false;  // varies on what cannot be named: never shared
     variant = VariantSuffix(names, [this](std::string_view name) {
       for (const auto& [n, v] : plan_.request.headers) {
@@ -275,10 +298,8 @@ void SharedFetch::HandleNotModified(HeaderViews headers) {
   std::vector<std::pair<std::string_view, std::string_view>> views(merged.begin(), merged.end());
   StoreHeaders(views, &meta);
   const absl::Time now = clock_();
-  const vhost::RequestFacts facts{.method = "GET",
-                                  .path = plan_.path,
-                                  .listing = plan_.listing,
-                                  .cache_control = plan_.request_cache_control};
+  const vhost::RequestFacts facts{
+      .method = "GET", .path = plan_.path, .listing = plan_.listing, .authorization = plan_.authorization};
   const vhost::CacheDecision decision = vhost::Decide(plan_.tenant->cache, facts, {meta.status, views}, now);
   const int64_t now_seconds = absl::ToUnixSeconds(now);
   meta.stored_at = now_seconds;
@@ -295,7 +316,8 @@ void SharedFetch::HandleNotModified(HeaderViews headers) {
   });
   // An entry revalidated while still fresh (the edge was not caught up with the purge log) needs
   // no new copy: the origin only confirmed it.
-  if (decision.store && stale.freshness() != cache::Freshness::kFresh) {
+  if (decision.store &&
+      vhost::DecideUse(FreshnessOf(stale), {}, now_seconds, /*trusted=*/true) != vhost::Use::kFresh) {
     // The body is unchanged: the refreshed entry copies it (file to file, off this loop).
     if (std::optional<cache::Hit> source = stale.Duplicate())
       store_.Refresh(plan_.key, std::move(meta), fence_token_, std::move(*source));

@@ -25,6 +25,7 @@
 #include "edge/origin/origin_client.h"
 #include "edge/vary.h"
 #include "vhost-config/cache_policy.h"
+#include "vhost-config/freshness.h"
 #include "vhost-config/loader.h"
 
 struct event;
@@ -63,7 +64,10 @@ struct FillPlan {
   VaryIndex* vary = nullptr;
   std::string path;  // request path, for the tenant's path rules
   bool listing = false;
-  std::string request_cache_control;
+  // The leader sent Authorization (http tenants; `request` carries it to the site): the response
+  // is stored, and so shared, only when it allows that (RFC 9111 3.5); otherwise only the leader
+  // gets it (kPass) and every other waiter fetches for itself.
+  bool authorization = false;
   origin::FetchRequest request;
   // The stale entry being revalidated, if any: its validators go to the origin and a 304 refreshes it.
   std::optional<cache::Hit> stale;
@@ -194,8 +198,12 @@ class Coalescer {
   absl::flat_hash_map<std::string, std::shared_ptr<SharedFetch>> fetches_ ABSL_GUARDED_BY(mu_);
 };
 
-// The origin headers to store with an entry (IsStoredHeader), and its validators.
+// The origin headers to store with an entry (IsStoredHeader), and its validators. Vary's lines
+// are stored as one, combined (RFC 9110 5.3), so whoever reads the entry's Vary reads all of it.
 void StoreHeaders(std::span<const std::pair<std::string_view, std::string_view>> headers,
                   cache::EntryMetadata* metadata);
+
+// An entry's times, for vhost::DecideUse and vhost::UsableOnError.
+vhost::StoredFreshness FreshnessOf(const cache::Hit& hit);
 
 }  // namespace edge

@@ -12,6 +12,31 @@ std::string_view Trim(std::string_view s) {
   return s;
 }
 
+// Accept-Language and Accept-Encoding are lists whose order, case and whitespace carry nothing
+// (preference is in q=): "en-US, fr;q=0.5" and "fr; q=0.5,en-us" are one variant.
+bool IsUnorderedList(std::string_view name) {
+  return name == "accept-language" || name == "accept-encoding";
+}
+
+void AppendNormalisedList(std::string_view value, std::string* out) {
+  std::vector<std::string> members;
+  while (!value.empty()) {
+    const size_t comma = value.find(',');
+    const std::string_view item = value.substr(0, comma);
+    value = comma == std::string_view::npos ? std::string_view() : value.substr(comma + 1);
+    std::string member;
+    for (char c : item) {
+      if (c != ' ' && c != '\t') member += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    }
+    if (!member.empty()) members.push_back(std::move(member));
+  }
+  std::sort(members.begin(), members.end());
+  for (size_t i = 0; i < members.size(); ++i) {
+    if (i > 0) *out += ',';
+    *out += members[i];
+  }
+}
+
 }  // namespace
 
 std::vector<std::string> VaryNames(std::string_view vary) {
@@ -38,7 +63,11 @@ std::string VariantSuffix(const std::vector<std::string>& names,
     suffix += kVarySeparator;
     suffix += name;
     suffix += '=';
-    suffix += Trim(find(name));
+    if (IsUnorderedList(name)) {
+      AppendNormalisedList(find(name), &suffix);
+    } else {
+      suffix += Trim(find(name));
+    }
   }
   return suffix;
 }

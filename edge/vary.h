@@ -22,7 +22,9 @@ inline constexpr char kVarySeparator = '\x1e';
 std::vector<std::string> VaryNames(std::string_view vary);
 
 // The variant of a request for `names`: each name and the request's value for it (surrounding
-// whitespace trimmed; absent and empty alike), in order. `find` returns a request header's value.
+// whitespace trimmed; absent and empty alike), in order. Accept-Language and Accept-Encoding are
+// normalised: their members lowercased, without whitespace, sorted. `find` returns a request
+// header's value.
 std::string VariantSuffix(const std::vector<std::string>& names,
                           const std::function<std::string_view(std::string_view)>& find);
 

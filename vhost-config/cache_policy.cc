@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <optional>
 
+#include "vhost-config/cache_control.h"
 #include "vhost-config/http_date.h"
 
 namespace vhost {
@@ -28,9 +29,8 @@ std::string_view Header(const ResponseFacts& response, std::string_view name) {
   return {};
 }
 
-std::optional<int64_t> Seconds(std::string_view text) {
+std::optional<int64_t> UnixSeconds(std::string_view text) {
   text = Trim(text);
-  if (text.size() >= 2 && text.front() == '"' && text.back() == '"') text = text.substr(1, text.size() - 2);
   if (text.empty() || text.size() > 12) return std::nullopt;
   int64_t n = 0;
   for (char c : text) {
@@ -38,42 +38,6 @@ std::optional<int64_t> Seconds(std::string_view text) {
     n = n * 10 + (c - '0');
   }
   return n;
-}
-
-struct CacheControl {
-  bool no_store = false, no_cache = false, is_private = false, is_public = false, must_revalidate = false;
-  std::optional<int64_t> max_age, s_maxage, stale_while_revalidate, stale_if_error;
-};
-
-CacheControl ParseCacheControl(std::string_view value) {
-  CacheControl cc;
-  while (!value.empty()) {
-    const size_t comma = value.find(',');
-    const std::string_view item = Trim(value.substr(0, comma));
-    value = comma == std::string_view::npos ? std::string_view() : value.substr(comma + 1);
-    const size_t eq = item.find('=');
-    const std::string_view name = Trim(item.substr(0, eq));
-    const std::string_view arg = eq == std::string_view::npos ? std::string_view() : item.substr(eq + 1);
-    if (IEquals(name, "no-store"))
-      cc.no_store = true;
-    else if (IEquals(name, "no-cache"))
-      cc.no_cache = true;
-    else if (IEquals(name, "private"))
-      cc.is_private = true;
-    else if (IEquals(name, "public"))
-      cc.is_public = true;
-    else if (IEquals(name, "must-revalidate") || IEquals(name, "proxy-revalidate"))
-      cc.must_revalidate = true;
-    else if (IEquals(name, "max-age"))
-      cc.max_age = Seconds(arg);
-    else if (IEquals(name, "s-maxage"))
-      cc.s_maxage = Seconds(arg);
-    else if (IEquals(name, "stale-while-revalidate"))
-      cc.stale_while_revalidate = Seconds(arg);
-    else if (IEquals(name, "stale-if-error"))
-      cc.stale_if_error = Seconds(arg);
-  }
-  return cc;
 }
 
 // RFC 9110 15.1: statuses a cache may store with heuristic freshness.
@@ -133,23 +97,41 @@ CacheDecision Decide(const CachePolicy& policy, const RequestFacts& request, con
   if (request.method != "GET" && request.method != "HEAD") return NotStored("method is not GET or HEAD");
   const PathRule* rule = MatchRule(policy, request.path);
   if (rule != nullptr && rule->bypass) return NotStored("path rule says bypass");
-  if (request.auth_token || request.temp_url) return NotStored("request carries Swift credentials");
-  if (ParseCacheControl(request.cache_control).no_store) return NotStored("request Cache-Control: no-store");
-  const CacheControl cc = ParseCacheControl(Header(response, "cache-control"));
-  if (cc.no_store) return NotStored("response Cache-Control: no-store");
-  if (cc.is_private) return NotStored("response Cache-Control: private");
+  // An answer to one client's credentials, or to their absence: never another client's (issue 10).
+  if (response.status == 401 || response.status == 403) return NotStored("status 401/403 is one client's");
+
+  // RFC 9213 2.2: the first targeted field of ours with a valid, non-empty value replaces
+  // Cache-Control and Expires for this cache. Targeted fields are stored and sent on to clients
+  // as they came: RFC 9213 lets a cache that used one forward it, and a CDN behind us may read it.
+  CacheDirectives cc;
+  bool targeted = false;
+  for (std::string_view name :
+       {std::string_view(policy.targeted_cache_control), std::string_view("cdn-cache-control")}) {
+    if (name.empty()) continue;
+    const std::string value = CombinedField(response.headers, name);
+    if (!value.empty() && ParseTargetedField(value, &cc)) {
+      targeted = true;
+      break;
+    }
+  }
+  if (!targeted) cc = ResponseCacheControl(response.headers);
+  if (cc.no_store)
+    return NotStored(targeted ? "targeted field: no-store" : "response Cache-Control: no-store");
+  if (cc.is_private)
+    return NotStored(targeted ? "targeted field: private" : "response Cache-Control: private");
   // A cookie is one client's: as nginx does, a response that sets one is not shared.
   if (!Header(response, "set-cookie").empty()) return NotStored("response sets a cookie");
   if (request.authorization && !(cc.is_public || cc.s_maxage || cc.must_revalidate)) {
     return NotStored("request has Authorization and the response does not allow sharing");
   }
-  if (response.status >= 500) return NotStored("origin error status");
 
   const std::optional<absl::Time> date = ParseHttpDate(Header(response, "date"));
   const absl::Time origin_now = date.value_or(now);
-  const std::string_view expires_header = Header(response, "expires");
-  const bool explicit_freshness =
-      policy.honour_origin && (cc.s_maxage || cc.max_age || !expires_header.empty());
+  // Several Expires lines, or one that is not an HTTP date, mean already expired (RFC 9111 5.3).
+  const size_t expires_lines = targeted ? 0 : FieldLines(response.headers, "expires");
+  const bool explicit_freshness = policy.honour_origin && (cc.s_maxage || cc.max_age || expires_lines > 0);
+  // Errors are stored only for the time the origin gave them (RFC 9111 3: explicit freshness).
+  if (response.status >= 500 && !explicit_freshness) return NotStored("origin error status");
   if (!HeuristicallyCacheable(response.status) && !explicit_freshness && !request.listing) {
     return NotStored("status is not cacheable without explicit freshness");
   }
@@ -162,29 +144,31 @@ CacheDecision Decide(const CachePolicy& policy, const RequestFacts& request, con
   if (request.listing) {
     lifetime = policy.listing_ttl;
     d.reason = "listing TTL";
-  } else if (response.status == 404) {
+  } else if (response.status == 404 && !explicit_freshness) {
     lifetime = policy.negative_ttl;
     d.reason = "negative TTL";
   } else if (rule != nullptr) {
     lifetime = rule->ttl;
     d.reason = "path rule TTL";
-  } else if (policy.honour_origin) {
+  } else if (explicit_freshness) {
     if (cc.s_maxage) {
       lifetime = absl::Seconds(*cc.s_maxage);
       d.reason = "s-maxage";
     } else if (cc.max_age) {
       lifetime = absl::Seconds(*cc.max_age);
       d.reason = "max-age";
-    } else if (!expires_header.empty()) {
-      // An invalid Expires means already expired (RFC 9111 5.3).
-      const std::optional<absl::Time> expires = ParseHttpDate(expires_header);
+    } else {
+      const std::optional<absl::Time> expires =
+          expires_lines == 1 ? ParseHttpDate(Header(response, "expires")) : std::nullopt;
       lifetime = expires ? std::max(absl::ZeroDuration(), *expires - origin_now) : absl::ZeroDuration();
-      d.reason = "Expires";
-    } else if (const auto modified = ParseHttpDate(Header(response, "last-modified"));
-               policy.heuristic_freshness && modified && HeuristicallyCacheable(response.status)) {
-      lifetime = std::min(policy.default_ttl, std::max(absl::ZeroDuration(), (origin_now - *modified) / 10));
-      d.reason = "heuristic (10% of the age of Last-Modified)";
+      d.reason = expires ? "Expires" : "invalid Expires: already expired";
     }
+    if (targeted) d.reason = "targeted field " + d.reason;
+  } else if (const auto modified = ParseHttpDate(Header(response, "last-modified"));
+             policy.honour_origin && policy.heuristic_freshness && modified &&
+             HeuristicallyCacheable(response.status)) {
+    lifetime = std::min(policy.heuristic_max, std::max(absl::ZeroDuration(), (origin_now - *modified) / 10));
+    d.reason = "heuristic (10% of the age of Last-Modified)";
   }
   if (!request.listing) lifetime = std::clamp(lifetime, policy.min_ttl, policy.max_ttl);
   if (policy.honour_origin && cc.no_cache) {
@@ -193,9 +177,8 @@ CacheDecision Decide(const CachePolicy& policy, const RequestFacts& request, con
   }
 
   // Age already spent upstream (RFC 9111 4.2.3): the Age header, or the apparent age from Date.
-  absl::Duration age = std::max(absl::ZeroDuration(), now - origin_now);
-  if (const auto age_header = Seconds(Header(response, "age")))
-    age = std::max(age, absl::Seconds(*age_header));
+  d.age = AgeSeconds(response.headers);
+  const absl::Duration age = std::max(std::max(absl::ZeroDuration(), now - origin_now), absl::Seconds(d.age));
   d.fresh_for = policy.honour_origin ? std::max(absl::ZeroDuration(), lifetime - age) : lifetime;
 
   d.stale_while_revalidate = policy.stale_while_revalidate;
@@ -205,13 +188,13 @@ CacheDecision Decide(const CachePolicy& policy, const RequestFacts& request, con
       d.stale_while_revalidate =
           std::min(d.stale_while_revalidate, absl::Seconds(*cc.stale_while_revalidate));
     if (cc.stale_if_error) d.stale_if_error = std::min(d.stale_if_error, absl::Seconds(*cc.stale_if_error));
-    if (cc.must_revalidate || cc.no_cache) {
+    if (cc.must_revalidate || cc.proxy_revalidate || cc.no_cache) {
       d.stale_while_revalidate = d.stale_if_error = absl::ZeroDuration();
     }
   }
 
   // Swift deletes the object at X-Delete-At: never serve it past that.
-  if (const auto delete_at = Seconds(Header(response, "x-delete-at"))) {
+  if (const auto delete_at = UnixSeconds(Header(response, "x-delete-at"))) {
     const absl::Duration left = absl::FromUnixSeconds(*delete_at) - now;
     if (left <= absl::ZeroDuration()) return NotStored("object expires (X-Delete-At is past)");
     d.fresh_for = std::min(d.fresh_for, left);

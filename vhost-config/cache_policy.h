@@ -1,6 +1,8 @@
 // Whether a response may be stored, for how long it is fresh, its stale windows and its tags.
 // A pure function of the tenant's policy, the request, the response and the time (passed in):
-// RFC 9111 rules for a shared cache when the tenant honours the origin, clamped by its TTLs.
+// RFC 9111 rules for a shared cache when the tenant honours the origin, clamped by its TTLs, with
+// targeted fields (RFC 9213: the tenant's own, then CDN-Cache-Control) before Cache-Control.
+// Whether a stored response may answer a request is freshness.h's decision.
 #pragma once
 
 #include <span>
@@ -14,14 +16,14 @@
 
 namespace vhost {
 
+// The request a response answers. Requests the cache never answers (Swift credentials, temp-URL
+// signatures, cookies, `no-store`) are relayed by the edge before any fetch, so they are not here.
 struct RequestFacts {
   std::string_view method;
   std::string_view path;  // for the tenant's path rules
   bool listing = false;
-  bool authorization = false;  // Authorization header
-  bool auth_token = false;     // X-Auth-Token: Swift credentials, answered for this client only
-  bool temp_url = false;       // temp_url_sig in the query
-  std::string_view cache_control;
+  // Authorization was sent (http tenants only; RFC 9111 3.5): stored only when the response allows.
+  bool authorization = false;
 };
 
 struct ResponseFacts {
@@ -37,6 +39,7 @@ struct CacheDecision {
   absl::Duration stale_if_error = absl::ZeroDuration();
   std::vector<std::string> tags;
   const PathRule* rule = nullptr;  // the path rule that matched, if any
+  int64_t age = 0;                 // the response's Age (RFC 9111 5.1): it was made that long ago
 };
 
 CacheDecision Decide(const CachePolicy& policy, const RequestFacts& request, const ResponseFacts& response,

@@ -1,5 +1,6 @@
 // HTTP dates (RFC 9110 5.6.7): IMF-fixdate, and the obsolete RFC 850 and asctime forms a
-// recipient must accept.
+// recipient must accept, exactly as written there (case, digits and single spaces). Anything else
+// is not a date: an Expires that is not one means already expired (RFC 9111 5.3).
 #pragma once
 
 #include <optional>

@@ -3,12 +3,14 @@
 #include <toml++/toml.h>
 
 #include <algorithm>
+#include <cctype>
 #include <fstream>
 #include <map>
 #include <optional>
 #include <sstream>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "vhost-config/duration.h"
@@ -49,6 +51,18 @@ std::string DomainProblem(std::string_view domain) {
     return "wildcard would match a top-level domain";
   }
   return "";
+}
+
+// A targeted field (RFC 9213) is a field name (a token, RFC 9110 5.1) other than Cache-Control,
+// whose directives it would replace.
+bool IsTargetedFieldName(std::string_view s) {
+  for (char c : s) {
+    if (!(std::isalnum(static_cast<unsigned char>(c)) ||
+          std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos)) {
+      return false;
+    }
+  }
+  return !absl::EqualsIgnoreCase(absl::string_view(s.data(), s.size()), "cache-control");
 }
 
 bool IsSha256Hex(std::string_view s) {
@@ -293,6 +307,14 @@ class Builder {
     c.max_ttl = s.Duration("cache.max_ttl", c.max_ttl);
     c.honour_origin = s.Bool("cache.honour_origin", c.honour_origin);
     c.heuristic_freshness = t.origin.kind == OriginKind::kHttp;
+    c.heuristic_max = s.Duration("cache.heuristic_max", c.heuristic_max);
+    c.targeted_cache_control = s.String("cache.targeted_cache_control");
+    if (!c.targeted_cache_control.empty() && !IsTargetedFieldName(c.targeted_cache_control)) {
+      s.Error(
+          s.Node("cache.targeted_cache_control"), "cache.targeted_cache_control",
+          absl::StrCat("\"", c.targeted_cache_control,
+                       "\" is not a response field name other than Cache-Control (e.g. Edge-Cache-Control)"));
+    }
     c.listings = s.Bool("cache.listings", c.listings);
     c.listing_ttl = s.Duration("cache.listing_ttl", c.listing_ttl);
     c.negative_ttl = s.Duration("cache.negative_ttl", c.negative_ttl);

@@ -43,6 +43,12 @@ constexpr std::array kTenantKeys = {
         "cache.honour_origin", KeyType::kBool, "true", true,
         "Follow the origin's Cache-Control, Expires and Age (RFC 9111, shared cache), clamped by min/max. "
         "When false the tenant's TTLs apply, but `no-store` and `private` still prevent storing."},
+    KeySpec{"cache.heuristic_max", KeyType::kDuration, "\"1d\"", true,
+            "Longest heuristic freshness (10% of the time since `Last-Modified`, http origins, when the "
+            "origin gives no freshness); not bounded by `cache.default_ttl`."},
+    KeySpec{"cache.targeted_cache_control", KeyType::kString, "\"\"", true,
+            "A response field of the tenant's own with CDN-Cache-Control's syntax and meaning (RFC 9213), "
+            "e.g. `Edge-Cache-Control`: read first, then `CDN-Cache-Control`, then `Cache-Control`."},
     KeySpec{"cache.listings", KeyType::kBool, "false", true,
             "A path ending in `/` is a container listing of that prefix (swift origins)."},
     KeySpec{"cache.listing_ttl", KeyType::kDuration, "\"30s\"", true, "Freshness of cached listings."},

@@ -44,6 +44,13 @@ struct CachePolicy {
   // Swift origins: their writes purge the cache, so default_ttl applies to a just-written object
   // instead of a lifetime near zero.
   bool heuristic_freshness = true;
+  // The longest heuristic lifetime (as Traffic Server's heuristic_max_lifetime); default_ttl does
+  // not bound it, so a tenant that stores nothing without freshness information (default_ttl 0,
+  // RFC 9111's behaviour) still gets heuristics.
+  absl::Duration heuristic_max = absl::Hours(24);
+  // A targeted field (RFC 9213) of the tenant's own, e.g. "Edge-Cache-Control": read before
+  // CDN-Cache-Control, which is read before Cache-Control. Empty for none.
+  std::string targeted_cache_control;
   bool listings = false;  // a path ending in "/" is a container listing of that prefix
   absl::Duration listing_ttl = absl::Seconds(30);
   absl::Duration negative_ttl = absl::Seconds(10);

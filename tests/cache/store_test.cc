@@ -109,7 +109,7 @@ TEST_CASE("a miss, a fill, then a hit with the same body and headers") {
   CHECK(Fixture::Body(*hit) == "hello world");
   CHECK(hit->body_offset() % kPageSize == 0);
   CHECK(hit->metadata().headers[0].second == "text/plain");
-  CHECK(hit->freshness() == Freshness::kFresh);
+  CHECK_FALSE(hit->invalidated());
   CHECK(store.GetStats().entries == 1);
 }
 
@@ -235,16 +235,6 @@ TEST_CASE("a zone is one process's: a second store on it is refused") {
   CHECK(std::string(second.status().message()).find("in use by another process") != std::string::npos);
   f.Close();
   CHECK(Store::Open(f.options_, [] { return absl::Now(); }).ok());
-}
-
-TEST_CASE("freshness follows the clock: fresh, stale inside the window, expired after") {
-  Fixture f;
-  Store& store = f.Open();
-  REQUIRE(f.Put(Object("a"), "x", f.Meta(absl::Seconds(10))).ok());
-  f.now_ += absl::Seconds(11);
-  CHECK(store.Lookup(Object("a"))->freshness() == Freshness::kStale);
-  f.now_ += absl::Seconds(60);
-  CHECK(store.Lookup(Object("a"))->freshness() == Freshness::kExpired);
 }
 
 TEST_CASE("an empty body and a multi-megabyte body are stored exactly") {
@@ -476,7 +466,6 @@ TEST_CASE("container, tenant and all are generation bumps that report what they 
   std::optional<Hit> hit = store.Lookup(Object("a"));
   REQUIRE(hit.has_value());
   CHECK(hit->invalidated());
-  CHECK(hit->freshness() == Freshness::kStale);
   CHECK(f.Has(Object("b")) == false);
   CHECK(store.Apply(Invalidation::All(false)) == 1);
   CHECK_FALSE(f.Has(Object("a")));

@@ -39,6 +39,7 @@ struct Script {
   std::string etag;               // answered with 304 when If-None-Match names it
   std::string vary_on;            // a request header: its value is appended to the body, and Vary says so
   int interim = 0;                // an interim response (1xx) with a Link header, before the answer
+  std::string echo;               // a request header: its value is appended to the body (no Vary)
 };
 
 class FakeOrigin : public http::Handler {
@@ -69,7 +70,7 @@ class FakeOrigin : public http::Handler {
     {
       std::lock_guard lock(mu_);
       ++counts_[name];
-      for (const char* h : {"if-none-match", "if-modified-since", "x-auth-token", "x-client-hop"}) {
+      for (const char* h : {"if-none-match", "if-modified-since", "x-auth-token", "x-client-hop", "authorization"}) {
         last_headers_[name + "|" + h] = std::string(exchange.request().Find(h));
       }
       auto it = scripts_.find(name);
@@ -107,6 +108,14 @@ class FakeOrigin : public http::Handler {
     if (script.interim != 0) {
       const http::HeaderField hints[] = {{"Link", "</style.css>; rel=preload"}, {"Connection", "x-hop"}};
       exchange.SendInterim(script.interim, hints);
+    }
+    if (!script.echo.empty()) {
+      Script echoed = script;
+      echoed.echo.clear();
+      echoed.body += "-";
+      echoed.body += exchange.request().Find(script.echo);
+      Answer(exchange, echoed);
+      return;
     }
     std::vector<http::HeaderField> headers;
     for (const auto& [n, v] : script.headers) headers.emplace_back(n, v);
@@ -702,6 +711,81 @@ TEST_CASE("an http site that varies gets one entry per variant, and nobody anoth
   CHECK(HttpGet(edge.Url("/private"), {"Host: site.test", "Cookie: session=1"}).header("x-cache") ==
         "BYPASS");
   CHECK(HttpGet(edge.Url("/private"), {"Host: site.test"}).header("x-cache") == "MISS");
+}
+
+TEST_CASE("an http site's answer to Authorization is shared only when it allows (RFC 9111 3.5)") {
+  FakeOrigin origin;
+  Edge edge(origin.port());
+  auto get = [&](const std::string& path, const std::string& authorization) {
+    std::vector<std::string> headers = {"Host: site.test"};
+    if (!authorization.empty()) headers.push_back("Authorization: " + authorization);
+    return HttpGet(edge.Url(path), headers);
+  };
+  Script shared = Object("shared", {{"Cache-Control", "public, max-age=60"}});
+  shared.echo = "Authorization";
+  origin.Set("/shared", shared);
+  HttpResponse first = get("/shared", "Bearer a");
+  CHECK(first.header("x-cache") == "MISS");
+  CHECK(first.body == "shared-Bearer a");
+  CHECK(origin.LastHeader("/shared", "authorization") == "Bearer a");  // the leader's, sent on
+  CHECK(get("/shared", "").header("x-cache") == "HIT");
+  CHECK(get("/shared", "Bearer b").body == "shared-Bearer a");
+  CHECK(origin.Count("/shared") == 1);
+
+  // Not shareable: the leader alone gets it; a client waiting on the same fetch asks for itself.
+  Script mine = Object("mine", {{"Cache-Control", "max-age=60"}});
+  mine.echo = "Authorization";
+  mine.delay_ms = 300;
+  origin.Set("/mine", mine);
+  HttpResponse leader, other;
+  std::thread a([&] { leader = get("/mine", "Bearer a"); });
+  std::thread b([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    other = get("/mine", "");
+  });
+  a.join();
+  b.join();
+  CHECK(leader.body == "mine-Bearer a");
+  CHECK(leader.header("x-cache") == "BYPASS");
+  CHECK(other.body == "mine-");
+  CHECK(origin.Count("/mine") == 2);
+  CHECK(get("/mine", "").body == "mine-");  // the anonymous answer was stored, never the other
+  CHECK(get("/mine", "").header("x-cache") == "HIT");
+
+  // Swift tenants: Authorization is a credential, relayed every time.
+  origin.Set("doc", Object("v1", {{"Cache-Control", "public, max-age=60"}}));
+  CHECK(edge.Get("/doc", {"Authorization: Bearer a"}).header("x-cache") == "BYPASS");
+  CHECK(edge.Get("/doc", {"Authorization: Bearer a"}).header("x-cache") == "BYPASS");
+  CHECK(origin.Count("doc") == 2);
+}
+
+TEST_CASE("an http site's Vary lines are combined; 401 and 403 are never stored") {
+  FakeOrigin origin;
+  Edge edge(origin.port());
+  auto get = [&](const std::string& path) { return HttpGet(edge.Url(path), {"Host: site.test"}); };
+  origin.Set("/split", Object("split", {{"Vary", ","}, {"Vary", "*"}, {"Cache-Control", "max-age=60"}}));
+  CHECK(get("/split").header("x-cache") == "BYPASS");
+  CHECK(get("/split").header("x-cache") == "BYPASS");
+  Script denied = Object("no", {{"Cache-Control", "public, max-age=60"}});
+  denied.status = 401;
+  origin.Set("/denied", denied);
+  CHECK(get("/denied").header("x-cache") == "BYPASS");
+  CHECK(get("/denied").header("x-cache") == "BYPASS");
+  CHECK(origin.Count("/denied") == 2);
+  Script error = Object("down", {{"Cache-Control", "max-age=60"}});
+  error.status = 503;
+  origin.Set("/error", error);
+  CHECK(get("/error").header("x-cache") == "MISS");  // explicit freshness: stored for it
+  CHECK(get("/error").header("x-cache") == "HIT");
+  // ... but it does not replace an entry that stale-if-error may still serve.
+  origin.Set("/good", Object("good", {{"Cache-Control", "max-age=1"}}));
+  CHECK(get("/good").header("x-cache") == "MISS");
+  edge.Advance(5);
+  error.body = "down";
+  origin.Set("/good", error);
+  HttpResponse stale = get("/good");
+  CHECK(stale.body == "good");
+  CHECK(stale.header("x-cache") == "STALE");
 }
 
 TEST_CASE("metrics count requests per tenant and cache outcome") {

@@ -4,6 +4,7 @@
 
 #include <string>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 
 namespace vhost {
@@ -185,6 +186,30 @@ origin.container = "c"
                "origin.url = \"http://127.0.0.1:1\"\norigin.cluster = \"x\"\n")
             .front()
             .find("applies to swift origins only") != std::string::npos);
+}
+
+TEST_CASE("cache.targeted_cache_control and cache.heuristic_max") {
+  const std::string kSite = R"([[tenant]]
+name = "site"
+domains = ["site.example.test"]
+origin.kind = "http"
+origin.url = "http://127.0.0.1:9000"
+)";
+  auto table = LoadTenantText(absl::StrCat(kSite, "cache.targeted_cache_control = \"Edge-Cache-Control\"\n",
+                                           "cache.heuristic_max = \"2h\"\n"),
+                              "vhosts.toml");
+  REQUIRE(table.ok());
+  CHECK((*table)->tenants[0].cache.targeted_cache_control == "Edge-Cache-Control");
+  CHECK((*table)->tenants[0].cache.heuristic_max == absl::Hours(2));
+  table = LoadTenantText(kSite, "vhosts.toml");
+  REQUIRE(table.ok());
+  CHECK((*table)->tenants[0].cache.targeted_cache_control.empty());
+  CHECK((*table)->tenants[0].cache.heuristic_max == absl::Hours(24));
+  CHECK(Errors(absl::StrCat(kSite, "cache.targeted_cache_control = \"Edge Cache\"\n")) ==
+        std::vector<std::string>{
+            "vhosts.toml:6: tenant[0].cache.targeted_cache_control: \"Edge Cache\" is not a "
+            "response field name other than Cache-Control (e.g. Edge-Cache-Control)"});
+  CHECK(Errors(absl::StrCat(kSite, "cache.targeted_cache_control = \"cache-control\"\n")).size() == 1);
 }
 
 }  // namespace vhost

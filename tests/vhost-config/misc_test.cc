@@ -31,6 +31,31 @@ TEST_CASE("HTTP dates in all three forms") {
   CHECK(ParseHttpDate("Sunday, 06-Nov-94 08:49:37 GMT") == t);
   CHECK(ParseHttpDate("Sun Nov  6 08:49:37 1994") == t);
   CHECK_FALSE(ParseHttpDate("yesterday").has_value());
+  // RFC 9110 5.6.7: exactly these forms; anything else is not a date (and an Expires that is not
+  // one has already expired, RFC 9111 5.3).
+  for (std::string_view invalid : {
+           "Sun, 06 Nov 1994 8:49:37 GMT",     // 1-digit hour
+           "Sun, 06  Nov  1994 08:49:37 GMT",  // doubled spaces
+           "Sun, 6 Nov 1994 08:49:37 GMT",     // 1-digit day
+           "Sun, 06 Nov 94 08:49:37 GMT",      // 2-digit year in IMF-fixdate
+           "Sun 06 Nov 1994 08:49:37 GMT",     // no comma
+           "Sun, 06-Nov-1994 08:49:37 GMT",    // dashes
+           "Sun, 06 Nov 1994 08.49.37 GMT",    // periods
+           "Sun, 06 Nov 1994 08:49:37 UTC",    // another zone
+           "SUN, 06 Nov 1994 08:49:37 GMT",    // case
+           "Sun, 06 NOV 1994 08:49:37 GMT",
+           "Sun, 06 Nov 1994 08:49:37 GMT ",  // trailing space
+           "Sun, 31 Feb 1994 08:49:37 GMT",   // no such day
+           "Sun, 06 Nov 1994 24:00:00 GMT",
+           "Sunday, 06-Nov-94 08:49:37 UTC",
+           "Sun Nov 6 08:49:37 1994",  // asctime pads the day with a space
+           "0",
+           "",
+       }) {
+    CAPTURE(invalid);
+    CHECK_FALSE(ParseHttpDate(invalid).has_value());
+  }
+  CHECK(ParseHttpDate("Sun Nov 16 08:49:37 1994") == t + absl::Hours(24 * 10));
   CHECK(FormatHttpDate(t) == "Sun, 06 Nov 1994 08:49:37 GMT");
   // The allocation-free form says the same as absl's formatter, every weekday and month.
   for (int64_t seconds = 0; seconds < 400 * 86400; seconds += 86400 + 3661) {
