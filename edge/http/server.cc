@@ -487,16 +487,10 @@ void Exchange::Respond(int status, std::span<const HeaderField> headers,
   WriteHead(status, headers, {}, content_length);
 }
 
-void Exchange::SendInterim(int status, std::span<const HeaderField> headers) {
-  if (responded_ || connection_->closed_ || request_.minor_version != 1 || status < 100 || status > 199 ||
-      status == 101) {
-    return;
-  }
-  if (status == 100) {
-    if (connection_->continue_sent_) return;
-    connection_->continue_sent_ = true;  // the body may come: no second one when it is read
-  }
-  evbuffer* out = connection_->output();
+namespace {
+
+// A response's status line and fields, of an interim or a final response alike.
+void AddStatusAndFields(evbuffer* out, int status, std::span<const HeaderField> headers) {
   const std::string_view reason = ReasonPhrase(status);
   evbuffer_add_printf(out, "HTTP/1.1 %d ", status);
   evbuffer_add(out, reason.data(), reason.size());
@@ -507,6 +501,21 @@ void Exchange::SendInterim(int status, std::span<const HeaderField> headers) {
     evbuffer_add(out, value.data(), value.size());
     evbuffer_add(out, "\r\n", 2);
   }
+}
+
+}  // namespace
+
+void Exchange::SendInterim(int status, std::span<const HeaderField> headers) {
+  if (responded_ || connection_->closed_ || request_.minor_version != 1 || status < 100 || status > 199 ||
+      status == 101) {
+    return;
+  }
+  if (status == 100) {
+    if (connection_->continue_sent_) return;
+    connection_->continue_sent_ = true;  // the body may come: no second one when it is read
+  }
+  evbuffer* out = connection_->output();
+  AddStatusAndFields(out, status, headers);
   evbuffer_add(out, "\r\n", 2);
   connection_->OutputAdded();
 }
@@ -523,16 +532,7 @@ void Exchange::WriteHead(int status, std::span<const HeaderField> headers, std::
     for (const auto& [name, value] : headers) head_bytes += name.size() + value.size() + 4;
     evbuffer_expand(out, head_bytes + *content_length);
   }
-  const std::string_view reason = ReasonPhrase(status);
-  evbuffer_add_printf(out, "HTTP/1.1 %d ", status);
-  evbuffer_add(out, reason.data(), reason.size());
-  evbuffer_add(out, "\r\n", 2);
-  for (const auto& [name, value] : headers) {
-    evbuffer_add(out, name.data(), name.size());
-    evbuffer_add(out, ": ", 2);
-    evbuffer_add(out, value.data(), value.size());
-    evbuffer_add(out, "\r\n", 2);
-  }
+  AddStatusAndFields(out, status, headers);
   if (!content_type.empty()) {
     evbuffer_add(out, "Content-Type: ", 14);
     evbuffer_add(out, content_type.data(), content_type.size());
