@@ -34,7 +34,10 @@ grep -q 'no tenant serves host "unknown.test"' "$tmp/err" || fail "unknown host 
 grep -q "'..' segment in path" "$tmp/err" || fail "traversal message"
 
 [ "$("$cli" hash-key demo-purge-key)" = "$(printf %s demo-purge-key | sha256sum | cut -d' ' -f1)" ] || fail "hash-key"
-"$cli" schema | grep -q '^| `cache.max_ttl` | duration | "7d" |' || fail "schema"
+# Read whole first: grep -q leaves at its match, and the rest of the output would then meet a closed
+# pipe (SIGPIPE, a failed pipeline under pipefail) whenever the CLI is slower than grep.
+schema=$("$cli" schema)
+grep -q '^| `cache.max_ttl` | duration | "7d" |' <<<"$schema" || fail "schema"
 "$cli" --version | grep -q '^vhost-config ' || fail "--version"
 "$cli" --help | grep -q 'usage: vhost-config' || fail "--help"
 echo "1 passed, 0 failed"
