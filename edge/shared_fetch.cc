@@ -220,10 +220,8 @@ void SharedFetch::OnInterim(int status, HeaderViews headers) {
 }
 
 bool SharedFetch::BeginStoring(int status, HeaderViews headers) {
-  // A part of the object (an origin that answers 206 to a request without Range) is never stored
-  // as the whole object, nor streamed to other waiters as it: the leader relays it, and the others
-  // fetch for themselves.
-  if (status == 206) return false;
+  // Not stored (a 206 among others, vhost::Decide): the leader relays it, and the others fetch
+  // for themselves, so a part of the object never reaches them as the whole.
   const absl::Time now = clock_();
   const vhost::RequestFacts facts{
       .method = "GET", .path = plan_.path, .listing = plan_.listing, .authorization = plan_.authorization};

@@ -99,6 +99,9 @@ CacheDecision Decide(const CachePolicy& policy, const RequestFacts& request, con
   if (rule != nullptr && rule->bypass) return NotStored("path rule says bypass");
   // An answer to one client's credentials, or to their absence: never another client's (issue 10).
   if (response.status == 401 || response.status == 403) return NotStored("status 401/403 is one client's");
+  // A part of the object (an origin that answers 206 to a request the cache made without Range):
+  // this cache stores whole objects only.
+  if (response.status == 206) return NotStored("status 206 is a part of the object");
 
   // RFC 9213 2.2: the first targeted field of ours with a valid, non-empty value replaces
   // Cache-Control and Expires for this cache. Targeted fields are stored and sent on to clients

@@ -395,6 +395,7 @@ TEST_CASE("RFC 9111 3 and 4.2.2: errors with explicit freshness, 401/403, heuris
       {"3: a 404 without explicit freshness: the negative TTL", 404, {}, true, absl::Seconds(10)},
       {"issue 10: a 401 is never stored", 401, {{"Cache-Control", "public, max-age=3600"}}, false, {}},
       {"issue 10: a 403 is never stored", 403, {{"Cache-Control", "public, max-age=3600"}}, false, {}},
+      {"a 206 (a part of the object) is never stored", 206, {{"Cache-Control", "max-age=3600"}}, false, {}},
       {"4.2.2: heuristics are not bounded by default_ttl (0s)",
        200,
        {{"Last-Modified", FormatHttpDate(kNow - absl::Hours(10))}},
