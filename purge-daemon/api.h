@@ -70,7 +70,8 @@ class PurgeApi : public edge::http::Handler {
   // authenticate too often lately; else the credentials, a failure being counted against it.
   absl::StatusOr<Credentials> Authenticate(const Call& call, const vhost::TenantTable& table);
   absl::Status AuthFailed(const Call& call, absl::Status status);
-  double AuthFailureRate() const {  // forgotten per second
+  // How fast a client's count of failures drains, per second: api.auth_failures per window.
+  double AuthFailureRate() const {
     return options_.auth_failures / absl::ToDoubleSeconds(options_.auth_failure_window);
   }
   void Handle(Call& call);

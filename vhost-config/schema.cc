@@ -68,10 +68,12 @@ constexpr std::array kTenantKeys = {
 };
 
 constexpr std::array kRuleKeys = {
-    KeySpec{"path", KeyType::kString, "", false,
-            "Glob matched against the request path as the edge maps it, decoded and normalised (`//%70rivate/./x` "
-            "is `/private/x`), so no spelling of a path escapes its rule: `*` matches any run of characters, `?` "
-            "one."},
+    KeySpec{
+        "path", KeyType::kString, "", false,
+        "Glob matched against the request path as the edge maps it, decoded and normalised "
+        "(`//%70rivate/./x` "
+        "is `/private/x`), so no spelling of a path escapes its rule: `*` matches any run of characters, `?` "
+        "one."},
     KeySpec{"ttl", KeyType::kDuration, "-", false,
             "Freshness for matching paths (instead of `cache.default_ttl`)."},
     KeySpec{"bypass", KeyType::kBool, "false", false, "Never store matching paths."},

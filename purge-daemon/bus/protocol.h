@@ -61,7 +61,7 @@ struct WriteEvent {
   // so that a PUT of an existing container that sets nothing can be told from one that changes
   // what readers see. Empty for objects. Added later: an event without it decodes as empty.
   std::string settings;
-  std::string cluster;      // the Swift cluster's name (vhost::Origin::cluster); empty: the default
+  std::string cluster;  // the Swift cluster's name (vhost::Origin::cluster); empty: the default
   bool operator==(const WriteEvent&) const = default;
 };
 

@@ -70,7 +70,8 @@ class FakeOrigin : public http::Handler {
     {
       std::lock_guard lock(mu_);
       ++counts_[name];
-      for (const char* h : {"if-none-match", "if-modified-since", "x-auth-token", "x-client-hop", "authorization"}) {
+      for (const char* h :
+           {"if-none-match", "if-modified-since", "x-auth-token", "x-client-hop", "authorization"}) {
         last_headers_[name + "|" + h] = std::string(exchange.request().Find(h));
       }
       auto it = scripts_.find(name);
