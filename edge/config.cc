@@ -72,8 +72,16 @@ constexpr std::array kEdgeKeys = {
     KeySpec{"purge.spool_max", KeyType::kBytes, "\"64M\"", false,
             "Write events kept while Redis is unreachable; when full, writes are refused (503) so that no "
             "purge is lost."},
-    KeySpec{"purge.max_disconnect", KeyType::kDuration, "\"10s\"", false,
-            "Cut off from the bus longer than this, the edge revalidates every hit until it has caught up."},
+    KeySpec{"purge.lease", KeyType::kDuration, "\"1s\"", false,
+            "The edge serves from its cache only this long after it last heard from the bus (it reads at "
+            "least four times a lease); then every hit is revalidated. A writer waits for an edge that stops "
+            "answering only this long."},
+    KeySpec{"purge.confirm_timeout", KeyType::kDuration, "\"5s\"", false,
+            "The most a write's answer waits for the other edges to apply its purge (a live edge answers "
+            "in milliseconds; one that stops is given up after its lease)."},
+    KeySpec{"purge.when_unreachable", KeyType::kString, "\"refuse\"", false,
+            "Writes to Swift while the bus is unreachable: \"refuse\" (503 with Retry-After, before Swift "
+            "sees them) or \"accept\" (relayed; the answer says X-Purge-Pending: spooled)."},
     KeySpec{"purge.api", KeyType::kString, "\"\"", false,
             "Base URL of a purge daemon's API (`http://127.0.0.1:9100`), where `PURGE` requests are sent. "
             "Empty: PURGE is refused."},
@@ -158,7 +166,15 @@ absl::StatusOr<EdgeConfig> Build(vhost::Settings& s, const std::string& path) {
   }
   c.state_dir = resolve(s.String("purge.state_dir"));
   c.spool_max_bytes = s.Bytes("purge.spool_max");
-  c.max_disconnect = s.Duration("purge.max_disconnect");
+  c.lease = s.Duration("purge.lease");
+  if (c.lease < absl::Milliseconds(100)) s.Error("purge.lease", "must be at least 100ms");
+  c.confirm_timeout = s.Duration("purge.confirm_timeout");
+  if (c.confirm_timeout <= c.lease) s.Error("purge.confirm_timeout", "must be longer than purge.lease");
+  const std::string unreachable = s.String("purge.when_unreachable");
+  if (unreachable != "refuse" && unreachable != "accept") {
+    s.Error("purge.when_unreachable", "must be \"refuse\" or \"accept\"");
+  }
+  c.accept_writes_unreachable = unreachable == "accept";
   c.purge_api = s.String("purge.api");
   while (c.purge_api.ends_with("/")) c.purge_api.pop_back();
   if (!c.purge_api.empty() && !c.purge_api.starts_with("http://") && !c.purge_api.starts_with("https://")) {

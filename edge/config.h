@@ -31,7 +31,9 @@ struct EdgeConfig {
   std::string purge_redis;
   std::string state_dir;  // the purge-log cursor and the write-event spool
   uint64_t spool_max_bytes = 64 << 20;
-  absl::Duration max_disconnect = absl::Seconds(10);
+  absl::Duration lease = absl::Seconds(1);
+  absl::Duration confirm_timeout = absl::Seconds(5);
+  bool accept_writes_unreachable = false;
   std::string purge_api;
   absl::Duration maintain_interval = absl::Seconds(5);
 };

@@ -156,11 +156,13 @@ int main(int argc, char** argv) {
   pipeline_options.origin = config->origin;
   pipeline_options.purge_api = config->purge_api;
   pipeline_options.max_ranges = config->max_ranges;
+  pipeline_options.accept_writes_unreachable = config->accept_writes_unreachable;
   edge::Pipeline pipeline(workers, pipeline_options, tenants, **store, metrics, access_log.get(),
                           [] { return absl::Now(); });
 
   // The purge bus: write events out through the spool, the purge log in.
   std::unique_ptr<edge::WriteEventPublisher> publisher;
+  std::unique_ptr<bus::Confirmer> confirmer;
   std::unique_ptr<edge::PurgeSubscriber> subscriber;
   if (!config->purge_redis.empty()) {
     std::error_code error;
@@ -169,6 +171,7 @@ int main(int argc, char** argv) {
     int redis_port = 0;
     (void)bus::ParseRedisAddress(config->purge_redis, &redis_host, &redis_port);  // checked by the loader
     edge::PublisherOptions publisher_options;
+    publisher_options.node_id = config->node_id;
     publisher_options.redis_host = redis_host;
     publisher_options.redis_port = redis_port;
     publisher_options.spool_path = config->state_dir + "/write-events.spool";
@@ -179,18 +182,21 @@ int main(int argc, char** argv) {
       return 1;
     }
     publisher = std::move(*started);
-    pipeline.SetPublisher(publisher.get());
+    bus::ConfirmerOptions confirmer_options;
+    confirmer_options.redis_host = redis_host;
+    confirmer_options.redis_port = redis_port;
+    confirmer_options.timeout = config->confirm_timeout;
+    confirmer = std::make_unique<bus::Confirmer>(confirmer_options);
+    pipeline.SetBus(confirmer.get(), publisher.get());
     edge::SubscriberOptions subscriber_options;
     subscriber_options.node_id = config->node_id;
     subscriber_options.redis_host = redis_host;
     subscriber_options.redis_port = redis_port;
     subscriber_options.cursor_path = config->state_dir + "/purge-log.cursor";
-    subscriber_options.max_disconnect = config->max_disconnect;
+    subscriber_options.lease = config->lease;
     // Until it has read to the end of the purge log, the edge does not trust what its disk holds.
-    pipeline.SetTrusted(false);
-    subscriber =
-        std::make_unique<edge::PurgeSubscriber>(subscriber_options, **store, [&pipeline](bool trusted) {
-          pipeline.SetTrusted(trusted);
+    subscriber = std::make_unique<edge::PurgeSubscriber>(
+        subscriber_options, **store, pipeline.lease(), [](bool trusted) {
           Say(trusted ? "caught up with the purge log: serving from cache"
                       : "not caught up with the purge log: every hit is revalidated");
         });

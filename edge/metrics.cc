@@ -63,14 +63,44 @@ void Metrics::CountRequest(size_t worker, std::string_view tenant, CacheLabel la
   if (status >= 500) ++c.responses_5xx;
 }
 
+void Histogram::Observe(absl::Duration value) {
+  const double seconds = absl::ToDoubleSeconds(value);
+  size_t bucket = 0;
+  while (bucket < kBuckets.size() && seconds > kBuckets[bucket]) ++bucket;
+  ++counts[bucket];
+  sum += seconds;
+}
+
+void Histogram::Add(const Histogram& other) {
+  for (size_t i = 0; i < counts.size(); ++i) counts[i] += other.counts[i];
+  sum += other.sum;
+}
+
+void Histogram::AppendTo(std::string* out, std::string_view name, std::string_view help) const {
+  const std::string n(name);
+  absl::StrAppend(out, "# HELP ", n, " ", std::string(help), "\n# TYPE ", n, " histogram\n");
+  uint64_t cumulative = 0;
+  for (size_t i = 0; i < kBuckets.size(); ++i) {
+    cumulative += counts[i];
+    absl::StrAppend(out, n, "_bucket{le=\"", kBuckets[i], "\"} ", cumulative, "\n");
+  }
+  cumulative += counts.back();
+  absl::StrAppend(out, n, "_bucket{le=\"+Inf\"} ", cumulative, "\n");
+  absl::StrAppend(out, n, "_sum ", absl::StrFormat("%.6f", sum), "\n");
+  absl::StrAppend(out, n, "_count ", cumulative, "\n");
+}
+
 void Metrics::ObserveOriginLatency(size_t worker, absl::Duration latency) {
   Shard& shard = *shards_[worker % shards_.size()];
-  const double seconds = absl::ToDoubleSeconds(latency);
-  size_t bucket = 0;
-  while (bucket < kLatencyBuckets.size() && seconds > kLatencyBuckets[bucket]) ++bucket;
   absl::MutexLock lock(&shard.mu);
-  ++shard.latency[bucket];
-  shard.latency_sum += seconds;
+  shard.origin_latency.Observe(latency);
+}
+
+void Metrics::ObserveConfirmation(size_t worker, ConfirmOutcome outcome, absl::Duration waited) {
+  Shard& shard = *shards_[worker % shards_.size()];
+  absl::MutexLock lock(&shard.mu);
+  ++shard.confirmations[static_cast<size_t>(outcome)];
+  if (outcome != ConfirmOutcome::kSpooled) shard.confirm_wait.Observe(waited);
 }
 
 void Metrics::CountOriginError(size_t worker) {
@@ -82,9 +112,10 @@ void Metrics::CountOriginError(size_t worker) {
 std::string Metrics::Render(const cache::StoreStats& store, size_t connections,
                             size_t fetches_in_flight) const {
   std::map<std::string, TenantCounters> tenants;  // sorted: stable output
-  std::array<uint64_t, kLatencyBuckets.size() + 1> latency{};
-  double latency_sum = 0;
+  Histogram origin_latency;
   uint64_t origin_errors = 0;
+  Histogram confirm_wait;
+  std::array<uint64_t, kConfirmOutcomes> confirmations{};
   for (const auto& shard : shards_) {
     absl::MutexLock lock(&shard->mu);
     for (const auto& [name, c] : shard->tenants) {
@@ -94,9 +125,10 @@ std::string Metrics::Render(const cache::StoreStats& store, size_t connections,
       for (size_t i = 0; i < kCacheLabels; ++i) sum.by_label[i] += c.by_label[i];
       sum.responses_5xx += c.responses_5xx;
     }
-    for (size_t i = 0; i < latency.size(); ++i) latency[i] += shard->latency[i];
-    latency_sum += shard->latency_sum;
+    origin_latency.Add(shard->origin_latency);
     origin_errors += shard->origin_errors;
+    confirm_wait.Add(shard->confirm_wait);
+    for (size_t i = 0; i < kConfirmOutcomes; ++i) confirmations[i] += shard->confirmations[i];
   }
 
   std::string out;
@@ -123,19 +155,19 @@ std::string Metrics::Render(const cache::StoreStats& store, size_t connections,
   for (const auto& [name, c] : tenants)
     absl::StrAppend(&out, "edge_responses_5xx_total{tenant=\"", Escape(name), "\"} ", c.responses_5xx, "\n");
 
+  origin_latency.AppendTo(&out, "edge_origin_latency_seconds",
+                          "Time from an origin request to its response head.");
+  confirm_wait.AppendTo(&out, "edge_write_confirm_seconds",
+                        "How long a write's answer waited for the other edges to apply its purge.");
   out +=
-      "# HELP edge_origin_latency_seconds Time from an origin request to its response head.\n"
-      "# TYPE edge_origin_latency_seconds histogram\n";
-  uint64_t cumulative = 0;
-  for (size_t i = 0; i < kLatencyBuckets.size(); ++i) {
-    cumulative += latency[i];
-    absl::StrAppend(&out, "edge_origin_latency_seconds_bucket{le=\"", kLatencyBuckets[i], "\"} ", cumulative,
-                    "\n");
+      "# HELP edge_write_confirmations_total Writes by how their wait for the other edges ended.\n"
+      "# TYPE edge_write_confirmations_total counter\n";
+  for (const auto& [outcome, name] : {std::pair{ConfirmOutcome::kConfirmed, "confirmed"},
+                                      {ConfirmOutcome::kTimedOut, "timed_out"},
+                                      {ConfirmOutcome::kSpooled, "spooled"}}) {
+    absl::StrAppend(&out, "edge_write_confirmations_total{outcome=\"", name, "\"} ",
+                    confirmations[static_cast<size_t>(outcome)], "\n");
   }
-  cumulative += latency.back();
-  absl::StrAppend(&out, "edge_origin_latency_seconds_bucket{le=\"+Inf\"} ", cumulative, "\n");
-  absl::StrAppend(&out, "edge_origin_latency_seconds_sum ", absl::StrFormat("%.6f", latency_sum), "\n");
-  absl::StrAppend(&out, "edge_origin_latency_seconds_count ", cumulative, "\n");
   absl::StrAppend(&out,
                   "# HELP edge_origin_errors_total Origin fetches that failed without a response.\n"
                   "# TYPE edge_origin_errors_total counter\nedge_origin_errors_total ",

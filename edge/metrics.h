@@ -30,6 +30,23 @@ struct TenantCounters {
   uint64_t responses_5xx = 0;
 };
 
+// Seconds in fixed buckets, for the Prometheus histograms.
+struct Histogram {
+  // Upper bounds of the buckets, in seconds.
+  static constexpr std::array<double, 12> kBuckets = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                                      0.1,   0.25,   0.5,   1,    2.5,   10};
+  std::array<uint64_t, kBuckets.size() + 1> counts{};
+  double sum = 0;
+
+  void Observe(absl::Duration value);
+  void Add(const Histogram& other);
+  void AppendTo(std::string* out, std::string_view name, std::string_view help) const;
+};
+
+// How a write's wait for the other edges ended (bus::ConfirmResult).
+enum class ConfirmOutcome : uint8_t { kConfirmed, kTimedOut, kSpooled };
+inline constexpr size_t kConfirmOutcomes = 3;
+
 class Metrics {
  public:
   explicit Metrics(size_t workers);
@@ -37,20 +54,18 @@ class Metrics {
   void CountRequest(size_t worker, std::string_view tenant, CacheLabel label, int status, uint64_t bytes);
   void ObserveOriginLatency(size_t worker, absl::Duration latency);
   void CountOriginError(size_t worker);
+  void ObserveConfirmation(size_t worker, ConfirmOutcome outcome, absl::Duration waited);
   // The whole exposition; `store` adds the per-zone gauges.
   std::string Render(const cache::StoreStats& store, size_t connections, size_t fetches_in_flight) const;
-
-  // Upper bounds of the origin latency buckets, in seconds.
-  static constexpr std::array<double, 12> kLatencyBuckets = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-                                                             0.1,   0.25,   0.5,   1,    2.5,   10};
 
  private:
   struct Shard {
     mutable absl::Mutex mu;
     absl::flat_hash_map<std::string, TenantCounters> tenants ABSL_GUARDED_BY(mu);
-    std::array<uint64_t, kLatencyBuckets.size() + 1> latency ABSL_GUARDED_BY(mu){};
-    double latency_sum ABSL_GUARDED_BY(mu) = 0;
+    Histogram origin_latency ABSL_GUARDED_BY(mu);
     uint64_t origin_errors ABSL_GUARDED_BY(mu) = 0;
+    Histogram confirm_wait ABSL_GUARDED_BY(mu);
+    std::array<uint64_t, kConfirmOutcomes> confirmations ABSL_GUARDED_BY(mu){};
   };
   std::vector<std::unique_ptr<Shard>> shards_;
 };

@@ -296,6 +296,14 @@ struct Pipeline::Worker {
   FetchLoop fetch_loop(Metrics& metrics) { return {*origin, running, metrics, index}; }
 };
 
+// Where the confirmer's thread leaves a write's outcome for its stream, and wakes the stream's
+// loop; `wake` is null once the stream is gone.
+struct WriteConfirmation {
+  absl::Mutex mu;
+  event* wake ABSL_GUARDED_BY(mu) = nullptr;
+  bus::ConfirmResult result ABSL_GUARDED_BY(mu);
+};
+
 // A response that cannot be given at once: it waits on a shared fetch and streams the entry as it
 // arrives, or relays an origin response that is not stored. Lives on its exchange's worker.
 class ClientStream : public http::Exchange::Observer,
@@ -309,6 +317,7 @@ class ClientStream : public http::Exchange::Observer,
   }
 
   ~ClientStream() override {
+    DropConfirmation();
     StopWaiting();
     if (own_fetch_ != 0) worker_.origin->Cancel(own_fetch_);
   }
@@ -332,10 +341,16 @@ class ClientStream : public http::Exchange::Observer,
     for (size_t i = 0; i < r.header_count; ++i) {
       const http::Header& h = r.headers[i];
       if (IsHopByHop(h.name, connection) || http::EqualsIgnoreCase(h.name, "host") ||
-          http::EqualsIgnoreCase(h.name, "expect") || http::EqualsIgnoreCase(h.name, "content-length")) {
+          http::EqualsIgnoreCase(h.name, "expect") || http::EqualsIgnoreCase(h.name, "content-length") ||
+          http::EqualsIgnoreCase(h.name, kEdgeNodeHeader)) {
         continue;
       }
       request.headers.emplace_back(h.name, h.value);
+    }
+    // Tells the Swift middleware that this edge waits for the edges to apply the write's purge,
+    // so the middleware does not wait too. Only an edge sets it: a client's is dropped above.
+    if (IsWriteMethod(r.method) && pipeline_.confirmer_ != nullptr) {
+      request.headers.emplace_back(kEdgeNodeHeader, pipeline_.options_.node_id);
     }
     if (r.body != http::BodyKind::kNone) {
       pump_ = std::make_unique<BodyPump>(*exchange_);
@@ -369,7 +384,7 @@ class ClientStream : public http::Exchange::Observer,
       OnWake();
       return;
     }
-    if (!relay_paused_) return;
+    if (!relay_paused_ || held_) return;
     relay_paused_ = false;
     if (own_fetch_ != 0) {
       worker_.origin->Resume(own_fetch_);
@@ -388,7 +403,7 @@ class ClientStream : public http::Exchange::Observer,
 
   // SharedFetch::Relay, and the own fetch's observer.
   void OnRelayHead(int status, HeaderViews headers) override {
-    CommitWrite(status, headers);
+    const bool confirming = CommitWrite(status, headers);
     if (exchange_ == nullptr) {
       Retire();  // a write whose client left: its answer was all it waited for
       return;
@@ -417,7 +432,17 @@ class ClientStream : public http::Exchange::Observer,
     }
     if (FindHeader(headers, "age").empty()) out.emplace_back("Age", "0");
     out.emplace_back("X-Cache", CacheLabelText(label_));
-    exchange_->Respond(status, out, ParseLength(FindHeader(headers, "content-length")));
+    const std::optional<uint64_t> length = ParseLength(FindHeader(headers, "content-length"));
+    if (confirming) {
+      // Read-your-writes: the 2xx goes out once the other edges have applied the write's purge;
+      // until then its head and body wait here (the body, bounded, pauses the origin).
+      held_.emplace();
+      held_->status = status;
+      held_->length = length;
+      for (const auto& [name, value] : out) held_->headers.emplace_back(name, value);
+      return;
+    }
+    exchange_->Respond(status, out, length);
     // A HEAD answered from a shared GET: the head is all it wants; finishing drops the body.
     if (exchange_->head_only() && own_fetch_ == 0) Finish();
   }
@@ -431,9 +456,16 @@ class ClientStream : public http::Exchange::Observer,
   }
   void OnRelayData(std::string_view data) override {
     if (exchange_ == nullptr) return;
-    exchange_->Write(data);
+    size_t buffered;
+    if (held_) {
+      held_->body.append(data);
+      buffered = held_->body.size();
+    } else {
+      exchange_->Write(data);
+      buffered = exchange_->output_buffered();
+    }
     bytes_ += data.size();
-    if (!relay_paused_ && exchange_->output_buffered() > kRelayHighWater) {
+    if (!relay_paused_ && buffered > kRelayHighWater) {
       relay_paused_ = true;
       if (own_fetch_ != 0) {
         worker_.origin->Pause(own_fetch_);
@@ -444,6 +476,10 @@ class ClientStream : public http::Exchange::Observer,
   }
   void OnRelayEnd(absl::Status status) override {
     if (exchange_ == nullptr) return;
+    if (held_) {
+      held_->end = std::move(status);  // answered once confirmed
+      return;
+    }
     if (status.ok()) {
       Finish();
     } else if (status_ != 0) {
@@ -476,10 +512,72 @@ class ClientStream : public http::Exchange::Observer,
   static void OnWakeEvent(evutil_socket_t, short, void* self) { static_cast<ClientStream*>(self)->OnWake(); }
 
   // The write's outcome is known (or never will be, status 0): invalidate and publish, once.
-  void CommitWrite(int status, HeaderViews headers) {
-    if (!write_ || write_committed_) return;
+  // True when its answer is to wait for the other edges (OnConfirmed).
+  bool CommitWrite(int status, HeaderViews headers) {
+    if (!write_ || write_committed_) return false;
     write_committed_ = true;
-    pipeline_.CommitWrite(route_, *write_, status, headers);
+    if (exchange_ == nullptr || status == 0) {
+      pipeline_.CommitWrite(route_, *write_, status, headers, nullptr);
+      return false;
+    }
+    confirmation_ = std::make_shared<WriteConfirmation>();
+    confirmation_->wake = event_new(worker_.loop, -1, 0, &ClientStream::OnConfirmedEvent, this);
+    auto done = [confirmation = confirmation_](const bus::ConfirmResult& result) {
+      absl::MutexLock lock(&confirmation->mu);
+      confirmation->result = result;
+      if (confirmation->wake != nullptr) event_active(confirmation->wake, EV_TIMEOUT, 0);
+    };
+    if (pipeline_.CommitWrite(route_, *write_, status, headers, std::move(done))) return true;
+    DropConfirmation();
+    return false;
+  }
+
+  static void OnConfirmedEvent(evutil_socket_t, short, void* self) {
+    static_cast<ClientStream*>(self)->OnConfirmed();
+  }
+  void OnConfirmed() {
+    bus::ConfirmResult result;
+    {
+      absl::MutexLock lock(&confirmation_->mu);
+      result = confirmation_->result;
+    }
+    pipeline_.metrics_.ObserveConfirmation(worker_.index,
+                                           !result.appended     ? ConfirmOutcome::kSpooled
+                                           : result.pending > 0 ? ConfirmOutcome::kTimedOut
+                                                                : ConfirmOutcome::kConfirmed,
+                                           result.waited);
+    if (exchange_ == nullptr || !held_) return;
+    HeldAnswer held = std::move(*held_);
+    held_.reset();
+    HeaderList out;
+    for (const auto& [name, value] : held.headers) out.emplace_back(name, value);
+    // How many edges applied the purge; any that may not have yet (the wait timed out), or that
+    // nobody could be told (the purge log was unreachable: the event waits in the spool).
+    const std::string confirmed = std::to_string(result.confirmed);
+    const std::string pending = std::to_string(result.pending);
+    if (result.appended) out.emplace_back("X-Purge-Confirmed", confirmed);
+    if (!result.appended) {
+      out.emplace_back("X-Purge-Pending", "spooled");
+    } else if (result.pending > 0) {
+      out.emplace_back("X-Purge-Pending", pending);
+    }
+    exchange_->Respond(held.status, out, held.length);
+    if (!held.body.empty()) exchange_->Write(held.body);
+    if (held.end) {
+      OnRelayEnd(std::move(*held.end));
+    } else {
+      OnWritable();  // resumes an origin paused while the answer was held
+    }
+  }
+  void DropConfirmation() {
+    if (!confirmation_) return;
+    event* wake;
+    {
+      absl::MutexLock lock(&confirmation_->mu);
+      wake = std::exchange(confirmation_->wake, nullptr);
+    }
+    event_free(wake);
+    confirmation_.reset();
   }
 
   void Fetch(const origin::FetchRequest& request) {
@@ -687,6 +785,16 @@ class ClientStream : public http::Exchange::Observer,
   bool own_body_ = false;             // the pump holds a body the edge made (PURGE): the client's is ignored
   std::optional<WriteIntent> write_;  // a write: its answer invalidates and is published
   bool write_committed_ = false;
+  // A write's 2xx, until the other edges have applied its purge.
+  struct HeldAnswer {
+    int status = 0;
+    std::vector<std::pair<std::string, std::string>> headers;
+    std::optional<uint64_t> length;
+    std::string body;
+    std::optional<absl::Status> end;  // the origin's answer is over
+  };
+  std::optional<HeldAnswer> held_;
+  std::shared_ptr<WriteConfirmation> confirmation_;
   absl::Time relay_started_;
   bool relay_paused_ = false;
   bool responded_ = false;
@@ -748,14 +856,14 @@ void Pipeline::Log(size_t worker, const AccessRecord& record) {
 }
 
 void Pipeline::Reply(http::Exchange& exchange, std::string_view tenant, int status, std::string_view message,
-                     absl::Time start) {
+                     absl::Time start, std::span<const http::HeaderField> headers) {
   const http::Request& request = exchange.request();
   metrics_.CountRequest(exchange.worker(), tenant, CacheLabel::kNone, status, message.size());
   AccessRecord record = Record(request, tenant, start);
   record.status = status;
   record.bytes = message.size();
   Log(exchange.worker(), record);
-  exchange.Reply(status, "text/plain", message);
+  exchange.Reply(status, "text/plain", message, headers);
 }
 
 void Pipeline::OnRequest(http::Exchange& exchange) {
@@ -803,6 +911,16 @@ void Pipeline::OnRequest(http::Exchange& exchange) {
       // The purges this write would cause could not be recorded: refuse it rather than lose them.
       Reply(exchange, route.tenant->name, 503,
             "writes are paused: the purge bus has been unreachable too long\n", start);
+      return;
+    }
+    if (IsWriteMethod(request.method) && confirmer_ != nullptr &&
+        route.tenant->origin.kind == vhost::OriginKind::kSwiftApi && !lease_.reachable() &&
+        !options_.accept_writes_unreachable) {
+      // No other edge could hear of this write now: refuse it before it happens, so that a 2xx
+      // always means no edge serves what it replaced.
+      static constexpr http::HeaderField kRetry[] = {{"Retry-After", "1"}};
+      Reply(exchange, route.tenant->name, 503, "writes are paused: the purge bus is unreachable\n", start,
+            kRetry);
       return;
     }
     StartRelay(exchange, std::move(route), start);
@@ -984,19 +1102,35 @@ void Pipeline::StartPurge(http::Exchange& exchange, Route route, absl::Time star
       .Relay(std::move(purge), body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
 }
 
-void Pipeline::CommitWrite(const Route& route, const WriteIntent& intent, int status, HeaderViews headers) {
+bool Pipeline::CommitWrite(const Route& route, const WriteIntent& intent, int status, HeaderViews headers,
+                           std::function<void(const bus::ConfirmResult&)> done) {
   std::optional<bus::WriteEvent> event =
       MakeWriteEvent(options_.node_id, route.tenant->origin.cluster, intent, route.target, status, headers,
                      absl::ToUnixMillis(clock_()));
-  if (!event) return;
-  for (const cache::Invalidation& inv : purge::PlanWrite(*event)) store_.Apply(inv);
-  if (publisher_ == nullptr) return;
-  if (absl::Status status = publisher_->Publish(*event); !status.ok()) {
-    // The spool filled up since the write was let through: the other edges will not hear of it.
-    std::fprintf(stderr, "edge: a %s of %s/%s/%s is not recorded for the other edges: %s\n",
-                 event->method.c_str(), event->account.c_str(), event->container.c_str(),
-                 event->object.c_str(), std::string(status.message()).c_str());
-  }
+  if (!event) return false;
+  std::vector<cache::Invalidation> plan = purge::PlanWrite(*event);
+  for (const cache::Invalidation& inv : plan) store_.Apply(inv);
+  if (confirmer_ == nullptr || plan.empty()) return false;
+  // The plan goes into the log from here (the planner is the daemon's): the other edges apply it
+  // without waiting for a daemon, and this write's answer waits for them. If the log cannot take
+  // it, the event waits in the spool for the daemons, and the answer says the purge is pending.
+  purge::Coalesce(&plan);
+  std::string job = absl::StrCat("e-", options_.node_id, "-", event->time_ms, "-", writes_.fetch_add(1));
+  confirmer_->AppendAndWait(
+      std::move(job), std::move(plan),
+      [this, event = std::move(*event), done = std::move(done)](const bus::ConfirmResult& result,
+                                                                bus::RedisConnection&) {
+        if (!result.appended) {
+          if (absl::Status spooled = publisher_->Publish(event); !spooled.ok()) {
+            // The spool filled up since the write was let through: the other edges will not hear of it.
+            std::fprintf(stderr, "edge: a %s of %s/%s/%s is not recorded for the other edges: %s\n",
+                         event.method.c_str(), event.account.c_str(), event.container.c_str(),
+                         event.object.c_str(), std::string(spooled.message()).c_str());
+          }
+        }
+        if (done) done(result);
+      });
+  return true;
 }
 
 }  // namespace edge

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -13,11 +14,13 @@
 #include "absl/time/time.h"
 #include "cache/store.h"
 #include "edge/access_log.h"
+#include "edge/bus_lease.h"
 #include "edge/http/server.h"
 #include "edge/metrics.h"
 #include "edge/origin/origin_client.h"
 #include "edge/shared_fetch.h"
 #include "edge/vary.h"
+#include "purge-daemon/bus/confirmer.h"
 #include "vhost-config/snapshot.h"
 
 namespace edge {
@@ -32,6 +35,10 @@ struct PipelineOptions {
   std::string purge_api;  // a purge daemon's base URL, for PURGE requests; empty: PURGE is refused
   // The most byte ranges one request gets as multipart/byteranges; more get the whole body.
   size_t max_ranges = 16;
+  // With a purge bus that does not answer, a write to Swift is refused (503) before it is relayed,
+  // since no other edge could hear of it; true: relayed anyway, its answer saying the purge is
+  // pending (X-Purge-Pending).
+  bool accept_writes_unreachable = false;
 };
 
 class Pipeline : public http::Handler {
@@ -47,12 +54,19 @@ class Pipeline : public http::Handler {
 
   // A new table is in the snapshot: each worker takes it before its next request.
   void TenantsChanged() { tenants_version_.fetch_add(1, std::memory_order_release); }
-  // Where successful writes become write events (null: they invalidate this edge only). Set
-  // before the server starts.
-  void SetPublisher(WriteEventPublisher* publisher) { publisher_ = publisher; }
-  // While false (the purge log is not caught up), every hit is revalidated with the origin.
-  void SetTrusted(bool trusted) { trusted_.store(trusted, std::memory_order_relaxed); }
-  bool trusted() const { return trusted_.load(std::memory_order_relaxed); }
+  // The purge bus, set before the server starts (both null: writes invalidate this edge only). A
+  // successful write's plan goes into the purge log through `confirmer`, and its answer waits
+  // until every edge that may serve what it replaced has applied it (X-Purge-Confirmed); if the
+  // log cannot take it, its event goes to `publisher`'s spool for the daemons.
+  void SetBus(bus::Confirmer* confirmer, WriteEventPublisher* publisher) {
+    confirmer_ = confirmer;
+    publisher_ = publisher;
+  }
+  // Granted by the purge subscriber; while not trusted, every hit is revalidated with the origin.
+  BusLease& lease() { return lease_; }
+  // For tests and an edge without a bus: trusted for good, or not at all.
+  void SetTrusted(bool trusted) { trusted ? lease_.Forever() : lease_.Revoke(); }
+  bool trusted() const { return lease_.trusted(); }
   size_t fetches_in_flight() const { return coalescer_.in_flight(); }
 
  private:
@@ -67,19 +81,24 @@ class Pipeline : public http::Handler {
                               const cache::Hit& hit);
   void StartRelay(http::Exchange& exchange, Route route, absl::Time start);
   void StartPurge(http::Exchange& exchange, Route route, absl::Time start);
-  // A write through this edge succeeded: invalidate here at once, then tell the purge daemons.
-  void CommitWrite(const Route& route, const WriteIntent& intent, int status,
-                   std::span<const std::pair<std::string_view, std::string_view>> headers);
+  // A write through this edge succeeded (or may have: status 0): invalidate here at once, then
+  // put its plan in the purge log. True when `done` will be called (on the confirmer's thread)
+  // once the other edges have applied it; false when nobody else needs to hear of it.
+  bool CommitWrite(const Route& route, const WriteIntent& intent, int status,
+                   std::span<const std::pair<std::string_view, std::string_view>> headers,
+                   std::function<void(const bus::ConfirmResult&)> done);
   void Reply(http::Exchange& exchange, std::string_view tenant, int status, std::string_view message,
-             absl::Time start);
+             absl::Time start, std::span<const http::HeaderField> headers = {});
   FillPlan MakePlan(const Route& route, const http::Request& request, std::optional<cache::Hit> stale);
   ClientStream& NewStream(http::Exchange& exchange, Route route, absl::Time start);
   void Retire(Worker& worker, ClientStream* stream);
   void Log(size_t worker, const AccessRecord& record);
 
   const PipelineOptions options_;
+  bus::Confirmer* confirmer_ = nullptr;
   WriteEventPublisher* publisher_ = nullptr;
-  std::atomic<bool> trusted_{true};
+  BusLease lease_;
+  std::atomic<uint64_t> writes_{0};  // names this edge's log entries
   const vhost::TenantSnapshot& tenants_;
   std::atomic<uint64_t> tenants_version_{1};
   cache::Store& store_;

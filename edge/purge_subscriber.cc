@@ -13,7 +13,6 @@ namespace edge {
 namespace {
 
 constexpr int kBatch = 512;
-constexpr absl::Duration kBlock = absl::Milliseconds(500);
 
 // The value after `name` in a flat [name, value, ...] reply (XINFO STREAM).
 const bus::RedisReply* InfoField(const bus::RedisReply& reply, std::string_view name) {
@@ -25,9 +24,10 @@ const bus::RedisReply* InfoField(const bus::RedisReply& reply, std::string_view 
 
 }  // namespace
 
-PurgeSubscriber::PurgeSubscriber(SubscriberOptions options, cache::Store& store,
+PurgeSubscriber::PurgeSubscriber(SubscriberOptions options, cache::Store& store, BusLease& lease,
                                  std::function<void(bool trusted)> on_trust)
-    : options_(std::move(options)), store_(store), on_trust_(std::move(on_trust)) {
+    : options_(std::move(options)), store_(store), lease_(lease), on_trust_(std::move(on_trust)) {
+  lease_.Revoke();  // until the log is read to its end
   std::ifstream in(options_.cursor_path);
   std::string text;
   if (in >> text) {
@@ -44,7 +44,6 @@ PurgeSubscriber::~PurgeSubscriber() {
 }
 
 void PurgeSubscriber::Start() {
-  last_contact_ = absl::Now();
   thread_ = std::thread([this] { Run(); });
 }
 
@@ -117,6 +116,7 @@ absl::Status PurgeSubscriber::Synchronize(bus::RedisConnection& redis) {
     cursor_seq_ = first_seq - 1;  // the gap is dealt with: reading on from the log's first entry
   }
   synchronized_ = true;
+  reconnected_ = absl::Now();
   return absl::OkStatus();
 }
 
@@ -124,13 +124,14 @@ absl::Status PurgeSubscriber::ReadBatch(bus::RedisConnection& redis) {
   // Catching up (after a start or an outage) reads without waiting: an empty answer means caught
   // up, and the cache is trusted at once rather than after a blocked read's timeout.
   std::vector<std::string> command{"XREAD", "COUNT", std::to_string(kBatch)};
-  if (GetStats().trusted) {
-    command.insert(command.end(), {"BLOCK", std::to_string(absl::ToInt64Milliseconds(kBlock))});
+  if (read_to_end_) {
+    command.insert(command.end(), {"BLOCK", std::to_string(absl::ToInt64Milliseconds(Block()))});
   }
   command.insert(command.end(), {"STREAMS", std::string(bus::kPurgeLog), cursor_->ToString()});
+  // The lease runs from before the read: whatever was appended before now is in its answer.
+  const BusLease::Clock::time_point sent = BusLease::Clock::now();
   absl::StatusOr<bus::RedisReply> reply = redis.Command(command);
   if (!reply.ok()) return reply.status();
-  last_contact_ = absl::Now();
   const std::vector<bus::StreamEntry> entries = bus::StreamEntries(*reply);
   uint64_t invalidations = 0;
   for (const bus::StreamEntry& entry : entries) {
@@ -166,35 +167,56 @@ absl::Status PurgeSubscriber::ReadBatch(bus::RedisConnection& redis) {
     stats_.entries_applied += entries.size();
     stats_.invalidations_applied += invalidations;
   }
-  // Fewer than asked for: this is the end of the log.
-  if (entries.size() < static_cast<size_t>(kBatch)) SetTrusted(true);
+  // Fewer than asked for: this is the end of the log. The lease is granted only once the report
+  // is in, so a writer reading the reports never misses an edge that trusts its cache.
+  read_to_end_ = entries.size() < static_cast<size_t>(kBatch);
+  bool trust = read_to_end_;
+  if (trust && recovering_) {
+    // After a start or an outage, writers that spooled events meanwhile have reconnected within
+    // their retry interval (`settle`) and marked themselves: wait that long, then for their spools.
+    absl::StatusOr<bool> spooling = bus::SpoolsPending(redis);
+    if (!spooling.ok()) return spooling.status();
+    trust = absl::Now() - reconnected_ >= options_.settle && !*spooling;
+    recovering_ = !trust;
+  }
+  if (absl::Status reported = Report(redis, trust); !reported.ok()) return reported;
+  const auto until = sent + std::chrono::nanoseconds(absl::ToInt64Nanoseconds(options_.lease));
+  lease_.Reach(until);
+  if (trust) {
+    lease_.Trust(until);
+    SetTrusted(true);
+  }
   return absl::OkStatus();
 }
 
-void PurgeSubscriber::Heartbeat(bus::RedisConnection& redis) {
-  const absl::Time now = absl::Now();
-  if (now - last_heartbeat_ < options_.heartbeat) return;
-  last_heartbeat_ = now;
+absl::Status PurgeSubscriber::Report(bus::RedisConnection& redis, bool caught_up) {
   bus::EdgeProgress progress;
   progress.node = options_.node_id;
   progress.cursor = *cursor_;
-  progress.heartbeat_ms = absl::ToUnixMillis(now);
-  progress.trusted = GetStats().trusted;
-  (void)redis.Command({"HSET", std::string(bus::kEdgesHash), options_.node_id, bus::ProgressJson(progress)});
+  progress.trusted = caught_up;
+  progress.lease_ms = absl::ToInt64Milliseconds(options_.lease);
+  return bus::ReportProgress(redis, progress, caught_up);
+}
+
+absl::Duration PurgeSubscriber::Block() const {
+  return std::max(options_.lease / 4, absl::Milliseconds(10));
 }
 
 void PurgeSubscriber::Run() {
   bus::RedisConnection redis(options_.redis_host, options_.redis_port, absl::Seconds(1));
-  redis.SetReadTimeout(kBlock + absl::Seconds(2));
+  // A read that hangs past this is a lost connection; the lease has long run out by then.
+  redis.SetReadTimeout(Block() + options_.lease);
   while (!stopping_) {
     absl::Status status = synchronized_ ? absl::OkStatus() : Synchronize(redis);
     if (status.ok()) status = ReadBatch(redis);
-    if (status.ok()) {
-      Heartbeat(redis);
-    } else {
+    if (!status.ok()) {
+      // Whatever was written meanwhile is unknown here: every hit is revalidated from now on.
+      lease_.Revoke();
+      SetTrusted(false);
+      recovering_ = true;
+      read_to_end_ = false;
       synchronized_ = false;  // look at where the log stands again once back
-      if (absl::Now() - last_contact_ > options_.max_disconnect) SetTrusted(false);
-      absl::SleepFor(absl::Milliseconds(200));
+      absl::SleepFor(absl::Milliseconds(100));
     }
     absl::MutexLock lock(&mu_);
     stats_.connected = status.ok();

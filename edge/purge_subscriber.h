@@ -1,9 +1,13 @@
 // The edge's end of the purge log. A thread reads the log from this edge's cursor (kept in a
 // file, so a restart resumes where it stopped), applies every entry to the cache, and reports its
-// progress and a heartbeat in Redis. The edge trusts its cache only while this is caught up: from
-// start until it has read to the end of the log, and again after it has lost Redis for longer
-// than max_disconnect. A cursor the trimmed log no longer reaches (or no cursor, with a cache
-// that holds entries) invalidates the whole cache first: what it missed is unknown.
+// progress in Redis after every read (bus::ReportProgress). The edge trusts its cache only under
+// a lease (BusLease): for `lease` from the sending of a read that reached the end of the log, once
+// that read's report is in. Reads block for a quarter of the lease, so a connected edge renews
+// it all the time; a lost connection revokes it at once, and one that hangs lets it run out. So a
+// writer that stops waiting for this edge after its lease knows it revalidates every hit. Trust
+// comes back after a start or an outage only once the writers that spooled events meanwhile have
+// sent them (bus::SpoolsPending). A cursor the trimmed log no longer reaches (or no cursor, with
+// a cache that holds entries) invalidates the whole cache first: what it missed is unknown.
 #pragma once
 
 #include <atomic>
@@ -15,6 +19,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "cache/store.h"
+#include "edge/bus_lease.h"
 #include "purge-daemon/bus/protocol.h"
 
 namespace edge {
@@ -24,14 +29,17 @@ struct SubscriberOptions {
   std::string redis_host;
   int redis_port = 6379;
   std::string cursor_path;
-  absl::Duration max_disconnect = absl::Seconds(10);
-  absl::Duration heartbeat = absl::Seconds(1);
+  absl::Duration lease = absl::Seconds(1);
+  // After a start or an outage: at least the writers' retry interval, see ReadBatch.
+  absl::Duration settle = absl::Seconds(1);
 };
 
 class PurgeSubscriber {
  public:
-  // `on_trust` is called (from the subscriber's thread) whenever trust changes; it starts false.
-  PurgeSubscriber(SubscriberOptions options, cache::Store& store, std::function<void(bool trusted)> on_trust);
+  // `lease` is granted and revoked from the subscriber's thread; `on_trust` is called there
+  // whenever being caught up changes (it starts false).
+  PurgeSubscriber(SubscriberOptions options, cache::Store& store, BusLease& lease,
+                  std::function<void(bool trusted)> on_trust);
   ~PurgeSubscriber();  // stops the thread
   void Start();
 
@@ -50,13 +58,15 @@ class PurgeSubscriber {
   // Where the log stands, and what this edge must do about its cursor before reading on.
   absl::Status Synchronize(bus::RedisConnection& redis);
   absl::Status ReadBatch(bus::RedisConnection& redis);
-  void Heartbeat(bus::RedisConnection& redis);
+  absl::Status Report(bus::RedisConnection& redis, bool caught_up);
+  absl::Duration Block() const;  // how long a read waits for new entries
   void SetTrusted(bool trusted);
   void SaveCursor();
   void PurgeWholeCache(const char* why);
 
   const SubscriberOptions options_;
   cache::Store& store_;
+  BusLease& lease_;
   const std::function<void(bool)> on_trust_;
   std::thread thread_;
   std::atomic<bool> stopping_{false};
@@ -65,8 +75,9 @@ class PurgeSubscriber {
   std::optional<bus::StreamId> cursor_;
   uint64_t cursor_seq_ = 0;
   bool synchronized_ = false;
-  absl::Time last_contact_;
-  absl::Time last_heartbeat_;
+  bool read_to_end_ = false;  // the last read reached the end of the log: the next one blocks
+  bool recovering_ = true;    // from a start or an outage: writers' spools may be on their way
+  absl::Time reconnected_;
 
   mutable absl::Mutex mu_;
   Stats stats_ ABSL_GUARDED_BY(mu_);

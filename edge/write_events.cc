@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 
 namespace edge {
 
@@ -84,8 +85,16 @@ bool WriteEventPublisher::SendSpool(bus::RedisConnection& redis) {
   if (::pread(fd, data.data(), data.size(), static_cast<off_t>(from)) != static_cast<ssize_t>(data.size())) {
     return false;
   }
+  // Edges that lost the bus wait for this mark to go before they trust their caches again.
+  constexpr absl::Duration kMark = absl::Seconds(5);
+  if (!bus::MarkSpooling(redis, options_.node_id, kMark).ok()) return false;
+  absl::Time marked = absl::Now();
   size_t done = 0;
   while (done < data.size()) {
+    if (absl::Now() - marked > kMark / 2) {
+      if (!bus::MarkSpooling(redis, options_.node_id, kMark).ok()) break;
+      marked = absl::Now();
+    }
     const size_t newline = data.find('\n', done);
     if (newline == std::string::npos) break;  // a torn line (a crash mid-append) waits for its end
     const std::string_view line(data.data() + done, newline - done);
@@ -96,10 +105,13 @@ bool WriteEventPublisher::SendSpool(bus::RedisConnection& redis) {
     absl::MutexLock lock(&mu_);
     sent_ = from + done;
   }
-  absl::MutexLock lock(&mu_);
-  if (sent_ != size_) return false;
-  // All sent: start the spool anew (only this thread shortens it, under the lock Publish takes).
-  if (::ftruncate(fd_, 0) == 0) size_ = sent_ = 0;
+  {
+    absl::MutexLock lock(&mu_);
+    if (sent_ != size_) return false;
+    // All sent: start the spool anew (only this thread shortens it, under the lock Publish takes).
+    if (::ftruncate(fd_, 0) == 0) size_ = sent_ = 0;
+  }
+  (void)bus::ClearSpooling(redis, options_.node_id);  // else it runs out
   return true;
 }
 

@@ -21,6 +21,10 @@ namespace edge {
 
 bool IsWriteMethod(std::string_view method);
 
+// Set on the writes an edge relays to Swift (its node id), and dropped from clients' requests: the
+// Swift middleware (edge_purge.py) then leaves the wait for the other edges to this edge.
+inline constexpr std::string_view kEdgeNodeHeader = "X-Edge-Node";
+
 // Swift's auth answer names the proxy's own address as the storage URL, so a standard client
 // (`swift -A`, the SDKs) would send its writes past every edge and nothing would be purged: the
 // URL's scheme and authority become the ones the client reached the edge by (`host` as the

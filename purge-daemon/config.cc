@@ -42,8 +42,13 @@ constexpr std::array kKeys = {
     KeySpec{"log.max_length", KeyType::kInteger, "100000", false,
             "Entries kept in the purge log (approximately). An edge whose cursor falls off its end "
             "invalidates its whole cache."},
-    KeySpec{"planner.batch_window", KeyType::kDuration, "\"50ms\"", false,
-            "Write events arriving within this window are planned together and coalesced."},
+    KeySpec{
+        "planner.batch_window", KeyType::kDuration, "\"50ms\"", false,
+        "Under load (16 events in one read, or events still coming since the last plan), write events "
+        "are gathered for this window and planned together; after a quiet time they are planned at once."},
+    KeySpec{"planner.confirm_timeout", KeyType::kDuration, "\"5s\"", false,
+            "The most a write seen by the Swift middleware waits for the edges to apply its purge; an edge "
+            "that stops answering is waited for only until its lease has run out."},
     KeySpec{"planner.repeat_delay", KeyType::kDuration, "\"2s\"", false,
             "Listings invalidations are applied again after this, once Swift has updated its listings."},
     KeySpec{"planner.claim_idle", KeyType::kDuration, "\"10s\"", false,
@@ -123,6 +128,7 @@ absl::StatusOr<DaemonConfig> LoadDaemonConfig(const std::string& path) {
   c.consumer.batch_window = s.Duration("planner.batch_window");
   c.consumer.repeat_delay = s.Duration("planner.repeat_delay");
   c.consumer.claim_idle = s.Duration("planner.claim_idle");
+  c.consumer.confirm_timeout = s.Duration("planner.confirm_timeout");
   c.api.edge_live_timeout = s.Duration("edges.live_timeout");
   c.api.token_cache_ttl = s.Duration("tokens.cache_ttl");
   c.api.job_ttl = s.Duration("jobs.ttl");

@@ -13,6 +13,8 @@ namespace purge {
 namespace {
 
 constexpr int kBatch = 1000;
+// Events in one read from which a batch window is waited for, to coalesce what follows.
+constexpr size_t kBurst = 16;
 
 // Appends the due repeats (score <= now) to the log, numbered like every entry (see
 // bus::AppendToLog), and removes them, atomically, so two daemons never append the same repeat
@@ -39,6 +41,11 @@ EventConsumer::~EventConsumer() {
 }
 
 void EventConsumer::Start() {
+  bus::ConfirmerOptions confirmer;
+  confirmer.redis_host = options_.redis_host;
+  confirmer.redis_port = options_.redis_port;
+  confirmer.timeout = options_.confirm_timeout;
+  confirmer_ = std::make_unique<bus::Confirmer>(std::move(confirmer));
   thread_ = std::thread([this] { Run(); });
 }
 
@@ -59,6 +66,7 @@ absl::Status EventConsumer::Process(bus::RedisConnection& redis, const bus::Redi
   const std::vector<bus::StreamEntry> entries = bus::StreamEntries(reply);
   if (entries.empty()) return absl::OkStatus();
   std::vector<cache::Invalidation> plan;
+  std::vector<std::string> confirms;
   for (const bus::StreamEntry& entry : entries) {
     absl::StatusOr<bus::WriteEvent> event = bus::ParseEvent(entry.fields);
     if (!event.ok()) {
@@ -67,21 +75,29 @@ absl::Status EventConsumer::Process(bus::RedisConnection& redis, const bus::Redi
       continue;
     }
     for (cache::Invalidation& inv : PlanWrite(*event)) plan.push_back(std::move(inv));
+    if (!event->confirm.empty()) confirms.push_back(std::move(event->confirm));
   }
   Coalesce(&plan);
+  const size_t planned = plan.size();
   const std::string job = absl::StrCat("w-", entries.front().id);
+  std::optional<bus::StreamId> added;
   if (!plan.empty()) {
-    bus::LogEntry entry;
-    entry.job = job;
-    entry.invalidations = plan;
-    absl::StatusOr<bus::StreamId> added = bus::AppendToLog(redis, entry, options_.max_log_length);
-    if (!added.ok()) return added.status();  // not acknowledged: planned again later
-    if (const std::vector<cache::Invalidation> listings = ListingsOf(plan); !listings.empty()) {
-      const int64_t due = absl::ToUnixMillis(absl::Now() + options_.repeat_delay);
-      absl::StatusOr<bus::RedisReply> scheduled =
-          redis.Command({"ZADD", std::string(bus::kRepeatSet), std::to_string(due),
-                         absl::StrCat(job, "-repeat|", bus::InvalidationsJson(listings))});
-      if (!scheduled.ok()) return scheduled.status();
+    absl::StatusOr<bus::StreamId> appended =
+        bus::AppendPlan(redis, job, std::move(plan), options_.max_log_length, options_.repeat_delay);
+    if (!appended.ok()) return appended.status();  // not acknowledged: planned again later
+    added = *appended;
+  }
+  // The writers waiting (the Swift middleware) hear once every edge that may serve what their
+  // write replaced has applied the entry.
+  for (const std::string& confirm : confirms) {
+    auto reply = [key = bus::ConfirmKey(confirm)](const bus::ConfirmResult& result, bus::RedisConnection& r) {
+      (void)r.Command({"RPUSH", key, absl::StrCat(result.confirmed, " ", result.pending)});
+      (void)r.Command({"EXPIRE", key, "60"});
+    };
+    if (added) {
+      confirmer_->Wait(*added, std::move(reply));
+    } else {
+      reply(bus::ConfirmResult{}, redis);  // nothing to purge: nothing to wait for
     }
   }
   // In the log: now the events may be acknowledged, and then dropped from their stream.
@@ -96,8 +112,8 @@ absl::Status EventConsumer::Process(bus::RedisConnection& redis, const bus::Redi
   absl::MutexLock lock(&mu_);
   stats_.events += entries.size();
   if (claimed) stats_.claimed += entries.size();
-  if (!plan.empty()) ++stats_.log_entries;
-  stats_.invalidations += plan.size();
+  if (added) ++stats_.log_entries;
+  stats_.invalidations += planned;
   return absl::OkStatus();
 }
 
@@ -116,6 +132,7 @@ void EventConsumer::Run() {
   bus::RedisConnection redis(options_.redis_host, options_.redis_port, absl::Seconds(2));
   bool ready = false;
   absl::Time next_claim = absl::InfinitePast();
+  absl::Time last_planned = absl::InfinitePast();
   while (!stopping_) {
     absl::Status status = ready ? absl::OkStatus() : EnsureGroup(redis);
     if (status.ok() && !ready) {
@@ -162,11 +179,17 @@ void EventConsumer::Run() {
         }
         const size_t got = bus::StreamEntries(*read).size();
         if (got == 0 && (gathered == 0 || absl::Now() >= deadline)) break;
+        // After a quiet time, a few events are planned at once (their writers may be waiting);
+        // under load (a large read, or events still coming since the last plan) a batch is
+        // gathered for the window.
+        const bool burst =
+            gathered > 0 || got >= kBurst || absl::Now() - last_planned < options_.batch_window;
         if (gathered == 0) deadline = absl::Now() + options_.batch_window;
         gathered += static_cast<int>(got);
         batch.elements.push_back(std::move(*read));
-        if (absl::Now() >= deadline && gathered > 0) break;
+        if (!burst || absl::Now() >= deadline) break;
       }
+      if (status.ok() && gathered > 0) last_planned = absl::Now();
       if (status.ok()) status = Process(redis, batch, false);
     }
     if (!status.ok()) {

@@ -1,18 +1,22 @@
 // The purge daemon's planner loop. It reads write events as a member of one consumer group, so
 // several daemons share the work and none is needed; events a dead daemon had taken and not
-// acknowledged are claimed by another after `claim_idle`. A batch of events (gathered for up to
-// `batch_window`) is planned and coalesced, appended to the purge log, and only then
-// acknowledged. Listings invalidations are repeated after `repeat_delay` (Swift updates its
+// acknowledged are claimed by another after `claim_idle`. Events are planned and coalesced,
+// appended to the purge log, and only then acknowledged: after a quiet time at once (a writer
+// may be waiting), under load in batches gathered for `batch_window`. An event that carries
+// `confirm` is answered at bus::ConfirmKey once every edge that may serve what it replaced has
+// applied it. Listings invalidations are repeated after `repeat_delay` (Swift updates its
 // listings asynchronously) through a sorted set in Redis, so a repeat survives the daemon.
 #pragma once
 
 #include <atomic>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <thread>
 
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "purge-daemon/bus/confirmer.h"
 #include "purge-daemon/bus/redis.h"
 
 namespace purge {
@@ -25,6 +29,8 @@ struct ConsumerOptions {
   absl::Duration batch_window = absl::Milliseconds(50);
   absl::Duration repeat_delay = absl::Seconds(2);
   absl::Duration claim_idle = absl::Seconds(10);
+  // The most a Swift middleware's write is held for the edges to apply it (bus::Confirmer).
+  absl::Duration confirm_timeout = absl::Seconds(5);
 };
 
 class EventConsumer {
@@ -52,6 +58,7 @@ class EventConsumer {
 
   const ConsumerOptions options_;
   std::atomic<bool> stopping_{false};
+  std::unique_ptr<bus::Confirmer> confirmer_;  // for events that carry `confirm`
   std::thread thread_;
   mutable absl::Mutex mu_;
   Stats stats_ ABSL_GUARDED_BY(mu_);

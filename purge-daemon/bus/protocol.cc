@@ -7,6 +7,8 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+#include "purge-daemon/planner.h"
 
 namespace bus {
 
@@ -40,20 +42,12 @@ bool ParseInt(std::string_view text, int64_t* out) {
   return !text.empty() && std::from_chars(text.data(), text.data() + text.size(), *out).ec == std::errc();
 }
 
+// The event's fields as a JSON object, its numbers as numbers.
 json EventObject(const WriteEvent& e) {
-  json object{{"node", e.node},
-              {"method", e.method},
-              {"account", e.account},
-              {"container", e.container},
-              {"object", e.object},
-              {"destination_account", e.destination_account},
-              {"destination", e.destination},
-              {"query", e.query},
-              {"status", e.status},
-              {"time_ms", e.time_ms},
-              {"transaction", e.transaction},
-              {"settings", e.settings}};
-  if (!e.cluster.empty()) object["cluster"] = e.cluster;  // the default cluster's events stay as they were
+  json object = json::object();
+  for (auto& [name, value] : EventFields(e)) object[name] = std::move(value);
+  object["status"] = e.status;
+  object["time_ms"] = e.time_ms;
   return object;
 }
 
@@ -96,6 +90,7 @@ Fields EventFields(const WriteEvent& e) {
                 {"time_ms", std::to_string(e.time_ms)},
                 {"transaction", e.transaction},
                 {"settings", e.settings}};
+  if (!e.confirm.empty()) fields.emplace_back("confirm", e.confirm);
   // Last, and only when named: the default cluster's events are what they were before clusters.
   if (!e.cluster.empty()) fields.emplace_back("cluster", e.cluster);
   return fields;
@@ -113,7 +108,8 @@ absl::StatusOr<WriteEvent> ParseEvent(const Fields& fields) {
                               {"destination", &e.destination},
                               {"query", &e.query},
                               {"transaction", &e.transaction},
-                              {"settings", &e.settings}}) {
+                              {"settings", &e.settings},
+                              {"confirm", &e.confirm}}) {
     if (const std::string* value = Field(fields, name)) *target = *value;
   }
   int64_t status = 0;
@@ -235,8 +231,12 @@ absl::StatusOr<LogEntry> ParseLogEntry(const Fields& fields) {
 }
 
 std::string ProgressJson(const EdgeProgress& p) {
-  return json{{"cursor", p.cursor.ToString()}, {"heartbeat_ms", p.heartbeat_ms}, {"trusted", p.trusted}}.dump(
-      -1, ' ', false, nlohmann::json::error_handler_t::replace);
+  return json{{"cursor", p.cursor.ToString()},
+              {"heartbeat_ms", p.heartbeat_ms},
+              {"trusted", p.trusted},
+              {"lease_ms", p.lease_ms},
+              {"lease_granted_ms", p.lease_granted_ms}}
+      .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 absl::StatusOr<EdgeProgress> ParseProgressJson(std::string_view node, std::string_view text) {
@@ -252,7 +252,22 @@ absl::StatusOr<EdgeProgress> ParseProgressJson(std::string_view node, std::strin
   p.cursor = *cursor;
   p.heartbeat_ms = j["heartbeat_ms"].get<int64_t>();
   p.trusted = j.value("trusted", false);
+  // An edge older than leases reports none: it is taken to trust its cache while it beats (10 s).
+  const auto integer = [&j](const char* name, int64_t otherwise) {
+    return j.contains(name) && j[name].is_number() ? j[name].get<int64_t>() : otherwise;
+  };
+  p.lease_ms = integer("lease_ms", 10000);
+  p.lease_granted_ms = integer("lease_granted_ms", p.heartbeat_ms);
   return p;
+}
+
+bool MayServeOlder(const EdgeProgress& edge, StreamId entry, int64_t now_ms, absl::Duration margin) {
+  if (edge.cursor >= entry) return false;
+  return now_ms <= edge.lease_granted_ms + edge.lease_ms + absl::ToInt64Milliseconds(margin);
+}
+
+std::string ConfirmKey(std::string_view confirm) {
+  return absl::StrCat("edge:confirm:", std::string(confirm));
 }
 
 std::vector<StreamEntry> StreamEntries(const RedisReply& reply) {
@@ -314,6 +329,92 @@ absl::StatusOr<StreamId> AppendToLog(RedisConnection& redis, const LogEntry& ent
   absl::StatusOr<RedisReply> added = redis.Command(args);
   if (!added.ok()) return added.status();
   return ParseStreamId(added->text);
+}
+
+namespace {
+
+// Redis's clock in ms, in Lua.
+constexpr char kNowLua[] = R"lua(
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+)lua";
+
+}  // namespace
+
+absl::Status ReportProgress(RedisConnection& redis, const EdgeProgress& progress, bool grants_lease) {
+  // KEYS[1]: the edges hash; ARGV: node, progress JSON, "1" when the report grants a lease.
+  static const std::string script = absl::StrCat(kNowLua, R"lua(
+local p = cjson.decode(ARGV[2])
+p.heartbeat_ms = now
+if ARGV[3] == '1' then
+  p.lease_granted_ms = now
+else
+  local old = redis.call('HGET', KEYS[1], ARGV[1])
+  local ok, previous = pcall(cjson.decode, old or '')
+  p.lease_granted_ms = (ok and type(previous) == 'table' and previous.lease_granted_ms) or 0
+end
+redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(p))
+return now
+)lua");
+  absl::StatusOr<RedisReply> reply =
+      redis.Command({"EVAL", script, "1", std::string(kEdgesHash), progress.node, ProgressJson(progress),
+                     grants_lease ? "1" : "0"});
+  return reply.status();
+}
+
+absl::StatusOr<EdgesView> ReadEdges(RedisConnection& redis) {
+  static const std::string script = absl::StrCat(kNowLua, "return {now, redis.call('HGETALL', KEYS[1])}\n");
+  absl::StatusOr<RedisReply> reply = redis.Command({"EVAL", script, "1", std::string(kEdgesHash)});
+  if (!reply.ok()) return reply.status();
+  if (reply->elements.size() != 2) return absl::InternalError("an unexpected answer to the edges' script");
+  EdgesView view;
+  view.now_ms = reply->elements[0].integer;
+  const std::vector<RedisReply>& pairs = reply->elements[1].elements;
+  for (size_t i = 0; i + 1 < pairs.size(); i += 2) {
+    // A malformed report is an edge that cannot be waited for: it is left out.
+    if (absl::StatusOr<EdgeProgress> p = ParseProgressJson(pairs[i].text, pairs[i + 1].text); p.ok()) {
+      view.edges.push_back(std::move(*p));
+    }
+  }
+  return view;
+}
+
+absl::Status MarkSpooling(RedisConnection& redis, std::string_view node, absl::Duration ttl) {
+  static const std::string script =
+      absl::StrCat(kNowLua, "return redis.call('ZADD', KEYS[1], now + ARGV[2], ARGV[1])\n");
+  return redis
+      .Command({"EVAL", script, "1", std::string(kSpoolingSet), std::string(node),
+                std::to_string(absl::ToInt64Milliseconds(ttl))})
+      .status();
+}
+
+absl::Status ClearSpooling(RedisConnection& redis, std::string_view node) {
+  return redis.Command({"ZREM", std::string(kSpoolingSet), std::string(node)}).status();
+}
+
+absl::StatusOr<bool> SpoolsPending(RedisConnection& redis) {
+  static const std::string script =
+      absl::StrCat(kNowLua, "return redis.call('ZCOUNT', KEYS[1], now, '+inf')\n");
+  absl::StatusOr<RedisReply> count = redis.Command({"EVAL", script, "1", std::string(kSpoolingSet)});
+  if (!count.ok()) return count.status();
+  return count->integer > 0;
+}
+
+absl::StatusOr<StreamId> AppendPlan(RedisConnection& redis, std::string_view job,
+                                    std::vector<cache::Invalidation> invalidations, uint64_t max_length,
+                                    absl::Duration repeat_delay) {
+  const std::vector<cache::Invalidation> listings = purge::ListingsOf(invalidations);
+  LogEntry entry;
+  entry.job = std::string(job);
+  entry.invalidations = std::move(invalidations);
+  absl::StatusOr<StreamId> added = AppendToLog(redis, entry, max_length);
+  if (!added.ok() || listings.empty()) return added;
+  const int64_t due = absl::ToUnixMillis(absl::Now() + repeat_delay);
+  absl::StatusOr<RedisReply> scheduled =
+      redis.Command({"ZADD", std::string(kRepeatSet), std::to_string(due),
+                     absl::StrCat(std::string(job), "-repeat|", InvalidationsJson(listings))});
+  if (!scheduled.ok()) return scheduled.status();
+  return added;
 }
 
 }  // namespace bus

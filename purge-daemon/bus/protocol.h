@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "cache/invalidation.h"
 #include "purge-daemon/bus/redis.h"
 
@@ -28,6 +29,10 @@ inline constexpr std::string_view kEdgesHash = "edge:edges";
 // Invalidations to append to the log later (listings, again, once Swift has updated them),
 // scored by when they are due (unix ms).
 inline constexpr std::string_view kRepeatSet = "edge:repeats";
+// Writers sending a spool of write events from a time Redis was away (sorted set: node, scored by
+// when the mark runs out, Redis's unix ms). An edge that lost the bus trusts its cache again only
+// once none is left (SpoolsPending), so it never trusts a version those events replace.
+inline constexpr std::string_view kSpoolingSet = "edge:spooling";
 // A job's record (hash: tenant, created_ms, log_id, invalidations, request) and, per node, the
 // milliseconds it took to apply (hash node -> ms).
 std::string JobKey(std::string_view id);
@@ -62,6 +67,9 @@ struct WriteEvent {
   // what readers see. Empty for objects. Added later: an event without it decodes as empty.
   std::string settings;
   std::string cluster;  // the Swift cluster's name (vhost::Origin::cluster); empty: the default
+  // Set by a writer that waits for the edges (the Swift middleware): the daemon that plans the
+  // event pushes the outcome to ConfirmKey(confirm). Only when set, as `cluster`.
+  std::string confirm;
   bool operator==(const WriteEvent&) const = default;
 };
 
@@ -90,15 +98,47 @@ absl::StatusOr<LogEntry> ParseLogEntry(const Fields& fields);
 std::string InvalidationsJson(const std::vector<cache::Invalidation>& invalidations);
 absl::StatusOr<std::vector<cache::Invalidation>> ParseInvalidationsJson(std::string_view json);
 
-// An edge's progress through the log, as it reports it.
+// An edge's progress through the log, as it reports it (ReportProgress) after every read.
 struct EdgeProgress {
   std::string node;
-  StreamId cursor;
-  int64_t heartbeat_ms = 0;
-  bool trusted = false;  // caught up: its cache is served without revalidation
+  StreamId cursor;           // every entry up to here is applied
+  int64_t heartbeat_ms = 0;  // Redis's clock when the report was made
+  bool trusted = false;      // caught up: its cache is served without revalidation
+  // The edge serves from its cache for at most lease_ms after a read that reached the end of the
+  // log, and only once the report of that read is in: lease_granted_ms is Redis's clock then.
+  int64_t lease_ms = 0;
+  int64_t lease_granted_ms = 0;
 };
 std::string ProgressJson(const EdgeProgress& progress);
 absl::StatusOr<EdgeProgress> ParseProgressJson(std::string_view node, std::string_view json);
+
+// Stores `progress` in kEdgesHash with Redis's clock as its heartbeat and, when `grants_lease`,
+// as its lease_granted_ms (else the previous grant is kept). One clock for every edge and writer.
+absl::Status ReportProgress(RedisConnection& redis, const EdgeProgress& progress, bool grants_lease);
+
+// Every edge's last report, and Redis's clock (ms) when they were read, in one round trip.
+struct EdgesView {
+  int64_t now_ms = 0;
+  std::vector<EdgeProgress> edges;
+};
+absl::StatusOr<EdgesView> ReadEdges(RedisConnection& redis);
+
+// Whether `edge` may still be serving a version older than log entry `entry` at Redis time
+// `now_ms`: it has not reported `entry` applied, and its lease (with `margin` for the time a read
+// spends on its way) has not run out. A writer waits for these edges, and only these: an edge
+// whose lease has run out revalidates every hit.
+bool MayServeOlder(const EdgeProgress& edge, StreamId entry, int64_t now_ms, absl::Duration margin);
+
+// Marks `node` as sending a spool, for `ttl` (renewed while it sends; a writer that dies while
+// sending holds nobody up for longer), or clears the mark once its spool is all in Redis.
+absl::Status MarkSpooling(RedisConnection& redis, std::string_view node, absl::Duration ttl);
+absl::Status ClearSpooling(RedisConnection& redis, std::string_view node);
+// Whether any writer's mark is still running.
+absl::StatusOr<bool> SpoolsPending(RedisConnection& redis);
+
+// Where the daemon pushes the outcome of a write event that carried `confirm` ("confirmed
+// pending": edge counts); a list, expiring.
+std::string ConfirmKey(std::string_view confirm);
 
 struct StreamEntry {
   std::string id;
@@ -113,6 +153,12 @@ std::vector<std::string> XAddArgs(std::string_view stream, const Fields& fields,
 // Appends `entry` to the purge log with the next sequence number, atomically (one Lua script), so
 // numbers and log order agree whoever appends. The log keeps about `max_length` entries.
 absl::StatusOr<StreamId> AppendToLog(RedisConnection& redis, const LogEntry& entry, uint64_t max_length);
+// Appends a planned write (`invalidations`, not empty) as log entry `job`, and schedules its
+// listings invalidations to be appended again after `repeat_delay` (Swift updates listings
+// asynchronously) through kRepeatSet. Both the daemon and an edge that proxied the write plan this.
+absl::StatusOr<StreamId> AppendPlan(RedisConnection& redis, std::string_view job,
+                                    std::vector<cache::Invalidation> invalidations, uint64_t max_length,
+                                    absl::Duration repeat_delay);
 // The Lua that appends KEYS[1]'s entry with the next number of KEYS[2] (ARGV: max length, then
 // field/value pairs); for scripts that append log entries themselves.
 extern const char kAppendToLogLua[];

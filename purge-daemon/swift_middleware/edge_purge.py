@@ -11,10 +11,20 @@ Put it to the right of bulk, slo, dlo, versioned_writes and symlink, so that it 
 sub-requests: each object a bulk delete removes, each SLO segment and manifest, the versions
 written and restored. docs/operations.md says how to configure it.
 
-While Redis is unreachable, events wait in a spool file (each one synced before Swift's answer
-goes back), and are sent once Redis answers. The spool is bounded: when it is full, writes are
-refused (503 with Retry-After) before Swift sees them, rather than done without their purges.
-The proxy's worker processes may share one spool (it is locked with flock).
+Read-your-writes: an event carries a `confirm` id, and Swift's answer waits until the purge
+daemon reports that every edge that may serve what the write replaced has applied its purge
+(`X-Purge-Confirmed: <edges>`), at most `confirm_timeout`. A write that came through an edge (it
+sets X-Edge-Node, and drops a client's) is waited for by that edge, so the event goes out without
+a wait; a client that sets the header itself only gives up its own wait. Sub-requests (bulk
+deletes' items, SLO segments) always wait: the edge cannot know them.
+
+While Redis is unreachable, writes are refused (503 with Retry-After) before Swift sees them, as
+the edges refuse theirs: nobody could be told of them (`when_unreachable = accept` lets them
+through, their answers saying `X-Purge-Pending: spooled`). Events that cannot be sent after the
+write wait in a spool file (each one synced before Swift's answer goes back) and are sent once
+Redis answers; while they are sent, edges that lost the bus do not trust their caches again. The
+spool is bounded: when it is full, writes are refused rather than done without their purges. The
+proxy's worker processes may share one spool (it is locked with flock).
 
 Standard library and python3-redis only.
 """
@@ -30,6 +40,7 @@ import socket
 import threading
 import time
 import urllib.parse
+import uuid
 
 import redis
 
@@ -42,6 +53,17 @@ RETRY_AFTER_SECONDS = 5
 EVENT_FIELDS = ("node", "method", "account", "container", "object", "destination_account",
                 "destination", "query", "status", "time_ms", "transaction", "settings")
 SETTING_PREFIXES = ("container-", "account-", "versions-", "history-")
+# Set by an edge on the writes it relays (edge::kEdgeNodeHeader): it waits for the edges itself.
+EDGE_NODE_KEY = "HTTP_X_EDGE_NODE"
+# Where the daemon answers an event's `confirm` (bus::ConfirmKey).
+CONFIRM_PREFIX = "edge:confirm:"
+# A writer's mark while it sends its spool (bus::MarkSpooling), and how long one lasts.
+SPOOLING_SET = "edge:spooling"
+SPOOLING_MARK_MS = 5000
+MARK_SPOOLING_LUA = """
+local t = redis.call('TIME')
+return redis.call('ZADD', KEYS[1], t[1] * 1000 + math.floor(t[2] / 1000) + ARGV[2], ARGV[1])
+"""
 
 
 # ---- settings (the paste filter section) ----------------------------------------------------
@@ -79,6 +101,14 @@ def parse_name(text):
     return text
 
 
+def parse_choice(*choices):
+    def parse(text):
+        if text not in choices:
+            raise ValueError("must be %s" % " or ".join('"%s"' % c for c in choices))
+        return text
+    return parse
+
+
 def parse_cluster(text):
     if not re.fullmatch(r"[A-Za-z0-9._-]*", text):
         raise ValueError('"%s" may hold only letters, digits, ".", "-" and "_"' % text)
@@ -99,6 +129,11 @@ SETTINGS = (
      "the spool's bound; when it is full, writes are refused (503) so that no purge is lost"),
     ("redis_timeout", "2", parse_seconds, "seconds to connect to Redis and for one command"),
     ("retry_interval", "0.5", parse_seconds, "seconds between attempts to send the spool while Redis is away"),
+    ("confirm_timeout", "5", parse_seconds,
+     "the most Swift's answer to a write waits for the edges to apply its purge"),
+    ("when_unreachable", "refuse", parse_choice("refuse", "accept"),
+     'writes while Redis is unreachable: "refuse" (503 before Swift sees them) or "accept" '
+     "(done, their answers saying `X-Purge-Pending: spooled`)"),
 )
 
 
@@ -192,6 +227,8 @@ def make_event(node, method, path, query, headers, status, transaction, time_ms,
 def event_fields(event):
     """The event's field/value pairs for XADD, in the edge's order (bus::EventFields)."""
     fields = [(name, str(event[name])) for name in EVENT_FIELDS]
+    if event.get("confirm"):
+        fields.append(("confirm", event["confirm"]))
     if event.get("cluster"):
         fields.append(("cluster", event["cluster"]))
     return fields
@@ -213,8 +250,9 @@ def parse_event_json(line):
     if not isinstance(event.get("status"), int) or not isinstance(event.get("time_ms"), int):
         return None
     parsed = {name: event.get(name, "") for name in EVENT_FIELDS}
-    if event.get("cluster"):
-        parsed["cluster"] = event["cluster"]
+    for optional in ("confirm", "cluster"):
+        if event.get(optional):
+            parsed[optional] = event[optional]
     return parsed
 
 
@@ -232,6 +270,8 @@ class Publisher(object):
         self._stream = settings["stream"]
         self._max = settings["spool_max"]
         self._retry = settings["retry_interval"]
+        self._node = settings["node_id"]
+        self._timeout = settings["redis_timeout"]
         self._logger = logger
         host, port = settings["redis"]
         self._client = client or redis.Redis(
@@ -287,17 +327,49 @@ class Publisher(object):
     def has_room(self):
         return self.spool_bytes() + LARGEST_EVENT <= self._max
 
+    def reachable(self):
+        """Whether an event would reach Redis now (checked before a write is let through)."""
+        if not self._up:
+            return False
+        try:
+            return bool(self._client.ping())
+        except redis.RedisError:
+            return False
+
     def publish(self, event):
-        """In Redis or in the spool when this returns; SpoolFull or OSError when neither."""
+        """True when the event is in Redis, False when it is in the spool; SpoolFull or OSError
+        when neither."""
         if self._up:
             try:
                 self._client.xadd(self._stream, dict(event_fields(event)))
-                return
+                return True
             except redis.RedisError as error:
                 self._up = False
                 self._logger.warning("edge_purge: Redis unreachable (%s); spooling write events", error)
         self._append((event_json(event) + "\n").encode("utf-8"))
         self._wake.set()
+        return False
+
+    def wait_confirmed(self, confirm, timeout):
+        """The daemon's answer to an event's `confirm`: (edges confirmed, edges pending), or None
+        when it did not come within `timeout` seconds."""
+        key = CONFIRM_PREFIX + confirm
+        deadline = time.monotonic() + timeout
+        while True:
+            # BLPOP in pieces shorter than the socket's timeout.
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            try:
+                answer = self._client.blpop([key], timeout=max(0.01, min(left, self._timeout * 0.8)))
+            except redis.RedisError:
+                return None
+            if answer is not None:
+                confirmed, _, pending = answer[1].decode("ascii", "replace").partition(" ")
+                try:
+                    return int(confirmed), int(pending or 0)
+                except ValueError:
+                    return None
 
     @contextlib.contextmanager
     def _locked(self):
@@ -347,16 +419,25 @@ class Publisher(object):
             return None
         try:
             sent = 0  # bytes at the spool's start that are in Redis
+            marked = False
             while True:
                 with self._locked():
                     size = os.fstat(self._fd).st_size
                     data = os.pread(self._fd, size - sent, sent)
                 end = data.rfind(b"\n") + 1
                 if end == 0 and sent == 0:
+                    if size == 0 and marked:
+                        self._client.zrem(SPOOLING_SET, self._node)
                     return size == 0
                 if end == 0:
                     with self._locked():
-                        return self._compact(sent) == 0 and os.fstat(self._fd).st_size == 0
+                        empty = self._compact(sent) == 0 and os.fstat(self._fd).st_size == 0
+                    if empty and marked:
+                        self._client.zrem(SPOOLING_SET, self._node)
+                    return empty
+                # Edges that lost the bus wait for this mark to go before they trust their caches.
+                self._client.eval(MARK_SPOOLING_LUA, 1, SPOOLING_SET, self._node, SPOOLING_MARK_MS)
+                marked = True
                 pipe = self._client.pipeline(transaction=False)
                 for line in data[:end].split(b"\n")[:-1]:
                     event = parse_event_json(line.decode("utf-8", "replace"))
@@ -392,6 +473,8 @@ class EdgePurgeMiddleware(object):
         self.logger = logger or logging.getLogger("edge_purge")
         self.node = settings["node_id"]
         self.cluster = settings["cluster"]
+        self.confirm_timeout = settings["confirm_timeout"]
+        self.refuse_unreachable = settings["when_unreachable"] == "refuse"
         self.publisher = publisher or Publisher(settings, self.logger)
         self.clock = clock
 
@@ -404,63 +487,99 @@ class EdgePurgeMiddleware(object):
         if not self.publisher.has_room():
             # The purges this write would cause could not be recorded: refuse it before Swift
             # does it (as an edge does), rather than do it unseen.
-            body = b"writes are paused: the purge bus has been unreachable too long\n"
-            start_response("503 Service Unavailable", [
-                ("Content-Type", "text/plain"), ("Content-Length", str(len(body))),
-                ("Retry-After", str(RETRY_AFTER_SECONDS))])
-            return [body]
+            return refuse(start_response, b"writes are paused: the purge bus has been unreachable too long\n")
+        if self.refuse_unreachable and not self.publisher.reachable():
+            # No edge could hear of this write now: refuse it before it happens, so that a 2xx
+            # always means no edge serves what it replaced.
+            return refuse(start_response, b"writes are paused: the purge bus is unreachable\n")
         # Read now: a middleware to the right may rewrite the environment (copy turns a COPY
         # into a PUT of the destination in place).
         write = (method, path, wsgi_to_str(env.get("QUERY_STRING", "")), request_headers(env))
+        # An edge's own request waits at the edge; a sub-request's (swift.source) never reached one.
+        waits = EDGE_NODE_KEY not in env or bool(env.get("swift.source"))
         answer = {}
 
         def answered(status, headers, exc_info=None):
             answer["status"] = int(status.split(" ", 1)[0])
             answer["transaction"] = next((v for n, v in headers if n.lower() == "x-trans-id"), None)
+            if exc_info is None and "held" in answer:
+                # Held until the edges have applied the write's purge (below).
+                answer["head"] = (status, list(headers))
+                return lambda data: None  # WSGI's legacy write(), which Swift does not use
             if exc_info is None:
                 return start_response(status, headers)
             return start_response(status, headers, exc_info)
 
+        answer["held"] = True
         try:
             body = self.app(env, answered)
         except BaseException:  # eventlet's Timeout is not an Exception
-            self._emit(write, answer, env)  # no answer (status 0): it may have happened
+            self._emit(write, answer, env, False)  # no answer (status 0): it may have happened
             raise
-        if "status" in answer:
+        finally:
+            del answer["held"]
+        if "head" in answer:
             # Before the answer goes back: when the client has its 2xx, the event is in Redis
-            # or in the spool.
-            self._emit(write, answer, env)
+            # (and, when it waited, applied by the edges) or in the spool.
+            status, headers = answer.pop("head")
+            start_response(status, headers + self._emit(write, answer, env, waits))
+            return body
+        if "status" in answer:
+            self._emit(write, answer, env, False)
             return body
         return self._emit_when_answered(body, write, answer, env)
 
     def _emit_when_answered(self, body, write, answer, env):
         # An application that answers only once iterated (Swift's do not): emit at its first
-        # piece, or at its end.
+        # piece, or at its end. Its head has gone by then: nobody waits for the edges.
         emitted = False
         try:
             for piece in body:
                 if not emitted:
                     emitted = True
-                    self._emit(write, answer, env)
+                    self._emit(write, answer, env, False)
                 yield piece
         finally:
             if not emitted:
-                self._emit(write, answer, env)
+                self._emit(write, answer, env, False)
             if hasattr(body, "close"):
                 body.close()
 
-    def _emit(self, write, answer, env):
+    def _emit(self, write, answer, env, wait):
+        """Emits the write's event; with `wait`, waits for the edges to apply it. The headers that
+        say how that went, for the answer."""
         method, path, query, headers = write
         transaction = answer.get("transaction") or env.get("swift.trans_id", "")
         event = make_event(self.node, method, path, query, headers, answer.get("status", 0), transaction,
                            int(self.clock() * 1000), self.cluster)
         if event is None:
-            return
+            return []
+        if wait:
+            event["confirm"] = uuid.uuid4().hex
         try:
-            self.publisher.publish(event)
+            sent = self.publisher.publish(event)
         except (SpoolFull, OSError) as error:
             # The spool filled up since the write was let through: the edges will not hear of it.
             self.logger.error("edge_purge: a %s of %s is not recorded for the edges: %s", method, path, error)
+            return [("X-Purge-Pending", "lost")]
+        if not sent:
+            return [("X-Purge-Pending", "spooled")]
+        if not wait:
+            return []
+        confirmed = self.publisher.wait_confirmed(event["confirm"], self.confirm_timeout)
+        if confirmed is None:
+            return [("X-Purge-Pending", "unconfirmed")]
+        out = [("X-Purge-Confirmed", str(confirmed[0]))]
+        if confirmed[1] > 0:
+            out.append(("X-Purge-Pending", str(confirmed[1])))
+        return out
+
+
+def refuse(start_response, body):
+    start_response("503 Service Unavailable", [
+        ("Content-Type", "text/plain"), ("Content-Length", str(len(body))),
+        ("Retry-After", str(RETRY_AFTER_SECONDS))])
+    return [body]
 
 
 def _logger(conf):

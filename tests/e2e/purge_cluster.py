@@ -194,7 +194,7 @@ class Daemon:
 
 
 class Edge:
-    def __init__(self, index, redis_port=None, max_disconnect="10s"):
+    def __init__(self, index, redis_port=None, lease="1s"):
         self.name, self.port, self.admin = f"edge-{index}", free_ports(), free_ports()
         self.dir = f"{WORK}/edge-{index}"
         os.makedirs(self.dir, exist_ok=True)
@@ -204,7 +204,7 @@ tenants = "../vhosts.toml"
 listen.port = {self.port}
 admin.port = {self.admin}
 purge.redis = "127.0.0.1:{redis_port or REDIS_PORT}"
-purge.max_disconnect = "{max_disconnect}"
+purge.lease = "{lease}"
 purge.api = "http://127.0.0.1:{DAEMONS[0].port}"
 [[cache.zone]]
 path = "zone-a"
@@ -474,7 +474,7 @@ def main():
     PROXY = RedisProxy()
     EDGES = []
     EDGES += [Edge(1), Edge(2)]
-    EDGES.append(Edge(3, redis_port=PROXY.port, max_disconnect="1s"))
+    EDGES.append(Edge(3, redis_port=PROXY.port))
     conn = through(EDGES[0], token)
     objects = {}
     for scenario in (lambda: test_overwrites_and_deletes(conn, objects), lambda: test_listings(through(EDGES[1], token)),

@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "edge/purge_subscriber.h"
 #include "edge/write_events.h"
+#include "purge-daemon/bus/confirmer.h"
 #include "tests/support/eventually.h"
 #include "tests/support/redis_server.h"
 #include "tests/support/temp_dir.h"
@@ -23,8 +24,16 @@ using testing_support::RedisServer;
 using testing_support::TempDir;
 
 bus::WriteEvent Event(std::string object) {
-  return bus::WriteEvent{"edge-1", "PUT", "AUTH_test", "public", std::move(object), "", "", "", 201,
-                         1,        "tx",  "",          ""};
+  bus::WriteEvent event;
+  event.node = "edge-1";
+  event.method = "PUT";
+  event.account = "AUTH_test";
+  event.container = "public";
+  event.object = std::move(object);
+  event.status = 201;
+  event.time_ms = 1;
+  event.transaction = "tx";
+  return event;
 }
 
 int64_t Length(const RedisServer& redis, std::string_view stream) {
@@ -43,26 +52,27 @@ PublisherOptions Publisher(const RedisServer& redis, const TempDir& dir, uint64_
   return options;
 }
 
-// A store and a subscriber on it, with the trust it was last told.
+// A store and a subscriber on it (node `node`, its files in `dir`), with the trust it was last told.
 struct Subscribed {
-  Subscribed(const RedisServer& redis, const TempDir& dir,
-             absl::Duration max_disconnect = absl::Seconds(10)) {
+  Subscribed(const RedisServer& redis, const TempDir& dir, absl::Duration lease = absl::Seconds(1),
+             std::string node = "edge-1")
+      : node_id(std::move(node)) {
     cache::StoreOptions store_options;
-    store_options.zones = {{dir / "zone", 16 << 20}};
+    store_options.zones = {{dir / (node_id + "-zone"), 16 << 20}};
     store = std::move(*cache::Store::Open(store_options, [] { return absl::Now(); }));
-    Restart(redis, dir, max_disconnect);
+    Restart(redis, dir, lease);
   }
-  void Restart(const RedisServer& redis, const TempDir& dir,
-               absl::Duration max_disconnect = absl::Seconds(10)) {
+  void Restart(const RedisServer& redis, const TempDir& dir, absl::Duration lease = absl::Seconds(1)) {
     subscriber.reset();
     SubscriberOptions options;
-    options.node_id = "edge-1";
+    options.node_id = node_id;
     options.redis_host = "127.0.0.1";
     options.redis_port = redis.port();
-    options.cursor_path = dir / "cursor";
-    options.max_disconnect = max_disconnect;
-    options.heartbeat = absl::Milliseconds(100);
-    subscriber = std::make_unique<PurgeSubscriber>(options, *store, [this](bool t) { trusted = t; });
+    options.cursor_path = dir / (node_id + "-cursor");
+    options.lease = lease;
+    options.settle = absl::Milliseconds(500);
+    subscriber =
+        std::make_unique<PurgeSubscriber>(options, *store, bus_lease, [this](bool t) { trusted = t; });
     subscriber->Start();
   }
   void Put(const std::string& name) {
@@ -79,9 +89,35 @@ struct Subscribed {
     return cache::Key{cache::KeyKind::kObject, "AUTH_test", "public", name, ""};
   }
 
+  const std::string node_id;
   std::unique_ptr<cache::Store> store;
   std::atomic<bool> trusted{false};
+  BusLease bus_lease;
   std::unique_ptr<PurgeSubscriber> subscriber;
+};
+
+bus::ConfirmerOptions Confirming(const RedisServer& redis) {
+  bus::ConfirmerOptions options;
+  options.redis_host = "127.0.0.1";
+  options.redis_port = redis.port();
+  options.margin = absl::Milliseconds(100);
+  return options;
+}
+
+// What a Confirmer answered, for the test's thread.
+struct Answer {
+  absl::Mutex mu;
+  std::optional<bus::ConfirmResult> result ABSL_GUARDED_BY(mu);
+  bus::Confirmer::Done Done() {
+    return [this](const bus::ConfirmResult& r, bus::RedisConnection&) {
+      absl::MutexLock lock(&mu);
+      result = r;
+    };
+  }
+  std::optional<bus::ConfirmResult> Get() {
+    absl::MutexLock lock(&mu);
+    return result;
+  }
 };
 
 void Log(const RedisServer& redis, std::vector<cache::Invalidation> invalidations, bool track = false,
@@ -184,22 +220,116 @@ TEST_CASE("a cursor the trimmed log no longer reaches purges the whole cache; so
   CHECK_FALSE(edge.Has("kept-too-long"));
 
   edge.subscriber.reset();
-  std::filesystem::remove(dir / "cursor");
+  std::filesystem::remove(dir / "edge-1-cursor");
   edge.Put("no-cursor");
   edge.Restart(redis, dir);
   CHECK(Eventually([&] { return edge.subscriber->GetStats().whole_cache_purges == 1; }));
   CHECK_FALSE(edge.Has("no-cursor"));
 }
 
-TEST_CASE("cut off from the bus longer than the bound, the edge stops trusting its cache until caught up") {
+TEST_CASE("a lost connection to the bus revokes the lease at once; it comes back once caught up") {
   RedisServer redis(true);
   TempDir dir;
-  Subscribed edge(redis, dir, absl::Milliseconds(300));
-  CHECK(Eventually([&] { return edge.trusted.load(); }));
+  Subscribed edge(redis, dir, absl::Milliseconds(400));
+  CHECK(Eventually([&] { return edge.bus_lease.trusted() && edge.bus_lease.reachable(); }));
   redis.Stop();
-  CHECK(Eventually([&] { return !edge.trusted.load(); }));
+  CHECK(Eventually([&] { return !edge.bus_lease.trusted() && !edge.bus_lease.reachable(); }));
+  CHECK_FALSE(edge.trusted.load());
   redis.Start();
-  CHECK(Eventually([&] { return edge.trusted.load(); }));
+  CHECK(Eventually([&] { return edge.bus_lease.trusted(); }));
+}
+
+TEST_CASE("a bus that stops answering lets the lease run out: the edge revalidates every hit") {
+  RedisServer redis;
+  TempDir dir;
+  Subscribed edge(redis, dir, absl::Milliseconds(300));
+  CHECK(Eventually([&] { return edge.bus_lease.trusted(); }));
+  // Every client's commands wait; the connection stays open, so only the lease can tell.
+  REQUIRE(redis.Connect().Command({"CLIENT", "PAUSE", "2000", "ALL"}).ok());
+  CHECK(Eventually([&] { return !edge.bus_lease.trusted(); }));
+  CHECK(Eventually([&] { return edge.bus_lease.trusted(); }, std::chrono::seconds(10)));  // unpaused
+}
+
+TEST_CASE("after an outage, trust waits until the writers' spools from it are in the log") {
+  RedisServer redis(true);
+  TempDir dir;
+  Subscribed edge(redis, dir, absl::Milliseconds(400));
+  CHECK(Eventually([&] { return edge.bus_lease.trusted(); }));
+  redis.Stop();
+  CHECK(Eventually([&] { return !edge.bus_lease.trusted(); }));
+  redis.Start();
+  // A writer came back with events spooled meanwhile: while it sends them, nobody trusts.
+  auto writer = redis.Connect();
+  REQUIRE(bus::MarkSpooling(writer, "edge-2", absl::Seconds(30)).ok());
+  CHECK(Eventually([&] {
+    auto edges = bus::ReadEdges(writer);
+    return edges.ok() && !edges->edges.empty() && edges->edges[0].heartbeat_ms > 0 &&
+           edges->now_ms - edges->edges[0].heartbeat_ms < 200;
+  }));
+  absl::SleepFor(absl::Milliseconds(800));  // past the settle time, several reads all caught up
+  CHECK_FALSE(edge.bus_lease.trusted());
+  REQUIRE(bus::ClearSpooling(writer, "edge-2").ok());
+  CHECK(Eventually([&] { return edge.bus_lease.trusted(); }));
+}
+
+TEST_CASE("a write's wait ends when every live edge has applied its plan, and skips dead ones") {
+  RedisServer redis;
+  TempDir dir;
+  Subscribed one(redis, dir, absl::Seconds(1), "edge-1");
+  Subscribed two(redis, dir, absl::Seconds(1), "edge-2");
+  one.Put("a.txt");
+  two.Put("a.txt");
+  CHECK(Eventually([&] { return one.bus_lease.trusted() && two.bus_lease.trusted(); }));
+  {
+    // An edge that died long ago: its lease ran out, nobody waits for it.
+    auto connection = redis.Connect();
+    bus::EdgeProgress dead{"edge-dead", {1, 0}, 1000, true, 1000, 1000};
+    REQUIRE(connection.Command({"HSET", std::string(bus::kEdgesHash), "edge-dead", bus::ProgressJson(dead)})
+                .ok());
+  }
+  bus::Confirmer confirmer(Confirming(redis));
+  Answer answer;
+  confirmer.AppendAndWait("w-1", {cache::Invalidation::Object("AUTH_test", "public", "a.txt", false)},
+                          answer.Done());
+  CHECK(Eventually([&] { return answer.Get().has_value(); }));
+  const bus::ConfirmResult result = *answer.Get();
+  CHECK(result.appended);
+  CHECK(result.confirmed == 2);
+  CHECK(result.pending == 0);
+  // Confirmed means applied: neither edge holds the old entry any more.
+  CHECK_FALSE(one.Has("a.txt"));
+  CHECK_FALSE(two.Has("a.txt"));
+}
+
+TEST_CASE("an edge that dies while a write waits holds it up only until its lease runs out") {
+  RedisServer redis;
+  TempDir dir;
+  Subscribed one(redis, dir, absl::Seconds(1), "edge-1");
+  auto two = std::make_unique<Subscribed>(redis, dir, absl::Milliseconds(500), "edge-2");
+  CHECK(Eventually([&] { return one.bus_lease.trusted() && two->bus_lease.trusted(); }));
+  two.reset();  // edge-2 is gone; its last report says it may trust its cache for 500 ms more
+  bus::ConfirmerOptions options = Confirming(redis);
+  options.timeout = absl::Seconds(30);
+  bus::Confirmer confirmer(options);
+  Answer answer;
+  const absl::Time start = absl::Now();
+  confirmer.AppendAndWait("w-1", {cache::Invalidation::Object("AUTH_test", "public", "a.txt", false)},
+                          answer.Done());
+  CHECK(Eventually([&] { return answer.Get().has_value(); }, std::chrono::seconds(10)));
+  CHECK(answer.Get()->confirmed == 1);
+  CHECK(answer.Get()->pending == 0);              // edge-2's lease ran out: it cannot serve the old version
+  CHECK(absl::Now() - start < absl::Seconds(5));  // far inside the 30 s bound
+}
+
+TEST_CASE("a plan the log cannot take is answered at once as not appended") {
+  RedisServer redis;
+  bus::Confirmer confirmer(Confirming(redis));
+  redis.Stop();
+  Answer answer;
+  confirmer.AppendAndWait("w-1", {cache::Invalidation::Object("AUTH_test", "public", "a.txt", false)},
+                          answer.Done());
+  CHECK(Eventually([&] { return answer.Get().has_value(); }));
+  CHECK_FALSE(answer.Get()->appended);
 }
 
 }  // namespace edge

@@ -9,7 +9,7 @@ namespace bus {
 
 TEST_CASE("write events survive the stream and the spool unchanged") {
   WriteEvent e{"edge-1", "COPY", "AUTH_test",   "public", "a b/ü.jpg",        "AUTH_x", "c/d",
-               "x=1",    201,    1795500000123, "tx1",    "x-container-read", "east"};
+               "x=1",    201,    1795500000123, "tx1",    "x-container-read", "east",   "c-1"};
   CHECK(*ParseEvent(EventFields(e)) == e);
   CHECK(*ParseEventJson(EventJson(e)) == e);
   // An event from a writer that knows no clusters is one of the default cluster.
@@ -142,13 +142,36 @@ TEST_CASE("stream entries come out of XREAD and XAUTOCLAIM answers alike") {
 }
 
 TEST_CASE("edge progress round trip") {
-  EdgeProgress p{"edge-1", {5, 1}, 1795500000000, true};
+  EdgeProgress p{"edge-1", {5, 1}, 1795500000000, true, 1000, 1795499999000};
   auto parsed = ParseProgressJson("edge-1", ProgressJson(p));
   REQUIRE(parsed.ok());
   CHECK(parsed->cursor == p.cursor);
   CHECK(parsed->heartbeat_ms == p.heartbeat_ms);
   CHECK(parsed->trusted);
+  CHECK(parsed->lease_ms == 1000);
+  CHECK(parsed->lease_granted_ms == 1795499999000);
   CHECK_FALSE(ParseProgressJson("x", "{}").ok());
+  // An edge from before leases: it trusts while it beats, 10 s at most.
+  auto old = ParseProgressJson("old", R"({"cursor":"5-1","heartbeat_ms":1000,"trusted":true})");
+  REQUIRE(old.ok());
+  CHECK(old->lease_ms == 10000);
+  CHECK(old->lease_granted_ms == 1000);
+}
+
+TEST_CASE("a writer waits for exactly the edges that may still serve what it replaced") {
+  const StreamId entry{2000, 0};
+  const absl::Duration margin = absl::Milliseconds(100);
+  EdgeProgress edge{"e", {1999, 5}, 2000, true, 1000, 2000};
+  CHECK(MayServeOlder(edge, entry, 2500, margin));        // behind, lease running
+  CHECK(MayServeOlder(edge, entry, 3100, margin));        // lease and margin: the last instant
+  CHECK_FALSE(MayServeOlder(edge, entry, 3101, margin));  // run out: it revalidates every hit
+  edge.cursor = entry;
+  CHECK_FALSE(MayServeOlder(edge, entry, 2500, margin));  // applied
+  edge.cursor = {2000, 1};
+  CHECK_FALSE(MayServeOlder(edge, entry, 2500, margin));
+  // Beating but not caught up (a backlog): only the last lease it was granted counts.
+  EdgeProgress behind{"b", {10, 0}, 5000, false, 1000, 2000};
+  CHECK_FALSE(MayServeOlder(behind, entry, 5000, margin));
 }
 
 TEST_CASE("rate limits: a burst at once, then the rate") {

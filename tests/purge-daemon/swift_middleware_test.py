@@ -57,15 +57,39 @@ class FakeSwift(object):
 
 
 class FakeRedis(object):
-    """Records XADDs (stream, fields in order); `down` makes every command fail as Redis away."""
+    """Records XADDs (stream, fields in order) and spooling marks; `down` makes every command fail
+    as Redis away. The daemon's answer to a `confirm` is `confirm_answer` (None: it never comes);
+    `on_wait` is called when a writer starts waiting for it."""
 
     def __init__(self):
-        self.added, self.down = [], False
+        self.added, self.down, self.marks, self.waited = [], False, [], []
+        self.confirm_answer, self.on_wait = b"1 0", None
 
-    def xadd(self, stream, fields):
+    def check(self):
         if self.down:
             raise redis.ConnectionError("Connection refused")
+
+    def xadd(self, stream, fields):
+        self.check()
         self.added.append((stream, list(fields.items())))
+
+    def blpop(self, keys, timeout=0):
+        self.check()
+        self.waited.append(keys[0])
+        if self.on_wait is not None:
+            self.on_wait()
+        if self.confirm_answer is None:
+            time.sleep(timeout)
+            return None
+        return (keys[0].encode(), self.confirm_answer)
+
+    def eval(self, script, numkeys, key, node, ms):
+        self.check()
+        self.marks.append(("mark", node))
+
+    def zrem(self, key, node):
+        self.check()
+        self.marks.append(("clear", node))
 
     def pipeline(self, transaction=False):
         fake = self
@@ -122,7 +146,7 @@ class MiddlewareCase(unittest.TestCase):
 
     def settings(self, **overrides):
         conf = {"node_id": "proxy-1", "spool_path": self.spool, "retry_interval": "0.02",
-                "redis_timeout": "0.5"}
+                "redis_timeout": "0.5", "confirm_timeout": "0.2"}
         conf.update(overrides)
         return edge_purge.parse_settings(conf)
 
@@ -155,7 +179,14 @@ class GoldenFormat(MiddlewareCase):
                     self.assertRaises(IOError, call, app, env)
                 else:
                     call(app, env)
-                self.assertEqual(fake.added, [("edge:events", fields)])
+                # Its confirm id is new each time: where the daemon answers it, and where it waited.
+                [(stream, added)] = fake.added
+                confirm = dict(added).get("confirm", "")
+                # No answer came: nothing to hold, nothing to wait for.
+                self.assertRegex(confirm, "^$" if response["status"] == 0 else "^[0-9a-f]{32}$")
+                without = [f for f in added if f[0] != "confirm"]
+                self.assertEqual((stream, without), ("edge:events", fields))
+                self.assertEqual(fake.waited, ([] if response["status"] == 0 else ["edge:confirm:" + confirm]))
                 # The spool's line, as the edge writes its own.
                 event = edge_purge.make_event(
                     golden["node"], request["method"], request["path"], request["query"],
@@ -294,13 +325,73 @@ class WhatIsEmitted(MiddlewareCase):
         self.assertEqual(dict(fields)["transaction"], "tx-lazy")
 
 
+class ReadYourWrites(MiddlewareCase):
+    def test_swifts_answer_waits_for_the_edges_and_says_how_many_applied_it(self):
+        fake = FakeRedis()
+        fake.confirm_answer = b"3 0"
+        answered_before_the_wait = []
+        sent = {}
+
+        def start_response(status, headers, exc_info=None):
+            sent["status"], sent["headers"] = status, dict(headers)
+
+        fake.on_wait = lambda: answered_before_the_wait.append("status" in sent)
+        app = self.middleware(FakeSwift(201), client=fake)
+        b"".join(app(environ("PUT", "/v1/AUTH_test/c/o"), start_response))
+        self.assertEqual(answered_before_the_wait, [False])  # the 2xx was held during the wait
+        self.assertEqual(sent["headers"]["X-Purge-Confirmed"], "3")
+        self.assertNotIn("X-Purge-Pending", sent["headers"])
+        [(_, fields)] = fake.added
+        self.assertEqual(fake.waited, ["edge:confirm:" + dict(fields)["confirm"]])
+
+    def test_a_wait_that_times_out_still_answers_and_says_so(self):
+        fake = FakeRedis()
+        fake.confirm_answer = None
+        status, headers, _ = call(self.middleware(FakeSwift(201), client=fake), environ("DELETE", "/v1/A/c/o"))
+        self.assertEqual((status, headers["X-Purge-Pending"]), (201, "unconfirmed"))
+        fake.confirm_answer = b"1 1"  # the daemon gave up on an edge
+        status, headers, _ = call(self.middleware(FakeSwift(201), client=fake), environ("DELETE", "/v1/A/c/o"))
+        self.assertEqual((headers["X-Purge-Confirmed"], headers["X-Purge-Pending"]), ("1", "1"))
+
+    def test_an_edges_own_write_is_waited_for_by_the_edge_its_sub_requests_here(self):
+        fake = FakeRedis()
+        app = self.middleware(FakeSwift(201), client=fake)
+        call(app, environ("PUT", "/v1/A/c/o", headers={"X-Edge-Node": "edge-1"}))
+        self.assertNotIn("confirm", dict(fake.added[-1][1]))
+        self.assertEqual(fake.waited, [])
+        # A bulk delete's item, a segment: the edge cannot know them.
+        call(app, environ("DELETE", "/v1/A/c/o", headers={"X-Edge-Node": "edge-1"}, **{"swift.source": "BD"}))
+        self.assertIn("confirm", dict(fake.added[-1][1]))
+        self.assertEqual(len(fake.waited), 1)
+
+    def test_redis_unreachable_a_write_is_refused_before_swift_sees_it(self):
+        fake = FakeRedis()
+        fake.down = True
+        swift = FakeSwift(201)
+        status, headers, _ = call(self.middleware(swift, client=fake), environ("PUT", "/v1/A/c/o"))
+        self.assertEqual((status, headers["Retry-After"]), (503, "5"))
+        self.assertEqual(swift.calls, [])
+        self.assertEqual(call(self.middleware(swift, client=fake), environ("GET", "/v1/A/c/o"))[0], 201)  # reads go on
+
+    def test_a_spool_being_sent_is_marked_until_it_is_empty(self):
+        fake = FakeRedis()
+        fake.down = True
+        app = self.middleware(FakeSwift(201), client=fake, when_unreachable="accept")
+        call(app, environ("PUT", "/v1/A/c/o"))
+        fake.down = False
+        self.assertTrue(wait_for(lambda: ("clear", "proxy-1") in fake.marks))
+        self.assertEqual(fake.marks[0], ("mark", "proxy-1"))  # before the first event went out
+        self.assertEqual(os.path.getsize(self.spool), 0)
+
+
 class Spool(MiddlewareCase):
     def test_redis_away_the_event_is_spooled_then_sent_in_order(self):
         fake = FakeRedis()
         fake.down = True
-        app = self.middleware(FakeSwift(201), client=fake)
+        app = self.middleware(FakeSwift(201), client=fake, when_unreachable="accept")
         for i in range(5):
-            self.assertEqual(call(app, environ("PUT", "/v1/AUTH_test/c/o%d" % i))[0], 201)
+            status, headers, _ = call(app, environ("PUT", "/v1/AUTH_test/c/o%d" % i))
+            self.assertEqual((status, headers.get("X-Purge-Pending")), (201, "spooled"))
         self.assertEqual([e["object"] for e in self.spooled()], ["o0", "o1", "o2", "o3", "o4"])
         fake.down = False
         self.assertTrue(wait_for(lambda: len(fake.added) == 5))
@@ -314,7 +405,8 @@ class Spool(MiddlewareCase):
         fake = FakeRedis()
         fake.down = True
         swift = FakeSwift(201)
-        app = self.middleware(swift, client=fake, spool_max=str(edge_purge.LARGEST_EVENT + 700))
+        app = self.middleware(swift, client=fake, spool_max=str(edge_purge.LARGEST_EVENT + 700),
+                              when_unreachable="accept")
         statuses = [call(app, environ("PUT", "/v1/AUTH_test/c/o%d" % i))[0] for i in range(6)]
         self.assertIn(503, statuses)
         accepted = statuses.index(503)
@@ -346,7 +438,7 @@ class Spool(MiddlewareCase):
             f.write(edge_purge.event_json(event) + "\n" + edge_purge.event_json(event)[:20])
         fake = FakeRedis()
         fake.down = True
-        app = self.middleware(FakeSwift(201), client=fake)
+        app = self.middleware(FakeSwift(201), client=fake, when_unreachable="accept")
         call(app, environ("PUT", "/v1/A/c/o2"))
         self.assertEqual([e["object"] for e in self.spooled()], ["o", "o2"])
 
@@ -354,7 +446,7 @@ class Spool(MiddlewareCase):
         # Two publishers on one file stand for two proxy workers.
         fake = FakeRedis()
         fake.down = True
-        apps = [self.middleware(FakeSwift(201), client=fake) for _ in range(2)]
+        apps = [self.middleware(FakeSwift(201), client=fake, when_unreachable="accept") for _ in range(2)]
         threads = [threading.Thread(target=lambda a=a, n=n: [call(a, environ("PUT", "/v1/A/c/%s%d" % (n, i)))
                                                              for i in range(50)])
                    for n, a in zip("xy", apps)]
@@ -448,10 +540,10 @@ class RealRedis(MiddlewareCase):
                          [("node", "proxy-1"), ("method", "PUT"), ("account", "AUTH_test"), ("container", "c"),
                           ("object", "ü.txt"), ("destination_account", ""), ("destination", ""), ("query", ""),
                           ("status", "201"), ("time_ms", "1795500000123"), ("transaction", "tx1"),
-                          ("settings", "")])
+                          ("settings", ""), ("confirm", fields[b"confirm"].decode())])
 
     def test_redis_stopped_then_started_nothing_lost(self):
-        app = self.middleware(FakeSwift(201), redis="127.0.0.1:%d" % self.port)
+        app = self.middleware(FakeSwift(201), redis="127.0.0.1:%d" % self.port, when_unreachable="accept")
         expected = []
         for i in range(5):
             expected.append("before%d" % i)
@@ -471,7 +563,8 @@ class RealRedis(MiddlewareCase):
 
     def test_spool_full_refuses_writes_until_redis_is_back(self):
         swift = FakeSwift(201)
-        app = self.middleware(swift, redis="127.0.0.1:%d" % self.port, spool_max=str(edge_purge.LARGEST_EVENT + 700))
+        app = self.middleware(swift, redis="127.0.0.1:%d" % self.port, spool_max=str(edge_purge.LARGEST_EVENT + 700),
+                              when_unreachable="accept")
         self.stop_redis()
         statuses = [call(app, environ("PUT", "/v1/A/c/o%d" % i))[0] for i in range(8)]
         self.assertEqual(statuses[-1], 503)
