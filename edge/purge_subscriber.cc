@@ -174,7 +174,7 @@ absl::Status PurgeSubscriber::ReadBatch(bus::RedisConnection& redis) {
   if (trust && recovering_) {
     // After a start or an outage, writers that spooled events meanwhile have reconnected within
     // their retry interval (`settle`) and marked themselves: wait that long, then for their spools.
-    absl::StatusOr<bool> spooling = bus::SpoolsPending(redis);
+    absl::StatusOr<bool> spooling = bus::AnyMarked(redis, bus::kSpoolingSet);
     if (!spooling.ok()) return spooling.status();
     trust = absl::Now() - reconnected_ >= options_.settle && !*spooling;
     recovering_ = !trust;

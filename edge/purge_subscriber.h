@@ -6,7 +6,7 @@
 // it all the time; a lost connection revokes it at once, and one that hangs lets it run out. So a
 // writer that stops waiting for this edge after its lease knows it revalidates every hit. Trust
 // comes back after a start or an outage only once the writers that spooled events meanwhile have
-// sent them (bus::SpoolsPending). A cursor the trimmed log no longer reaches (or no cursor, with
+// sent them (bus::kSpoolingSet). A cursor the trimmed log no longer reaches (or no cursor, with
 // a cache that holds entries) invalidates the whole cache first: what it missed is unknown.
 #pragma once
 

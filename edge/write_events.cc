@@ -87,12 +87,12 @@ bool WriteEventPublisher::SendSpool(bus::RedisConnection& redis) {
   }
   // Edges that lost the bus wait for this mark to go before they trust their caches again.
   constexpr absl::Duration kMark = absl::Seconds(5);
-  if (!bus::MarkSpooling(redis, options_.node_id, kMark).ok()) return false;
+  if (!bus::Mark(redis, bus::kSpoolingSet, options_.node_id, kMark).ok()) return false;
   absl::Time marked = absl::Now();
   size_t done = 0;
   while (done < data.size()) {
     if (absl::Now() - marked > kMark / 2) {
-      if (!bus::MarkSpooling(redis, options_.node_id, kMark).ok()) break;
+      if (!bus::Mark(redis, bus::kSpoolingSet, options_.node_id, kMark).ok()) break;
       marked = absl::Now();
     }
     const size_t newline = data.find('\n', done);
@@ -111,7 +111,7 @@ bool WriteEventPublisher::SendSpool(bus::RedisConnection& redis) {
     // All sent: start the spool anew (only this thread shortens it, under the lock Publish takes).
     if (::ftruncate(fd_, 0) == 0) size_ = sent_ = 0;
   }
-  (void)bus::ClearSpooling(redis, options_.node_id);  // else it runs out
+  (void)bus::Unmark(redis, bus::kSpoolingSet, options_.node_id);  // else it runs out
   return true;
 }
 

@@ -18,7 +18,7 @@
 namespace edge {
 
 struct PublisherOptions {
-  std::string node_id;  // names this edge's mark while it sends its spool (bus::MarkSpooling)
+  std::string node_id;  // names this edge's mark while it sends its spool (bus::Mark in bus::kSpoolingSet)
   std::string redis_host;
   int redis_port = 6379;
   std::string spool_path;

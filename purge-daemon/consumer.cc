@@ -152,6 +152,11 @@ void EventConsumer::Run() {
       status = claimed.ok() ? Process(redis, *claimed, true) : claimed.status();
     }
     if (status.ok()) {
+      // The Swift middleware waits for this daemon's answers while the mark holds (a loop turn
+      // takes at most the read's 200 ms block and a batch).
+      status = bus::Mark(redis, bus::kPlannersSet, options_.name, absl::Seconds(2));
+    }
+    if (status.ok()) {
       // A repeat that cannot be moved now is moved later; only a lost connection stops the loop.
       if (absl::Status moved = MoveDueRepeats(redis); moved.code() == absl::StatusCode::kUnavailable) {
         status = moved;
@@ -199,6 +204,7 @@ void EventConsumer::Run() {
     absl::MutexLock lock(&mu_);
     stats_.connected = status.ok();
   }
+  (void)bus::Unmark(redis, bus::kPlannersSet, options_.name);  // stopping: writers stop waiting for it
 }
 
 }  // namespace purge

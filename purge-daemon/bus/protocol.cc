@@ -379,23 +379,23 @@ absl::StatusOr<EdgesView> ReadEdges(RedisConnection& redis) {
   return view;
 }
 
-absl::Status MarkSpooling(RedisConnection& redis, std::string_view node, absl::Duration ttl) {
+absl::Status Mark(RedisConnection& redis, std::string_view set, std::string_view name, absl::Duration ttl) {
   static const std::string script =
       absl::StrCat(kNowLua, "return redis.call('ZADD', KEYS[1], now + ARGV[2], ARGV[1])\n");
   return redis
-      .Command({"EVAL", script, "1", std::string(kSpoolingSet), std::string(node),
+      .Command({"EVAL", script, "1", std::string(set), std::string(name),
                 std::to_string(absl::ToInt64Milliseconds(ttl))})
       .status();
 }
 
-absl::Status ClearSpooling(RedisConnection& redis, std::string_view node) {
-  return redis.Command({"ZREM", std::string(kSpoolingSet), std::string(node)}).status();
+absl::Status Unmark(RedisConnection& redis, std::string_view set, std::string_view name) {
+  return redis.Command({"ZREM", std::string(set), std::string(name)}).status();
 }
 
-absl::StatusOr<bool> SpoolsPending(RedisConnection& redis) {
+absl::StatusOr<bool> AnyMarked(RedisConnection& redis, std::string_view set) {
   static const std::string script =
       absl::StrCat(kNowLua, "return redis.call('ZCOUNT', KEYS[1], now, '+inf')\n");
-  absl::StatusOr<RedisReply> count = redis.Command({"EVAL", script, "1", std::string(kSpoolingSet)});
+  absl::StatusOr<RedisReply> count = redis.Command({"EVAL", script, "1", std::string(set)});
   if (!count.ok()) return count.status();
   return count->integer > 0;
 }

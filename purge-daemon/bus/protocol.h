@@ -31,8 +31,11 @@ inline constexpr std::string_view kEdgesHash = "edge:edges";
 inline constexpr std::string_view kRepeatSet = "edge:repeats";
 // Writers sending a spool of write events from a time Redis was away (sorted set: node, scored by
 // when the mark runs out, Redis's unix ms). An edge that lost the bus trusts its cache again only
-// once none is left (SpoolsPending), so it never trusts a version those events replace.
+// once none is left (AnyMarked), so it never trusts a version those events replace.
 inline constexpr std::string_view kSpoolingSet = "edge:spooling";
+// The purge daemons planning events now (renewed on every read of kEventStream): the Swift
+// middleware waits for a daemon's answer only while one is.
+inline constexpr std::string_view kPlannersSet = "edge:planners";
 // A job's record (hash: tenant, created_ms, log_id, invalidations, request) and, per node, the
 // milliseconds it took to apply (hash node -> ms).
 std::string JobKey(std::string_view id);
@@ -129,12 +132,13 @@ absl::StatusOr<EdgesView> ReadEdges(RedisConnection& redis);
 // whose lease has run out revalidates every hit.
 bool MayServeOlder(const EdgeProgress& edge, StreamId entry, int64_t now_ms, absl::Duration margin);
 
-// Marks `node` as sending a spool, for `ttl` (renewed while it sends; a writer that dies while
-// sending holds nobody up for longer), or clears the mark once its spool is all in Redis.
-absl::Status MarkSpooling(RedisConnection& redis, std::string_view node, absl::Duration ttl);
-absl::Status ClearSpooling(RedisConnection& redis, std::string_view node);
-// Whether any writer's mark is still running.
-absl::StatusOr<bool> SpoolsPending(RedisConnection& redis);
+// Sets of names, each marked until a point on Redis's clock: writers sending a spool
+// (kSpoolingSet), daemons planning events (kPlannersSet). A mark is renewed while it holds, so a
+// process that dies holds nobody up for longer than `ttl`.
+absl::Status Mark(RedisConnection& redis, std::string_view set, std::string_view name, absl::Duration ttl);
+absl::Status Unmark(RedisConnection& redis, std::string_view set, std::string_view name);
+// Whether any mark in `set` still holds.
+absl::StatusOr<bool> AnyMarked(RedisConnection& redis, std::string_view set);
 
 // Where the daemon pushes the outcome of a write event that carried `confirm` ("confirmed
 // pending": edge counts); a list, expiring.

@@ -55,14 +55,21 @@ EVENT_FIELDS = ("node", "method", "account", "container", "object", "destination
 SETTING_PREFIXES = ("container-", "account-", "versions-", "history-")
 # Set by an edge on the writes it relays (edge::kEdgeNodeHeader): it waits for the edges itself.
 EDGE_NODE_KEY = "HTTP_X_EDGE_NODE"
+# The purge daemons planning events now (bus::kPlannersSet): each keeps its mark while it runs.
+PLANNERS_SET = "edge:planners"
 # Where the daemon answers an event's `confirm` (bus::ConfirmKey).
 CONFIRM_PREFIX = "edge:confirm:"
 # A writer's mark while it sends its spool (bus::MarkSpooling), and how long one lasts.
 SPOOLING_SET = "edge:spooling"
 SPOOLING_MARK_MS = 5000
-MARK_SPOOLING_LUA = """
+# Marks in a set, on Redis's clock, as bus::Mark and bus::AnyMarked keep them.
+MARK_LUA = """
 local t = redis.call('TIME')
 return redis.call('ZADD', KEYS[1], t[1] * 1000 + math.floor(t[2] / 1000) + ARGV[2], ARGV[1])
+"""
+ANY_MARKED_LUA = """
+local t = redis.call('TIME')
+return redis.call('ZCOUNT', KEYS[1], t[1] * 1000 + math.floor(t[2] / 1000), '+inf')
 """
 
 
@@ -327,14 +334,15 @@ class Publisher(object):
     def has_room(self):
         return self.spool_bytes() + LARGEST_EVENT <= self._max
 
-    def reachable(self):
-        """Whether an event would reach Redis now (checked before a write is let through)."""
+    def bus_state(self):
+        """Before a write is let through: "down" when an event would not reach Redis now,
+        "unplanned" when no purge daemon is planning events, else "up". One round trip."""
         if not self._up:
-            return False
+            return "down"
         try:
-            return bool(self._client.ping())
+            return "up" if self._client.eval(ANY_MARKED_LUA, 1, PLANNERS_SET) else "unplanned"
         except redis.RedisError:
-            return False
+            return "down"
 
     def publish(self, event):
         """True when the event is in Redis, False when it is in the spool; SpoolFull or OSError
@@ -436,7 +444,7 @@ class Publisher(object):
                         self._client.zrem(SPOOLING_SET, self._node)
                     return empty
                 # Edges that lost the bus wait for this mark to go before they trust their caches.
-                self._client.eval(MARK_SPOOLING_LUA, 1, SPOOLING_SET, self._node, SPOOLING_MARK_MS)
+                self._client.eval(MARK_LUA, 1, SPOOLING_SET, self._node, SPOOLING_MARK_MS)
                 marked = True
                 pipe = self._client.pipeline(transaction=False)
                 for line in data[:end].split(b"\n")[:-1]:
@@ -488,7 +496,8 @@ class EdgePurgeMiddleware(object):
             # The purges this write would cause could not be recorded: refuse it before Swift
             # does it (as an edge does), rather than do it unseen.
             return refuse(start_response, b"writes are paused: the purge bus has been unreachable too long\n")
-        if self.refuse_unreachable and not self.publisher.reachable():
+        bus = self.publisher.bus_state()
+        if self.refuse_unreachable and bus == "down":
             # No edge could hear of this write now: refuse it before it happens, so that a 2xx
             # always means no edge serves what it replaced.
             return refuse(start_response, b"writes are paused: the purge bus is unreachable\n")
@@ -496,7 +505,11 @@ class EdgePurgeMiddleware(object):
         # into a PUT of the destination in place).
         write = (method, path, wsgi_to_str(env.get("QUERY_STRING", "")), request_headers(env))
         # An edge's own request waits at the edge; a sub-request's (swift.source) never reached one.
+        # With no daemon to plan it, nobody would answer: the event waits in the stream for one,
+        # and the answer says so.
         waits = EDGE_NODE_KEY not in env or bool(env.get("swift.source"))
+        unplanned = waits and bus == "unplanned"
+        waits = waits and bus == "up"
         answer = {}
 
         def answered(status, headers, exc_info=None):
@@ -522,7 +535,10 @@ class EdgePurgeMiddleware(object):
             # Before the answer goes back: when the client has its 2xx, the event is in Redis
             # (and, when it waited, applied by the edges) or in the spool.
             status, headers = answer.pop("head")
-            start_response(status, headers + self._emit(write, answer, env, waits))
+            said = self._emit(write, answer, env, waits)
+            if unplanned and not said and 200 <= answer["status"] < 300:
+                said = [("X-Purge-Pending", "unplanned")]
+            start_response(status, headers + said)
             return body
         if "status" in answer:
             self._emit(write, answer, env, False)

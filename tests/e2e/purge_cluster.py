@@ -51,8 +51,9 @@ def eventually(description, condition, seconds=15):
 
 
 SWIFT_PORT, REDIS_PORT = free_ports(5), free_ports()  # swift-dev takes the proxy's port and the next four
+# The Swift proxy runs the project's middleware: writes straight to Swift purge the edges too.
 ENV = dict(os.environ, SWIFT_DEV_DIR=f"{WORK}/swift", SWIFT_DEV_PORT=str(SWIFT_PORT),
-           REDIS_DEV_DIR=f"{WORK}/redis", REDIS_DEV_PORT=str(REDIS_PORT))
+           REDIS_DEV_DIR=f"{WORK}/redis", REDIS_DEV_PORT=str(REDIS_PORT), SWIFT_DEV_REDIS=f"127.0.0.1:{REDIS_PORT}")
 
 
 def dev(service, action):
@@ -218,11 +219,18 @@ size = "2G"
     def start(self):
         self.process = start(self.name, [f"{BUILD}/edge", "--config", f"{self.dir}/edge.toml"], f"{self.dir}/edge.log")
         wait_http(self.admin)
-        eventually(f"{self.name} trusts its cache", lambda: "edge_trusted 1" in self.metrics())
+        eventually(f"{self.name} trusts its cache", lambda: self.metric("edge_trusted") == 1)
 
     def kill(self):
         self.process.kill()
         self.process.wait()
+
+    def metric(self, name):
+        """A sample's value (its first, for a labelled metric), or None; HELP lines are not samples."""
+        for line in self.metrics().split("\n"):
+            if line.startswith(name + " ") or line.startswith(name + "{"):
+                return float(line.rsplit(" ", 1)[1])
+        return None
 
     def metrics(self):
         try:
@@ -257,7 +265,7 @@ def purges_done():
     def done():
         if redis("XLEN", "edge:events").strip() not in ("0", ""):
             return False
-        if any("edge_write_event_spool_bytes 0" not in e.metrics() for e in EDGES if e.process.poll() is None):
+        if any(e.metric("edge_write_event_spool_bytes") != 0 for e in EDGES if e.process.poll() is None):
             return False
         info = redis("XINFO", "STREAM", "edge:purge-log").split("\n")
         last = info[info.index("last-generated-id") + 1] if "last-generated-id" in info else "0-0"
@@ -277,6 +285,44 @@ def purges_done():
         for e in EDGES:
             print(e.name, [l for l in e.metrics().split("\n") if "spool" in l or "trusted" in l or "bus_conn" in l])
         raise
+
+
+def raw_write(port, method, name, body=b"", token=None):
+    """One write, no retries: (status, headers with lower-case names)."""
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    c.request(method, f"/v1/AUTH_test/public/{name}", body=body,
+              headers={"X-Auth-Token": token or TOKEN})
+    r = c.getresponse()
+    r.read()
+    return r.status, {k.lower(): v for k, v in r.getheaders()}
+
+
+def swift_now(name):
+    """Swift's own answer for an object at this moment: its body, or None for a 404."""
+    c = http.client.HTTPConnection("127.0.0.1", SWIFT_PORT, timeout=10)
+    c.request("GET", f"/v1/AUTH_test/public/{name}", headers={"X-Auth-Token": TOKEN})
+    r = c.getresponse()
+    body = r.read()
+    return body if r.status == 200 else None if r.status == 404 else r.status
+
+
+STALE_READS = 0
+TOKEN = None  # the test user's Swift token, once Swift is up
+
+
+def read_after_write(name, writer, description):
+    """Every live edge other than the writer, the instant the write's 2xx came, answers what Swift
+    answers now (the read-your-writes promise)."""
+    global STALE_READS
+    # The edges first, as fast as a client can: the purge has had no time of its own.
+    answers = [(edge, edge.get("demo.test", "/" + name)) for edge in EDGES
+               if edge is not writer and edge.process.poll() is None]
+    expected = swift_now(name)
+    for edge, (status, body, cache) in answers:
+        got = body if status == 200 else None if status == 404 else status
+        if got != expected:
+            STALE_READS += 1
+        check(f"{description}: {name} through {edge.name} right after the 2xx (X-Cache {cache})", expected, got)
 
 
 def checker(objects, description):
@@ -347,35 +393,76 @@ def test_container_made_private(conn):
         check(f"private now, not served from the cache, {edge.name} (X-Cache {cache})", 401, status)
 
 
-def burst(conn, objects, count, during=None, at=5, prefix="burst"):
-    """`count` overwrites through `conn`; `during()` runs after `at` of them."""
+def burst(conn, objects, count, during=None, at=5, prefix="burst", writer=None, deletes=True):
+    """`count` overwrites (and every fifth a delete) through `conn`, each followed at once by reads
+    through the other edges; `during()` runs after `at` of them. The longest write, in seconds."""
+    longest = 0
+    writer = EDGES[0] if writer is None else writer
     for i in range(count):
         name = f"{prefix}/{i % 10}.txt"
-        objects[name] = f"{prefix} {i}".encode()
-        conn.put_object("public", name, objects[name])
+        start = time.monotonic()
+        if deletes and i % 5 == 4 and objects.get(name) is not None:
+            conn.delete_object("public", name)
+            objects[name] = None
+        else:
+            objects[name] = f"{prefix} {i}".encode()
+            conn.put_object("public", name, objects[name])
+        longest = max(longest, time.monotonic() - start)
+        read_after_write(name, writer, prefix)
         if i == at and during is not None:
             during()
+    return longest
+
+
+def test_writes_confirmed_by_every_edge(conn, objects):
+    read_everywhere(objects)
+    answer = {}
+    conn.put_object("public", "doc/confirmed.txt", b"seen by all", response_dict=answer)
+    objects["doc/confirmed.txt"] = b"seen by all"
+    check("the write's answer says every edge applied it", "3", answer["headers"].get("x-purge-confirmed"))
+    burst(conn, objects, 30, prefix="ryw")
+    # Straight to Swift: the middleware holds Swift's 2xx until the daemon says the edges applied it.
+    direct = swift.Connection(preauthurl=f"http://127.0.0.1:{SWIFT_PORT}/v1/AUTH_test", preauthtoken=TOKEN)
+    direct.put_object("public", "doc/direct.txt", b"straight to swift", response_dict=answer)
+    objects["doc/direct.txt"] = b"straight to swift"
+    check("Swift's own answer says every edge applied it", "3", answer["headers"].get("x-purge-confirmed"))
+    read_everywhere(objects)
+    burst(direct, objects, 30, prefix="direct", writer=object())
 
 
 def test_edge_killed_during_writes(conn, objects):
     read_everywhere(objects)
     victim = EDGES[1]
-    burst(conn, objects, 40, during=victim.kill, prefix="kill")
+    longest = burst(conn, objects, 40, during=victim.kill, prefix="kill")
+    # The writes after the kill waited for the dead edge only until its lease (1 s) ran out.
+    check("a dead edge holds a write up for less than the bound (5 s)", True, longest < 4)
     victim.start()
     checker(objects, "an edge killed with -9 during writes, restarted")
 
 
 def test_redis_restarted_during_writes(conn, objects):
     read_everywhere(objects)
-    def restart_redis():
-        dev("redis-dev", "stop")
-        for i in range(10):  # writes go on: their events wait in the edge's spool
-            name = f"outage/{i}.txt"
-            objects[name] = f"written while Redis was down {i}".encode()
-            conn.put_object("public", name, objects[name])
+    def outage(stop):
+        stop()
+        # No edge could hear of a write now: it is refused before Swift sees it.
+        status, headers = raw_write(EDGES[0].port, "PUT", "outage/0.txt", b"written while Redis was down")
+        check("a write while Redis is away is refused", (503, True), (status, "retry-after" in headers))
+        status, _ = raw_write(SWIFT_PORT, "PUT", "outage/0.txt", b"written while Redis was down")
+        check("and straight to Swift too", 503, status)
+        check("Swift never saw it", None, swift_now("outage/0.txt"))
         dev("redis-dev", "start")
-    burst(conn, objects, 30, during=restart_redis, prefix="redis")
+    burst(conn, objects, 30, during=lambda: outage(lambda: dev("redis-dev", "stop")), prefix="redis")
     checker(objects, "Redis restarted during writes")
+
+    def kill_redis():
+        with open(f"{WORK}/redis/redis.pid") as f:
+            os.kill(int(f.read()), signal.SIGKILL)
+        # Unreaped (its parent was redis-dev's shell), it would still look alive to redis-dev.
+        os.remove(f"{WORK}/redis/redis.pid")
+        eventually("Redis is gone", lambda: subprocess.run(["redis-cli", "-p", str(REDIS_PORT), "ping"],
+                                                           capture_output=True).returncode != 0)
+    burst(conn, objects, 30, during=lambda: outage(kill_redis), prefix="redis-kill")
+    checker(objects, "Redis killed with SIGKILL during writes")
 
 
 def test_daemon_killed_mid_stream(conn, objects):
@@ -392,14 +479,16 @@ def test_edge_cut_off(conn, objects):
     cut_off = EDGES[2]
     read_everywhere(objects)
     PROXY.cut()
-    eventually("the cut-off edge stops trusting its cache", lambda: "edge_trusted 0" in cut_off.metrics())
-    objects["doc/0.txt"] = b"written while edge-3 was cut off"
-    conn.put_object("public", "doc/0.txt", objects["doc/0.txt"])
-    # It never heard of the purge, yet revalidates: no stale version.
-    status, body, cache = cut_off.get("demo.test", "/doc/0.txt")
-    check("cut off: fresh through revalidation", (200, objects["doc/0.txt"]), (status, body))
+    # Writes go on through the others at once; each read right after shows no stale version on
+    # any edge, the cut-off one included (it never heard of the purges, and revalidates).
+    burst(conn, objects, 10, prefix="cut")
+    check("the cut-off edge stopped trusting its cache", 0, cut_off.metric("edge_trusted"))
+    status, headers = raw_write(cut_off.port, "PUT", "doc/0.txt", b"through the cut-off edge")
+    check("a write through the cut-off edge is refused before Swift sees it", (503, True),
+          (status, "retry-after" in headers))
+    check("Swift kept the version before", objects["doc/0.txt"], swift_now("doc/0.txt"))
     PROXY.restore()
-    eventually("caught up again, it trusts its cache", lambda: "edge_trusted 1" in cut_off.metrics())
+    eventually("caught up again, it trusts its cache", lambda: cut_off.metric("edge_trusted") == 1)
     checker(objects, "an edge cut off from Redis past its bound")
 
 
@@ -463,13 +552,14 @@ def test_large_upload(token):
 
 
 def main():
-    global DAEMONS, EDGES, PROXY
+    global DAEMONS, EDGES, PROXY, TOKEN
     dev("redis-dev", "start")
     dev("swift-dev", "start")
     token = swift_token()
     swift.put_container(f"http://127.0.0.1:{SWIFT_PORT}/v1/AUTH_test", token, "public",
                         headers={"X-Container-Read": ".r:*,.rlistings"})
     write_tenants([PURGE_KEY])
+    TOKEN = token
     DAEMONS = [Daemon("purge-1"), Daemon("purge-2")]
     PROXY = RedisProxy()
     EDGES = []
@@ -478,12 +568,13 @@ def main():
     conn = through(EDGES[0], token)
     objects = {}
     for scenario in (lambda: test_overwrites_and_deletes(conn, objects), lambda: test_listings(through(EDGES[1], token)),
-                     lambda: test_container_made_private(conn), lambda: test_edge_killed_during_writes(conn, objects),
+                     lambda: test_container_made_private(conn), lambda: test_writes_confirmed_by_every_edge(conn, objects),
+                     lambda: test_edge_killed_during_writes(conn, objects),
                      lambda: test_redis_restarted_during_writes(conn, objects),
                      lambda: test_daemon_killed_mid_stream(conn, objects), lambda: test_edge_cut_off(conn, objects),
                      lambda: test_purge_api_security(token), lambda: test_large_upload(token)):
         scenario()
-    print(f"{CHECKS} passed, 0 failed")
+    print(f"{CHECKS} passed, 0 failed; {STALE_READS} stale reads right after a 2xx")
 
 
 if __name__ == "__main__":

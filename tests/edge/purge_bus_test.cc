@@ -260,7 +260,7 @@ TEST_CASE("after an outage, trust waits until the writers' spools from it are in
   redis.Start();
   // A writer came back with events spooled meanwhile: while it sends them, nobody trusts.
   auto writer = redis.Connect();
-  REQUIRE(bus::MarkSpooling(writer, "edge-2", absl::Seconds(30)).ok());
+  REQUIRE(bus::Mark(writer, bus::kSpoolingSet, "edge-2", absl::Seconds(30)).ok());
   CHECK(Eventually([&] {
     auto edges = bus::ReadEdges(writer);
     return edges.ok() && !edges->edges.empty() && edges->edges[0].heartbeat_ms > 0 &&
@@ -268,7 +268,7 @@ TEST_CASE("after an outage, trust waits until the writers' spools from it are in
   }));
   absl::SleepFor(absl::Milliseconds(800));  // past the settle time, several reads all caught up
   CHECK_FALSE(edge.bus_lease.trusted());
-  REQUIRE(bus::ClearSpooling(writer, "edge-2").ok());
+  REQUIRE(bus::Unmark(writer, bus::kSpoolingSet, "edge-2").ok());
   CHECK(Eventually([&] { return edge.bus_lease.trusted(); }));
 }
 

@@ -64,6 +64,7 @@ class FakeRedis(object):
     def __init__(self):
         self.added, self.down, self.marks, self.waited = [], False, [], []
         self.confirm_answer, self.on_wait = b"1 0", None
+        self.planners = 1  # daemons planning events
 
     def check(self):
         if self.down:
@@ -83,9 +84,11 @@ class FakeRedis(object):
             return None
         return (keys[0].encode(), self.confirm_answer)
 
-    def eval(self, script, numkeys, key, node, ms):
+    def eval(self, script, numkeys, key, *args):
         self.check()
-        self.marks.append(("mark", node))
+        if key == edge_purge.PLANNERS_SET:
+            return self.planners
+        self.marks.append(("mark", args[0]))
 
     def zrem(self, key, node):
         self.check()
@@ -364,6 +367,14 @@ class ReadYourWrites(MiddlewareCase):
         self.assertIn("confirm", dict(fake.added[-1][1]))
         self.assertEqual(len(fake.waited), 1)
 
+    def test_with_no_daemon_reading_nobody_waits_and_the_answer_says_so(self):
+        fake = FakeRedis()
+        fake.planners = 0  # no daemon holds its mark: none runs, or all stopped
+        status, headers, _ = call(self.middleware(FakeSwift(201), client=fake), environ("PUT", "/v1/A/c/o"))
+        self.assertEqual((status, headers["X-Purge-Pending"]), (201, "unplanned"))
+        self.assertEqual(fake.waited, [])
+        self.assertNotIn("confirm", dict(fake.added[-1][1]))  # planned when a daemon comes
+
     def test_redis_unreachable_a_write_is_refused_before_swift_sees_it(self):
         fake = FakeRedis()
         fake.down = True
@@ -540,7 +551,30 @@ class RealRedis(MiddlewareCase):
                          [("node", "proxy-1"), ("method", "PUT"), ("account", "AUTH_test"), ("container", "c"),
                           ("object", "ü.txt"), ("destination_account", ""), ("destination", ""), ("query", ""),
                           ("status", "201"), ("time_ms", "1795500000123"), ("transaction", "tx1"),
-                          ("settings", ""), ("confirm", fields[b"confirm"].decode())])
+                          ("settings", "")])  # no daemon reads the stream: nobody to wait for
+
+    def test_a_write_waits_for_the_daemons_answer(self):
+        # A daemon of the planners' group, as the purge daemon's consumer answers a `confirm`;
+        # it holds its mark (bus::Mark) while it runs.
+        self.redis.xgroup_create("edge:events", "planners", id="0", mkstream=True)
+        self.redis.eval(edge_purge.MARK_LUA, 1, edge_purge.PLANNERS_SET, "fake", 60000)
+        stop = threading.Event()
+
+        def daemon():
+            while not stop.is_set():
+                for _, entries in self.redis.xreadgroup("planners", "fake", {"edge:events": ">"}, block=100) or []:
+                    for _, fields in entries:
+                        if b"confirm" in fields:
+                            self.redis.rpush(b"edge:confirm:" + fields[b"confirm"], b"2 0")
+
+        thread = threading.Thread(target=daemon)
+        thread.start()
+        self.addCleanup(lambda: (stop.set(), thread.join()))
+        app = self.middleware(FakeSwift(201), redis="127.0.0.1:%d" % self.port, confirm_timeout="5")
+        started = time.monotonic()
+        status, headers, _ = call(app, environ("PUT", "/v1/A/c/o"))
+        self.assertEqual((status, headers.get("X-Purge-Confirmed")), (201, "2"))
+        self.assertLess(time.monotonic() - started, 4)  # answered, not timed out
 
     def test_redis_stopped_then_started_nothing_lost(self):
         app = self.middleware(FakeSwift(201), redis="127.0.0.1:%d" % self.port, when_unreachable="accept")
