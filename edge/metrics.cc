@@ -63,33 +63,6 @@ void Metrics::CountRequest(size_t worker, std::string_view tenant, CacheLabel la
   if (status >= 500) ++c.responses_5xx;
 }
 
-void Histogram::Observe(absl::Duration value) {
-  const double seconds = absl::ToDoubleSeconds(value);
-  size_t bucket = 0;
-  while (bucket < kBuckets.size() && seconds > kBuckets[bucket]) ++bucket;
-  ++counts[bucket];
-  sum += seconds;
-}
-
-void Histogram::Add(const Histogram& other) {
-  for (size_t i = 0; i < counts.size(); ++i) counts[i] += other.counts[i];
-  sum += other.sum;
-}
-
-void Histogram::AppendTo(std::string* out, std::string_view name, std::string_view help) const {
-  const std::string n(name);
-  absl::StrAppend(out, "# HELP ", n, " ", std::string(help), "\n# TYPE ", n, " histogram\n");
-  uint64_t cumulative = 0;
-  for (size_t i = 0; i < kBuckets.size(); ++i) {
-    cumulative += counts[i];
-    absl::StrAppend(out, n, "_bucket{le=\"", kBuckets[i], "\"} ", cumulative, "\n");
-  }
-  cumulative += counts.back();
-  absl::StrAppend(out, n, "_bucket{le=\"+Inf\"} ", cumulative, "\n");
-  absl::StrAppend(out, n, "_sum ", absl::StrFormat("%.6f", sum), "\n");
-  absl::StrAppend(out, n, "_count ", cumulative, "\n");
-}
-
 void Metrics::ObserveOriginLatency(size_t worker, absl::Duration latency) {
   Shard& shard = *shards_[worker % shards_.size()];
   absl::MutexLock lock(&shard.mu);
@@ -112,9 +85,9 @@ void Metrics::CountOriginError(size_t worker) {
 std::string Metrics::Render(const cache::StoreStats& store, size_t connections,
                             size_t fetches_in_flight) const {
   std::map<std::string, TenantCounters> tenants;  // sorted: stable output
-  Histogram origin_latency;
+  http::Histogram origin_latency;
   uint64_t origin_errors = 0;
-  Histogram confirm_wait;
+  http::Histogram confirm_wait;
   std::array<uint64_t, kConfirmOutcomes> confirmations{};
   for (const auto& shard : shards_) {
     absl::MutexLock lock(&shard->mu);

@@ -15,6 +15,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "cache/store.h"
+#include "edge/http/prometheus.h"
 
 namespace edge {
 
@@ -28,19 +29,6 @@ struct TenantCounters {
   uint64_t bytes_sent = 0;
   std::array<uint64_t, kCacheLabels> by_label{};
   uint64_t responses_5xx = 0;
-};
-
-// Seconds in fixed buckets, for the Prometheus histograms.
-struct Histogram {
-  // Upper bounds of the buckets, in seconds.
-  static constexpr std::array<double, 12> kBuckets = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-                                                      0.1,   0.25,   0.5,   1,    2.5,   10};
-  std::array<uint64_t, kBuckets.size() + 1> counts{};
-  double sum = 0;
-
-  void Observe(absl::Duration value);
-  void Add(const Histogram& other);
-  void AppendTo(std::string* out, std::string_view name, std::string_view help) const;
 };
 
 // How a write's wait for the other edges ended (bus::ConfirmResult).
@@ -62,9 +50,9 @@ class Metrics {
   struct Shard {
     mutable absl::Mutex mu;
     absl::flat_hash_map<std::string, TenantCounters> tenants ABSL_GUARDED_BY(mu);
-    Histogram origin_latency ABSL_GUARDED_BY(mu);
+    http::Histogram origin_latency ABSL_GUARDED_BY(mu);
     uint64_t origin_errors ABSL_GUARDED_BY(mu) = 0;
-    Histogram confirm_wait ABSL_GUARDED_BY(mu);
+    http::Histogram confirm_wait ABSL_GUARDED_BY(mu);
     std::array<uint64_t, kConfirmOutcomes> confirmations ABSL_GUARDED_BY(mu){};
   };
   std::vector<std::unique_ptr<Shard>> shards_;

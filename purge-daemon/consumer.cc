@@ -66,7 +66,7 @@ absl::Status EventConsumer::Process(bus::RedisConnection& redis, const bus::Redi
   const std::vector<bus::StreamEntry> entries = bus::StreamEntries(reply);
   if (entries.empty()) return absl::OkStatus();
   std::vector<cache::Invalidation> plan;
-  std::vector<std::string> confirms;
+  std::vector<std::pair<std::string, int64_t>> confirms;  // waiting writers: confirm id, event time
   for (const bus::StreamEntry& entry : entries) {
     absl::StatusOr<bus::WriteEvent> event = bus::ParseEvent(entry.fields);
     if (!event.ok()) {
@@ -75,7 +75,7 @@ absl::Status EventConsumer::Process(bus::RedisConnection& redis, const bus::Redi
       continue;
     }
     for (cache::Invalidation& inv : PlanWrite(*event)) plan.push_back(std::move(inv));
-    if (!event->confirm.empty()) confirms.push_back(std::move(event->confirm));
+    if (!event->confirm.empty()) confirms.emplace_back(std::move(event->confirm), event->time_ms);
   }
   Coalesce(&plan);
   const size_t planned = plan.size();
@@ -89,10 +89,15 @@ absl::Status EventConsumer::Process(bus::RedisConnection& redis, const bus::Redi
   }
   // The writers waiting (the Swift middleware) hear once every edge that may serve what their
   // write replaced has applied the entry.
-  for (const std::string& confirm : confirms) {
-    auto reply = [key = bus::ConfirmKey(confirm)](const bus::ConfirmResult& result, bus::RedisConnection& r) {
+  for (const auto& [confirm, time_ms] : confirms) {
+    auto reply = [this, key = bus::ConfirmKey(confirm), time_ms](const bus::ConfirmResult& result,
+                                                                 bus::RedisConnection& r) {
       (void)r.Command({"RPUSH", key, absl::StrCat(result.confirmed, " ", result.pending)});
       (void)r.Command({"EXPIRE", key, "60"});
+      absl::MutexLock lock(&mu_);
+      ++(result.pending > 0 ? stats_.unconfirmed : stats_.confirmed);
+      // The writer's wait, from its event's time (the middleware's clock, as the daemon's in sync).
+      stats_.confirm_wait.Observe(absl::Now() - absl::FromUnixMillis(time_ms));
     };
     if (added) {
       confirmer_->Wait(*added, std::move(reply));

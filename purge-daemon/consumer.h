@@ -16,6 +16,7 @@
 
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "edge/http/prometheus.h"
 #include "purge-daemon/bus/confirmer.h"
 #include "purge-daemon/bus/redis.h"
 
@@ -40,11 +41,14 @@ class EventConsumer {
   void Start();
 
   struct Stats {
-    uint64_t events = 0;         // write events planned
-    uint64_t claimed = 0;        // of them, taken over from another daemon
-    uint64_t log_entries = 0;    // entries appended to the purge log
-    uint64_t invalidations = 0;  // invalidations in them
-    uint64_t repeats_moved = 0;  // delayed listings invalidations appended
+    uint64_t events = 0;                 // write events planned
+    uint64_t claimed = 0;                // of them, taken over from another daemon
+    uint64_t log_entries = 0;            // entries appended to the purge log
+    uint64_t invalidations = 0;          // invalidations in them
+    uint64_t repeats_moved = 0;          // delayed listings invalidations appended
+    uint64_t confirmed = 0;              // waiting writers answered: every edge applied their write
+    uint64_t unconfirmed = 0;            // answered with edges still pending (the wait timed out)
+    edge::http::Histogram confirm_wait;  // how long they waited
     bool connected = false;
   };
   Stats GetStats() const;

@@ -110,6 +110,14 @@ int main(int argc, char** argv) {
                  "Listings invalidations applied again after the delay.", s.repeats_moved);
     AppendMetric(&text, "purge_bus_connected", "gauge", "1 while Redis answers the planner.",
                  s.connected ? 1 : 0);
+    AppendMetric(&text, "purge_writes_confirmed_total", "counter",
+                 "Writes the Swift middleware waited for, answered once every edge had applied them.",
+                 s.confirmed);
+    AppendMetric(&text, "purge_writes_unconfirmed_total", "counter",
+                 "Writes the Swift middleware waited for, answered with edges still pending.", s.unconfirmed);
+    s.confirm_wait.AppendTo(
+        &text, "purge_write_confirm_seconds",
+        "How long the Swift middleware waited for a write: from its event to every edge having applied it.");
     return text;
   });
   edge::http::ServerOptions server_options;
