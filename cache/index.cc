@@ -4,6 +4,7 @@
 #include <bit>
 #include <limits>
 
+#include "absl/container/btree_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "cache/entry_format.h"
 #include "cache/key.h"
@@ -165,9 +166,10 @@ struct Index::Shard {
   SlotTable slots ABSL_GUARDED_BY(mu);
   SortedKeys keys ABSL_GUARDED_BY(mu);
   size_t removed_since_rebuild ABSL_GUARDED_BY(mu) = 0;
-  // The tags of the entries that have any, and the entries of each tag.
+  // The tags of the entries that have any, and the entries of each tag, in order: the
+  // dependencies on one container's objects are a range (dependencies.h).
   absl::flat_hash_map<uint64_t, std::vector<std::string>> entry_tags ABSL_GUARDED_BY(mu);
-  absl::flat_hash_map<std::string, absl::flat_hash_set<uint64_t>> tags ABSL_GUARDED_BY(mu);
+  absl::btree_map<std::string, absl::flat_hash_set<uint64_t>> tags ABSL_GUARDED_BY(mu);
   size_t hand ABSL_GUARDED_BY(mu) = 0;  // eviction resumes at this position
   bool bulk_load ABSL_GUARDED_BY(mu) = false;
   std::vector<std::string> pending ABSL_GUARDED_BY(mu);  // keys to order at the end of a bulk load
@@ -358,6 +360,26 @@ size_t Index::ApplyToTag(std::string_view tag, bool soft, std::vector<IndexedEnt
     if (t == shard->tags.end()) continue;
     // Copied: applying removes hashes from this very set.
     const std::vector<uint64_t> hashes(t->second.begin(), t->second.end());
+    matched += shard->ApplyAll(hashes, soft, removed, staled);
+  }
+  return matched;
+}
+
+size_t Index::ApplyToTagRange(std::string_view range, const std::function<bool(std::string_view)>& select,
+                              bool soft, std::vector<IndexedEntry>* removed, std::vector<FileRef>* staled) {
+  size_t matched = 0;
+  std::vector<uint64_t> hashes;
+  for (auto& shard : shards_) {
+    absl::MutexLock lock(&shard->mu);
+    hashes.clear();
+    for (auto t = shard->tags.lower_bound(absl::string_view(range.data(), range.size()));
+         t != shard->tags.end() && std::string_view(t->first).starts_with(range); ++t) {
+      if (select(t->first)) hashes.insert(hashes.end(), t->second.begin(), t->second.end());
+    }
+    // An entry with several matching tags is listed once per tag: ApplyAll finds it only once
+    // when hard, and marking it stale twice is harmless but counted, so drop the repeats.
+    std::sort(hashes.begin(), hashes.end());
+    hashes.erase(std::unique(hashes.begin(), hashes.end()), hashes.end());
     matched += shard->ApplyAll(hashes, soft, removed, staled);
   }
   return matched;

@@ -82,6 +82,9 @@ class Index {
                         bool soft, std::vector<IndexedEntry>* removed, std::vector<FileRef>* staled);
   size_t ApplyToTag(std::string_view tag, bool soft, std::vector<IndexedEntry>* removed,
                     std::vector<FileRef>* staled);
+  // The same for the entries with a tag that starts with `range` and that `select` accepts.
+  size_t ApplyToTagRange(std::string_view range, const std::function<bool(std::string_view)>& select,
+                         bool soft, std::vector<IndexedEntry>* removed, std::vector<FileRef>* staled);
 
   // Chooses and removes entries of `zone` until at least `bytes_wanted` are freed or nothing is
   // left to take: dead entries (expired past use, or gone by generation) first as the hand meets

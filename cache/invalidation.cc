@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "cache/dependencies.h"
+
 namespace cache {
 
 namespace {
@@ -55,8 +57,9 @@ Invalidation Invalidation::All(bool soft) {
   return Make(Kind::kAll, soft);
 }
 
-bool Covers(const Invalidation& inv, const KeyParts& key, std::string_view tenant,
-            std::span<const std::string> tags) {
+namespace {
+bool CoversKey(const Invalidation& inv, const KeyParts& key, std::string_view tenant,
+               std::span<const std::string> tags) {
   const bool same_container = key.account == inv.account && key.container == inv.container;
   switch (inv.kind) {
     case Invalidation::Kind::kObject:
@@ -77,6 +80,12 @@ bool Covers(const Invalidation& inv, const KeyParts& key, std::string_view tenan
       return true;
   }
   return false;
+}
+}  // namespace
+
+bool Covers(const Invalidation& inv, const KeyParts& key, std::string_view tenant,
+            std::span<const std::string> tags) {
+  return CoversKey(inv, key, tenant, tags) || InvalidatesDependencies(inv, tags);
 }
 
 }  // namespace cache

@@ -46,8 +46,9 @@ bool ListingShows(std::string_view directory, std::string_view listing_prefix);
 // kListings: whether an object of this name is a staticweb page of `directory` or an ancestor.
 bool ListsDirectory(std::string_view directory, std::string_view object_name);
 
-// Whether `inv` covers an entry with this key, tenant and tags. Pure; the index uses ranges and
-// generations instead, this decides fences for fills in flight.
+// Whether `inv` covers an entry with this key, tenant and tags, the dependencies among its tags
+// included (dependencies.h: a large object's manifest and its segments). Pure; the index uses
+// ranges and generations instead, this decides fences for fills in flight.
 bool Covers(const Invalidation& inv, const KeyParts& key, std::string_view tenant,
             std::span<const std::string> tags);
 

@@ -12,6 +12,7 @@
 #include "absl/container/inlined_vector.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "cache/dependencies.h"
 #include "cache/file_closer.h"
 #include "cache/placement.h"
 
@@ -351,6 +352,7 @@ absl::Status Store::Load() {
           KeyParts parts;
           if (!DecodeKey(r.key, &parts)) return;
           NoteVariant(parts);
+          NoteDependencies(r.tags);
           zone.SeeSerial(r.serial);
           zone.AddUsed(r.file_bytes);
           const std::string_view container_key(r.key.data() + 1, parts.container.end() - r.key.data() - 1);
@@ -418,6 +420,38 @@ void Store::NoteVariant(const KeyParts& parts) {
   std::string range = ExactNameRange(KeyKind::kObject, parts.account, parts.container, parts.name);
   absl::MutexLock lock(&variants_mu_);
   names_with_variants_.insert(std::move(range));
+}
+
+bool Store::HasDependents(std::string_view account, std::string_view container) {
+  const std::string range = DependenciesInContainer(account, container);
+  absl::MutexLock lock(&dependents_mu_);
+  return containers_with_dependents_.contains(range);
+}
+
+void Store::NoteDependencies(std::span<const std::string> tags) {
+  for (const std::string& tag : tags) {
+    Dependency dep;
+    if (!DecodeDependency(tag, &dep)) continue;
+    std::string range = DependenciesInContainer(dep.account, dep.container);
+    absl::MutexLock lock(&dependents_mu_);
+    containers_with_dependents_.insert(std::move(range));
+  }
+}
+
+size_t Store::ApplyToDependents(const Invalidation& inv, std::vector<IndexedEntry>* removed,
+                                std::vector<FileRef>* staled) {
+  auto covered = [&inv](std::string_view tag) {
+    Dependency dep;
+    return DecodeDependency(tag, &dep) && InvalidatesDependency(inv, dep);
+  };
+  if (inv.kind != Invalidation::Kind::kObject) {
+    return index_.ApplyToTagRange(DependenciesInContainer(inv.account, inv.container), covered, inv.soft,
+                                  removed, staled);
+  }
+  // An object: the SLOs that list it by name, and the DLOs whose prefix it is under.
+  return index_.ApplyToTag(SegmentTag(inv.account, inv.container, inv.name), inv.soft, removed, staled) +
+         index_.ApplyToTagRange(PrefixDependenciesInContainer(inv.account, inv.container), covered, inv.soft,
+                                removed, staled);
 }
 
 Zone* Store::PickZone(uint64_t hash) {
@@ -610,15 +644,25 @@ absl::StatusOr<std::unique_ptr<Fill>> Store::BeginFill(const Key& key, EntryMeta
                                         std::move(metadata), fd, body_offset, reserve));
 }
 
-bool Store::InvalidatedSince(const Key& key, std::string_view tenant, uint64_t fence_token) {
+bool Store::InvalidatedSince(const Key& key, std::string_view tenant, uint64_t fence_token,
+                             const std::vector<std::string>* dependencies) {
   const std::string encoded = key.Encode();
   KeyParts parts;
   if (!DecodeKey(encoded, &parts)) return true;
+  const std::span<const std::string> tags =
+      dependencies != nullptr ? std::span<const std::string>(*dependencies) : std::span<const std::string>();
+  // Before the head, an object may still be a manifest whose segments are anywhere in its account.
+  auto may_name_a_segment = [&](const Invalidation& inv) {
+    return dependencies == nullptr && parts.kind == KeyKind::kObject && inv.account == parts.account &&
+           (inv.kind == Invalidation::Kind::kObject || inv.kind == Invalidation::Kind::kPrefix ||
+            inv.kind == Invalidation::Kind::kContainer);
+  };
   absl::MutexLock lock(&fence_mu_);
   if (fence_seq_ - fence_token > kFenceLogSize) return true;
   for (uint64_t seq = fence_token + 1; seq <= fence_seq_; ++seq) {
     const Invalidation& inv = fence_log_[seq % kFenceLogSize];
-    if (inv.kind == Invalidation::Kind::kTag || Covers(inv, parts, tenant, {})) return true;
+    if (inv.kind == Invalidation::Kind::kTag || may_name_a_segment(inv) || Covers(inv, parts, tenant, tags))
+      return true;
   }
   return false;
 }
@@ -639,7 +683,8 @@ absl::Status Store::CommitFill(Fill& fill, uint64_t file_bytes) {
   const EntryMetadata& meta = fill.metadata_;
   KeyParts parts;
   DecodeKey(fill.encoded_key_, &parts);
-  NoteVariant(parts);  // before the entry is indexed: an invalidation from now on scans for it
+  NoteVariant(parts);           // before the entry is indexed: an invalidation from now on scans for it
+  NoteDependencies(meta.tags);  // likewise
   const IndexedEntry entry{{fill.hash_, fill.serial_, zone.id(), file_bytes},
                            meta.UsefulUntil(),
                            meta.stored_epoch,
@@ -734,6 +779,11 @@ uint64_t Store::Apply(const Invalidation& inv) {
       hit = bump(ScopeKind::kAll, "");
       break;
   }
+  const bool names_objects =
+      inv.kind == Invalidation::Kind::kObject || inv.kind == Invalidation::Kind::kListings ||
+      inv.kind == Invalidation::Kind::kPrefix || inv.kind == Invalidation::Kind::kContainer;
+  if (names_objects && HasDependents(inv.account, inv.container))
+    hit += ApplyToDependents(inv, &removed, &staled);
   DeleteFiles(removed);
   for (const FileRef& file : staled) {
     JournalAppend(*zones_[file.zone],

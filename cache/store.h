@@ -8,6 +8,8 @@
 // invalidation covering the key is applied after that token, the Fill can still hand its bytes to
 // waiting clients but Commit refuses to store it, so an in-flight fetch of an old version can never
 // land after a purge.
+// Dependencies: an entry whose metadata tags name objects it is made of (dependencies.h: a large
+// object's segments) is invalidated, and its fill fenced, by what invalidates those objects too.
 // Failures: an I/O error on a zone is counted against it and reported as a miss (or a refused fill),
 // never as a client error; past a threshold the zone is taken out and its keys go to the others.
 #pragma once
@@ -18,6 +20,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <thread>
 #include <utility>
@@ -156,8 +159,12 @@ class Store {
   // The point in the invalidation sequence now: take it when the origin fetch starts.
   uint64_t FenceToken();
   // Whether an invalidation applied after `fence_token` may cover `key` filled through `tenant`
-  // (whatever its tags): a fetch that began before it must not be joined by new clients.
-  bool InvalidatedSince(const Key& key, std::string_view tenant, uint64_t fence_token);
+  // (whatever its tags): a fetch that began before it must not be joined by new clients. With
+  // `dependencies` (the fill's tags, once its answer's head is known) only those count beside the
+  // key; without, the answer may still turn out to be a large object's manifest, so any object,
+  // prefix or container invalidation in the key's account counts.
+  bool InvalidatedSince(const Key& key, std::string_view tenant, uint64_t fence_token,
+                        const std::vector<std::string>* dependencies = nullptr);
   // Starts writing `key` with `metadata` (key, body_length and stored_epoch are set by the store).
   // `expected_body_bytes` reserves space up front when the length is known. Fails if no zone is
   // healthy or the entry cannot fit.
@@ -213,6 +220,17 @@ class Store {
   void NoteVariant(const KeyParts& parts);
   absl::Mutex variants_mu_;
   absl::flat_hash_set<std::string> names_with_variants_ ABSL_GUARDED_BY(variants_mu_);
+
+  // Containers whose objects some entry depends on (dependencies.h), by DependenciesInContainer:
+  // an invalidation in any other container does not scan the index's tags for dependents. Kept
+  // like names_with_variants_, and as few: the containers that hold large objects' segments.
+  bool HasDependents(std::string_view account, std::string_view container);
+  void NoteDependencies(std::span<const std::string> tags);
+  // The entries that depend on objects `inv` names; returns how many it hit.
+  size_t ApplyToDependents(const Invalidation& inv, std::vector<IndexedEntry>* removed,
+                           std::vector<FileRef>* staled);
+  absl::Mutex dependents_mu_;
+  absl::flat_hash_set<std::string> containers_with_dependents_ ABSL_GUARDED_BY(dependents_mu_);
 
   // Recent invalidations, for fences. Apply records an invalidation here before it touches the
   // index; Commit checks this log and indexes its entry under the same lock, so a fill is either

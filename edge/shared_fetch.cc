@@ -5,9 +5,11 @@
 
 #include <charconv>
 
+#include "cache/dependencies.h"
 #include "cache/file_closer.h"
 #include "edge/http/request_parser.h"
 #include "edge/http_rules.h"
+#include "edge/large_objects.h"
 #include "purge-daemon/planner.h"
 #include "vhost-config/cache_control.h"
 
@@ -48,6 +50,48 @@ SpoolFile::~SpoolFile() {
   cache::CloseFile(fd);  // the last descriptor of an entry deleted meanwhile
 }
 
+// The fetch of a static large object's manifest (multipart-manifest=get), on the loop of the
+// fetch of its object, which it tells the segments once (or why it cannot).
+class SharedFetch::SloManifest : public origin::FetchObserver {
+ public:
+  SloManifest(SharedFetch& owner, origin::OriginClient& client) : owner_(owner), client_(client) {}
+  ~SloManifest() override {
+    if (id_ != 0) client_.Cancel(id_);
+  }
+  void Start(const origin::FetchRequest& request) { id_ = client_.Start(request, this); }
+
+  void OnHeaders(int status, HeaderViews) override { status_ = status; }
+  void OnData(std::string_view data) override {
+    if (body_.size() + data.size() > kMaxSloManifestBytes) {
+      client_.Cancel(std::exchange(id_, 0));
+      Tell(absl::ResourceExhaustedError("the SLO manifest is too large to follow"));
+      return;
+    }
+    body_.append(data);
+  }
+  void OnComplete(absl::Status status) override {
+    id_ = 0;
+    if (status.ok() && status_ != 200) status = absl::UnavailableError("the SLO manifest was not answered");
+    if (!status.ok()) {
+      Tell(status);
+      return;
+    }
+    Tell(SloDependencies(owner_.plan_.key.account, body_));
+  }
+
+ private:
+  // Last: the owner may be done with this fetch, and it with this object.
+  void Tell(absl::StatusOr<std::vector<std::string>> dependencies) {
+    owner_.OnSloManifest(std::move(dependencies));
+  }
+
+  SharedFetch& owner_;
+  origin::OriginClient& client_;
+  origin::OriginClient::FetchId id_ = 0;
+  int status_ = 0;
+  std::string body_;
+};
+
 void StoreHeaders(HeaderViews headers, cache::EntryMetadata* metadata) {
   metadata->headers.clear();
   const std::string_view connection = FindHeader(headers, "connection");
@@ -86,6 +130,16 @@ SharedFetch::SharedFetch(std::string encoded_key, FillPlan plan, cache::Store& s
 
 SharedFetch::~SharedFetch() = default;
 
+bool SharedFetch::Invalidated() const {
+  std::shared_ptr<const cache::EntryMetadata> metadata;
+  {
+    absl::MutexLock lock(&mu_);
+    metadata = view_.metadata;
+  }
+  return store_.InvalidatedSince(plan_.key, plan_.tenant->name, fence_token_,
+                                 metadata ? &metadata->tags : nullptr);
+}
+
 void SharedFetch::Start(const FetchLoop& loop, Relay* leader) {
   client_ = &loop.origin;
   metrics_ = &loop.metrics;
@@ -122,10 +176,12 @@ void SharedFetch::DropLeader() {
 }
 
 void SharedFetch::PauseOrigin() {
+  relay_paused_ = true;
   if (running_ != nullptr) client_->Pause(fetch_id_);
 }
 
 void SharedFetch::ResumeOrigin() {
+  relay_paused_ = false;
   if (running_ != nullptr) client_->Resume(fetch_id_);
 }
 
@@ -202,7 +258,10 @@ void SharedFetch::OnHeaders(int status, HeaderViews headers) {
     HandleNotModified(headers);
     return;
   }
-  if (BeginStoring(status, headers)) return;
+  if (!BeginStoring(status, headers)) Pass(status, headers);
+}
+
+void SharedFetch::Pass(int status, HeaderViews headers) {
   // Not stored: later clients must not wait for this response.
   coalescer_.Release(this);
   Publish([](View& v) { v.outcome = Outcome::kPass; });
@@ -262,23 +321,72 @@ bool SharedFetch::BeginStoring(int status, HeaderViews headers) {
     key = plan_.base_key;
     key.variant += variant;
   }
-  auto fill = store_.BeginFill(key, meta, length, fence_token_);
+  PendingFill pending{std::move(key), std::move(meta), length, std::move(variant)};
+  // A Swift large object's manifest: the entry depends on its segments (cache/dependencies.h).
+  if (plan_.tenant->origin.kind != vhost::OriginKind::kHttp && !plan_.listing) {
+    absl::StatusOr<std::optional<std::string>> dlo = DloDependency(pending.key.account, headers);
+    if (!dlo.ok()) return false;
+    if (*dlo) pending.metadata.tags.push_back(std::move(**dlo));
+    if (IsSlo(headers)) {
+      // Its segments go into the entry's header, so the fill waits for them; the body is held
+      // back meanwhile. The fence token is the object's: a segment written since it was taken
+      // fences the fill.
+      origin::FetchRequest request = plan_.request;
+      request.url = SloManifestUrl(request.url);
+      slo_pending_ = std::move(pending);
+      slo_manifest_ = std::make_unique<SloManifest>(*this, *client_);
+      client_->Pause(fetch_id_);
+      slo_manifest_->Start(request);
+      return true;
+    }
+  }
+  return StartFill(std::move(pending));
+}
+
+bool SharedFetch::StartFill(PendingFill pending) {
+  auto fill = store_.BeginFill(pending.key, pending.metadata, pending.length, fence_token_);
   if (!fill.ok()) return false;  // no zone can take it: relay it uncached
   const int spool_fd = ::dup((*fill)->fd());
   if (spool_fd < 0) return false;
   fill_ = std::move(*fill);
-  meta.key = key.Encode();
-  auto shared_meta = std::make_shared<const cache::EntryMetadata>(std::move(meta));
+  pending.metadata.key = pending.key.Encode();
+  auto shared_meta = std::make_shared<const cache::EntryMetadata>(std::move(pending.metadata));
   auto spool = std::make_shared<const SpoolFile>(spool_fd);
   Publish([&](View& v) {
     v.outcome = Outcome::kStreaming;
     v.metadata = shared_meta;
-    v.content_length = length;
+    v.content_length = pending.length;
     v.spool = spool;
     v.body_offset = fill_->body_offset();
-    v.variant = variant;
+    v.variant = pending.variant;
   });
   return true;
+}
+
+void SharedFetch::OnSloManifest(absl::StatusOr<std::vector<std::string>> dependencies) {
+  const std::shared_ptr<SharedFetch> keep_alive = shared_from_this();
+  PendingFill pending = *std::exchange(slo_pending_, std::nullopt);
+  const int status = pending.metadata.status;
+  if (dependencies.ok()) {
+    for (std::string& tag : *dependencies) pending.metadata.tags.push_back(std::move(tag));
+  }
+  // Copied: StartFill consumes `pending`, and Pass needs the head it would have stored.
+  std::vector<std::pair<std::string, std::string>> head = pending.metadata.headers;
+  if (pending.length) head.emplace_back("Content-Length", std::to_string(*pending.length));
+  if (!dependencies.ok() || !StartFill(std::move(pending))) {
+    // Its segments unknown (or no zone for it): relayed, never stored.
+    const std::vector<std::pair<std::string_view, std::string_view>> views(head.begin(), head.end());
+    Pass(status, views);
+    if (running_ == nullptr) return;
+  }
+  // The body held back, in order: what had come, then (resumed) the rest, or its end.
+  if (!slo_early_body_.empty()) OnData(std::exchange(slo_early_body_, {}));
+  if (running_ == nullptr) return;
+  if (slo_completed_) {
+    OnComplete(*slo_completed_);
+  } else if (!relay_paused_) {
+    client_->Resume(fetch_id_);
+  }
 }
 
 void SharedFetch::HandleNotModified(HeaderViews headers) {
@@ -305,6 +413,10 @@ void SharedFetch::HandleNotModified(HeaderViews headers) {
   meta.stale_while_revalidate = Seconds32(decision.stale_while_revalidate);
   meta.stale_if_error = Seconds32(decision.stale_if_error);
   meta.tags = TenantTags(plan_.tenant->name, decision.tags);
+  // The body is unchanged, so are the objects it is made of (a large object's segments).
+  for (const std::string& tag : stale.metadata().tags) {
+    if (cache::IsDependencyTag(tag)) meta.tags.push_back(tag);
+  }
   // The waiting clients are answered first; the copy below only refreshes the stored entry.
   coalescer_.Release(this);
   auto shared_meta = std::make_shared<const cache::EntryMetadata>(meta);
@@ -324,6 +436,10 @@ void SharedFetch::HandleNotModified(HeaderViews headers) {
 
 void SharedFetch::OnData(std::string_view data) {
   const std::shared_ptr<SharedFetch> keep_alive = shared_from_this();
+  if (slo_pending_) {
+    slo_early_body_.append(data);  // what libcurl had in hand when paused: one receive buffer
+    return;
+  }
   if (fill_) {
     if (!fill_->Append(data).ok()) {
       // The zone failed or filled up mid-body: the clients already streaming it cannot be given
@@ -348,6 +464,10 @@ void SharedFetch::OnData(std::string_view data) {
 
 void SharedFetch::OnComplete(absl::Status status) {
   const std::shared_ptr<SharedFetch> keep_alive = shared_from_this();
+  if (slo_pending_) {
+    slo_completed_ = status;  // the whole body came with the head: it waits for the manifest
+    return;
+  }
   if (fill_) {
     const uint64_t written = fill_->written();
     bool complete = false;
@@ -386,6 +506,7 @@ void SharedFetch::OnComplete(absl::Status status) {
 
 void SharedFetch::Finish() {
   if (running_ == nullptr) return;
+  slo_manifest_.reset();  // its fetch is on this loop's client, which this fetch may outlive
   std::exchange(running_, nullptr)->erase(this);  // may destroy this
 }
 

@@ -131,8 +131,9 @@ class SharedFetch : public origin::FetchObserver, public std::enable_shared_from
   void AddWaiter(event* wake);
   void RemoveWaiter(event* wake);
   const std::string& encoded_key() const { return encoded_key_; }
-  // Whether an invalidation since this fetch began may cover it: then it must not be joined.
-  bool Invalidated() const { return store_.InvalidatedSince(plan_.key, plan_.tenant->name, fence_token_); }
+  // Whether an invalidation since this fetch began may cover it (or, once its head is known, the
+  // objects it depends on: a large object's segments): then it must not be joined.
+  bool Invalidated() const;
   // Time to the response head; zero until then.
   absl::Duration head_latency() const;
   int origin_status() const;  // the response's status, 0 until the head
@@ -150,6 +151,21 @@ class SharedFetch : public origin::FetchObserver, public std::enable_shared_from
   void PublishBody(uint64_t available);
   void HandleNotModified(std::span<const std::pair<std::string_view, std::string_view>> headers);
   bool BeginStoring(int status, std::span<const std::pair<std::string_view, std::string_view>> headers);
+  // What BeginStoring decided to store, before the fill begins.
+  struct PendingFill {
+    cache::Key key;
+    cache::EntryMetadata metadata;
+    std::optional<uint64_t> length;
+    std::string variant;
+  };
+  // Begins the fill (the waiters stream it from now on); false if no zone can take it.
+  bool StartFill(PendingFill pending);
+  // Not stored: the leader relays the answer, later clients do not wait for it.
+  void Pass(int status, std::span<const std::pair<std::string_view, std::string_view>> headers);
+  // A static large object: its segments are learnt from its manifest before its fill begins
+  // (they are part of the entry's header), the body held back (origin paused) meanwhile.
+  class SloManifest;
+  void OnSloManifest(absl::StatusOr<std::vector<std::string>> dependencies);
   void Finish();  // the origin fetch is over: leaves `running_` (which may destroy it)
 
   const std::string encoded_key_;
@@ -165,6 +181,11 @@ class SharedFetch : public origin::FetchObserver, public std::enable_shared_from
   size_t worker_ = 0;
   Relay* leader_ = nullptr;
   std::unique_ptr<cache::Fill> fill_;
+  std::optional<PendingFill> slo_pending_;  // waiting for the manifest
+  std::unique_ptr<SloManifest> slo_manifest_;
+  std::string slo_early_body_;                 // body bytes libcurl had in hand when the fetch was paused
+  std::optional<absl::Status> slo_completed_;  // the object's fetch ended before its manifest's
+  bool relay_paused_ = false;                  // by the leader (PauseOrigin)
   // Taken when the fetch is made, before its request leaves: an invalidation applied after this
   // fences the fill and keeps new clients from joining.
   const uint64_t fence_token_;

@@ -25,6 +25,8 @@ std::string_view DirectoryOf(std::string_view object_name);
 //  - a bulk delete (its paths are in a body the bus never sees): everything, soft; an archive
 //    extracted: the container (or everything, soft, at the account).
 // An event whose status is 0 (the origin's answer never came) is planned as if it succeeded.
+// A large object's segment is planned as any object: each edge's cache invalidates the entries
+// assembled from it (cache/dependencies.h).
 std::vector<cache::Invalidation> PlanWrite(const bus::WriteEvent& event);
 
 // Makes a burst small: each invalidation once, nothing a container or an all invalidation in the

@@ -55,6 +55,7 @@ struct OriginClient::Fetch {
   std::vector<std::pair<size_t, size_t>> spans;  // per header line in header_block: name length, line length
   std::vector<std::pair<std::string_view, std::string_view>> views;
   bool cancelled = false;
+  bool added = false;  // to the multi handle
   char error[CURL_ERROR_SIZE] = {};
 
   ~Fetch() {
@@ -72,8 +73,8 @@ OriginClient::OriginClient(event_base* loop, OriginOptions options) : loop_(loop
   multi_ = curl_multi_init();
   timer_ = evtimer_new(loop_, &OnTimerEvent, this);
   sweeper_ = event_new(
-      loop_, -1, 0,
-      [](evutil_socket_t, short, void* self) { static_cast<OriginClient*>(self)->SweepCancelled(); }, this);
+      loop_, -1, 0, [](evutil_socket_t, short, void* self) { static_cast<OriginClient*>(self)->Sweep(); },
+      this);
   curl_multi_setopt(Multi(multi_), CURLMOPT_SOCKETFUNCTION, &OnSocket);
   curl_multi_setopt(Multi(multi_), CURLMOPT_SOCKETDATA, this);
   curl_multi_setopt(Multi(multi_), CURLMOPT_TIMERFUNCTION, &OnTimer);
@@ -151,8 +152,14 @@ OriginClient::FetchId OriginClient::Start(const FetchRequest& request, FetchObse
   curl_easy_setopt(easy, CURLOPT_HTTPHEADER, fetch->request_headers);
 
   const FetchId id = fetch->id;
+  Fetch* started = fetch.get();
   fetches_.emplace(id, std::move(fetch));
-  curl_multi_add_handle(Multi(multi_), easy);
+  if (in_callback_ == 0) {
+    started->added = true;
+    curl_multi_add_handle(Multi(multi_), easy);
+  } else {
+    event_active(sweeper_, EV_TIMEOUT, 0);
+  }
   return id;
 }
 
@@ -169,10 +176,15 @@ void OriginClient::Cancel(FetchId id) {
   }
 }
 
-void OriginClient::SweepCancelled() {
+void OriginClient::Sweep() {
   std::vector<Fetch*> cancelled;
   for (auto& [id, fetch] : fetches_) {
-    if (fetch->cancelled) cancelled.push_back(fetch.get());
+    if (fetch->cancelled) {
+      cancelled.push_back(fetch.get());
+    } else if (!fetch->added) {
+      fetch->added = true;
+      curl_multi_add_handle(Multi(multi_), fetch->easy);
+    }
   }
   for (Fetch* fetch : cancelled) Remove(fetch);
 }
@@ -335,7 +347,7 @@ void OriginClient::CollectFinished() {
 }
 
 void OriginClient::Remove(Fetch* fetch) {
-  curl_multi_remove_handle(Multi(multi_), fetch->easy);
+  if (fetch->added) curl_multi_remove_handle(Multi(multi_), fetch->easy);
   fetches_.erase(fetch->id);
 }
 

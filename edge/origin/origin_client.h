@@ -72,7 +72,8 @@ class OriginClient {
   ~OriginClient();  // cancels every fetch without calling its observer
   OriginClient(const OriginClient&) = delete;
 
-  // Starts a fetch; the observer must outlive it (until OnComplete or Cancel).
+  // Starts a fetch; the observer must outlive it (until OnComplete or Cancel). From inside
+  // another fetch's callbacks, where libcurl refuses new transfers, it is sent on the next loop turn.
   FetchId Start(const FetchRequest& request, FetchObserver* observer);
   // Stops a fetch; its observer hears nothing more. Safe from inside its own callbacks.
   void Cancel(FetchId id);
@@ -97,13 +98,15 @@ class OriginClient {
   void Drive(int socket, int curl_events);
   void CollectFinished();
   void Remove(Fetch* fetch);
-  void SweepCancelled();
+  void Sweep();
 
   event_base* loop_;
   OriginOptions options_;
   void* multi_;  // CURLM*
   event* timer_;
-  event* sweeper_;  // removes fetches cancelled from inside libcurl callbacks, on the next loop turn
+  // Removes fetches cancelled, and adds those started, from inside libcurl callbacks, on the next
+  // loop turn.
+  event* sweeper_;
   int in_callback_ = 0;
   FetchId next_id_ = 1;
   absl::flat_hash_map<FetchId, std::unique_ptr<Fetch>> fetches_;

@@ -11,6 +11,7 @@
 #include <fstream>
 #include <thread>
 
+#include "cache/dependencies.h"
 #include "tests/support/eventually.h"
 #include "tests/support/temp_dir.h"
 
@@ -517,6 +518,111 @@ TEST_CASE("fences: a fill that began before a covering invalidation is not store
     store.Apply(Invalidation::Object("AUTH_test", "public", "a", false));
     CHECK(f.Put(Object("a"), "new").ok());
     CHECK(f.Has(Object("a")));
+  }
+}
+
+// A large object's manifest and its segments (dependencies.h): the entry of the manifest goes
+// when a segment does, whichever way the invalidation names it.
+TEST_CASE("a DLO's entry goes when an object under its segment prefix is written, and only then") {
+  Fixture f;
+  Store& store = f.Open();
+  const auto dlo = [&](std::string prefix) {
+    return f.Meta(absl::Minutes(10), {"demo\x1fmovies", SegmentPrefixTag("AUTH_test", "segs", prefix)});
+  };
+  REQUIRE(f.Put(Object("movie.mp4"), "v1", dlo("movie/")).ok());
+  REQUIRE(f.Put(Object("other.mp4"), "v1", dlo("other/")).ok());
+  REQUIRE(f.Put(Object("movie/0001", "segs"), "segment").ok());  // a segment cached on its own
+  CHECK(store.Apply(Invalidation::Object("AUTH_test", "segs", "movies", false)) == 0);
+  CHECK(store.Apply(Invalidation::Object("AUTH_test", "public", "movie/0001", false)) == 0);
+  CHECK(store.Apply(Invalidation::Object("AUTH_test", "segs", "movie/0001", false)) == 2);
+  CHECK_FALSE(f.Has(Object("movie.mp4")));
+  CHECK_FALSE(f.Has(Object("movie/0001", "segs")));
+  CHECK(f.Has(Object("other.mp4")));
+  // A new segment under the prefix: its listings invalidation (repeated after Swift's asynchronous
+  // listing update) reaches the DLO as well.
+  REQUIRE(f.Put(Object("movie.mp4"), "v2", dlo("movie/")).ok());
+  CHECK(store.Apply(Invalidation::Listings("AUTH_test", "segs", "music/", false)) == 0);
+  CHECK(store.Apply(Invalidation::Listings("AUTH_test", "segs", "movie/", true)) == 1);
+  CHECK(store.Lookup(Object("movie.mp4"))->invalidated());
+  CHECK(store.Apply(Invalidation::Prefix("AUTH_test", "segs", "oth", false)) == 1);
+  CHECK_FALSE(f.Has(Object("other.mp4")));
+  CHECK(store.Apply(Invalidation::Container("AUTH_test", "segs", false)) >= 1);
+  CHECK_FALSE(f.Has(Object("movie.mp4")));
+}
+
+TEST_CASE("an SLO's entry goes when its manifest or a segment it lists is written") {
+  Fixture f;
+  Store& store = f.Open();
+  const EntryMetadata slo = f.Meta(absl::Minutes(10), {SegmentTag("AUTH_test", "segs", "movie/0001"),
+                                                       SegmentTag("AUTH_test", "segs", "movie/0002")});
+  REQUIRE(f.Put(Object("movie.mp4"), "v1", slo).ok());
+  REQUIRE(f.Put(Object("trailer.mp4"), "v1", slo).ok());
+  CHECK(store.Apply(Invalidation::Object("AUTH_test", "segs", "movie/0003", false)) == 0);
+  CHECK(store.Apply(Invalidation::Object("AUTH_test", "segs", "movie/0002", true)) == 2);
+  CHECK(store.Lookup(Object("movie.mp4"))->invalidated());
+  CHECK(store.Apply(Invalidation::Object("AUTH_test", "segs", "movie/0001", false)) == 2);
+  CHECK_FALSE(f.Has(Object("movie.mp4")));
+  CHECK_FALSE(f.Has(Object("trailer.mp4")));
+  REQUIRE(f.Put(Object("movie.mp4"), "v2", slo).ok());
+  CHECK(store.Apply(Invalidation::Object("AUTH_test", "public", "movie.mp4", false)) == 1);  // the manifest
+  CHECK_FALSE(f.Has(Object("movie.mp4")));
+  REQUIRE(f.Put(Object("movie.mp4"), "v3", slo).ok());
+  CHECK(store.Apply(Invalidation::Prefix("AUTH_test", "segs", "movie/", false)) == 1);
+  CHECK_FALSE(f.Has(Object("movie.mp4")));
+}
+
+TEST_CASE("dependencies survive a restart: the journal brings them back, compacted or not") {
+  Fixture f(64 * kMiB, /*zone_count=*/1);
+  f.Open();
+  const EntryMetadata slo = f.Meta(absl::Minutes(10), {SegmentTag("AUTH_test", "segs", "a/1")});
+  const EntryMetadata dlo = f.Meta(absl::Minutes(10), {SegmentPrefixTag("AUTH_test", "segs", "b/")});
+  REQUIRE(f.Put(Object("slo"), "s", slo).ok());
+  REQUIRE(f.Put(Object("dlo"), "d", dlo).ok());
+  SUBCASE("replayed") {}
+  SUBCASE("from a compacted journal") {
+    // Each overwrite journals an add and a remove: past twice the live entries plus 1024, the
+    // journal is rewritten from the index.
+    for (int i = 0; i < 600; ++i) REQUIRE(f.Put(Object("churn")).ok());
+    const std::string journal = f.dir_ / "zone0/journal";
+    const auto before = std::filesystem::file_size(journal);
+    f.store().Maintain();
+    REQUIRE(std::filesystem::file_size(journal) < before);
+  }
+  Store& store = f.Open();
+  REQUIRE(f.Has(Object("slo")));
+  REQUIRE(f.Has(Object("dlo")));
+  CHECK(store.Lookup(Object("slo"))->metadata().tags == slo.tags);  // the entry's header holds them too
+  CHECK(store.Apply(Invalidation::Object("AUTH_test", "segs", "a/1", false)) == 1);
+  CHECK(store.Apply(Invalidation::Object("AUTH_test", "segs", "b/7", false)) == 1);
+  CHECK_FALSE(f.Has(Object("slo")));
+  CHECK_FALSE(f.Has(Object("dlo")));
+}
+
+TEST_CASE("fences: a manifest's fill that began before a segment's invalidation is not stored") {
+  Fixture f;
+  Store& store = f.Open();
+  const EntryMetadata dlo = f.Meta(absl::Minutes(10), {SegmentPrefixTag("AUTH_test", "segs", "movie/")});
+  const EntryMetadata slo = f.Meta(absl::Minutes(10), {SegmentTag("AUTH_test", "segs", "movie/0001")});
+  const Key manifest = Object("movie.mp4");
+  const uint64_t token = store.FenceToken();
+  SUBCASE("DLO") {
+    store.Apply(Invalidation::Object("AUTH_test", "segs", "movie/0009", false));
+    CHECK(f.Put(manifest, "old", dlo, token).code() == absl::StatusCode::kFailedPrecondition);
+    CHECK(store.InvalidatedSince(manifest, "demo", token, &dlo.tags));
+  }
+  SUBCASE("SLO") {
+    store.Apply(Invalidation::Object("AUTH_test", "segs", "movie/0001", false));
+    CHECK(f.Put(manifest, "old", slo, token).code() == absl::StatusCode::kFailedPrecondition);
+    CHECK(store.InvalidatedSince(manifest, "demo", token, &slo.tags));
+  }
+  SUBCASE("another segment's invalidation does not fence, nor keep new clients from joining") {
+    store.Apply(Invalidation::Object("AUTH_test", "segs", "other/0001", false));
+    CHECK_FALSE(store.InvalidatedSince(manifest, "demo", token, &slo.tags));
+    // Before the answer's head it may still be any object's manifest in the account.
+    CHECK(store.InvalidatedSince(manifest, "demo", token));
+    CHECK_FALSE(store.InvalidatedSince(Listing("a/"), "demo", token));
+    CHECK(f.Put(manifest, "new", slo, token).ok());
+    CHECK(f.Has(manifest));
   }
 }
 

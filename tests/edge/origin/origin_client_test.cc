@@ -227,4 +227,23 @@ TEST_CASE("a cancelled fetch says nothing more, from inside or outside its callb
   CHECK(f.client->active() == 0);
 }
 
+TEST_CASE("a fetch started from inside another fetch's callbacks is sent on the next loop turn") {
+  Fixture f;
+  Collector outer(f.loop), inner(f.loop);
+  bool started = false;
+  outer.on_data = [&] {
+    if (started) return;
+    started = true;  // libcurl refuses a new transfer here (a recursive API call)
+    f.client->Start(Request("GET", f.Url("/ok")), &inner);
+  };
+  f.client->Start(Request("GET", f.Url("/big")), &outer);
+  f.Run();  // until the first of them completes
+  if (!outer.result || !inner.result) f.Run();
+  REQUIRE(inner.result.has_value());
+  CHECK(inner.result->ok());
+  CHECK(inner.body == "origin body");
+  REQUIRE(outer.result.has_value());
+  CHECK(outer.body == f.origin.big);
+}
+
 }  // namespace edge::origin
