@@ -1,5 +1,6 @@
 #include "purge-daemon/consumer.h"
 
+#include <algorithm>
 #include <cstdio>
 
 #include "absl/strings/match.h"
@@ -187,17 +188,21 @@ void EventConsumer::Run() {
           status = read.status();
           break;
         }
-        const size_t got = bus::StreamEntries(*read).size();
-        if (got == 0 && (gathered == 0 || absl::Now() >= deadline)) break;
-        // After a quiet time, a few events are planned at once (their writers may be waiting);
-        // under load (a large read, or events still coming since the last plan) a batch is
-        // gathered for the window.
-        const bool burst =
-            gathered > 0 || got >= kBurst || absl::Now() - last_planned < options_.batch_window;
+        const std::vector<bus::StreamEntry> entries = bus::StreamEntries(*read);
+        if (entries.empty() && (gathered == 0 || absl::Now() >= deadline)) break;
+        // A writer waiting for its event (`confirm`) has it planned at once, with whatever came
+        // along. Otherwise, under load (a large read, or events still coming since the last
+        // plan), a batch is gathered for the window, to be coalesced.
+        const bool waiting = std::any_of(entries.begin(), entries.end(), [](const bus::StreamEntry& e) {
+          return std::any_of(e.fields.begin(), e.fields.end(),
+                             [](const auto& f) { return f.first == "confirm"; });
+        });
+        const bool load =
+            gathered > 0 || entries.size() >= kBurst || absl::Now() - last_planned < options_.batch_window;
         if (gathered == 0) deadline = absl::Now() + options_.batch_window;
-        gathered += static_cast<int>(got);
+        gathered += static_cast<int>(entries.size());
         batch.elements.push_back(std::move(*read));
-        if (!burst || absl::Now() >= deadline) break;
+        if (waiting || !load || absl::Now() >= deadline) break;
       }
       if (status.ok() && gathered > 0) last_planned = absl::Now();
       if (status.ok()) status = Process(redis, batch, false);

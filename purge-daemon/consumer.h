@@ -1,9 +1,9 @@
 // The purge daemon's planner loop. It reads write events as a member of one consumer group, so
 // several daemons share the work and none is needed; events a dead daemon had taken and not
 // acknowledged are claimed by another after `claim_idle`. Events are planned and coalesced,
-// appended to the purge log, and only then acknowledged: after a quiet time at once (a writer
-// may be waiting), under load in batches gathered for `batch_window`. An event that carries
-// `confirm` is answered at bus::ConfirmKey once every edge that may serve what it replaced has
+// appended to the purge log, and only then acknowledged: at once when a writer waits for one
+// (it carries `confirm`) or after a quiet time, else (under load) in batches gathered for
+// `batch_window`. An event that carries `confirm` is answered at bus::ConfirmKey once every edge that may serve what it replaced has
 // applied it. Listings invalidations are repeated after `repeat_delay` (Swift updates its
 // listings asynchronously) through a sorted set in Redis, so a repeat survives the daemon.
 #pragma once
