@@ -357,7 +357,7 @@ class ClientStream : public http::Exchange::Observer,
       request.body = pump_.get();
       if (r.body == http::BodyKind::kContentLength) request.body_length = r.content_length;
     }
-    if (IsWriteMethod(r.method)) write_ = WriteIntent::Of(r);
+    if (IsWriteMethod(r.method)) write_ = WriteIntent::Of(r, route_.target.query);
     Fetch(request);
   }
 
@@ -375,6 +375,7 @@ class ClientStream : public http::Exchange::Observer,
   // http::Exchange::Observer
   void OnBody(std::string_view data) override {
     if (pump_ && !own_body_) pump_->OnBody(data);
+    if (write_) write_->Read(data);
   }
   void OnBodyEnd() override {
     if (pump_ && !own_body_) pump_->OnBodyEnd();
@@ -403,8 +404,11 @@ class ClientStream : public http::Exchange::Observer,
 
   // SharedFetch::Relay, and the own fetch's observer.
   void OnRelayHead(int status, HeaderViews headers) override {
-    const bool confirming = CommitWrite(status, headers);
+    // A bulk operation's 2xx comes first and its work during the body: it is planned at the end.
+    const bool at_end = write_ && write_->result_streams;
+    const bool confirming = !at_end && CommitWrite(status, headers);
     if (exchange_ == nullptr) {
+      if (at_end) CommitWrite(status, headers);  // cut short: what it did so far may be anything
       Retire();  // a write whose client left: its answer was all it waited for
       return;
     }
@@ -500,7 +504,8 @@ class ClientStream : public http::Exchange::Observer,
   void OnComplete(absl::Status status) override {
     own_fetch_ = 0;
     if (!status.ok() && status_ == 0) pipeline_.metrics_.CountOriginError(worker_.index);
-    CommitWrite(0, {});  // no answer: the write may have happened
+    // No answer: the write may have happened (status 0). A bulk operation's answer began with its status.
+    CommitWrite(write_ && write_->result_streams ? status_ : 0, {});
     if (exchange_ == nullptr) {
       Retire();
       return;
@@ -516,7 +521,7 @@ class ClientStream : public http::Exchange::Observer,
   bool CommitWrite(int status, HeaderViews headers) {
     if (!write_ || write_committed_) return false;
     write_committed_ = true;
-    if (exchange_ == nullptr || status == 0) {
+    if (exchange_ == nullptr || status == 0 || write_->result_streams) {
       pipeline_.CommitWrite(route_, *write_, status, headers, nullptr);
       return false;
     }

@@ -75,9 +75,11 @@ void BodyPump::OnResumeClient(int, short, void* self) {
   pump->exchange_->ResumeBody();
 }
 
-WriteIntent WriteIntent::Of(const http::Request& request) {
+WriteIntent WriteIntent::Of(const http::Request& request, std::string_view query) {
   WriteIntent intent;
   intent.method = std::string(request.method);
+  intent.bulk_delete = vhost::QueryHasParameter(query, "bulk-delete");
+  intent.result_streams = intent.bulk_delete || vhost::QueryHasParameter(query, "extract-archive");
   if (intent.method == "COPY") {
     absl::StatusOr<std::string> destination = vhost::PercentDecode(request.Find("destination"), false);
     if (destination.ok()) intent.destination = std::move(*destination);
@@ -87,6 +89,16 @@ WriteIntent WriteIntent::Of(const http::Request& request) {
   for (size_t i = 0; i < request.header_count; ++i) names[i] = request.headers[i].name;
   intent.settings = bus::SettingHeaders(std::span(names.data(), request.header_count));
   return intent;
+}
+
+void WriteIntent::Read(std::string_view data) {
+  if (!bulk_delete || paths_cut) return;
+  if (paths.size() + data.size() > kMaxPaths) {
+    paths_cut = true;
+    std::string().swap(paths);
+    return;
+  }
+  paths.append(data);
 }
 
 std::string PublicStorageUrl(std::string_view storage_url, std::string_view host) {
@@ -130,6 +142,7 @@ std::optional<bus::WriteEvent> MakeWriteEvent(
   event.destination_account = intent.destination_account;
   // Settings belong to an account or a container; an object's metadata is the object itself.
   if (event.object.empty()) event.settings = intent.settings;
+  if (intent.bulk_delete && !intent.paths_cut) event.paths = intent.paths;
   return event;
 }
 

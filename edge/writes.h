@@ -70,11 +70,23 @@ class BodyPump : public origin::UploadSource {
 // What the event of a write needs from its request, copied: the client may be gone by the time
 // the origin answers.
 struct WriteIntent {
+  // The most of a bulk delete's body kept for its paths; beyond, the planner cannot name them.
+  static constexpr size_t kMaxPaths = 1 << 20;
+
   std::string method;
   std::string destination;  // COPY: the Destination header, decoded
   std::string destination_account;
   std::string settings;  // bus::SettingHeaders of the request's headers
-  static WriteIntent Of(const http::Request& request);
+  // A bulk delete or archive extraction: Swift answers 2xx at once and works while its body
+  // streams, so the write is planned when the answer ends, and not waited for.
+  bool result_streams = false;
+  bool bulk_delete = false;
+  std::string paths;       // a bulk delete's body, as read so far
+  bool paths_cut = false;  // longer than kMaxPaths
+
+  static WriteIntent Of(const http::Request& request, std::string_view query);
+  // Body bytes on their way to the origin (a bulk delete keeps them for its paths).
+  void Read(std::string_view data);
 };
 
 // The event for a write whose answer was `status` (0: unknown, the origin did not say: it may

@@ -58,9 +58,32 @@ std::vector<Invalidation> PlanWrite(const bus::WriteEvent& e) {
   // The cache knows an account by its cluster too: equal names on two clusters are two accounts.
   const std::string account = vhost::CacheAccount(e.cluster, e.account);
   if (vhost::QueryHasParameter(e.query, "bulk-delete")) {
-    // The deleted paths are in the request's body, unseen here: everything is revalidated once
-    // (soft), and what was deleted is then a 404.
-    out.push_back(Invalidation::All(true));
+    if (e.paths.empty()) {
+      // The deleted paths were not read (a body too large): everything is revalidated once
+      // (soft), and what was deleted is then a 404.
+      out.push_back(Invalidation::All(true));
+      return out;
+    }
+    // Each line names "/container/object" (or a container), URL-encoded, as Swift's bulk reads it.
+    std::string_view rest_of_body = e.paths;
+    while (!rest_of_body.empty()) {
+      const size_t newline = std::min(rest_of_body.find('\n'), rest_of_body.size());
+      std::string_view line = rest_of_body.substr(0, newline);
+      rest_of_body.remove_prefix(std::min(newline + 1, rest_of_body.size()));
+      while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.remove_suffix(1);
+      absl::StatusOr<std::string> path = vhost::PercentDecode(line, false);
+      if (!path.ok()) continue;  // Swift deletes nothing for it either
+      std::string_view name = *path;
+      while (name.starts_with("/") || name.starts_with(" ")) name.remove_prefix(1);
+      const size_t slash = name.find('/');
+      if (name.empty()) continue;
+      if (slash == std::string_view::npos || slash + 1 == name.size()) {
+        out.push_back(Invalidation::Container(account, std::string(name.substr(0, slash)), false));
+        out.push_back(Invalidation::Listings(account, "", "", false));
+      } else {
+        PlanObject(account, std::string(name.substr(0, slash)), std::string(name.substr(slash + 1)), &out);
+      }
+    }
     return out;
   }
   if (vhost::QueryHasParameter(e.query, "extract-archive")) {

@@ -22,8 +22,9 @@ std::string_view DirectoryOf(std::string_view object_name);
 //  - a container created, posted to (ACL, metadata) or deleted: everything cached for it, and the
 //    account's listings;
 //  - the account itself: its listings;
-//  - a bulk delete (its paths are in a body the bus never sees): everything, soft; an archive
-//    extracted: the container (or everything, soft, at the account).
+//  - a bulk delete: each object (or container) its body named, as above; without its body
+//    (`paths`: too large to read), everything, soft. An archive extracted: the container (or
+//    everything, soft, at the account).
 // An event whose status is 0 (the origin's answer never came) is planned as if it succeeded.
 // A large object's segment is planned as any object: each edge's cache invalidates the entries
 // assembled from it (cache/dependencies.h).

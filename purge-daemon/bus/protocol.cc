@@ -91,6 +91,7 @@ Fields EventFields(const WriteEvent& e) {
                 {"transaction", e.transaction},
                 {"settings", e.settings}};
   if (!e.confirm.empty()) fields.emplace_back("confirm", e.confirm);
+  if (!e.paths.empty()) fields.emplace_back("paths", e.paths);
   // Last, and only when named: the default cluster's events are what they were before clusters.
   if (!e.cluster.empty()) fields.emplace_back("cluster", e.cluster);
   return fields;
@@ -109,7 +110,8 @@ absl::StatusOr<WriteEvent> ParseEvent(const Fields& fields) {
                               {"query", &e.query},
                               {"transaction", &e.transaction},
                               {"settings", &e.settings},
-                              {"confirm", &e.confirm}}) {
+                              {"confirm", &e.confirm},
+                              {"paths", &e.paths}}) {
     if (const std::string* value = Field(fields, name)) *target = *value;
   }
   int64_t status = 0;

@@ -73,6 +73,9 @@ struct WriteEvent {
   // Set by a writer that waits for the edges (the Swift middleware): the daemon that plans the
   // event pushes the outcome to ConfirmKey(confirm). Only when set, as `cluster`.
   std::string confirm;
+  // A bulk delete's body (one URL-encoded "/container/object" per line), when the writer read all
+  // of it (the edge does, up to 1 MiB): the planner then purges exactly those. Only when set.
+  std::string paths;
   bool operator==(const WriteEvent&) const = default;
 };
 

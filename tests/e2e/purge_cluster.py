@@ -20,6 +20,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 
 from swiftclient import client as swift
 
@@ -242,7 +243,7 @@ size = "2G"
 
     def get(self, host, path, headers=None):
         c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-        c.request("GET", path, headers={"Host": host, **(headers or {})})
+        c.request("GET", urllib.parse.quote(path, safe="/?=&%"), headers={"Host": host, **(headers or {})})
         r = c.getresponse()
         return r.status, r.read(), r.getheader("X-Cache")
 
@@ -300,7 +301,7 @@ def raw_write(port, method, name, body=b"", token=None):
 def swift_now(name):
     """Swift's own answer for an object at this moment: its body, or None for a 404."""
     c = http.client.HTTPConnection("127.0.0.1", SWIFT_PORT, timeout=10)
-    c.request("GET", f"/v1/AUTH_test/public/{name}", headers={"X-Auth-Token": TOKEN})
+    c.request("GET", urllib.parse.quote(f"/v1/AUTH_test/public/{name}"), headers={"X-Auth-Token": TOKEN})
     r = c.getresponse()
     body = r.read()
     return body if r.status == 200 else None if r.status == 404 else r.status
@@ -428,6 +429,36 @@ def test_writes_confirmed_by_every_edge(conn, objects):
     check("Swift's own answer says every edge applied it", "3", answer["headers"].get("x-purge-confirmed"))
     read_everywhere(objects)
     burst(direct, objects, 30, prefix="direct", writer=object())
+
+
+def test_bulk_delete_and_a_later_expiry(conn, objects):
+    for name in ("bulk/a.txt", "bulk/b c.txt", "bulk/kept.txt"):
+        objects[name] = f"to bulk-delete {name}".encode()
+        conn.put_object("public", name, objects[name])
+    purges_done()
+    read_everywhere(objects)
+    c = http.client.HTTPConnection("127.0.0.1", EDGES[0].port, timeout=30)
+    c.request("POST", "/v1/AUTH_test?bulk-delete", body=b"/public/bulk/a.txt\n/public/bulk/b%20c.txt\n",
+              headers={"X-Auth-Token": TOKEN, "Content-Type": "text/plain", "Accept": "application/json"})
+    r = c.getresponse()
+    result = json.loads(r.read())
+    check("the bulk delete through an edge deleted both", (200, 2), (r.status, result.get("Number Deleted")))
+    objects["bulk/a.txt"] = objects["bulk/b c.txt"] = None
+    purges_done()
+    for edge in EDGES:
+        check(f"a deleted name is gone on {edge.name}", 404, edge.get("demo.test", "/bulk/b%20c.txt")[0])
+        # Exactly what it deleted: the rest of the cache is not even revalidated.
+        check(f"a name it did not delete is still a HIT on {edge.name}", "HIT",
+              edge.get("demo.test", "/bulk/kept.txt")[2])
+    # An expiry set later, straight to Swift: no edge serves the object past it.
+    answer = {}
+    swift.post_object(f"http://127.0.0.1:{SWIFT_PORT}/v1/AUTH_test", TOKEN, "public", "bulk/kept.txt",
+                      headers={"X-Delete-After": "1"}, response_dict=answer)
+    read_after_write("bulk/kept.txt", None, "an expiry set by a POST")
+    eventually("Swift expires it", lambda: swift_now("bulk/kept.txt") is None)
+    objects["bulk/kept.txt"] = None
+    for edge in EDGES:
+        check(f"expired: not served by {edge.name}", 404, edge.get("demo.test", "/bulk/kept.txt")[0])
 
 
 def test_edge_killed_during_writes(conn, objects):
@@ -569,6 +600,7 @@ def main():
     objects = {}
     for scenario in (lambda: test_overwrites_and_deletes(conn, objects), lambda: test_listings(through(EDGES[1], token)),
                      lambda: test_container_made_private(conn), lambda: test_writes_confirmed_by_every_edge(conn, objects),
+                     lambda: test_bulk_delete_and_a_later_expiry(conn, objects),
                      lambda: test_edge_killed_during_writes(conn, objects),
                      lambda: test_redis_restarted_during_writes(conn, objects),
                      lambda: test_daemon_killed_mid_stream(conn, objects), lambda: test_edge_cut_off(conn, objects),

@@ -45,10 +45,10 @@ TEST_CASE("the edge makes the golden file's write events from their requests (as
     const auto time_ms =
         std::find_if(g.fields.begin(), g.fields.end(), [](const auto& f) { return f.first == "time_ms"; });
     REQUIRE(time_ms != g.fields.end());
-    std::optional<bus::WriteEvent> event =
-        MakeWriteEvent(g.fields[0].second, "", WriteIntent::Of(request),
-                       TargetOf(g.request["path"].get<std::string>(), g.request["query"].get<std::string>()),
-                       g.response["status"].get<int>(), response_headers, std::stoll(time_ms->second));
+    std::optional<bus::WriteEvent> event = MakeWriteEvent(
+        g.fields[0].second, "", WriteIntent::Of(request, g.request["query"].get<std::string>()),
+        TargetOf(g.request["path"].get<std::string>(), g.request["query"].get<std::string>()),
+        g.response["status"].get<int>(), response_headers, std::stoll(time_ms->second));
     REQUIRE(event.has_value());
     CHECK(bus::EventFields(*event) == g.fields);
   }
@@ -58,11 +58,32 @@ TEST_CASE("a write that failed, or a COPY without a destination, makes no event"
   http::Request request;
   request.method = "PUT";
   const vhost::OriginTarget target = TargetOf("/v1/AUTH_test/c/o", "");
-  CHECK(MakeWriteEvent("e", "", WriteIntent::Of(request), target, 201, {}, 1).has_value());
-  CHECK_FALSE(MakeWriteEvent("e", "", WriteIntent::Of(request), target, 404, {}, 1).has_value());
-  CHECK_FALSE(MakeWriteEvent("e", "", WriteIntent::Of(request), target, 503, {}, 1).has_value());
+  CHECK(MakeWriteEvent("e", "", WriteIntent::Of(request, ""), target, 201, {}, 1).has_value());
+  CHECK_FALSE(MakeWriteEvent("e", "", WriteIntent::Of(request, ""), target, 404, {}, 1).has_value());
+  CHECK_FALSE(MakeWriteEvent("e", "", WriteIntent::Of(request, ""), target, 503, {}, 1).has_value());
   request.method = "COPY";
-  CHECK_FALSE(MakeWriteEvent("e", "", WriteIntent::Of(request), target, 201, {}, 1).has_value());
+  CHECK_FALSE(MakeWriteEvent("e", "", WriteIntent::Of(request, ""), target, 201, {}, 1).has_value());
+}
+
+TEST_CASE("a bulk delete's event names the paths of its body, unless the body was too long to keep") {
+  http::Request request;
+  request.method = "POST";
+  const vhost::OriginTarget target = TargetOf("/v1/AUTH_test", "bulk-delete");
+  WriteIntent intent = WriteIntent::Of(request, target.query);
+  CHECK(intent.result_streams);  // planned when Swift's streamed answer ends
+  intent.Read("/c/a.txt\n/c/");
+  intent.Read("b.txt\n");
+  std::optional<bus::WriteEvent> event = MakeWriteEvent("e", "", intent, target, 200, {}, 1);
+  REQUIRE(event.has_value());
+  CHECK(event->paths == "/c/a.txt\n/c/b.txt\n");
+  intent.Read(std::string(WriteIntent::kMaxPaths, 'x'));
+  CHECK(MakeWriteEvent("e", "", intent, target, 200, {}, 1)->paths.empty());  // the planner purges softly
+  // Any other write keeps no body.
+  request.method = "PUT";
+  WriteIntent put = WriteIntent::Of(request, "");
+  put.Read("data");
+  CHECK_FALSE(put.result_streams);
+  CHECK(MakeWriteEvent("e", "", put, TargetOf("/v1/AUTH_test/c/o", ""), 201, {}, 1)->paths.empty());
 }
 
 TEST_CASE("the storage URL of a Swift auth answer points at the edge the client used") {

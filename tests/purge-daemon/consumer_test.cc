@@ -30,8 +30,8 @@ ConsumerOptions Options(const RedisServer& redis, std::string name = "daemon-1")
 }
 
 void Write(bus::RedisConnection& redis, const std::string& object) {
-  const bus::WriteEvent event{"edge-1", "PUT", "AUTH_test", "public", object, "", "",
-                              "",       201,   1,           "tx",     "",     "", ""};
+  const bus::WriteEvent event{"edge-1", "PUT", "AUTH_test", "public", object, "", "", "",
+                              201,      1,     "tx",        "",       "",     "", ""};
   REQUIRE(redis.Command(bus::XAddArgs(bus::kEventStream, bus::EventFields(event), 0)).ok());
 }
 

@@ -8,8 +8,9 @@
 namespace bus {
 
 TEST_CASE("write events survive the stream and the spool unchanged") {
-  WriteEvent e{"edge-1", "COPY", "AUTH_test",   "public", "a b/ü.jpg",        "AUTH_x", "c/d",
-               "x=1",    201,    1795500000123, "tx1",    "x-container-read", "east",   "c-1"};
+  WriteEvent e{"edge-1", "COPY", "AUTH_test", "public",      "a b/ü.jpg", "AUTH_x",
+               "c/d",    "x=1",  201,         1795500000123, "tx1",       "x-container-read",
+               "east",   "c-1",  "/c/a.txt\n"};
   CHECK(*ParseEvent(EventFields(e)) == e);
   CHECK(*ParseEventJson(EventJson(e)) == e);
   // An event from a writer that knows no clusters is one of the default cluster.
