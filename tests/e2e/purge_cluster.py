@@ -299,9 +299,10 @@ def raw_write(port, method, name, body=b"", token=None):
 
 
 def swift_now(name):
-    """Swift's own answer for an object at this moment: its body, or None for a 404."""
+    """Swift's own answer for an object at this moment, to an anonymous reader as the edges' site
+    tenant is one: its body, or None for a 404."""
     c = http.client.HTTPConnection("127.0.0.1", SWIFT_PORT, timeout=10)
-    c.request("GET", urllib.parse.quote(f"/v1/AUTH_test/public/{name}"), headers={"X-Auth-Token": TOKEN})
+    c.request("GET", urllib.parse.quote(f"/v1/AUTH_test/public/{name}"))
     r = c.getresponse()
     body = r.read()
     return body if r.status == 200 else None if r.status == 404 else r.status
@@ -429,6 +430,69 @@ def test_writes_confirmed_by_every_edge(conn, objects):
     check("Swift's own answer says every edge applied it", "3", answer["headers"].get("x-purge-confirmed"))
     read_everywhere(objects)
     burst(direct, objects, 30, prefix="direct", writer=object())
+
+
+def listing_after_write(directory, writer, description):
+    """As read_after_write, for the listing of `directory` (names only)."""
+    names = lambda body: sorted(e.get("name", e.get("subdir")) for e in json.loads(body))
+    answers = [(edge, edge.get("demo.test", f"/{directory}?format=json")) for edge in EDGES
+               if edge is not writer and edge.process.poll() is None]
+    c = http.client.HTTPConnection("127.0.0.1", SWIFT_PORT, timeout=10)
+    c.request("GET", f"/v1/AUTH_test/public?format=json&prefix={urllib.parse.quote(directory)}&delimiter=/",
+              headers={"X-Auth-Token": TOKEN})
+    expected = names(c.getresponse().read())
+    for edge, (status, body, cache) in answers:
+        check(f"{description}: the listing of {directory} through {edge.name} (X-Cache {cache})", expected,
+              names(body))
+
+
+def test_swift_cli(objects):
+    """The standard client, as a customer runs it: logged in through an edge (its storage URL then
+    names the edge), and again straight to Swift; every write kind read at once on the others."""
+    os.makedirs(f"{WORK}/cli", exist_ok=True)
+
+    def cli(port, *args):
+        subprocess.run(["swift", "-A", f"http://127.0.0.1:{port}/auth/v1.0", "-U", "test:tester", "-K",
+                        "testing", *args], cwd=f"{WORK}/cli", check=True, capture_output=True)
+
+    def local(name, data):
+        path = f"{WORK}/cli/{name}"
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as f:
+            f.write(data)
+
+    # An SLO's segments go to public_segments: readable by all, as its manifest is.
+    cli(SWIFT_PORT, "post", "public_segments", "-r", ".r:*")
+    for port, p, writer in ((EDGES[0].port, "cli-edge", EDGES[0]), (SWIFT_PORT, "cli-swift", None)):
+        kinds = f"{p} (through {'an edge' if writer else 'Swift'})"
+        local(f"{p}/f.txt", b"version 1")
+        cli(port, "upload", "public", f"{p}/f.txt")
+        read_everywhere({f"{p}/f.txt": 1, f"{p}/g.txt": 1, f"{p}/big.bin": 1})
+        listing_after_write(f"{p}/", writer, f"{kinds}: cached listing")
+        local(f"{p}/f.txt", b"version 2, longer")
+        cli(port, "upload", "public", f"{p}/f.txt")
+        read_after_write(f"{p}/f.txt", writer, f"{kinds}: swift upload over an object")
+        cli(port, "post", "public", f"{p}/f.txt", "-H", "X-Object-Meta-Color: blue")
+        for edge in EDGES:
+            if edge is not writer:
+                c = http.client.HTTPConnection("127.0.0.1", edge.port, timeout=10)
+                c.request("GET", f"/{p}/f.txt", headers={"Host": "demo.test"})
+                r = c.getresponse()
+                r.read()
+                check(f"{kinds}: swift post's metadata through {edge.name}", "blue", r.getheader("X-Object-Meta-Color"))
+        cli(port, "copy", "public", f"{p}/f.txt", "--destination", f"/public/{p}/g.txt")
+        read_after_write(f"{p}/g.txt", writer, f"{kinds}: swift copy onto a cached 404")
+        listing_after_write(f"{p}/", writer, f"{kinds}: the new name in the listing")
+        local(f"{p}/big.bin", os.urandom(3000))
+        cli(port, "upload", "--use-slo", "--segment-size", "1024", "public", f"{p}/big.bin")
+        read_after_write(f"{p}/big.bin", writer, f"{kinds}: an SLO uploaded")
+        local(f"{p}/big.bin", os.urandom(3000))
+        cli(port, "upload", "--use-slo", "--segment-size", "1024", "public", f"{p}/big.bin")
+        read_after_write(f"{p}/big.bin", writer, f"{kinds}: an SLO uploaded again")
+        cli(port, "delete", "public", f"{p}/f.txt", f"{p}/g.txt")
+        read_after_write(f"{p}/f.txt", writer, f"{kinds}: swift delete")
+        read_after_write(f"{p}/g.txt", writer, f"{kinds}: swift delete")
+        listing_after_write(f"{p}/", writer, f"{kinds}: the listing after swift delete")
 
 
 def test_bulk_delete_and_a_later_expiry(conn, objects):
@@ -600,7 +664,7 @@ def main():
     objects = {}
     for scenario in (lambda: test_overwrites_and_deletes(conn, objects), lambda: test_listings(through(EDGES[1], token)),
                      lambda: test_container_made_private(conn), lambda: test_writes_confirmed_by_every_edge(conn, objects),
-                     lambda: test_bulk_delete_and_a_later_expiry(conn, objects),
+                     lambda: test_bulk_delete_and_a_later_expiry(conn, objects), lambda: test_swift_cli(objects),
                      lambda: test_edge_killed_during_writes(conn, objects),
                      lambda: test_redis_restarted_during_writes(conn, objects),
                      lambda: test_daemon_killed_mid_stream(conn, objects), lambda: test_edge_cut_off(conn, objects),
