@@ -59,8 +59,25 @@ def dev(service, action):
     subprocess.run([f"{SOURCE}/scripts/{service}", action], env=ENV, check=True, stdout=subprocess.DEVNULL)
 
 
+class RedisUnreachable(Exception):
+    pass
+
+
 def redis(*args):
-    return subprocess.run(["redis-cli", "-p", str(REDIS_PORT), *args], capture_output=True, text=True).stdout
+    """redis-cli's answer; raises RedisUnreachable rather than answer "" (which would read as none)."""
+    r = subprocess.run(["redis-cli", "-p", str(REDIS_PORT), *args], capture_output=True, text=True)
+    if r.returncode != 0 and "Could not connect" in r.stdout + r.stderr:
+        raise RedisUnreachable(f"redis-cli {' '.join(args)}: {r.stderr.strip()}")
+    return r.stdout
+
+
+def metrics_of(port):
+    try:
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+        c.request("GET", "/metrics")
+        return c.getresponse().read().decode()
+    except OSError:
+        return ""
 
 
 # ---- the cluster ---------------------------------------------------------------------------------
@@ -192,6 +209,9 @@ class Daemon:
         self.process = start(name, [f"{BUILD}/purge-daemon", "--config", f"{WORK}/{name}.toml"], f"{WORK}/{name}.log")
         wait_http(self.admin)
 
+    def metrics(self):
+        return metrics_of(self.admin)
+
 
 class Edge:
     def __init__(self, index, redis_port=None, max_disconnect="10s"):
@@ -225,12 +245,7 @@ size = "2G"
         self.process.wait()
 
     def metrics(self):
-        try:
-            c = http.client.HTTPConnection("127.0.0.1", self.admin, timeout=2)
-            c.request("GET", "/metrics")
-            return c.getresponse().read().decode()
-        except OSError:
-            return ""
+        return metrics_of(self.admin)
 
     def get(self, host, path, headers=None):
         c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
@@ -255,7 +270,13 @@ def through(edge, token):
 def purges_done():
     """Every write event planned and every edge past the end of the purge log."""
     def done():
-        if redis("XLEN", "edge:events").strip() not in ("0", ""):
+        try:
+            return planned_and_applied()
+        except RedisUnreachable:
+            return False  # not known to be done
+
+    def planned_and_applied():
+        if redis("XLEN", "edge:events").strip() != "0":
             return False
         if any("edge_write_event_spool_bytes 0" not in e.metrics() for e in EDGES if e.process.poll() is None):
             return False
@@ -316,15 +337,29 @@ def test_overwrites_and_deletes(conn, objects):
     checker(objects, "overwrite and delete")
 
 
+def repeats_moved():
+    """Listings invalidations the live daemons have repeated (moved from edge:repeats to the log)."""
+    total = 0
+    for d in DAEMONS:
+        if d.process.poll() is None:
+            total += sum(int(float(l.split()[1])) for l in d.metrics().split("\n") if l.startswith("purge_repeats_total "))
+    return total
+
+
 def test_listings(conn):
     dirs = ["/a/b/c/", "/a/b/", "/a/", "/"]
     conn.put_object("public", "a/b/c/old.txt", b"old")
     purges_done()
+    eventually("the first write's repeats done", lambda: redis("ZCARD", "edge:repeats").strip() == "0")
     for edge in EDGES:
         for d in dirs:
             edge.get("demo.test", d + "?format=json")
+    before = repeats_moved()
     conn.put_object("public", "a/b/c/new.txt", b"new")
-    time.sleep(1.5)  # the planned repeat, once Swift's listing has caught up
+    # Swift updates listings asynchronously: what an edge lists right after the write may be the old
+    # listing, purged again by the planned repeat. Waited for, not slept for.
+    eventually("the new file's listings repeat moved to the purge log",
+               lambda: repeats_moved() > before and redis("ZCARD", "edge:repeats").strip() == "0")
     purges_done()
     for edge in EDGES:
         names = lambda d: [e.get("name", e.get("subdir")) for e in json.loads(edge.get("demo.test", d + "?format=json")[1])]

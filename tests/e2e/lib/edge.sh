@@ -41,6 +41,22 @@ swift_token() {
     tr -d '\r' | awk 'tolower($1) == "x-auth-token:" {print $2}'
 }
 
+# eventually DESCRIPTION COMMAND...: runs COMMAND until it succeeds, for up to 20 s, and fails the
+# test if it never does: waits on an event itself (a signal handled, a log flushed), not a guess.
+eventually() {
+  local what=$1
+  shift
+  for _ in $(seq 1 400); do
+    "$@" && return 0
+    sleep 0.05
+  done
+  echo "FAIL: $what: not within 20 s" >&2
+  exit 1
+}
+
+# grown PATTERN FILE COUNT: FILE has more than COUNT lines matching PATTERN.
+grown() { [ "$(grep -c -- "$1" "$2" || true)" -gt "$3" ]; }
+
 passed=0
 check() {  # check DESCRIPTION EXPECTED ACTUAL
   if [ "$2" != "$3" ]; then
