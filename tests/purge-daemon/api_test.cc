@@ -5,6 +5,7 @@
 #include <doctest/doctest.h>
 
 #include <atomic>
+#include <chrono>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -250,6 +251,7 @@ TEST_CASE("a Swift token is checked with Swift for every purge, tags and all inc
 TEST_CASE("made-up Swift tokens are checked with Swift a bounded number of times, then refused with 429") {
   Daemon d;
   int checked = 0, refused = 0;
+  const auto start = std::chrono::steady_clock::now();
   for (int i = 0; i < 30; ++i) {
     HttpResponse r = HttpPost(d.Url("/v1/purge"), R"({"urls": ["http://demo.test/a"]})",
                               {absl::StrCat("X-Auth-Token: AUTH_tk_guess_", i)});
@@ -260,9 +262,10 @@ TEST_CASE("made-up Swift tokens are checked with Swift a bounded number of times
       CHECK(d.Error(r) == "too many new Swift tokens for account AUTH_test; retry in a second");
     }
   }
-  // The burst of 20, and at most a token or two refilled (5 a second) while the loop ran.
+  // The burst of 20, and what refilled (5 a second) while the loop ran, however long it took.
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   CHECK(checked >= 20);
-  CHECK(checked <= 22);
+  CHECK(checked <= 20 + 1 + static_cast<int>(seconds * 5));
   CHECK(refused == 30 - checked);
   // A tenant's own purge key is not held up by it.
   CHECK(d.Post(R"({"urls": ["http://demo.test/a"]})", "demo-key").status == 202);
