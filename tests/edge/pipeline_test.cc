@@ -573,6 +573,53 @@ TEST_CASE("an origin that fails serves the stale entry within stale-if-error, el
   CHECK(down.body.find("127.0.0.1") == std::string::npos);
 }
 
+TEST_CASE("an origin that stalls is a 504, and stale-if-error running out is the origin's 5xx") {
+  FakeOrigin origin;
+  Script stalled = Object("never");
+  auto held = Hold(stalled);  // never answered: the edge's stall timeout (1 s here) ends the fetch
+  origin.Set("stalled", stalled);
+  Edge edge(origin.port());
+  HttpResponse timed_out = edge.Get("/stalled");
+  CHECK(timed_out.status == 504);
+  CHECK(timed_out.body.find("127.0.0.1") == std::string::npos);
+
+  // cache.stale_if_error is 1h in these tenants: the entry serves an origin error until it ends.
+  origin.Set("doc", Object("kept", {{"Cache-Control", "max-age=10"}}));
+  edge.Get("/doc");
+  Script failing;
+  failing.status = 503;
+  failing.body = "busy";
+  origin.Set("doc", failing);
+  edge.Advance(10 + 3600 - 1);
+  CHECK(edge.Get("/doc").header("x-cache") == "STALE");
+  edge.Advance(2);
+  HttpResponse late = edge.Get("/doc");
+  CHECK(late.status == 503);
+  CHECK(late.body == "busy");
+  *held = false;
+}
+
+TEST_CASE("a response that sets a cookie is relayed to its client and never stored") {
+  FakeOrigin origin;
+  const std::vector<std::pair<std::string, std::string>> headers = {{"Cache-Control", "public, max-age=60"},
+                                                                    {"Set-Cookie", "session=1"}};
+  origin.Set("cookie", Object("yours", headers));
+  origin.Set("/cookie", Object("yours", headers));
+  Edge edge(origin.port());
+  for (int i = 0; i < 2; ++i) {
+    HttpResponse swift = edge.Get("/cookie");
+    CHECK(swift.body == "yours");
+    CHECK(swift.header("set-cookie") == "session=1");
+    CHECK(swift.header("x-cache") == "BYPASS");
+    HttpResponse site = HttpGet(edge.Url("/cookie"), {"Host: site.test"});
+    CHECK(site.header("set-cookie") == "session=1");
+    CHECK(site.header("x-cache") == "BYPASS");
+  }
+  CHECK(origin.Count("cookie") == 2);
+  CHECK(origin.Count("/cookie") == 2);
+  CHECK(edge.store->GetStats().entries == 0);
+}
+
 TEST_CASE("an origin reset mid-body truncates the response and stores nothing") {
   FakeOrigin origin;
   Script broken = Object(std::string(100000, 'z'));
