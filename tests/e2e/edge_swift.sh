@@ -157,6 +157,7 @@ kill -TERM "$edge_pid"
 wait "$edge_pid" && rc=0 || rc=$?
 check "graceful exit" 0 "$rc"
 start_edge "$edge_dir"
+e=http://127.0.0.1:$edge_port  # start_edge moves to other ports if these were taken meanwhile
 check "warm after restart" "200 HIT" "$(get demo.test /docs/hello.txt)"
 check "warm 1 MiB after restart" "200 HIT" "$(get demo.test /big.bin)"
 
