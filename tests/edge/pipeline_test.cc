@@ -214,7 +214,7 @@ std::shared_ptr<const vhost::TenantTable> Tenants(uint16_t origin_port, const st
 // An edge in this process: server, pipeline and a one-zone store, with a clock tests can advance.
 struct Edge {
   explicit Edge(uint16_t origin_port, const std::string& tenant_extra = "", cache::FaultInjector faults = {},
-                http::ServerOptions server_options = {}, size_t max_ranges = 16)
+                http::ServerOptions server_options = {}, size_t max_ranges = 16, std::string purge_api = "")
       : tenants(Tenants(origin_port, tenant_extra)), metrics(2) {
     cache::StoreOptions options;
     options.zones = {{dir / "zone", 64 << 20}};
@@ -227,6 +227,7 @@ struct Edge {
     pipeline_options.node_id = "test-edge";
     pipeline_options.origin.stall_timeout = absl::Seconds(1);
     pipeline_options.max_ranges = max_ranges;
+    pipeline_options.purge_api = std::move(purge_api);
     pipeline = std::make_unique<Pipeline>(2, pipeline_options, tenants, *store, metrics, nullptr, clock);
     server = std::make_unique<http::Server>(server_options, *pipeline);
     REQUIRE(server->Start().ok());
@@ -597,6 +598,26 @@ TEST_CASE("an origin that stalls is a 504, and stale-if-error running out is the
   CHECK(late.status == 503);
   CHECK(late.body == "busy");
   *held = false;
+}
+
+TEST_CASE("PURGE goes to the purge daemon with the caller's credentials; without purge.api it is refused") {
+  FakeOrigin origin;  // the purge daemon too: it answers POST /v1/purge
+  Script accepted = Object("{\"job\": \"j1\"}");
+  accepted.status = 202;
+  origin.Set("/v1/purge", accepted);
+  Edge edge(origin.port(), "", {}, {}, 16, "http://127.0.0.1:" + std::to_string(origin.port()));
+  HttpResponse purged = HttpRequest("PURGE", edge.Url("/a.txt"), {"Host: t.test", "X-Auth-Token: tk"});
+  CHECK(purged.status == 202);
+  CHECK(purged.body == "{\"job\": \"j1\"}");
+  CHECK(origin.Count("/v1/purge") == 1);
+  CHECK(origin.LastHeader("/v1/purge", "x-auth-token") == "tk");
+  CHECK(origin.Count("a.txt") == 0);  // the origin itself is not asked
+
+  Edge refusing(origin.port());
+  HttpResponse refused = HttpRequest("PURGE", refusing.Url("/a.txt"), {"Host: t.test", "X-Auth-Token: tk"});
+  CHECK(refused.status == 501);
+  CHECK(refused.body == "PURGE is not configured on this edge (purge.api)\n");
+  CHECK(origin.Count("/v1/purge") == 1);
 }
 
 TEST_CASE("a response that sets a cookie is relayed to its client and never stored") {
