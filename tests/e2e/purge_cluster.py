@@ -188,26 +188,48 @@ def start(name, argv, log):
     return process
 
 
+def answers(port, path="/healthz", statuses=(200,)):
+    try:
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+        c.request("GET", path)
+        return c.getresponse().status in statuses
+    except OSError:
+        return False
+
+
 def wait_http(port, path="/healthz", statuses=(200,)):
-    def up():
-        try:
-            c = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
-            c.request("GET", path)
-            return c.getresponse().status in statuses
-        except OSError:
-            return False
-    eventually(f"127.0.0.1:{port} answers", up, 30)
+    eventually(f"127.0.0.1:{port} answers", lambda: answers(port, path, statuses), 30)
+
+
+def start_listening(name, configure, argv, log):
+    """Starts a server on the ports configure() picks and writes into its settings, then returns them
+    once its admin port answers. A free port is free only when picked: if another process took it
+    before the server bound it, the server exits, and it is started again on new ones."""
+    for _ in range(3):
+        ports = configure()
+        process = start(name, argv, log)
+        eventually(f"{name} answers or exits", lambda: process.poll() is not None or answers(ports[-1]), 30)
+        if process.poll() is None:
+            return process, ports
+        with open(log) as f:
+            if "cannot listen on" not in f.read():
+                raise AssertionError(f"{name} exited with {process.returncode}; see {log}")
+    raise AssertionError(f"{name}: its ports were taken three times; see {log}")
 
 
 class Daemon:
     def __init__(self, name):
-        self.name, self.port, self.admin = name, free_ports(), free_ports()
-        with open(f"{WORK}/{name}.toml", "w") as f:
-            f.write(f'node_id = "{name}"\ntenants = "vhosts.toml"\nredis = "127.0.0.1:{REDIS_PORT}"\n'
-                    f'api.port = {self.port}\nadmin.port = {self.admin}\n'
-                    f'planner.repeat_delay = "1s"\nplanner.claim_idle = "2s"\n')
-        self.process = start(name, [f"{BUILD}/purge-daemon", "--config", f"{WORK}/{name}.toml"], f"{WORK}/{name}.log")
-        wait_http(self.admin)
+        self.name = name
+
+        def configure():
+            api, admin = free_ports(), free_ports()
+            with open(f"{WORK}/{name}.toml", "w") as f:
+                f.write(f'node_id = "{name}"\ntenants = "vhosts.toml"\nredis = "127.0.0.1:{REDIS_PORT}"\n'
+                        f'api.port = {api}\nadmin.port = {admin}\n'
+                        f'planner.repeat_delay = "1s"\nplanner.claim_idle = "2s"\n')
+            return api, admin
+        self.process, (self.port, self.admin) = start_listening(
+            name, configure, [f"{BUILD}/purge-daemon", "--config", f"{WORK}/{name}.toml"], f"{WORK}/{name}.log")
 
     def metrics(self):
         return metrics_of(self.admin)
@@ -215,14 +237,29 @@ class Daemon:
 
 class Edge:
     def __init__(self, index, redis_port=None, max_disconnect="10s"):
-        self.name, self.port, self.admin = f"edge-{index}", free_ports(), free_ports()
+        self.name = f"edge-{index}"
         self.dir = f"{WORK}/edge-{index}"
         os.makedirs(self.dir, exist_ok=True)
+
+        def configure():
+            port, admin = free_ports(), free_ports()
+            self.configure(port, admin, redis_port, max_disconnect)
+            return port, admin
+        self.process, (self.port, self.admin) = start_listening(self.name, configure, self.argv(), self.log())
+        eventually(f"{self.name} trusts its cache", lambda: "edge_trusted 1" in self.metrics())
+
+    def argv(self):
+        return [f"{BUILD}/edge", "--config", f"{self.dir}/edge.toml"]
+
+    def log(self):
+        return f"{self.dir}/edge.log"
+
+    def configure(self, port, admin, redis_port, max_disconnect):
         with open(f"{self.dir}/edge.toml", "w") as f:
             f.write(f"""node_id = "{self.name}"
 tenants = "../vhosts.toml"
-listen.port = {self.port}
-admin.port = {self.admin}
+listen.port = {port}
+admin.port = {admin}
 purge.redis = "127.0.0.1:{redis_port or REDIS_PORT}"
 purge.max_disconnect = "{max_disconnect}"
 purge.api = "http://127.0.0.1:{DAEMONS[0].port}"
@@ -233,10 +270,9 @@ size = "2G"
 path = "zone-b"
 size = "2G"
 """)
-        self.start()
 
-    def start(self):
-        self.process = start(self.name, [f"{BUILD}/edge", "--config", f"{self.dir}/edge.toml"], f"{self.dir}/edge.log")
+    def start(self):  # again, on the same ports
+        self.process = start(self.name, self.argv(), self.log())
         wait_http(self.admin)
         eventually(f"{self.name} trusts its cache", lambda: "edge_trusted 1" in self.metrics())
 
