@@ -14,6 +14,7 @@
 #include "absl/synchronization/notification.h"
 #include "edge/admin.h"
 #include "purge-daemon/bus/protocol.h"
+#include "purge-daemon/planner.h"
 #include "tests/support/http_client.h"
 #include "tests/support/redis_server.h"
 #include "vhost-config/purge_key.h"
@@ -212,6 +213,29 @@ TEST_CASE("a tenant's purge is accepted once in the log, and its job shows each 
         "done");
   // Another tenant does not see it.
   CHECK(HttpGet(status_url, {"Authorization: Bearer shop-key"}).status == 404);
+}
+
+TEST_CASE("the log holds what was asked: soft only when asked, tags scoped to the caller's tenant") {
+  Daemon d;
+  REQUIRE(d.Post(R"({"urls": ["http://demo.test/a.jpg"], "soft": true})", "demo-key").status == 202);
+  REQUIRE(d.Post(R"({"urls": ["http://demo.test/a.jpg"]})", "demo-key").status == 202);
+  REQUIRE(d.Post(R"({"tags": ["x"]})", "demo-key").status == 202);
+  auto entries =
+      bus::StreamEntries(*d.redis.Connect().Command({"XRANGE", std::string(bus::kPurgeLog), "-", "+"}));
+  REQUIRE(entries.size() == 3);
+  std::vector<cache::Invalidation> invalidations;
+  for (const bus::StreamEntry& entry : entries) {
+    auto parsed = bus::ParseLogEntry(entry.fields);
+    REQUIRE(parsed.ok());
+    REQUIRE(parsed->invalidations.size() == 1);
+    invalidations.push_back(parsed->invalidations[0]);
+  }
+  CHECK(invalidations[0].kind == cache::Invalidation::Kind::kObject);
+  CHECK(invalidations[0].soft);
+  CHECK_FALSE(invalidations[1].soft);
+  CHECK(invalidations[2].kind == cache::Invalidation::Kind::kTag);
+  CHECK(invalidations[2].tag == ScopedTag("demo", "x"));  // as the edges store the origin's tags
+  CHECK_FALSE(invalidations[2].soft);
 }
 
 TEST_CASE("refusals: no or bad credentials, another tenant's URL, bad bodies; nothing is purged") {
