@@ -334,6 +334,21 @@ TEST_CASE("a client that goes away aborts its exchange") {
   CHECK(testing_support::Eventually([&] { return f.handler.hang_observer.aborted.load(); }));
 }
 
+TEST_CASE("a port something already listens on is refused at start, not shared") {
+  Fixture running;  // a server of ours (SO_REUSEPORT: the port could be shared)
+  ServerOptions same;
+  same.port = running.server.port();
+  TestHandler handler;
+  Server second(same, handler);
+  const absl::Status status = second.Start();
+  CHECK(status.code() == absl::StatusCode::kUnavailable);
+  CHECK(std::string(status.message()).starts_with("cannot listen on 127.0.0.1:" + std::to_string(same.port)));
+  // The running one still answers alone.
+  Client c(running.server.port());
+  c.Send("GET /hello HTTP/1.1\r\nHost: h\r\n\r\n");
+  CHECK(c.Read().ends_with("hello"));
+}
+
 TEST_CASE("the connection limit turns extra connections away") {
   ServerOptions options;
   options.max_connections = 1;
