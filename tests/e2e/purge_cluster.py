@@ -61,8 +61,25 @@ def dev(service, action):
     subprocess.run([f"{SOURCE}/scripts/{service}", action], env=ENV, check=True, stdout=subprocess.DEVNULL)
 
 
+class RedisUnreachable(Exception):
+    pass
+
+
 def redis(*args):
-    return subprocess.run(["redis-cli", "-p", str(REDIS_PORT), *args], capture_output=True, text=True).stdout
+    """redis-cli's answer; raises RedisUnreachable rather than answer "" (which would read as none)."""
+    r = subprocess.run(["redis-cli", "-p", str(REDIS_PORT), *args], capture_output=True, text=True)
+    if r.returncode != 0 and "Could not connect" in r.stdout + r.stderr:
+        raise RedisUnreachable(f"redis-cli {' '.join(args)}: {r.stderr.strip()}")
+    return r.stdout
+
+
+def metrics_of(port):
+    try:
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+        c.request("GET", "/metrics")
+        return c.getresponse().read().decode()
+    except OSError:
+        return ""
 
 
 # ---- the cluster ---------------------------------------------------------------------------------
@@ -173,38 +190,78 @@ def start(name, argv, log):
     return process
 
 
+def answers(port, path="/healthz", statuses=(200,)):
+    try:
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+        c.request("GET", path)
+        return c.getresponse().status in statuses
+    except OSError:
+        return False
+
+
 def wait_http(port, path="/healthz", statuses=(200,)):
-    def up():
-        try:
-            c = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
-            c.request("GET", path)
-            return c.getresponse().status in statuses
-        except OSError:
-            return False
-    eventually(f"127.0.0.1:{port} answers", up, 30)
+    eventually(f"127.0.0.1:{port} answers", lambda: answers(port, path, statuses), 30)
+
+
+def start_listening(name, configure, argv, log):
+    """Starts a server on the ports configure() picks and writes into its settings, then returns them
+    once its admin port answers. A free port is free only when picked: if another process took it
+    before the server bound it, the server exits, and it is started again on new ones."""
+    for _ in range(3):
+        ports = configure()
+        process = start(name, argv, log)
+        eventually(f"{name} answers or exits", lambda: process.poll() is not None or answers(ports[-1]), 30)
+        if process.poll() is None:
+            return process, ports
+        with open(log) as f:
+            if "cannot listen on" not in f.read():
+                raise AssertionError(f"{name} exited with {process.returncode}; see {log}")
+    raise AssertionError(f"{name}: its ports were taken three times; see {log}")
 
 
 class Daemon:
     def __init__(self, name):
-        self.name, self.port, self.admin = name, free_ports(), free_ports()
-        with open(f"{WORK}/{name}.toml", "w") as f:
-            f.write(f'node_id = "{name}"\ntenants = "vhosts.toml"\nredis = "127.0.0.1:{REDIS_PORT}"\n'
-                    f'api.port = {self.port}\nadmin.port = {self.admin}\n'
-                    f'planner.repeat_delay = "1s"\nplanner.claim_idle = "2s"\n')
-        self.process = start(name, [f"{BUILD}/purge-daemon", "--config", f"{WORK}/{name}.toml"], f"{WORK}/{name}.log")
-        wait_http(self.admin)
+        self.name = name
+
+        def configure():
+            api, admin = free_ports(), free_ports()
+            with open(f"{WORK}/{name}.toml", "w") as f:
+                f.write(f'node_id = "{name}"\ntenants = "vhosts.toml"\nredis = "127.0.0.1:{REDIS_PORT}"\n'
+                        f'api.port = {api}\nadmin.port = {admin}\n'
+                        f'planner.repeat_delay = "1s"\nplanner.claim_idle = "2s"\n')
+            return api, admin
+        self.process, (self.port, self.admin) = start_listening(
+            name, configure, [f"{BUILD}/purge-daemon", "--config", f"{WORK}/{name}.toml"], f"{WORK}/{name}.log")
+
+    def metrics(self):
+        return metrics_of(self.admin)
 
 
 class Edge:
     def __init__(self, index, redis_port=None, lease="1s"):
-        self.name, self.port, self.admin = f"edge-{index}", free_ports(), free_ports()
+        self.name = f"edge-{index}"
         self.dir = f"{WORK}/edge-{index}"
         os.makedirs(self.dir, exist_ok=True)
+
+        def configure():
+            port, admin = free_ports(), free_ports()
+            self.configure(port, admin, redis_port, lease)
+            return port, admin
+        self.process, (self.port, self.admin) = start_listening(self.name, configure, self.argv(), self.log())
+        eventually(f"{self.name} trusts its cache", lambda: self.metric("edge_trusted") == 1)
+
+    def argv(self):
+        return [f"{BUILD}/edge", "--config", f"{self.dir}/edge.toml"]
+
+    def log(self):
+        return f"{self.dir}/edge.log"
+
+    def configure(self, port, admin, redis_port, lease):
         with open(f"{self.dir}/edge.toml", "w") as f:
             f.write(f"""node_id = "{self.name}"
 tenants = "../vhosts.toml"
-listen.port = {self.port}
-admin.port = {self.admin}
+listen.port = {port}
+admin.port = {admin}
 purge.redis = "127.0.0.1:{redis_port or REDIS_PORT}"
 purge.lease = "{lease}"
 purge.api = "http://127.0.0.1:{DAEMONS[0].port}"
@@ -215,10 +272,9 @@ size = "2G"
 path = "zone-b"
 size = "2G"
 """)
-        self.start()
 
-    def start(self):
-        self.process = start(self.name, [f"{BUILD}/edge", "--config", f"{self.dir}/edge.toml"], f"{self.dir}/edge.log")
+    def start(self):  # again, on the same ports
+        self.process = start(self.name, self.argv(), self.log())
         wait_http(self.admin)
         eventually(f"{self.name} trusts its cache", lambda: self.metric("edge_trusted") == 1)
 
@@ -234,12 +290,7 @@ size = "2G"
         return None
 
     def metrics(self):
-        try:
-            c = http.client.HTTPConnection("127.0.0.1", self.admin, timeout=2)
-            c.request("GET", "/metrics")
-            return c.getresponse().read().decode()
-        except OSError:
-            return ""
+        return metrics_of(self.admin)
 
     def get(self, host, path, headers=None):
         c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
@@ -264,7 +315,13 @@ def through(edge, token):
 def purges_done():
     """Every write event planned and every edge past the end of the purge log."""
     def done():
-        if redis("XLEN", "edge:events").strip() not in ("0", ""):
+        try:
+            return planned_and_applied()
+        except RedisUnreachable:
+            return False  # not known to be done
+
+    def planned_and_applied():
+        if redis("XLEN", "edge:events").strip() != "0":
             return False
         if any(e.metric("edge_write_event_spool_bytes") != 0 for e in EDGES if e.process.poll() is None):
             return False
@@ -364,15 +421,29 @@ def test_overwrites_and_deletes(conn, objects):
     checker(objects, "overwrite and delete")
 
 
+def repeats_moved():
+    """Listings invalidations the live daemons have repeated (moved from edge:repeats to the log)."""
+    total = 0
+    for d in DAEMONS:
+        if d.process.poll() is None:
+            total += sum(int(float(l.split()[1])) for l in d.metrics().split("\n") if l.startswith("purge_repeats_total "))
+    return total
+
+
 def test_listings(conn):
     dirs = ["/a/b/c/", "/a/b/", "/a/", "/"]
     conn.put_object("public", "a/b/c/old.txt", b"old")
     purges_done()
+    eventually("the first write's repeats done", lambda: redis("ZCARD", "edge:repeats").strip() == "0")
     for edge in EDGES:
         for d in dirs:
             edge.get("demo.test", d + "?format=json")
+    before = repeats_moved()
     conn.put_object("public", "a/b/c/new.txt", b"new")
-    time.sleep(1.5)  # the planned repeat, once Swift's listing has caught up
+    # Swift updates listings asynchronously: what an edge lists right after the write may be the old
+    # listing, purged again by the planned repeat. Waited for, not slept for.
+    eventually("the new file's listings repeat moved to the purge log",
+               lambda: repeats_moved() > before and redis("ZCARD", "edge:repeats").strip() == "0")
     purges_done()
     for edge in EDGES:
         names = lambda d: [e.get("name", e.get("subdir")) for e in json.loads(edge.get("demo.test", d + "?format=json")[1])]

@@ -34,7 +34,9 @@ struct Script {
   int status = 200;
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body;
-  int delay_ms = 0;               // before the head
+  int delay_ms = 0;  // before the head
+  // Held (no answer) while it is true: for tests that order events against a fetch in flight.
+  std::shared_ptr<std::atomic<bool>> held;
   size_t reset_after = SIZE_MAX;  // close the connection after this many body bytes
   std::string etag;               // answered with 304 when If-None-Match names it
   std::string vary_on;            // a request header: its value is appended to the body, and Vary says so
@@ -55,6 +57,11 @@ class FakeOrigin : public http::Handler {
     std::lock_guard lock(mu_);
     return counts_[name];
   }
+  // For each request of `name`, in order: how many answers to it had been sent when it arrived.
+  std::vector<int> AnsweredBefore(const std::string& name) {
+    std::lock_guard lock(mu_);
+    return answered_before_[name];
+  }
   std::string LastHeader(const std::string& name, const std::string& header) {
     std::lock_guard lock(mu_);
     return last_headers_[name + "|" + header];
@@ -71,6 +78,7 @@ class FakeOrigin : public http::Handler {
       // A script for the name with its query ("slo?multipart-manifest=get"), else for the name.
       if (!scripts_.contains(name)) name = name.substr(0, name.find('?'));
       ++counts_[name];
+      answered_before_[name].push_back(answered_[name]);
       for (const char* h :
            {"if-none-match", "if-modified-since", "x-auth-token", "x-client-hop", "authorization"}) {
         last_headers_[name + "|" + h] = std::string(exchange.request().Find(h));
@@ -82,13 +90,15 @@ class FakeOrigin : public http::Handler {
       }
       script = it->second;
     }
-    if (script.delay_ms == 0) {
+    if (script.delay_ms == 0 && !script.held) {
       Answer(exchange, script);
+      Answered(name);
       return;
     }
-    auto delayed = std::make_unique<Delayed>(this, &exchange, std::move(script));
-    exchange.SetObserver(delayed.get());
     const timeval tv{script.delay_ms / 1000, (script.delay_ms % 1000) * 1000};
+    auto delayed = std::make_unique<Delayed>(this, &exchange, std::move(script));
+    delayed->name = name;
+    exchange.SetObserver(delayed.get());
     event_base_once(exchange.loop(), -1, EV_TIMEOUT, &Delayed::Fire, delayed.release(), &tv);
   }
 
@@ -146,7 +156,12 @@ class FakeOrigin : public http::Handler {
     exchange.Finish();
   }
 
-  // A response sent after a delay, unless the edge hung up first.
+  void Answered(const std::string& name) {
+    std::lock_guard lock(mu_);
+    ++answered_[name];
+  }
+
+  // A response sent after a delay and once no longer held, unless the edge hung up first.
   struct Delayed : http::Exchange::Observer {
     Delayed(FakeOrigin* origin, http::Exchange* exchange, Script script)
         : origin(origin), exchange(exchange), script(std::move(script)) {}
@@ -154,8 +169,15 @@ class FakeOrigin : public http::Handler {
     static void Fire(evutil_socket_t, short, void* arg) {
       std::unique_ptr<Delayed> self(static_cast<Delayed*>(arg));
       if (self->exchange == nullptr) return;
+      if (self->script.held && *self->script.held) {
+        const timeval again{0, 5000};
+        event_base* loop = self->exchange->loop();
+        event_base_once(loop, -1, EV_TIMEOUT, &Delayed::Fire, self.release(), &again);
+        return;
+      }
       self->exchange->SetObserver(nullptr);
       Answer(*self->exchange, self->script);
+      self->origin->Answered(self->name);
     }
     static void Reset(evutil_socket_t, short, void* arg) {
       std::unique_ptr<Delayed> self(static_cast<Delayed*>(arg));
@@ -164,11 +186,14 @@ class FakeOrigin : public http::Handler {
     FakeOrigin* origin;
     http::Exchange* exchange;
     Script script;
+    std::string name;
   };
 
   std::mutex mu_;
   std::map<std::string, Script> scripts_;
   std::map<std::string, int> counts_;
+  std::map<std::string, int> answered_;
+  std::map<std::string, std::vector<int>> answered_before_;
   std::map<std::string, std::string> last_headers_;
   http::Server server_;
 };
@@ -190,7 +215,7 @@ std::shared_ptr<const vhost::TenantTable> Tenants(uint16_t origin_port, const st
 // An edge in this process: server, pipeline and a one-zone store, with a clock tests can advance.
 struct Edge {
   explicit Edge(uint16_t origin_port, const std::string& tenant_extra = "", cache::FaultInjector faults = {},
-                http::ServerOptions server_options = {}, size_t max_ranges = 16)
+                http::ServerOptions server_options = {}, size_t max_ranges = 16, std::string purge_api = "")
       : tenants(Tenants(origin_port, tenant_extra)), metrics(2) {
     cache::StoreOptions options;
     options.zones = {{dir / "zone", 64 << 20}};
@@ -203,6 +228,7 @@ struct Edge {
     pipeline_options.node_id = "test-edge";
     pipeline_options.origin.stall_timeout = absl::Seconds(1);
     pipeline_options.max_ranges = max_ranges;
+    pipeline_options.purge_api = std::move(purge_api);
     pipeline = std::make_unique<Pipeline>(2, pipeline_options, tenants, *store, metrics, nullptr, clock);
     server = std::make_unique<http::Server>(server_options, *pipeline);
     REQUIRE(server->Start().ok());
@@ -222,7 +248,10 @@ struct Edge {
 
   testing_support::TempDir dir;
   std::atomic<int> offset{0};
-  cache::Clock clock = [this] { return absl::Now() + absl::Seconds(offset.load()); };
+  // Still but for Advance, and on a whole second: an Age or a TTL does not depend on when in a
+  // second a request runs.
+  const absl::Time start = absl::FromUnixSeconds(absl::ToUnixSeconds(absl::Now()));
+  cache::Clock clock = [this] { return start + absl::Seconds(offset.load()); };
   vhost::TenantSnapshot tenants;
   Metrics metrics;
   std::unique_ptr<cache::Store> store;
@@ -235,6 +264,12 @@ Script Object(std::string body, std::vector<std::pair<std::string, std::string>>
   s.body = std::move(body);
   s.headers = std::move(headers);
   return s;
+}
+
+// Holds `script`'s answers until the returned flag is set false.
+std::shared_ptr<std::atomic<bool>> Hold(Script& script) {
+  script.held = std::make_shared<std::atomic<bool>>(true);
+  return script.held;
 }
 
 // Sends `request` on a connection of its own and reads until the edge closes it.
@@ -353,7 +388,7 @@ TEST_CASE("a miss is fetched once and stored; the next request is a hit with Age
 TEST_CASE("simultaneous misses on any worker share one origin fetch and all get the whole body") {
   FakeOrigin origin;
   Script big = Object(std::string(1 << 20, 'x'));
-  big.delay_ms = 300;
+  auto held = Hold(big);
   origin.Set("big", big);
   Edge edge(origin.port());
   std::vector<HttpResponse> responses(32);
@@ -361,6 +396,9 @@ TEST_CASE("simultaneous misses on any worker share one origin fetch and all get 
   for (auto& response : responses) {
     clients.emplace_back([&] { response = edge.Get("/big"); });
   }
+  // The origin answers once all 32 are at the edge, however slowly the threads start.
+  CHECK(Eventually([&] { return edge.server->connections() == 32 && origin.Count("big") == 1; }));
+  *held = false;
   for (auto& c : clients) c.join();
   for (const HttpResponse& r : responses) {
     CHECK(r.status == 200);
@@ -374,7 +412,7 @@ TEST_CASE("simultaneous misses on any worker share one origin fetch and all get 
 TEST_CASE("a client that reads nothing does not stall the fetch for another client") {
   FakeOrigin origin;
   Script big = Object(std::string(8 << 20, 'y'));
-  big.delay_ms = 100;
+  auto held = Hold(big);
   origin.Set("big", big);
   Edge edge(origin.port());
   // A raw client that sends its request and then does not read.
@@ -388,8 +426,12 @@ TEST_CASE("a client that reads nothing does not stall the fetch for another clie
   REQUIRE(::connect(stuck, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0);
   const std::string request = "GET /big HTTP/1.1\r\nHost: t.test\r\n\r\n";
   REQUIRE(::write(stuck, request.data(), request.size()) == static_cast<ssize_t>(request.size()));
-  std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  HttpResponse other = edge.Get("/big");
+  REQUIRE(Eventually([&] { return origin.Count("big") == 1; }));  // the stuck client's fetch
+  HttpResponse other;
+  std::thread reader([&] { other = edge.Get("/big"); });
+  CHECK(Eventually([&] { return edge.server->connections() == 2; }));
+  *held = false;
+  reader.join();
   CHECK(other.status == 200);
   CHECK(other.body.size() == size_t{8} << 20);
   CHECK(origin.Count("big") == 1);
@@ -580,6 +622,73 @@ TEST_CASE("an origin that fails serves the stale entry within stale-if-error, el
   CHECK(down.body.find("127.0.0.1") == std::string::npos);
 }
 
+TEST_CASE("an origin that stalls is a 504, and stale-if-error running out is the origin's 5xx") {
+  FakeOrigin origin;
+  Script stalled = Object("never");
+  auto held = Hold(stalled);  // never answered: the edge's stall timeout (1 s here) ends the fetch
+  origin.Set("stalled", stalled);
+  Edge edge(origin.port());
+  HttpResponse timed_out = edge.Get("/stalled");
+  CHECK(timed_out.status == 504);
+  CHECK(timed_out.body.find("127.0.0.1") == std::string::npos);
+
+  // cache.stale_if_error is 1h in these tenants: the entry serves an origin error until it ends.
+  origin.Set("doc", Object("kept", {{"Cache-Control", "max-age=10"}}));
+  edge.Get("/doc");
+  Script failing;
+  failing.status = 503;
+  failing.body = "busy";
+  origin.Set("doc", failing);
+  edge.Advance(10 + 3600 - 1);
+  CHECK(edge.Get("/doc").header("x-cache") == "STALE");
+  edge.Advance(2);
+  HttpResponse late = edge.Get("/doc");
+  CHECK(late.status == 503);
+  CHECK(late.body == "busy");
+  *held = false;
+}
+
+TEST_CASE("PURGE goes to the purge daemon with the caller's credentials; without purge.api it is refused") {
+  FakeOrigin origin;  // the purge daemon too: it answers POST /v1/purge
+  Script accepted = Object("{\"job\": \"j1\"}");
+  accepted.status = 202;
+  origin.Set("/v1/purge", accepted);
+  Edge edge(origin.port(), "", {}, {}, 16, "http://127.0.0.1:" + std::to_string(origin.port()));
+  HttpResponse purged = HttpRequest("PURGE", edge.Url("/a.txt"), {"Host: t.test", "X-Auth-Token: tk"});
+  CHECK(purged.status == 202);
+  CHECK(purged.body == "{\"job\": \"j1\"}");
+  CHECK(origin.Count("/v1/purge") == 1);
+  CHECK(origin.LastHeader("/v1/purge", "x-auth-token") == "tk");
+  CHECK(origin.Count("a.txt") == 0);  // the origin itself is not asked
+
+  Edge refusing(origin.port());
+  HttpResponse refused = HttpRequest("PURGE", refusing.Url("/a.txt"), {"Host: t.test", "X-Auth-Token: tk"});
+  CHECK(refused.status == 501);
+  CHECK(refused.body == "PURGE is not configured on this edge (purge.api)\n");
+  CHECK(origin.Count("/v1/purge") == 1);
+}
+
+TEST_CASE("a response that sets a cookie is relayed to its client and never stored") {
+  FakeOrigin origin;
+  const std::vector<std::pair<std::string, std::string>> headers = {{"Cache-Control", "public, max-age=60"},
+                                                                    {"Set-Cookie", "session=1"}};
+  origin.Set("cookie", Object("yours", headers));
+  origin.Set("/cookie", Object("yours", headers));
+  Edge edge(origin.port());
+  for (int i = 0; i < 2; ++i) {
+    HttpResponse swift = edge.Get("/cookie");
+    CHECK(swift.body == "yours");
+    CHECK(swift.header("set-cookie") == "session=1");
+    CHECK(swift.header("x-cache") == "BYPASS");
+    HttpResponse site = HttpGet(edge.Url("/cookie"), {"Host: site.test"});
+    CHECK(site.header("set-cookie") == "session=1");
+    CHECK(site.header("x-cache") == "BYPASS");
+  }
+  CHECK(origin.Count("cookie") == 2);
+  CHECK(origin.Count("/cookie") == 2);
+  CHECK(edge.store->GetStats().entries == 0);
+}
+
 TEST_CASE("an origin reset mid-body truncates the response and stores nothing") {
   FakeOrigin origin;
   Script broken = Object(std::string(100000, 'z'));
@@ -597,15 +706,15 @@ TEST_CASE("an origin reset mid-body truncates the response and stores nothing") 
 TEST_CASE("an invalidation during a fill fences it: the waiting client gets the body, the cache does not") {
   FakeOrigin origin;
   Script slow = Object("old version");
-  slow.delay_ms = 300;
+  auto held = Hold(slow);
   origin.Set("obj", slow);
   Edge edge(origin.port());
-  std::thread purge([&] {
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    edge.store->Apply(cache::Invalidation::Object("AUTH_test", "c", "obj", false));
-  });
-  HttpResponse during = edge.Get("/obj");
-  purge.join();
+  HttpResponse during;
+  std::thread client([&] { during = edge.Get("/obj"); });
+  REQUIRE(Eventually([&] { return origin.Count("obj") == 1; }));  // the fill is under way
+  edge.store->Apply(cache::Invalidation::Object("AUTH_test", "c", "obj", false));
+  *held = false;
+  client.join();
   CHECK(during.body == "old version");
   CHECK(edge.Get("/obj").header("x-cache") == "MISS");
 }
@@ -613,15 +722,16 @@ TEST_CASE("an invalidation during a fill fences it: the waiting client gets the 
 TEST_CASE("a client arriving after a purge does not join the fetch of the old version") {
   FakeOrigin origin;
   Script old_version = Object("old version");
-  old_version.delay_ms = 400;
+  auto held = Hold(old_version);
   origin.Set("obj", old_version);
   Edge edge(origin.port());
   HttpResponse before;
   std::thread first([&] { before = edge.Get("/obj"); });
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  REQUIRE(Eventually([&] { return origin.Count("obj") == 1; }));  // the old version's fetch is under way
   edge.store->Apply(cache::Invalidation::Object("AUTH_test", "c", "obj", false));
   origin.Set("obj", Object("new version"));
-  HttpResponse after = edge.Get("/obj");
+  HttpResponse after = edge.Get("/obj");  // answered while the old version is still held
+  *held = false;
   first.join();
   CHECK(before.body == "old version");
   CHECK(after.body == "new version");
@@ -696,7 +806,7 @@ TEST_CASE("404s are cached for the negative TTL; unknown hosts and bad paths get
   CHECK(edge.Get("/missing").status == 404);
   CHECK(edge.Get("/missing").header("x-cache") == "HIT");
   edge.Advance(15);
-  CHECK(edge.Get("/missing").header("x-cache") != "HIT");
+  CHECK(edge.Get("/missing").header("x-cache") == "EXPIRED");
   CHECK(origin.Count("missing") == 2);
   CHECK(HttpGet(edge.Url("/x"), {"Host: other.test"}).status == 421);
   CHECK(edge.Get("/a/%2e%2e/%2e%2e/etc/passwd").status == 400);
@@ -726,7 +836,7 @@ TEST_CASE("an http site that varies gets one entry per variant, and nobody anoth
   FakeOrigin origin;
   Script page = Object("page");
   page.vary_on = "Accept-Language";
-  page.delay_ms = 200;
+  auto held = Hold(page);
   origin.Set("/page", page);
   Edge edge(origin.port());
   auto get = [&](std::string language) {
@@ -737,14 +847,16 @@ TEST_CASE("an http site that varies gets one entry per variant, and nobody anoth
   // Simultaneous requests in two languages: each gets its own, though they met on one fetch.
   HttpResponse fr, de;
   std::thread a([&] { fr = get("fr"); });
-  std::thread b([&] {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    de = get("de");
-  });
+  REQUIRE(Eventually([&] { return origin.Count("/page") == 1; }));
+  std::thread b([&] { de = get("de"); });
+  CHECK(Eventually([&] { return edge.server->connections() == 2; }));
+  *held = false;
   a.join();
   b.join();
   CHECK(fr.body == "page-fr");
   CHECK(de.body == "page-de");
+  // They met: the second asked the origin for itself only once the first had its answer.
+  CHECK(origin.AnsweredBefore("/page") == std::vector<int>{0, 1});
   CHECK(get("fr").header("x-cache") == "HIT");
   CHECK(get("fr").body == "page-fr");
   HttpResponse de_again = get("de");
@@ -784,16 +896,17 @@ TEST_CASE("an http site's answer to Authorization is shared only when it allows 
   // Not shareable: the leader alone gets it; a client waiting on the same fetch asks for itself.
   Script mine = Object("mine", {{"Cache-Control", "max-age=60"}});
   mine.echo = "Authorization";
-  mine.delay_ms = 300;
+  auto held = Hold(mine);
   origin.Set("/mine", mine);
   HttpResponse leader, other;
   std::thread a([&] { leader = get("/mine", "Bearer a"); });
-  std::thread b([&] {
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    other = get("/mine", "");
-  });
+  REQUIRE(Eventually([&] { return origin.Count("/mine") == 1; }));
+  std::thread b([&] { other = get("/mine", ""); });
+  CHECK(Eventually([&] { return edge.server->connections() == 2; }));
+  *held = false;
   a.join();
   b.join();
+  CHECK(origin.AnsweredBefore("/mine") == std::vector<int>{0, 1});  // the other waited on the leader's
   CHECK(leader.body == "mine-Bearer a");
   CHECK(leader.header("x-cache") == "BYPASS");
   CHECK(other.body == "mine-");
@@ -1035,7 +1148,7 @@ TEST_CASE("an http site that answers 206 has it relayed to the client and never 
   FakeOrigin origin;
   Script part = Object("01234", {{"Content-Range", "bytes 0-4/10"}});
   part.status = 206;
-  part.delay_ms = 200;
+  auto held = Hold(part);
   origin.Set("/part", part);
   Edge edge(origin.port());
   auto get = [&](std::vector<std::string> headers) {
@@ -1045,10 +1158,10 @@ TEST_CASE("an http site that answers 206 has it relayed to the client and never 
   // Two clients meet on one fetch: neither gets the part as the whole object.
   HttpResponse ranged, plain;
   std::thread a([&] { ranged = get({"Range: bytes=0-4"}); });
-  std::thread b([&] {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    plain = get({});
-  });
+  REQUIRE(Eventually([&] { return origin.Count("/part") == 1; }));
+  std::thread b([&] { plain = get({}); });
+  CHECK(Eventually([&] { return edge.server->connections() == 2; }));
+  *held = false;
   a.join();
   b.join();
   for (const HttpResponse& r : {ranged, plain}) {
@@ -1059,6 +1172,7 @@ TEST_CASE("an http site that answers 206 has it relayed to the client and never 
   }
   CHECK(get({"Range: bytes=0-4"}).header("x-cache") == "BYPASS");  // nothing was stored
   CHECK(origin.Count("/part") == 3);
+  CHECK(origin.AnsweredBefore("/part") == std::vector<int>{0, 1, 2});  // the plain one waited on the fetch
   const std::string text = edge.metrics.Render(edge.store->GetStats(), 0, 0);
   CHECK(text.find("edge_requests_total{tenant=\"site\"} 3") != std::string::npos);  // all logged
 }

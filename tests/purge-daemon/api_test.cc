@@ -5,6 +5,7 @@
 #include <doctest/doctest.h>
 
 #include <atomic>
+#include <chrono>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -13,6 +14,7 @@
 #include "absl/synchronization/notification.h"
 #include "edge/admin.h"
 #include "purge-daemon/bus/protocol.h"
+#include "purge-daemon/planner.h"
 #include "tests/support/http_client.h"
 #include "tests/support/redis_server.h"
 #include "vhost-config/purge_key.h"
@@ -213,6 +215,29 @@ TEST_CASE("a tenant's purge is accepted once in the log, and its job shows each 
   CHECK(HttpGet(status_url, {"Authorization: Bearer shop-key"}).status == 404);
 }
 
+TEST_CASE("the log holds what was asked: soft only when asked, tags scoped to the caller's tenant") {
+  Daemon d;
+  REQUIRE(d.Post(R"({"urls": ["http://demo.test/a.jpg"], "soft": true})", "demo-key").status == 202);
+  REQUIRE(d.Post(R"({"urls": ["http://demo.test/a.jpg"]})", "demo-key").status == 202);
+  REQUIRE(d.Post(R"({"tags": ["x"]})", "demo-key").status == 202);
+  auto entries =
+      bus::StreamEntries(*d.redis.Connect().Command({"XRANGE", std::string(bus::kPurgeLog), "-", "+"}));
+  REQUIRE(entries.size() == 3);
+  std::vector<cache::Invalidation> invalidations;
+  for (const bus::StreamEntry& entry : entries) {
+    auto parsed = bus::ParseLogEntry(entry.fields);
+    REQUIRE(parsed.ok());
+    REQUIRE(parsed->invalidations.size() == 1);
+    invalidations.push_back(parsed->invalidations[0]);
+  }
+  CHECK(invalidations[0].kind == cache::Invalidation::Kind::kObject);
+  CHECK(invalidations[0].soft);
+  CHECK_FALSE(invalidations[1].soft);
+  CHECK(invalidations[2].kind == cache::Invalidation::Kind::kTag);
+  CHECK(invalidations[2].tag == ScopedTag("demo", "x"));  // as the edges store the origin's tags
+  CHECK_FALSE(invalidations[2].soft);
+}
+
 TEST_CASE("refusals: no or bad credentials, another tenant's URL, bad bodies; nothing is purged") {
   Daemon d;
   HttpResponse none = d.Post(R"({"urls": ["http://demo.test/a"]})", "");
@@ -250,6 +275,7 @@ TEST_CASE("a Swift token is checked with Swift for every purge, tags and all inc
 TEST_CASE("made-up Swift tokens are checked with Swift a bounded number of times, then refused with 429") {
   Daemon d;
   int checked = 0, refused = 0;
+  const auto start = std::chrono::steady_clock::now();
   for (int i = 0; i < 30; ++i) {
     HttpResponse r = HttpPost(d.Url("/v1/purge"), R"({"urls": ["http://demo.test/a"]})",
                               {absl::StrCat("X-Auth-Token: AUTH_tk_guess_", i)});
@@ -260,9 +286,10 @@ TEST_CASE("made-up Swift tokens are checked with Swift a bounded number of times
       CHECK(d.Error(r) == "too many new Swift tokens for account AUTH_test; retry in a second");
     }
   }
-  // The burst of 20, and at most a token or two refilled (5 a second) while the loop ran.
+  // The burst of 20, and what refilled (5 a second) while the loop ran, however long it took.
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   CHECK(checked >= 20);
-  CHECK(checked <= 22);
+  CHECK(checked <= 20 + 1 + static_cast<int>(seconds * 5));
   CHECK(refused == 30 - checked);
   // A tenant's own purge key is not held up by it.
   CHECK(d.Post(R"({"urls": ["http://demo.test/a"]})", "demo-key").status == 202);

@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -18,6 +19,7 @@
 #include <thread>
 #include <vector>
 
+#include "tests/support/eventually.h"
 #include "tests/support/temp_dir.h"
 
 namespace edge::http {
@@ -40,7 +42,7 @@ class EchoObserver : public Exchange::Observer {
 class AbortRecorder : public Exchange::Observer {
  public:
   void OnAbort() override { aborted = true; }
-  std::atomic<bool> aborted{false};
+  std::atomic<bool> started{false}, aborted{false};
 };
 
 class TestHandler : public Handler {
@@ -75,6 +77,7 @@ class TestHandler : public Handler {
           &exchange, &kDelay);
     } else if (target == "/hang") {
       exchange.SetObserver(&hang_observer);
+      hang_observer.started = true;
     } else {
       exchange.Reply(404, "text/plain", "no such thing");
     }
@@ -104,13 +107,17 @@ class Client {
     REQUIRE(::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL) == (ssize_t)bytes.size());
   }
 
-  // Reads until the peer closes, or nothing arrives for `quiet`.
-  std::string Read(std::chrono::milliseconds quiet = std::chrono::milliseconds(300)) {
+  // Reads until the peer closes, or nothing more arrives for `quiet` once the answer has begun.
+  // The answer itself may take up to `first_byte`: a loaded machine is slow to schedule the
+  // server, and a silence before any byte is not the end of an answer.
+  std::string Read(std::chrono::milliseconds quiet = std::chrono::milliseconds(300),
+                   std::chrono::milliseconds first_byte = std::chrono::milliseconds(5000)) {
     std::string out;
     char buffer[65536];
     for (;;) {
       pollfd p{fd_, POLLIN, 0};
-      if (::poll(&p, 1, static_cast<int>(quiet.count())) <= 0) break;
+      const auto wait = out.empty() ? std::max(quiet, first_byte) : quiet;
+      if (::poll(&p, 1, static_cast<int>(wait.count())) <= 0) break;
       const ssize_t n = ::recv(fd_, buffer, sizeof(buffer), 0);
       if (n <= 0) {
         closed_ = true;
@@ -322,11 +329,24 @@ TEST_CASE("a client that goes away aborts its exchange") {
   {
     Client c(f.server.port());
     c.Send("GET /hang HTTP/1.1\r\nHost: h\r\n\r\n");
-    c.Read(std::chrono::milliseconds(100));
+    REQUIRE(testing_support::Eventually([&] { return f.handler.hang_observer.started.load(); }));
   }
-  for (int i = 0; i < 50 && !f.handler.hang_observer.aborted; ++i)
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  CHECK(f.handler.hang_observer.aborted);
+  CHECK(testing_support::Eventually([&] { return f.handler.hang_observer.aborted.load(); }));
+}
+
+TEST_CASE("a port something already listens on is refused at start, not shared") {
+  Fixture running;  // a server of ours (SO_REUSEPORT: the port could be shared)
+  ServerOptions same;
+  same.port = running.server.port();
+  TestHandler handler;
+  Server second(same, handler);
+  const absl::Status status = second.Start();
+  CHECK(status.code() == absl::StatusCode::kUnavailable);
+  CHECK(std::string(status.message()).starts_with("cannot listen on 127.0.0.1:" + std::to_string(same.port)));
+  // The running one still answers alone.
+  Client c(running.server.port());
+  c.Send("GET /hello HTTP/1.1\r\nHost: h\r\n\r\n");
+  CHECK(c.Read().ends_with("hello"));
 }
 
 TEST_CASE("the connection limit turns extra connections away") {

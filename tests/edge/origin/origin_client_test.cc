@@ -4,8 +4,11 @@
 #include <event2/event.h>
 
 #include <atomic>
+#include <fstream>
 #include <memory>
 #include <optional>
+#include <set>
+#include <sstream>
 #include <string>
 
 #include "edge/http/server.h"
@@ -103,6 +106,26 @@ struct Fixture {
   std::unique_ptr<OriginClient> client;
 };
 
+// The client ports of every TCP connection to or from `server_port` the kernel still knows,
+// closed ones included (TIME_WAIT lasts a minute): how many connections were made, not how many
+// are open now.
+std::set<int> ClientPortsOf(int server_port) {
+  std::set<int> ports;
+  std::ifstream table("/proc/net/tcp");
+  std::string line;
+  std::getline(table, line);  // the column names
+  while (std::getline(table, line)) {
+    std::istringstream fields(line);
+    std::string slot, local, remote;
+    fields >> slot >> local >> remote;
+    const int local_port = std::stoi(local.substr(local.find(':') + 1), nullptr, 16);
+    const int remote_port = std::stoi(remote.substr(remote.find(':') + 1), nullptr, 16);
+    if (local_port == server_port && remote_port != 0) ports.insert(remote_port);
+    if (remote_port == server_port) ports.insert(local_port);
+  }
+  return ports;
+}
+
 FetchRequest Request(std::string method, std::string url,
                      std::vector<std::pair<std::string, std::string>> headers = {}) {
   FetchRequest request;
@@ -145,6 +168,7 @@ TEST_CASE("HEAD has no body; origin errors are statuses, not failures") {
 
 TEST_CASE("sequential fetches reuse one kept-alive connection") {
   Fixture f;
+  const std::set<int> earlier = ClientPortsOf(f.server.port());  // an earlier server's, on this port
   for (int i = 0; i < 5; ++i) {
     Collector c(f.loop);
     f.client->Start(Request("GET", f.Url("/ok")), &c);
@@ -152,6 +176,10 @@ TEST_CASE("sequential fetches reuse one kept-alive connection") {
     CHECK(c.status == 200);
   }
   CHECK(f.server.connections() == 1);
+  // ... and no connection was made and closed before it.
+  std::set<int> made = ClientPortsOf(f.server.port());
+  for (int port : earlier) made.erase(port);
+  CHECK(made.size() == 1);
 }
 
 TEST_CASE("a reset mid-body and a stalled origin are failures with a reason") {
