@@ -503,7 +503,7 @@ std::optional<Hit> Store::Lookup(const Key& key) {
     const int error = injected != 0 ? injected : errno;
     if (error == ENOENT) {
       Remove(*entry);  // the index outlived its file (deleted by hand, or a crash before the journal)
-    } else {
+    } else if (IsDriveError(error)) {
       OnZoneError(zone);
     }
     return std::nullopt;
@@ -603,7 +603,7 @@ absl::StatusOr<std::unique_ptr<Fill>> Store::BeginFill(const Key& key, EntryMeta
   if (fd < 0) {
     const int error = injected != 0 ? injected : errno;
     zone->Unreserve(reserve);
-    OnZoneError(*zone);
+    if (IsDriveError(error)) OnZoneError(*zone);
     return absl::UnavailableError(absl::StrCat("open ", temp, ": ", std::strerror(error)));
   }
   return std::unique_ptr<Fill>(new Fill(this, zone, std::move(encoded), hash, serial, fence_token,

@@ -17,6 +17,10 @@ namespace cache {
 
 namespace fs = std::filesystem;
 
+bool IsDriveError(int error) {
+  return error != EMFILE && error != ENFILE && error != ENOMEM && error != ENOBUFS;
+}
+
 Zone::Zone(int id, ZoneConfig config, int error_threshold, FaultInjector faults)
     : id_(id),
       config_(std::move(config)),

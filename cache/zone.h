@@ -26,6 +26,11 @@ using FaultInjector = std::function<int(std::string_view operation, int zone)>;
 
 enum class ZoneState { kHealthy, kFailed };
 
+// Whether an errno from a zone's file operation says something about the drive. Running out of
+// descriptors (EMFILE, ENFILE) or memory is the process's shortage: counted against the zones, it
+// took every zone out and emptied the cache.
+bool IsDriveError(int error);
+
 // Thread-safe.
 class Zone {
  public:

@@ -551,6 +551,25 @@ TEST_CASE("a failing zone is taken out, its keys go to the other zone, and it co
   CHECK(store.GetStats().zones[0].entries > 0);
 }
 
+TEST_CASE("running out of descriptors is a miss or a refused fill, never a zone error") {
+  Fixture f;
+  Store& store = f.Open();
+  for (int i = 0; i < 20; ++i) REQUIRE(f.Put(Object(Numbered("o", i))).ok());
+  for (const int error : {EMFILE, ENFILE}) {
+    f.fault_ = [error](std::string_view op, int) { return op == "open" || op == "read" ? error : 0; };
+    for (int i = 0; i < 20; ++i) {
+      CHECK_FALSE(f.Has(Object(Numbered("o", i))));
+      CHECK_FALSE(f.Put(Object(Numbered("n", i))).ok());
+    }
+  }
+  f.fault_ = nullptr;
+  const StoreStats stats = store.GetStats();
+  CHECK(stats.zones[0].healthy);
+  CHECK(stats.zones[1].healthy);
+  CHECK(stats.entries == 20);
+  for (int i = 0; i < 20; ++i) CHECK(f.Has(Object(Numbered("o", i))));
+}
+
 TEST_CASE("a zone directory that vanishes under load costs no request") {
   Fixture f;
   Store& store = f.Open();
