@@ -79,12 +79,26 @@ void Metrics::CountOriginError(size_t worker) {
   ++shard.origin_errors;
 }
 
+void Metrics::CountCut(size_t worker, CutCause cause) {
+  Shard& shard = *shards_[worker % shards_.size()];
+  absl::MutexLock lock(&shard.mu);
+  ++shard.cuts[static_cast<size_t>(cause)];
+}
+
+void Metrics::CountFillSpilled(size_t worker) {
+  Shard& shard = *shards_[worker % shards_.size()];
+  absl::MutexLock lock(&shard.mu);
+  ++shard.fills_spilled;
+}
+
 std::string Metrics::Render(const cache::StoreStats& store, size_t connections,
                             size_t fetches_in_flight) const {
   std::map<std::string, TenantCounters> tenants;  // sorted: stable output
   std::array<uint64_t, kLatencyBuckets.size() + 1> latency{};
   double latency_sum = 0;
   uint64_t origin_errors = 0;
+  std::array<uint64_t, kCutCauses> cuts{};
+  uint64_t fills_spilled = 0;
   for (const auto& shard : shards_) {
     absl::MutexLock lock(&shard->mu);
     for (const auto& [name, c] : shard->tenants) {
@@ -97,6 +111,8 @@ std::string Metrics::Render(const cache::StoreStats& store, size_t connections,
     for (size_t i = 0; i < latency.size(); ++i) latency[i] += shard->latency[i];
     latency_sum += shard->latency_sum;
     origin_errors += shard->origin_errors;
+    for (size_t i = 0; i < kCutCauses; ++i) cuts[i] += shard->cuts[i];
+    fills_spilled += shard->fills_spilled;
   }
 
   std::string out;
@@ -141,6 +157,15 @@ std::string Metrics::Render(const cache::StoreStats& store, size_t connections,
                   "# TYPE edge_origin_errors_total counter\nedge_origin_errors_total ",
                   origin_errors, "\n");
 
+  out +=
+      "# HELP edge_responses_cut_total Responses that ended before their body did, by cause.\n"
+      "# TYPE edge_responses_cut_total counter\n";
+  constexpr std::array<const char*, kCutCauses> kCauses = {"origin", "zone", "client"};
+  for (size_t i = 0; i < kCutCauses; ++i) {
+    absl::StrAppend(&out, "edge_responses_cut_total{cause=\"", kCauses[i], "\"} ", cuts[i], "\n");
+  }
+  http::AppendMetric(&out, "edge_fills_spilled_total", "counter",
+                     "Fills whose zone failed mid-body; their clients got the rest uncached.", fills_spilled);
   out += "# HELP edge_zone_used_bytes Bytes held by each cache zone.\n# TYPE edge_zone_used_bytes gauge\n";
   for (const auto& z : store.zones)
     absl::StrAppend(&out, "edge_zone_used_bytes{zone=\"", Escape(z.path), "\"} ", z.used_bytes, "\n");
