@@ -139,6 +139,8 @@ struct ZoneStats {
   uint64_t max_bytes;
   uint64_t entries;
   uint64_t errors;
+  uint64_t limit_bytes;     // max_bytes, or less while the filesystem cannot hold that
+  uint64_t full_evictions;  // entries evicted because the filesystem was full (ENOSPC)
 };
 
 struct StoreStats {
@@ -189,7 +191,11 @@ class Store {
   bool Reserve(Zone& zone, uint64_t bytes);
   void DeleteFiles(const std::vector<IndexedEntry>& entries);
   void Remove(const IndexedEntry& entry);
-  void OnZoneError(Zone& zone);
+  void OnZoneError(Zone& zone, IoKind kind);
+  // A write found the filesystem full (ENOSPC): not an error of the drive.
+  void OnZoneFull(Zone& zone);
+  // Sets the zone's limit from what its filesystem has (FitToFilesystem) and evicts past it.
+  void FitZone(Zone& zone, bool lower_only);
   void JournalAppend(Zone& zone, const JournalRecord& record);
   absl::Status CommitFill(Fill& fill, uint64_t file_bytes);
   bool FencedLocked(const Fill& fill) ABSL_EXCLUSIVE_LOCKS_REQUIRED(fence_mu_);

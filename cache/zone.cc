@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -21,12 +22,18 @@ bool IsDriveError(int error) {
   return error != EMFILE && error != ENFILE && error != ENOMEM && error != ENOBUFS;
 }
 
+uint64_t LimitWhenFull(uint64_t max_bytes, uint64_t used_bytes, uint64_t available_bytes) {
+  const uint64_t holds = used_bytes + available_bytes;
+  return std::min(max_bytes, holds - holds / 20);
+}
+
 Zone::Zone(int id, ZoneConfig config, int error_threshold, FaultInjector faults)
     : id_(id),
       config_(std::move(config)),
       seed_(HashEncodedKey(config_.path)),
       error_threshold_(error_threshold),
-      faults_(std::move(faults)) {}
+      faults_(std::move(faults)),
+      limit_(config_.max_bytes) {}
 
 int Zone::InjectedFault(std::string_view operation) const {
   return faults_ ? faults_(operation, id_) : 0;
@@ -74,8 +81,9 @@ absl::Status Zone::Open(const std::function<void(const JournalRecord&)>& on_reco
   {
     absl::MutexLock lock(&journal_mu_);
     journal_.emplace(std::move(*journal));
+    NoteJournalBytes(journal_->bytes());
   }
-  consecutive_errors_ = 0;
+  for (auto& count : consecutive_errors_) count = 0;
   state_.store(ZoneState::kHealthy, std::memory_order_release);
   return absl::OkStatus();
 }
@@ -104,7 +112,9 @@ bool Zone::ProbeAndReset(const std::vector<JournalRecord>& initial_records) {
   }
   if (!Open([](const JournalRecord&) {}).ok()) return false;
   absl::MutexLock lock(&journal_mu_);
-  return journal_->Rewrite(initial_records).ok();
+  const bool rewritten = journal_->Rewrite(initial_records).ok();
+  NoteJournalBytes(journal_->bytes());
+  return rewritten;
 }
 
 std::string Zone::FilePath(uint64_t hash, uint32_t serial) const {
@@ -130,7 +140,7 @@ void Zone::SeeSerial(uint32_t serial) {
 
 bool Zone::TryReserve(uint64_t bytes) {
   absl::MutexLock lock(&space_mu_);
-  if (used_ + reserved_ + bytes > config_.max_bytes) return false;
+  if (used_ + journal_bytes_ + reserved_ + bytes > limit_) return false;
   reserved_ += bytes;
   return true;
 }
@@ -161,8 +171,8 @@ void Zone::ReleaseUsed(uint64_t bytes) {
 
 uint64_t Zone::Shortfall(uint64_t bytes) const {
   absl::MutexLock lock(&space_mu_);
-  const uint64_t wanted = used_ + reserved_ + bytes;
-  return wanted > config_.max_bytes ? wanted - config_.max_bytes : 0;
+  const uint64_t wanted = used_ + journal_bytes_ + reserved_ + bytes;
+  return wanted > limit_ ? wanted - limit_ : 0;
 }
 
 uint64_t Zone::used_bytes() const {
@@ -175,9 +185,32 @@ uint64_t Zone::entries() const {
   return entries_;
 }
 
-bool Zone::RecordError() {
+void Zone::NoteJournalBytes(uint64_t bytes) {
+  absl::MutexLock lock(&space_mu_);
+  journal_bytes_ = bytes;
+}
+
+uint64_t Zone::limit_bytes() const {
+  absl::MutexLock lock(&space_mu_);
+  return limit_;
+}
+
+uint64_t Zone::FitToFilesystem(bool lower_only) {
+  struct statvfs fs {};
+  if (::statvfs(config_.path.c_str(), &fs) != 0) return 0;
+  const uint64_t available = static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize;
+  absl::MutexLock lock(&space_mu_);
+  const uint64_t holds = used_ + journal_bytes_ + reserved_;
+  const uint64_t limit = LimitWhenFull(config_.max_bytes, holds, available);
+  if (!lower_only || limit < limit_) limit_ = limit;
+  return holds > limit_ ? holds - limit_ : 0;
+}
+
+bool Zone::RecordError(IoKind kind) {
   total_errors_.fetch_add(1, std::memory_order_relaxed);
-  if (consecutive_errors_.fetch_add(1, std::memory_order_relaxed) + 1 < error_threshold_) return false;
+  if (consecutive_errors_[static_cast<int>(kind)].fetch_add(1, std::memory_order_relaxed) + 1 <
+      error_threshold_)
+    return false;
   if (!healthy()) return false;
   MarkFailed();
   return true;
@@ -187,6 +220,7 @@ void Zone::MarkFailed() {
   state_.store(ZoneState::kFailed, std::memory_order_release);
   absl::MutexLock lock(&journal_mu_);
   journal_.reset();
+  NoteJournalBytes(0);
 }
 
 absl::Status Zone::JournalAppend(const JournalRecord& record) {
@@ -195,7 +229,9 @@ absl::Status Zone::JournalAppend(const JournalRecord& record) {
   if (const int err = InjectedFault("journal"); err != 0) {
     return absl::UnavailableError(absl::StrCat("journal append: ", std::strerror(err)));
   }
-  return journal_->Append(record);
+  absl::Status status = journal_->Append(record);
+  NoteJournalBytes(journal_->bytes());
+  return status;
 }
 
 absl::Status Zone::MaybeCompact(size_t live_records,
@@ -203,7 +239,9 @@ absl::Status Zone::MaybeCompact(size_t live_records,
   absl::MutexLock lock(&journal_mu_);
   if (!journal_ || journal_->records() < 2 * live_records + 1024) return absl::OkStatus();
   // Appends wait for the lock, so every change after the snapshot lands in the new file.
-  return journal_->Rewrite(records());
+  absl::Status status = journal_->Rewrite(records());
+  NoteJournalBytes(journal_->bytes());
+  return status;
 }
 
 }  // namespace cache

@@ -31,6 +31,15 @@ enum class ZoneState { kHealthy, kFailed };
 // took every zone out and emptied the cache.
 bool IsDriveError(int error);
 
+// What a zone may hold once its filesystem has run out of space (ENOSPC): what it holds plus what
+// the filesystem still has, and 5% less, so that fills have room while others write there too;
+// never more than its configured size.
+uint64_t LimitWhenFull(uint64_t max_bytes, uint64_t used_bytes, uint64_t available_bytes);
+
+// Reads and writes fail apart: a drive that fails every write while it still reads must leave
+// service, so only a success of the same kind clears a count of errors.
+enum class IoKind { kRead, kWrite };
+
 // Thread-safe.
 class Zone {
  public:
@@ -59,7 +68,8 @@ class Zone {
   uint32_t NextSerial() { return serial_.fetch_add(1, std::memory_order_relaxed); }
   void SeeSerial(uint32_t serial);
 
-  // Space: used (committed files) + reserved (fills in flight) never exceeds max_bytes.
+  // Space: used (committed files) + the journal + reserved (fills in flight) never exceeds
+  // limit_bytes() before a reservation (the journal may grow past it; the next one evicts).
   bool TryReserve(uint64_t bytes);
   void Unreserve(uint64_t bytes);
   void CommitReservation(uint64_t reserved, uint64_t file_bytes);
@@ -70,12 +80,21 @@ class Zone {
   uint64_t Shortfall(uint64_t bytes) const;
   uint64_t used_bytes() const;
   uint64_t entries() const;
+  // What the zone may hold now: its size, or less once its filesystem ran out of space.
+  uint64_t limit_bytes() const;
+  // Sets the limit to LimitWhenFull of what the filesystem has now; `lower_only` keeps a higher
+  // limit (on ENOSPC) where Maintain lets it rise again. Returns the bytes to evict to fit.
+  uint64_t FitToFilesystem(bool lower_only);
+  void CountFullEvictions(uint64_t entries) { full_evictions_.fetch_add(entries, std::memory_order_relaxed); }
+  uint64_t full_evictions() const { return full_evictions_.load(std::memory_order_relaxed); }
 
   // An errno the fault injector wants for `operation`, or 0.
   int InjectedFault(std::string_view operation) const;
   // Counts an I/O failure; returns true when this one takes the zone out of service.
-  bool RecordError();
-  void RecordSuccess() { consecutive_errors_.store(0, std::memory_order_relaxed); }
+  bool RecordError(IoKind kind);
+  void RecordSuccess(IoKind kind) {
+    consecutive_errors_[static_cast<int>(kind)].store(0, std::memory_order_relaxed);
+  }
   bool healthy() const { return state_.load(std::memory_order_acquire) == ZoneState::kHealthy; }
   uint64_t errors() const { return total_errors_.load(std::memory_order_relaxed); }
 
@@ -85,6 +104,7 @@ class Zone {
 
  private:
   void MarkFailed();
+  void NoteJournalBytes(uint64_t bytes);  // REQUIRES: journal_mu_ held
 
   const int id_;
   const ZoneConfig config_;
@@ -94,13 +114,16 @@ class Zone {
   const FaultInjector faults_;
   std::atomic<uint32_t> serial_{1};
   std::atomic<ZoneState> state_{ZoneState::kFailed};
-  std::atomic<int> consecutive_errors_{0};
+  std::atomic<int> consecutive_errors_[2] = {0, 0};  // by IoKind
+  std::atomic<uint64_t> full_evictions_{0};
   std::atomic<uint64_t> total_errors_{0};
 
   mutable absl::Mutex space_mu_;
   uint64_t used_ ABSL_GUARDED_BY(space_mu_) = 0;
   uint64_t reserved_ ABSL_GUARDED_BY(space_mu_) = 0;
   uint64_t entries_ ABSL_GUARDED_BY(space_mu_) = 0;
+  uint64_t limit_ ABSL_GUARDED_BY(space_mu_);
+  uint64_t journal_bytes_ ABSL_GUARDED_BY(space_mu_) = 0;
 
   absl::Mutex journal_mu_;
   std::optional<Journal> journal_ ABSL_GUARDED_BY(journal_mu_);

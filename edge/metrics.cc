@@ -172,6 +172,17 @@ std::string Metrics::Render(const cache::StoreStats& store, size_t connections,
   out += "# HELP edge_zone_max_bytes Size limit of each cache zone.\n# TYPE edge_zone_max_bytes gauge\n";
   for (const auto& z : store.zones)
     absl::StrAppend(&out, "edge_zone_max_bytes{zone=\"", Escape(z.path), "\"} ", z.max_bytes, "\n");
+  out +=
+      "# HELP edge_zone_limit_bytes What each cache zone may hold now: its size, or less while its "
+      "filesystem cannot hold that.\n# TYPE edge_zone_limit_bytes gauge\n";
+  for (const auto& z : store.zones)
+    absl::StrAppend(&out, "edge_zone_limit_bytes{zone=\"", Escape(z.path), "\"} ", z.limit_bytes, "\n");
+  out +=
+      "# HELP edge_zone_full_evictions_total Entries evicted because a zone's filesystem was full "
+      "(ENOSPC).\n# TYPE edge_zone_full_evictions_total counter\n";
+  for (const auto& z : store.zones)
+    absl::StrAppend(&out, "edge_zone_full_evictions_total{zone=\"", Escape(z.path), "\"} ", z.full_evictions,
+                    "\n");
   out += "# HELP edge_zone_entries Entries in each cache zone.\n# TYPE edge_zone_entries gauge\n";
   for (const auto& z : store.zones)
     absl::StrAppend(&out, "edge_zone_entries{zone=\"", Escape(z.path), "\"} ", z.entries, "\n");

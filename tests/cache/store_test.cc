@@ -2,6 +2,7 @@
 
 #include <doctest/doctest.h>
 #include <fcntl.h>
+#include <sys/mount.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -568,6 +569,79 @@ TEST_CASE("running out of descriptors is a miss or a refused fill, never a zone 
   CHECK(stats.zones[1].healthy);
   CHECK(stats.entries == 20);
   for (int i = 0; i < 20; ++i) CHECK(f.Has(Object(Numbered("o", i))));
+}
+
+TEST_CASE("a zone that fails every write leaves service though its hits still succeed") {
+  Fixture f;
+  Store& store = f.Open();
+  for (int i = 0; i < 40; ++i) REQUIRE(f.Put(Object(Numbered("o", i))).ok());
+  f.fault_ = [](std::string_view op, int zone) { return zone == 0 && op == "write" ? EIO : 0; };
+  for (int i = 0; i < 40; ++i) {
+    (void)f.Put(Object(Numbered("n", i)));
+    for (int j = 0; j < 40; ++j) f.Has(Object(Numbered("o", j)));  // reads of zone 0 succeed
+  }
+  CHECK_FALSE(store.GetStats().zones[0].healthy);
+  CHECK(store.GetStats().zones[1].healthy);
+}
+
+TEST_CASE("a zone's limit when its filesystem is full: what it holds and what is free, less 5%") {
+  CHECK(LimitWhenFull(100 * kMiB, 50 * kMiB, 10 * kMiB) == 57 * kMiB);
+  CHECK(LimitWhenFull(100 * kMiB, 50 * kMiB, 1000 * kMiB) == 100 * kMiB);
+  CHECK(LimitWhenFull(100 * kMiB, 0, 0) == 0);
+}
+
+TEST_CASE("ENOSPC is a full zone, not a failing one: it stays in service") {
+  Fixture f;
+  Store& store = f.Open();
+  f.fault_ = [](std::string_view op, int) { return op == "write" ? ENOSPC : 0; };
+  for (int i = 0; i < 40; ++i) CHECK_FALSE(f.Put(Object(Numbered("n", i))).ok());
+  f.fault_ = nullptr;
+  const StoreStats stats = store.GetStats();
+  CHECK(stats.zones[0].healthy);
+  CHECK(stats.zones[1].healthy);
+  CHECK(stats.zones[0].errors + stats.zones[1].errors == 0);
+  REQUIRE(f.Put(Object("after")).ok());
+}
+
+TEST_CASE("a zone on a filesystem smaller than its size shrinks to it, and evicts when it fills up") {
+  Fixture f(64 * kMiB, 1);
+  const std::string mount_point = f.options_.zones[0].path;
+  std::filesystem::create_directories(mount_point);
+  if (::mount("tmpfs", mount_point.c_str(), "tmpfs", 0, "size=4m") != 0) {
+    MESSAGE("skipped: cannot mount a tmpfs here (needs root)");
+    return;
+  }
+  {
+    Store& store = f.Open();
+    const uint64_t limit = store.GetStats().zones[0].limit_bytes;
+    CHECK(limit < 4 * kMiB);
+    CHECK(limit > 3 * kMiB);
+    for (int i = 0; i < 60; ++i) (void)f.Put(Object(Numbered("o", i)), std::string(100 * 1024, 'x'));
+    StoreStats stats = store.GetStats();
+    CHECK(stats.zones[0].healthy);
+    CHECK(stats.zones[0].used_bytes <= stats.zones[0].limit_bytes);
+    CHECK(f.Has(Object("o59")));
+    // Something else takes half the filesystem: the next fills find ENOSPC and the zone evicts.
+    {
+      std::ofstream hog(mount_point + "/hog");
+      hog << std::string(2 * kMiB, 'h');
+    }
+    int stored = 0;
+    for (int i = 0; i < 30; ++i) stored += f.Put(Object(Numbered("p", i)), std::string(100 * 1024, 'y')).ok();
+    stats = store.GetStats();
+    // A journal record that found the filesystem full counts as an error (the journal must be whole
+    // for a restart), but the eviction makes room and the zone stays in service.
+    CHECK(stats.zones[0].healthy);
+    CHECK(stats.zones[0].errors <= 1);
+    CHECK(stats.zones[0].full_evictions > 0);
+    CHECK(stats.zones[0].limit_bytes < limit);
+    CHECK(stored > 20);
+    int found = 0;
+    for (int i = 0; i < 30; ++i) found += f.Has(Object(Numbered("p", i)));
+    CHECK(found > 8);  // the zone serves what it keeps
+  }
+  f.Close();
+  CHECK(::umount2(mount_point.c_str(), MNT_DETACH) == 0);
 }
 
 TEST_CASE("a zone directory that vanishes under load costs no request") {
