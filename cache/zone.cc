@@ -2,12 +2,16 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/statfs.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <random>
+#include <sstream>
 #include <system_error>
 
 #include "absl/strings/str_cat.h"
@@ -21,6 +25,30 @@ namespace fs = std::filesystem;
 bool IsDriveError(int error) {
   return error != EMFILE && error != ENFILE && error != ENOMEM && error != ENOBUFS;
 }
+
+namespace {
+
+constexpr const char* kIdentityFile = "/zone-id";
+
+// The filesystem's own id (from its UUID on ext4 and xfs; not st_dev, which a remount changes).
+uint64_t FilesystemId(const std::string& path) {
+  struct statfs st {};
+  if (::statfs(path.c_str(), &st) != 0) return 0;
+  uint64_t id = 0;
+  static_assert(sizeof(st.f_fsid) == sizeof(id));
+  std::memcpy(&id, &st.f_fsid, sizeof(id));
+  return id;
+}
+
+// The marker's "id <hex>" and "fsid <hex>", or false if there is none readable.
+bool ReadIdentity(const std::string& root, std::string* id, uint64_t* filesystem_id) {
+  std::ifstream in(root + std::string(kIdentityFile));
+  std::string key_id, key_fsid;
+  return static_cast<bool>(in >> key_id >> *id >> key_fsid >> std::hex >> *filesystem_id) && key_id == "id" &&
+         key_fsid == "fsid";
+}
+
+}  // namespace
 
 uint64_t LimitWhenFull(uint64_t max_bytes, uint64_t used_bytes, uint64_t available_bytes) {
   const uint64_t holds = used_bytes + available_bytes;
@@ -45,7 +73,23 @@ Zone::~Zone() {
 
 absl::Status Zone::Lock() {
   std::error_code ec;
-  fs::create_directories(config_.path, ec);
+  fs::create_directories(config_.path, ec);  // at start only: first use
+  if (!ReadIdentity(config_.path, &identity_, &filesystem_id_)) {
+    std::random_device random;
+    identity_ = absl::StrFormat("%08x%08x", random(), random());
+    filesystem_id_ = FilesystemId(config_.path);
+    const std::string temp = config_.path + std::string(kIdentityFile) + ".new";
+    {
+      std::ofstream out(temp, std::ios::trunc);
+      out << "id " << identity_ << "\nfsid " << std::hex << filesystem_id_ << "\n";
+    }
+    fs::rename(temp, config_.path + std::string(kIdentityFile), ec);
+  } else if (filesystem_id_ != 0 && FilesystemId(config_.path) != filesystem_id_) {
+    identity_error_ = absl::StrCat("zone ", config_.path,
+                                   " is not on the filesystem it was made on (is its drive mounted?); if the "
+                                   "drive was replaced on purpose, remove ",
+                                   config_.path, kIdentityFile);
+  }
   const std::string path = config_.path + "/lock";
   lock_fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (lock_fd_ < 0)
@@ -60,6 +104,10 @@ absl::Status Zone::Lock() {
 }
 
 absl::Status Zone::Open(const std::function<void(const JournalRecord&)>& on_record) {
+  if (!identity_error_.empty()) {
+    MarkFailed();
+    return absl::FailedPreconditionError(identity_error_);
+  }
   std::error_code ec;
   const fs::path root(config_.path);
   fs::create_directories(root / "data", ec);
@@ -88,12 +136,30 @@ absl::Status Zone::Open(const std::function<void(const JournalRecord&)>& on_reco
   return absl::OkStatus();
 }
 
+bool Zone::SameIdentity() const {
+  std::string id;
+  uint64_t filesystem_id = 0;
+  return ReadIdentity(config_.path, &id, &filesystem_id) && id == identity_ &&
+         filesystem_id == filesystem_id_ &&
+         (filesystem_id_ == 0 || FilesystemId(config_.path) == filesystem_id_);
+}
+
 bool Zone::ProbeAndReset(const std::vector<JournalRecord>& initial_records) {
   std::error_code ec;
   const fs::path root(config_.path);
-  fs::create_directories(root, ec);
+  if (!fs::is_directory(root, ec) || !SameIdentity() || InjectedFault("open") != 0) return false;
+  // The lock again: the directory may not be the one locked at start. A new descriptor of the
+  // same file would conflict with this process's own lock, so the old one goes first.
+  if (lock_fd_ >= 0) ::close(std::exchange(lock_fd_, -1));
+  const int lock_fd = ::open((root / "lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (lock_fd < 0) return false;
+  if (::flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
+    ::close(lock_fd);
+    return false;  // another process took it meanwhile
+  }
+  lock_fd_ = lock_fd;
+  identity_error_.clear();
   const std::string probe = (root / "probe").string();
-  if (ec || InjectedFault("open") != 0) return false;
   const int fd = ::open(probe.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return false;
   char byte = 'p';

@@ -53,12 +53,18 @@ class Zone {
   // Takes the zone for this process (an exclusive lock on a file in its directory, held until the
   // Zone is destroyed): FailedPrecondition if another process has it. Two processes sharing a
   // zone would delete each other's fills in progress and undo each other's evictions.
+  // Also reads the zone's identity (the file `zone-id`: an id made at first use and the id of
+  // the filesystem it was made on, statfs f_fsid), making it on first use; a zone found on
+  // another filesystem than its marker names starts failed (Open says why).
   absl::Status Lock();
   // Makes the directories, deletes partial files left by a crash, and replays the journal into
   // `on_record`. On failure the zone is left failed, to be probed later.
   absl::Status Open(const std::function<void(const JournalRecord&)>& on_record);
   // Whether the zone works again (a write, read and delete of a probe file); on success the zone
   // is emptied (it missed invalidations while it was out) and reopened with `initial_records`.
+  // Only the drive it was: its directory must still exist (it is never made anew after start:
+  // that would write onto whatever disk the path falls to while a drive is away), hold the same
+  // identity, on the same filesystem, and be locked again.
   bool ProbeAndReset(const std::vector<JournalRecord>& initial_records);
 
   std::string FilePath(uint64_t hash, uint32_t serial) const;
@@ -106,9 +112,15 @@ class Zone {
   void MarkFailed();
   void NoteJournalBytes(uint64_t bytes);  // REQUIRES: journal_mu_ held
 
+  // Whether `root` holds this zone's marker, on the filesystem it names.
+  bool SameIdentity() const;
+
   const int id_;
   const ZoneConfig config_;
   int lock_fd_ = -1;
+  std::string identity_;        // the marker's id, read (or made) by Lock
+  uint64_t filesystem_id_ = 0;  // the marker's f_fsid; 0: the filesystem has none
+  std::string identity_error_;  // set by Lock: why the zone must not be opened
   const uint64_t seed_;
   const int error_threshold_;
   const FaultInjector faults_;

@@ -644,11 +644,12 @@ TEST_CASE("a zone on a filesystem smaller than its size shrinks to it, and evict
   CHECK(::umount2(mount_point.c_str(), MNT_DETACH) == 0);
 }
 
-TEST_CASE("a zone directory that vanishes under load costs no request") {
+TEST_CASE("a zone directory that vanishes under load costs no request, and is never made anew") {
   Fixture f;
   Store& store = f.Open();
   for (int i = 0; i < 40; ++i) REQUIRE(f.Put(Object(Numbered("o", i))).ok());
-  std::filesystem::remove_all(f.options_.zones[1].path);
+  const std::string path = f.options_.zones[1].path;
+  std::filesystem::rename(path, path + ".away");  // a drive gone (unmounted, moved)
   int stored = 0;
   for (int i = 0; i < 40; ++i) {
     f.Has(Object(Numbered("o", i)));
@@ -657,8 +658,44 @@ TEST_CASE("a zone directory that vanishes under load costs no request") {
   CHECK_FALSE(store.GetStats().zones[1].healthy);
   CHECK(stored >= 37);
   store.Maintain();
+  // Not re-admitted onto whatever disk the path falls to now.
+  CHECK_FALSE(store.GetStats().zones[1].healthy);
+  CHECK_FALSE(std::filesystem::exists(path));
+  // Another directory there is not the zone either.
+  std::filesystem::create_directories(path);
+  store.Maintain();
+  CHECK_FALSE(store.GetStats().zones[1].healthy);
+  std::filesystem::remove(path);
+  // The drive comes back: re-admitted, locked again, and empty (it missed invalidations).
+  std::filesystem::rename(path + ".away", path);
+  store.Maintain();
   CHECK(store.GetStats().zones[1].healthy);
-  CHECK(std::filesystem::exists(f.options_.zones[1].path + "/journal"));
+  CHECK(store.GetStats().zones[1].entries == 0);
+  CHECK(std::filesystem::exists(path + "/journal"));
+  auto second = Store::Open(f.options_, [] { return absl::Now(); });
+  CHECK(second.status().code() == absl::StatusCode::kFailedPrecondition);  // the lock is held
+}
+
+TEST_CASE("a zone found on another filesystem than it was made on starts out of service") {
+  Fixture f(64 * kMiB, 2);
+  f.Open();
+  f.Close();
+  const std::string marker = f.options_.zones[0].path + "/zone-id";
+  std::string id;
+  {
+    std::ifstream in(marker);
+    std::string key;
+    in >> key >> id;
+  }
+  {
+    std::ofstream out(marker, std::ios::trunc);
+    out << "id " << id << "\nfsid 1234abcd\n";  // as if made on another drive
+  }
+  Store& store = f.Open();
+  CHECK_FALSE(store.GetStats().zones[0].healthy);
+  CHECK(store.GetStats().zones[1].healthy);
+  store.Maintain();
+  CHECK_FALSE(store.GetStats().zones[0].healthy);
 }
 
 TEST_CASE("journals are compacted and stay replayable") {
