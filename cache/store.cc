@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <system_error>
 
 #include "absl/container/inlined_vector.h"
@@ -338,6 +339,20 @@ absl::Status Store::Load() {
                                             options_.zone_error_threshold, options_.faults));
     if (absl::Status status = zones_.back()->Lock(); !status.ok()) return status;
   }
+  // A zone behind the store's epoch was out of service while the others took invalidations.
+  uint64_t epoch = 0;
+  if (!options_.epoch_file.empty()) {
+    std::ifstream in(options_.epoch_file);
+    if (!(in >> epoch)) epoch = 0;
+  }
+  for (const auto& zone : zones_) epoch = std::max(epoch, zone->ReadEpoch());
+  for (const auto& zone : zones_) {
+    if (zone->ReadEpoch() < epoch) zone->Discard();
+  }
+  {
+    absl::MutexLock lock(&epoch_mu_);
+    epoch_ = epoch;
+  }
   // Journal records average well over 64 bytes: a bound on the entries to expect.
   uint64_t journal_bytes = 0;
   for (const auto& zone : zones_) {
@@ -416,6 +431,15 @@ absl::Status Store::Load() {
   }
   // A zone larger than its filesystem can give it starts at what fits.
   for (auto& zone : zones_) FitZone(*zone, /*lower_only=*/false);
+  bool all_in = true;
+  for (const auto& zone : zones_) all_in = all_in && zone->healthy();
+  if (all_in) {
+    absl::MutexLock lock(&epoch_mu_);
+    for (const auto& zone : zones_) zone->WriteEpoch(epoch_);
+    if (!options_.epoch_file.empty()) WriteEpochFile(options_.epoch_file, epoch_);
+  } else {
+    NextEpoch();  // one starts out of service: it misses what the others take from now on
+  }
   return absl::OkStatus();
 }
 
@@ -493,8 +517,18 @@ void Store::FitZone(Zone& zone, bool lower_only) {
   DeleteFiles(victims);
 }
 
+void Store::NextEpoch() {
+  absl::MutexLock lock(&epoch_mu_);
+  ++epoch_;
+  for (const auto& zone : zones_) {
+    if (zone->healthy()) zone->WriteEpoch(epoch_);
+  }
+  if (!options_.epoch_file.empty()) WriteEpochFile(options_.epoch_file, epoch_);
+}
+
 void Store::OnZoneError(Zone& zone, IoKind kind) {
   if (!zone.RecordError(kind)) return;
+  NextEpoch();
   memory_.EraseZone(zone.id());
   // The zone just went out of service: its keys fall to the other zones (or the origin).
   for (const IndexedEntry& e : index_.RemoveZone(zone.id())) {
@@ -810,7 +844,10 @@ void Store::Maintain() {
     for (const IndexedEntry& e : index_.RemoveZone(zone->id())) {
       generations_.Removed(e.container_id, e.tenant_id, e.stored_epoch);
     }
-    zone->ProbeAndReset(scopes);
+    if (zone->ProbeAndReset(scopes)) {
+      absl::MutexLock lock(&epoch_mu_);
+      zone->WriteEpoch(epoch_);  // emptied: nothing in it is behind
+    }
   }
 }
 

@@ -44,6 +44,9 @@ struct StoreOptions {
   bool fsync_on_commit = false;  // durability against power loss, at a cost per fill
   uint64_t memory_bytes = 0;     // memory tier for small entries; 0 for none
   FaultInjector faults;          // tests only
+  // Where the store keeps its epoch besides the zones (Zone::ReadEpoch), so that the absence of
+  // the only zone is known at restart too; empty: in the zones only.
+  std::string epoch_file;
 };
 
 using Clock = std::function<absl::Time()>;
@@ -192,6 +195,9 @@ class Store {
   void DeleteFiles(const std::vector<IndexedEntry>& entries);
   void Remove(const IndexedEntry& entry);
   void OnZoneError(Zone& zone, IoKind kind);
+  // A zone left service: the epoch moves on in every zone still in it, so the one that left is
+  // found behind at the next start, and emptied.
+  void NextEpoch();
   // A write found the filesystem full (ENOSPC): not an error of the drive.
   void OnZoneFull(Zone& zone);
   // Sets the zone's limit from what its filesystem has (FitToFilesystem) and evicts past it.
@@ -207,6 +213,8 @@ class Store {
 
   const StoreOptions options_;
   const Clock clock_;
+  absl::Mutex epoch_mu_;
+  uint64_t epoch_ ABSL_GUARDED_BY(epoch_mu_) = 0;
   std::vector<std::unique_ptr<Zone>> zones_;
   Index index_;
   Generations generations_;

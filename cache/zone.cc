@@ -169,8 +169,7 @@ bool Zone::ProbeAndReset(const std::vector<JournalRecord>& initial_records) {
   if (!works) return false;
 
   // Whatever the zone held may have been invalidated while it was out: start it empty.
-  fs::remove_all(root / "data", ec);
-  fs::remove(root / "journal", ec);
+  Discard();
   {
     absl::MutexLock lock(&space_mu_);
     used_ = 0;
@@ -181,6 +180,32 @@ bool Zone::ProbeAndReset(const std::vector<JournalRecord>& initial_records) {
   const bool rewritten = journal_->Rewrite(initial_records).ok();
   NoteJournalBytes(journal_->bytes());
   return rewritten;
+}
+
+uint64_t Zone::ReadEpoch() const {
+  std::ifstream in(config_.path + "/epoch");
+  uint64_t epoch = 0;
+  return in >> epoch ? epoch : 0;
+}
+
+void Zone::WriteEpoch(uint64_t epoch) const {
+  WriteEpochFile(config_.path + "/epoch", epoch);
+}
+
+void Zone::Discard() {
+  std::error_code ec;
+  fs::remove_all(fs::path(config_.path) / "data", ec);
+  fs::remove(fs::path(config_.path) / "journal", ec);
+}
+
+void WriteEpochFile(const std::string& path, uint64_t epoch) {
+  const std::string temp = path + ".new";
+  {
+    std::ofstream out(temp, std::ios::trunc);
+    out << epoch << "\n";
+  }
+  std::error_code ec;
+  fs::rename(temp, path, ec);
 }
 
 std::string Zone::FilePath(uint64_t hash, uint32_t serial) const {

@@ -40,6 +40,9 @@ uint64_t LimitWhenFull(uint64_t max_bytes, uint64_t used_bytes, uint64_t availab
 // service, so only a success of the same kind clears a count of errors.
 enum class IoKind { kRead, kWrite };
 
+// Writes `epoch` to `path` (a temp file renamed over it).
+void WriteEpochFile(const std::string& path, uint64_t epoch);
+
 // Thread-safe.
 class Zone {
  public:
@@ -66,6 +69,13 @@ class Zone {
   // that would write onto whatever disk the path falls to while a drive is away), hold the same
   // identity, on the same filesystem, and be locked again.
   bool ProbeAndReset(const std::vector<JournalRecord>& initial_records);
+
+  // The store's epoch the zone was last in service at (the file `epoch`; 0 if none), moved on
+  // whenever a zone leaves service: a zone behind the others at start missed invalidations.
+  uint64_t ReadEpoch() const;
+  void WriteEpoch(uint64_t epoch) const;
+  // Deletes the zone's entries and journal before Open: they may have missed invalidations.
+  void Discard();
 
   std::string FilePath(uint64_t hash, uint32_t serial) const;
   // The same into `out`, whose capacity is reused (a hit opens a file by it).

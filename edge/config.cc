@@ -70,7 +70,8 @@ constexpr std::array kEdgeKeys = {
             "cache."},
     KeySpec{
         "purge.state_dir", KeyType::kString, "\"state\"", false,
-        "Where the edge keeps its purge-log cursor and its spool of write events, relative to this file."},
+        "Where the edge keeps its purge-log cursor, its spool of write events and the cache's epoch (which "
+        "zone was out of service), relative to this file."},
     KeySpec{"purge.spool_max", KeyType::kBytes, "\"64M\"", false,
             "Write events kept while Redis is unreachable; when full, writes are refused (503) so that no "
             "purge is lost."},

@@ -151,6 +151,12 @@ int main(int argc, char** argv) {
   if (!descriptors.empty()) Say(absl::StrCat("warning: ", descriptors));
   // Deadlock detection walks a lock graph on every lock: a debugging aid, not for serving.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+  {
+    // Beside the zones, so that a single zone that was away is known for it at the next start.
+    std::error_code error;
+    std::filesystem::create_directories(config->state_dir, error);
+    config->cache.epoch_file = config->state_dir + "/cache-epoch";
+  }
   auto store = cache::Store::Open(config->cache, [] { return absl::Now(); });
   if (!store.ok()) {
     std::cerr << "edge: cannot open the cache: " << store.status().message() << "\n";

@@ -676,6 +676,36 @@ TEST_CASE("a zone directory that vanishes under load costs no request, and is ne
   CHECK(second.status().code() == absl::StatusCode::kFailedPrecondition);  // the lock is held
 }
 
+TEST_CASE("a zone that was away while the others took invalidations is emptied at the next start") {
+  for (const bool single : {false, true}) {
+    CAPTURE(single);
+    Fixture f(64 * kMiB, single ? 1 : 2);
+    if (single) f.options_.epoch_file = f.dir_ / "cache-epoch";
+    Store& store = f.Open();
+    for (int i = 0; i < 40; ++i) REQUIRE(f.Put(Object(Numbered("o", i))).ok());
+    const std::string path = f.options_.zones[0].path;
+    const uint64_t away_entries = store.GetStats().zones[0].entries;
+    REQUIRE(away_entries > 0);
+    std::filesystem::rename(path, path + ".away");
+    for (int i = 0; i < 20; ++i) (void)f.Put(Object(Numbered("n", i)));  // fills fail: out of service
+    REQUIRE_FALSE(store.GetStats().zones[0].healthy);
+    // While it is away, its objects are purged (or overwritten).
+    for (int i = 0; i < 40; ++i)
+      store.Apply(Invalidation::Object("AUTH_test", "public", Numbered("o", i), false));
+    f.Close();
+    std::filesystem::rename(path + ".away", path);
+    Store& reopened = f.Open();
+    CHECK(reopened.GetStats().zones[0].healthy);
+    CHECK(reopened.GetStats().zones[0].entries == 0);
+    for (int i = 0; i < 40; ++i) CHECK_FALSE(f.Has(Object(Numbered("o", i))));
+    // A start with every zone in service keeps what they hold.
+    REQUIRE(f.Put(Object("kept")).ok());
+    Store& again = f.Open();
+    CHECK(f.Has(Object("kept")));
+    CHECK(again.GetStats().entries >= 1);
+  }
+}
+
 TEST_CASE("a zone found on another filesystem than it was made on starts out of service") {
   Fixture f(64 * kMiB, 2);
   f.Open();
