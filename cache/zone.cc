@@ -50,6 +50,46 @@ bool ReadIdentity(const std::string& root, std::string* id, uint64_t* filesystem
 
 }  // namespace
 
+std::vector<ZonePlacement> PlaceZones(std::span<const ZoneConfig> zones) {
+  std::vector<ZonePlacement> placed;
+  for (const ZoneConfig& zone : zones) {
+    std::error_code ec;
+    fs::path path = fs::absolute(zone.path, ec);
+    while (!fs::exists(path, ec) && path.has_parent_path() && path != path.parent_path()) {
+      path = path.parent_path();
+    }
+    struct statvfs st {};
+    ZonePlacement& p = placed.emplace_back(ZonePlacement{zone.path, zone.max_bytes, 0, 0});
+    if (::statvfs(path.c_str(), &st) == 0) {
+      p.filesystem = st.f_fsid != 0 ? st.f_fsid : FilesystemId(path.string());
+      p.filesystem_bytes = static_cast<uint64_t>(st.f_blocks) * st.f_frsize;
+    }
+  }
+  return placed;
+}
+
+std::vector<std::string> OvercommittedFilesystems(std::span<const ZonePlacement> zones) {
+  std::vector<std::string> messages;
+  std::vector<bool> done(zones.size(), false);
+  for (size_t i = 0; i < zones.size(); ++i) {
+    if (done[i] || zones[i].filesystem_bytes == 0) continue;
+    uint64_t total = 0;
+    std::string names;
+    for (size_t j = i; j < zones.size(); ++j) {
+      if (zones[j].filesystem != zones[i].filesystem) continue;
+      done[j] = true;
+      total += zones[j].max_bytes;
+      absl::StrAppend(&names, names.empty() ? "" : ", ", zones[j].path);
+    }
+    if (total > zones[i].filesystem_bytes) {
+      messages.push_back(absl::StrCat("cache zones ", names, " add up to ", total,
+                                      " bytes on a filesystem of ", zones[i].filesystem_bytes,
+                                      ": they shrink to what it holds as it fills; size them to fit"));
+    }
+  }
+  return messages;
+}
+
 uint64_t LimitWhenFull(uint64_t max_bytes, uint64_t used_bytes, uint64_t available_bytes) {
   const uint64_t holds = used_bytes + available_bytes;
   return std::min(max_bytes, holds - holds / 20);

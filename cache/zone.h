@@ -6,8 +6,10 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
@@ -39,6 +41,19 @@ uint64_t LimitWhenFull(uint64_t max_bytes, uint64_t used_bytes, uint64_t availab
 // Reads and writes fail apart: a drive that fails every write while it still reads must leave
 // service, so only a success of the same kind clears a count of errors.
 enum class IoKind { kRead, kWrite };
+
+// Where a zone is: its size and the filesystem that holds its path (or the nearest existing
+// parent), for OvercommittedFilesystems.
+struct ZonePlacement {
+  std::string path;
+  uint64_t max_bytes = 0;
+  uint64_t filesystem = 0;        // an id: zones with the same one share a filesystem
+  uint64_t filesystem_bytes = 0;  // its size
+};
+std::vector<ZonePlacement> PlaceZones(std::span<const ZoneConfig> zones);
+// A message per filesystem whose zones add up to more than it holds (they would fill it and
+// shrink, ENOSPC by ENOSPC); none when they fit.
+std::vector<std::string> OvercommittedFilesystems(std::span<const ZonePlacement> zones);
 
 // Writes `epoch` to `path` (a temp file renamed over it).
 void WriteEpochFile(const std::string& path, uint64_t epoch);

@@ -139,8 +139,12 @@ int main(int argc, char** argv) {
     return 1;
   }
   const std::string descriptors = edge::DescriptorLimitWarning(*config, RaiseDescriptorLimit());
+  const std::vector<std::string> overcommitted =
+      cache::OvercommittedFilesystems(cache::PlaceZones(config->cache.zones));
   if (check) {
     if (!descriptors.empty()) std::cerr << config_path << ": warning: " << descriptors << "\n";
+    for (const std::string& warning : overcommitted)
+      std::cerr << config_path << ": warning: " << warning << "\n";
     std::cout << config_path << ": OK (node " << config->node_id << ", " << config->cache.zones.size()
               << " cache zones, " << (*table)->tenants.size() << " tenants from " << config->tenants_file
               << ")\n";
@@ -149,6 +153,7 @@ int main(int argc, char** argv) {
 
   signal(SIGPIPE, SIG_IGN);
   if (!descriptors.empty()) Say(absl::StrCat("warning: ", descriptors));
+  for (const std::string& warning : overcommitted) Say(absl::StrCat("warning: ", warning));
   // Deadlock detection walks a lock graph on every lock: a debugging aid, not for serving.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   {

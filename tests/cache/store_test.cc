@@ -590,6 +590,19 @@ TEST_CASE("a zone's limit when its filesystem is full: what it holds and what is
   CHECK(LimitWhenFull(100 * kMiB, 0, 0) == 0);
 }
 
+TEST_CASE("zones that add up to more than their filesystem holds are named, per filesystem") {
+  const std::vector<ZonePlacement> zones = {
+      {"/a", 60 * kMiB, 1, 100 * kMiB}, {"/b", 60 * kMiB, 1, 100 * kMiB}, {"/c", 60 * kMiB, 2, 100 * kMiB}};
+  const std::vector<std::string> messages = OvercommittedFilesystems(zones);
+  REQUIRE(messages.size() == 1);
+  CHECK(messages[0].find("cache zones /a, /b add up to 125829120 bytes on a filesystem of 104857600") == 0);
+  CHECK(OvercommittedFilesystems(std::span(zones).subspan(1)).empty());
+  const std::vector<ZonePlacement> here =
+      PlaceZones(std::vector<ZoneConfig>{{"/tmp/no/such/zone", 1}, {"no/such/zone", 1}});
+  CHECK(here[0].filesystem_bytes > 0);  // the nearest existing parent's
+  CHECK(here[1].filesystem_bytes > 0);  // relative to the working directory
+}
+
 TEST_CASE("ENOSPC is a full zone, not a failing one: it stays in service") {
   Fixture f;
   Store& store = f.Open();
