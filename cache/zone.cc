@@ -114,17 +114,12 @@ Zone::~Zone() {
 absl::Status Zone::Lock() {
   std::error_code ec;
   fs::create_directories(config_.path, ec);  // at start only: first use
-  if (!ReadIdentity(config_.path, &identity_, &filesystem_id_)) {
-    std::random_device random;
-    identity_ = absl::StrFormat("%08x%08x", random(), random());
-    filesystem_id_ = FilesystemId(config_.path);
-    const std::string temp = config_.path + std::string(kIdentityFile) + ".new";
-    {
-      std::ofstream out(temp, std::ios::trunc);
-      out << "id " << identity_ << "\nfsid " << std::hex << filesystem_id_ << "\n";
-    }
-    fs::rename(temp, config_.path + std::string(kIdentityFile), ec);
-  } else if (filesystem_id_ != 0 && FilesystemId(config_.path) != filesystem_id_) {
+  if (ReadIdentity(config_.path, &identity_, &filesystem_id_)) {
+    identity_made_ = true;
+  } else {
+    identity_made_ = MakeIdentity();
+  }
+  if (identity_made_ && filesystem_id_ != 0 && FilesystemId(config_.path) != filesystem_id_) {
     identity_error_ = absl::StrCat("zone ", config_.path,
                                    " is not on the filesystem it was made on (is its drive mounted?); if the "
                                    "drive was replaced on purpose, remove ",
@@ -176,6 +171,21 @@ absl::Status Zone::Open(const std::function<void(const JournalRecord&)>& on_reco
   return absl::OkStatus();
 }
 
+bool Zone::MakeIdentity() {
+  std::random_device random;
+  identity_ = absl::StrFormat("%08x%08x", random(), random());
+  filesystem_id_ = FilesystemId(config_.path);
+  const std::string temp = config_.path + std::string(kIdentityFile) + ".new";
+  {
+    std::ofstream out(temp, std::ios::trunc);
+    out << "id " << identity_ << "\nfsid " << std::hex << filesystem_id_ << "\n";
+    if (!out.flush()) return false;
+  }
+  std::error_code ec;
+  fs::rename(temp, config_.path + std::string(kIdentityFile), ec);
+  return !ec;
+}
+
 bool Zone::SameIdentity() const {
   std::string id;
   uint64_t filesystem_id = 0;
@@ -187,7 +197,10 @@ bool Zone::SameIdentity() const {
 bool Zone::ProbeAndReset(const std::vector<JournalRecord>& initial_records) {
   std::error_code ec;
   const fs::path root(config_.path);
-  if (!fs::is_directory(root, ec) || !SameIdentity() || InjectedFault("open") != 0) return false;
+  if (!fs::is_directory(root, ec)) return false;
+  // A zone unusable at start gets its identity at its first use, now.
+  if (!identity_made_) identity_made_ = MakeIdentity();
+  if (!identity_made_ || !SameIdentity() || InjectedFault("open") != 0) return false;
   // The lock again: the directory may not be the one locked at start. A new descriptor of the
   // same file would conflict with this process's own lock, so the old one goes first.
   if (lock_fd_ >= 0) ::close(std::exchange(lock_fd_, -1));

@@ -137,13 +137,16 @@ class Zone {
   void MarkFailed();
   void NoteJournalBytes(uint64_t bytes);  // REQUIRES: journal_mu_ held
 
-  // Whether `root` holds this zone's marker, on the filesystem it names.
+  // Whether the directory holds this zone's marker, on the filesystem it names.
   bool SameIdentity() const;
+  // Writes a new marker; false if it cannot.
+  bool MakeIdentity();
 
   const int id_;
   const ZoneConfig config_;
   int lock_fd_ = -1;
   std::string identity_;        // the marker's id, read (or made) by Lock
+  bool identity_made_ = false;  // the marker exists (read or written)
   uint64_t filesystem_id_ = 0;  // the marker's f_fsid; 0: the filesystem has none
   std::string identity_error_;  // set by Lock: why the zone must not be opened
   const uint64_t seed_;

@@ -719,6 +719,22 @@ TEST_CASE("a zone that was away while the others took invalidations is emptied a
   }
 }
 
+TEST_CASE("a zone unusable at start gets its identity when its directory appears, and comes in") {
+  Fixture f(64 * kMiB, 2);
+  const std::string path = f.options_.zones[1].path;
+  std::filesystem::create_directories(std::filesystem::path(path).parent_path());
+  std::ofstream(path) << "not a directory";
+  Store& store = f.Open();
+  CHECK_FALSE(store.GetStats().zones[1].healthy);
+  std::filesystem::remove(path);
+  store.Maintain();
+  CHECK_FALSE(store.GetStats().zones[1].healthy);  // no directory: none is made
+  std::filesystem::create_directories(path);       // the drive is mounted
+  store.Maintain();
+  CHECK(store.GetStats().zones[1].healthy);
+  CHECK(std::filesystem::exists(path + "/zone-id"));
+}
+
 TEST_CASE("a zone found on another filesystem than it was made on starts out of service") {
   Fixture f(64 * kMiB, 2);
   f.Open();

@@ -706,7 +706,8 @@ TEST_CASE("a fill whose zone fails mid-body still gives every client the whole b
     std::vector<HttpResponse> responses(4);
     std::vector<std::thread> clients;
     for (auto& response : responses) clients.emplace_back([&] { response = edge.Get("/big"); });
-    std::this_thread::sleep_for(std::chrono::milliseconds(700));
+    std::this_thread::sleep_for(std::chrono::milliseconds(
+        1500));  // past the origin stall timeout (1 s): a paused origin is not stalled
     std::string slow_received;
     char buffer[65536];
     timeval timeout{10, 0};
