@@ -20,7 +20,9 @@ namespace {
 constexpr uint32_t kMaxRecordBytes = 1 << 20;
 
 absl::Status ErrnoStatus(const char* what, const std::string& path) {
-  return absl::UnavailableError(absl::StrCat(what, " ", path, ": ", std::strerror(errno)));
+  std::string message = absl::StrCat(what, " ", path, ": ", std::strerror(errno));
+  // A full filesystem is told apart: the zone shrinks instead of being taken for broken.
+  return errno == ENOSPC ? absl::ResourceExhaustedError(message) : absl::UnavailableError(message);
 }
 
 absl::Status WriteAll(int fd, std::string_view data, const std::string& path) {
@@ -164,11 +166,14 @@ absl::StatusOr<Journal> Journal::Open(std::string path,
     ::close(fd);
     return status;
   }
-  return Journal(std::move(path), fd, records);
+  return Journal(std::move(path), fd, records, intact);
 }
 
 Journal::Journal(Journal&& other) noexcept
-    : path_(std::move(other.path_)), fd_(std::exchange(other.fd_, -1)), records_(other.records_) {}
+    : path_(std::move(other.path_)),
+      fd_(std::exchange(other.fd_, -1)),
+      records_(other.records_),
+      bytes_(other.bytes_) {}
 
 Journal& Journal::operator=(Journal&& other) noexcept {
   if (this != &other) {
@@ -176,6 +181,7 @@ Journal& Journal::operator=(Journal&& other) noexcept {
     path_ = std::move(other.path_);
     fd_ = std::exchange(other.fd_, -1);
     records_ = other.records_;
+    bytes_ = other.bytes_;
   }
   return *this;
 }
@@ -186,8 +192,16 @@ Journal::~Journal() {
 
 absl::Status Journal::Append(const JournalRecord& record) {
   // One write per record: a crash leaves at most one torn record at the tail, which Open cuts.
-  absl::Status status = WriteAll(fd_, EncodeRecord(record), path_);
-  if (status.ok()) ++records_;
+  const std::string encoded = EncodeRecord(record);
+  absl::Status status = WriteAll(fd_, encoded, path_);
+  if (status.ok()) {
+    ++records_;
+    bytes_ += encoded.size();
+  } else {
+    // A part written (ENOSPC) would be a torn record before the ones that follow, and replay
+    // stops at it: cut it off, so only this record is missing.
+    (void)::ftruncate(fd_, static_cast<off_t>(bytes_));
+  }
   return status;
 }
 
@@ -197,8 +211,11 @@ absl::Status Journal::Rewrite(const std::vector<JournalRecord>& records) {
   if (fd < 0) return ErrnoStatus("open", temp);
   std::string buffer;
   absl::Status status;
+  uint64_t bytes = 0;
   for (const auto& record : records) {
+    const size_t before = buffer.size();
     buffer += EncodeRecord(record);
+    bytes += buffer.size() - before;
     if (buffer.size() > (1 << 20)) {
       status.Update(WriteAll(fd, buffer, temp));
       buffer.clear();
@@ -217,6 +234,7 @@ absl::Status Journal::Rewrite(const std::vector<JournalRecord>& records) {
   ::close(fd_);
   fd_ = new_fd;
   records_ = records.size();
+  bytes_ = bytes;
   return absl::OkStatus();
 }
 

@@ -54,12 +54,15 @@ class Journal {
   // Replaces the file with exactly `records` (temp file + rename), so it stops growing.
   absl::Status Rewrite(const std::vector<JournalRecord>& records);
   uint64_t records() const { return records_; }
+  uint64_t bytes() const { return bytes_; }  // the file's size
 
  private:
-  Journal(std::string path, int fd, uint64_t records) : path_(std::move(path)), fd_(fd), records_(records) {}
+  Journal(std::string path, int fd, uint64_t records, uint64_t bytes)
+      : path_(std::move(path)), fd_(fd), records_(records), bytes_(bytes) {}
   std::string path_;
   int fd_ = -1;
   uint64_t records_ = 0;
+  uint64_t bytes_ = 0;
 };
 
 }  // namespace cache

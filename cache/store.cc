@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <system_error>
 
 #include "absl/container/inlined_vector.h"
@@ -158,9 +159,14 @@ absl::Status Fill::ReserveFor(uint64_t bytes) {
 }
 
 absl::Status Fill::WriteFailed(int error) {
-  store_->OnZoneError(*zone_);
-  return Fail(absl::UnavailableError(
+  absl::Status status = Fail(absl::UnavailableError(
       absl::StrCat("write to zone ", zone_->config().path, ": ", std::strerror(error))));
+  if (error == ENOSPC) {
+    store_->OnZoneFull(*zone_);  // after Fail: the fill's reservation is given back first
+  } else if (IsDriveError(error)) {
+    store_->OnZoneError(*zone_, IoKind::kWrite);
+  }
+  return status;
 }
 
 absl::Status Fill::Append(std::string_view bytes) {
@@ -227,11 +233,15 @@ absl::Status Fill::Commit() {
   if (error != 0) {
     RemoveFile(temp.c_str(), body_offset_ + written_);
     zone_->Unreserve(reserved_);
-    store_->OnZoneError(*zone_);
+    if (error == ENOSPC) {
+      store_->OnZoneFull(*zone_);
+    } else if (IsDriveError(error)) {
+      store_->OnZoneError(*zone_, IoKind::kWrite);
+    }
     return absl::UnavailableError(
         absl::StrCat("commit to zone ", zone_->config().path, ": ", std::strerror(error)));
   }
-  zone_->RecordSuccess();
+  zone_->RecordSuccess(IoKind::kWrite);
   return store_->CommitFill(*this, RoundUpToPage(body_offset_ + written_));
 }
 
@@ -330,6 +340,20 @@ absl::Status Store::Load() {
                                             options_.zone_error_threshold, options_.faults));
     if (absl::Status status = zones_.back()->Lock(); !status.ok()) return status;
   }
+  // A zone behind the store's epoch was out of service while the others took invalidations.
+  uint64_t epoch = 0;
+  if (!options_.epoch_file.empty()) {
+    std::ifstream in(options_.epoch_file);
+    if (!(in >> epoch)) epoch = 0;
+  }
+  for (const auto& zone : zones_) epoch = std::max(epoch, zone->ReadEpoch());
+  for (const auto& zone : zones_) {
+    if (zone->ReadEpoch() < epoch) zone->Discard();
+  }
+  {
+    absl::MutexLock lock(&epoch_mu_);
+    epoch_ = epoch;
+  }
   // Journal records average well over 64 bytes: a bound on the entries to expect.
   uint64_t journal_bytes = 0;
   for (const auto& zone : zones_) {
@@ -407,6 +431,17 @@ absl::Status Store::Load() {
       }
     }
   }
+  // A zone larger than its filesystem can give it starts at what fits.
+  for (auto& zone : zones_) FitZone(*zone, /*lower_only=*/false);
+  bool all_in = true;
+  for (const auto& zone : zones_) all_in = all_in && zone->healthy();
+  if (all_in) {
+    absl::MutexLock lock(&epoch_mu_);
+    for (const auto& zone : zones_) zone->WriteEpoch(epoch_);
+    if (!options_.epoch_file.empty()) WriteEpochFile(options_.epoch_file, epoch_);
+  } else {
+    NextEpoch();  // one starts out of service: it misses what the others take from now on
+  }
   return absl::OkStatus();
 }
 
@@ -464,7 +499,7 @@ Zone* Store::PickZone(uint64_t hash) {
 }
 
 bool Store::Reserve(Zone& zone, uint64_t bytes) {
-  if (bytes > zone.config().max_bytes) return false;
+  if (bytes > zone.limit_bytes()) return false;
   // Evict before writing, never after: the zone never holds more than its limit.
   for (int attempt = 0; attempt < 8; ++attempt) {
     if (zone.TryReserve(bytes)) return true;
@@ -478,7 +513,12 @@ bool Store::Reserve(Zone& zone, uint64_t bytes) {
 
 void Store::JournalAppend(Zone& zone, const JournalRecord& record) {
   if (!zone.healthy()) return;
-  if (!zone.JournalAppend(record).ok()) OnZoneError(zone);
+  const absl::Status status = zone.JournalAppend(record);
+  if (status.ok()) return;
+  // Still an error when the filesystem is full: a record missing from the journal is wrong
+  // after a restart, so a journal that keeps failing takes the zone out (it returns empty).
+  if (absl::IsResourceExhausted(status)) OnZoneFull(zone);
+  OnZoneError(zone, IoKind::kWrite);
 }
 
 void Store::DeleteFiles(const std::vector<IndexedEntry>& entries) {
@@ -497,8 +537,32 @@ void Store::Remove(const IndexedEntry& entry) {
   if (auto erased = index_.Erase(entry.file)) DeleteFiles({*erased});
 }
 
-void Store::OnZoneError(Zone& zone) {
-  if (!zone.RecordError()) return;
+void Store::OnZoneFull(Zone& zone) {
+  // The filesystem holds less than the zone's size (it is smaller, or shared): the zone shrinks
+  // to what it can hold, and what no longer fits goes now, so the next fills have room.
+  FitZone(zone, /*lower_only=*/true);
+}
+
+void Store::FitZone(Zone& zone, bool lower_only) {
+  const uint64_t excess = zone.FitToFilesystem(lower_only);
+  if (excess == 0 || !zone.healthy()) return;
+  std::vector<IndexedEntry> victims = index_.Evict(zone.id(), excess, NowSeconds(), generations_);
+  zone.CountFullEvictions(victims.size());
+  DeleteFiles(victims);
+}
+
+void Store::NextEpoch() {
+  absl::MutexLock lock(&epoch_mu_);
+  ++epoch_;
+  for (const auto& zone : zones_) {
+    if (zone->healthy()) zone->WriteEpoch(epoch_);
+  }
+  if (!options_.epoch_file.empty()) WriteEpochFile(options_.epoch_file, epoch_);
+}
+
+void Store::OnZoneError(Zone& zone, IoKind kind) {
+  if (!zone.RecordError(kind)) return;
+  NextEpoch();
   memory_.EraseZone(zone.id());
   // The zone just went out of service: its keys fall to the other zones (or the origin).
   for (const IndexedEntry& e : index_.RemoveZone(zone.id())) {
@@ -537,13 +601,13 @@ std::optional<Hit> Store::Lookup(const Key& key) {
     const int error = injected != 0 ? injected : errno;
     if (error == ENOENT) {
       Remove(*entry);  // the index outlived its file (deleted by hand, or a crash before the journal)
-    } else {
-      OnZoneError(zone);
+    } else if (IsDriveError(error)) {
+      OnZoneError(zone, IoKind::kRead);
     }
     return std::nullopt;
   }
   if (known) {  // the header was read and checked before: only the body is needed, from the file
-    zone.RecordSuccess();
+    zone.RecordSuccess(IoKind::kRead);
     return Hit(entry->file, fd, known->body_offset, known, invalidated);
   }
   // One read of the header page and what follows: for a small entry that is the body too. Only a
@@ -598,7 +662,7 @@ std::optional<Hit> Store::Lookup(const Key& key) {
     Remove(*entry);  // corrupt or colliding: never served
     return std::nullopt;
   }
-  zone.RecordSuccess();
+  zone.RecordSuccess(IoKind::kRead);
   cached->metadata = std::move(*metadata);
   cached->body_offset = BodyOffsetFor(*header_length);
   memory_.Insert(entry->file, cached);  // with its body, or its header alone: the next hit reads neither
@@ -637,7 +701,11 @@ absl::StatusOr<std::unique_ptr<Fill>> Store::BeginFill(const Key& key, EntryMeta
   if (fd < 0) {
     const int error = injected != 0 ? injected : errno;
     zone->Unreserve(reserve);
-    OnZoneError(*zone);
+    if (error == ENOSPC) {
+      OnZoneFull(*zone);  // no inode left
+    } else if (IsDriveError(error)) {
+      OnZoneError(*zone, IoKind::kWrite);
+    }
     return absl::UnavailableError(absl::StrCat("open ", temp, ": ", std::strerror(error)));
   }
   return std::unique_ptr<Fill>(new Fill(this, zone, std::move(encoded), hash, serial, fence_token,
@@ -814,7 +882,8 @@ void Store::Maintain() {
   for (auto& zone : zones_) {
     if (zone->healthy()) {
       if (!zone->MaybeCompact(zone->entries(), [&] { return ZoneSnapshot(zone->id()); }).ok())
-        OnZoneError(*zone);
+        OnZoneError(*zone, IoKind::kWrite);
+      FitZone(*zone, /*lower_only=*/false);  // space the filesystem has again, or has no more
       continue;
     }
     std::vector<JournalRecord> scopes;
@@ -825,7 +894,10 @@ void Store::Maintain() {
     for (const IndexedEntry& e : index_.RemoveZone(zone->id())) {
       generations_.Removed(e.container_id, e.tenant_id, e.stored_epoch);
     }
-    zone->ProbeAndReset(scopes);
+    if (zone->ProbeAndReset(scopes)) {
+      absl::MutexLock lock(&epoch_mu_);
+      zone->WriteEpoch(epoch_);  // emptied: nothing in it is behind
+    }
   }
 }
 
@@ -833,7 +905,7 @@ StoreStats Store::GetStats() const {
   StoreStats stats{index_.size(), {}};
   for (const auto& zone : zones_) {
     stats.zones.push_back({zone->config().path, zone->healthy(), zone->used_bytes(), zone->config().max_bytes,
-                           zone->entries(), zone->errors()});
+                           zone->entries(), zone->errors(), zone->limit_bytes(), zone->full_evictions()});
   }
   return stats;
 }

@@ -47,6 +47,9 @@ struct StoreOptions {
   bool fsync_on_commit = false;  // durability against power loss, at a cost per fill
   uint64_t memory_bytes = 0;     // memory tier for small entries; 0 for none
   FaultInjector faults;          // tests only
+  // Where the store keeps its epoch besides the zones (Zone::ReadEpoch), so that the absence of
+  // the only zone is known at restart too; empty: in the zones only.
+  std::string epoch_file;
 };
 
 using Clock = std::function<absl::Time()>;
@@ -142,6 +145,8 @@ struct ZoneStats {
   uint64_t max_bytes;
   uint64_t entries;
   uint64_t errors;
+  uint64_t limit_bytes;     // max_bytes, or less while the filesystem cannot hold that
+  uint64_t full_evictions;  // entries evicted because the filesystem was full (ENOSPC)
 };
 
 struct StoreStats {
@@ -196,7 +201,14 @@ class Store {
   bool Reserve(Zone& zone, uint64_t bytes);
   void DeleteFiles(const std::vector<IndexedEntry>& entries);
   void Remove(const IndexedEntry& entry);
-  void OnZoneError(Zone& zone);
+  void OnZoneError(Zone& zone, IoKind kind);
+  // A zone left service: the epoch moves on in every zone still in it, so the one that left is
+  // found behind at the next start, and emptied.
+  void NextEpoch();
+  // A write found the filesystem full (ENOSPC): not an error of the drive.
+  void OnZoneFull(Zone& zone);
+  // Sets the zone's limit from what its filesystem has (FitToFilesystem) and evicts past it.
+  void FitZone(Zone& zone, bool lower_only);
   void JournalAppend(Zone& zone, const JournalRecord& record);
   absl::Status CommitFill(Fill& fill, uint64_t file_bytes);
   bool FencedLocked(const Fill& fill) ABSL_EXCLUSIVE_LOCKS_REQUIRED(fence_mu_);
@@ -208,6 +220,8 @@ class Store {
 
   const StoreOptions options_;
   const Clock clock_;
+  absl::Mutex epoch_mu_;
+  uint64_t epoch_ ABSL_GUARDED_BY(epoch_mu_) = 0;
   std::vector<std::unique_ptr<Zone>> zones_;
   Index index_;
   Generations generations_;

@@ -2,11 +2,16 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/statfs.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <random>
+#include <sstream>
 #include <system_error>
 
 #include "absl/strings/str_cat.h"
@@ -17,12 +22,86 @@ namespace cache {
 
 namespace fs = std::filesystem;
 
+bool IsDriveError(int error) {
+  return error != EMFILE && error != ENFILE && error != ENOMEM && error != ENOBUFS;
+}
+
+namespace {
+
+constexpr const char* kIdentityFile = "/zone-id";
+
+// The filesystem's own id (from its UUID on ext4 and xfs; not st_dev, which a remount changes).
+uint64_t FilesystemId(const std::string& path) {
+  struct statfs st {};
+  if (::statfs(path.c_str(), &st) != 0) return 0;
+  uint64_t id = 0;
+  static_assert(sizeof(st.f_fsid) == sizeof(id));
+  std::memcpy(&id, &st.f_fsid, sizeof(id));
+  return id;
+}
+
+// The marker's "id <hex>" and "fsid <hex>", or false if there is none readable.
+bool ReadIdentity(const std::string& root, std::string* id, uint64_t* filesystem_id) {
+  std::ifstream in(root + std::string(kIdentityFile));
+  std::string key_id, key_fsid;
+  return static_cast<bool>(in >> key_id >> *id >> key_fsid >> std::hex >> *filesystem_id) && key_id == "id" &&
+         key_fsid == "fsid";
+}
+
+}  // namespace
+
+std::vector<ZonePlacement> PlaceZones(std::span<const ZoneConfig> zones) {
+  std::vector<ZonePlacement> placed;
+  for (const ZoneConfig& zone : zones) {
+    std::error_code ec;
+    fs::path path = fs::absolute(zone.path, ec);
+    while (!fs::exists(path, ec) && path.has_parent_path() && path != path.parent_path()) {
+      path = path.parent_path();
+    }
+    struct statvfs st {};
+    ZonePlacement& p = placed.emplace_back(ZonePlacement{zone.path, zone.max_bytes, 0, 0});
+    if (::statvfs(path.c_str(), &st) == 0) {
+      p.filesystem = st.f_fsid != 0 ? st.f_fsid : FilesystemId(path.string());
+      p.filesystem_bytes = static_cast<uint64_t>(st.f_blocks) * st.f_frsize;
+    }
+  }
+  return placed;
+}
+
+std::vector<std::string> OvercommittedFilesystems(std::span<const ZonePlacement> zones) {
+  std::vector<std::string> messages;
+  std::vector<bool> done(zones.size(), false);
+  for (size_t i = 0; i < zones.size(); ++i) {
+    if (done[i] || zones[i].filesystem_bytes == 0) continue;
+    uint64_t total = 0;
+    std::string names;
+    for (size_t j = i; j < zones.size(); ++j) {
+      if (zones[j].filesystem != zones[i].filesystem) continue;
+      done[j] = true;
+      total += zones[j].max_bytes;
+      absl::StrAppend(&names, names.empty() ? "" : ", ", zones[j].path);
+    }
+    if (total > zones[i].filesystem_bytes) {
+      messages.push_back(absl::StrCat("cache zones ", names, " add up to ", total,
+                                      " bytes on a filesystem of ", zones[i].filesystem_bytes,
+                                      ": they shrink to what it holds as it fills; size them to fit"));
+    }
+  }
+  return messages;
+}
+
+uint64_t LimitWhenFull(uint64_t max_bytes, uint64_t used_bytes, uint64_t available_bytes) {
+  const uint64_t holds = used_bytes + available_bytes;
+  return std::min(max_bytes, holds - holds / 20);
+}
+
 Zone::Zone(int id, ZoneConfig config, int error_threshold, FaultInjector faults)
     : id_(id),
       config_(std::move(config)),
       seed_(HashEncodedKey(config_.path)),
       error_threshold_(error_threshold),
-      faults_(std::move(faults)) {}
+      faults_(std::move(faults)),
+      limit_(config_.max_bytes) {}
 
 int Zone::InjectedFault(std::string_view operation) const {
   return faults_ ? faults_(operation, id_) : 0;
@@ -34,7 +113,18 @@ Zone::~Zone() {
 
 absl::Status Zone::Lock() {
   std::error_code ec;
-  fs::create_directories(config_.path, ec);
+  fs::create_directories(config_.path, ec);  // at start only: first use
+  if (ReadIdentity(config_.path, &identity_, &filesystem_id_)) {
+    identity_made_ = true;
+  } else {
+    identity_made_ = MakeIdentity();
+  }
+  if (identity_made_ && filesystem_id_ != 0 && FilesystemId(config_.path) != filesystem_id_) {
+    identity_error_ = absl::StrCat("zone ", config_.path,
+                                   " is not on the filesystem it was made on (is its drive mounted?); if the "
+                                   "drive was replaced on purpose, remove ",
+                                   config_.path, kIdentityFile);
+  }
   const std::string path = config_.path + "/lock";
   lock_fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (lock_fd_ < 0)
@@ -49,6 +139,10 @@ absl::Status Zone::Lock() {
 }
 
 absl::Status Zone::Open(const std::function<void(const JournalRecord&)>& on_record) {
+  if (!identity_error_.empty()) {
+    MarkFailed();
+    return absl::FailedPreconditionError(identity_error_);
+  }
   std::error_code ec;
   const fs::path root(config_.path);
   fs::create_directories(root / "data", ec);
@@ -70,18 +164,55 @@ absl::Status Zone::Open(const std::function<void(const JournalRecord&)>& on_reco
   {
     absl::MutexLock lock(&journal_mu_);
     journal_.emplace(std::move(*journal));
+    NoteJournalBytes(journal_->bytes());
   }
-  consecutive_errors_ = 0;
+  for (auto& count : consecutive_errors_) count = 0;
   state_.store(ZoneState::kHealthy, std::memory_order_release);
   return absl::OkStatus();
+}
+
+bool Zone::MakeIdentity() {
+  std::random_device random;
+  identity_ = absl::StrFormat("%08x%08x", random(), random());
+  filesystem_id_ = FilesystemId(config_.path);
+  const std::string temp = config_.path + std::string(kIdentityFile) + ".new";
+  {
+    std::ofstream out(temp, std::ios::trunc);
+    out << "id " << identity_ << "\nfsid " << std::hex << filesystem_id_ << "\n";
+    if (!out.flush()) return false;
+  }
+  std::error_code ec;
+  fs::rename(temp, config_.path + std::string(kIdentityFile), ec);
+  return !ec;
+}
+
+bool Zone::SameIdentity() const {
+  std::string id;
+  uint64_t filesystem_id = 0;
+  return ReadIdentity(config_.path, &id, &filesystem_id) && id == identity_ &&
+         filesystem_id == filesystem_id_ &&
+         (filesystem_id_ == 0 || FilesystemId(config_.path) == filesystem_id_);
 }
 
 bool Zone::ProbeAndReset(const std::vector<JournalRecord>& initial_records) {
   std::error_code ec;
   const fs::path root(config_.path);
-  fs::create_directories(root, ec);
+  if (!fs::is_directory(root, ec)) return false;
+  // A zone unusable at start gets its identity at its first use, now.
+  if (!identity_made_) identity_made_ = MakeIdentity();
+  if (!identity_made_ || !SameIdentity() || InjectedFault("open") != 0) return false;
+  // The lock again: the directory may not be the one locked at start. A new descriptor of the
+  // same file would conflict with this process's own lock, so the old one goes first.
+  if (lock_fd_ >= 0) ::close(std::exchange(lock_fd_, -1));
+  const int lock_fd = ::open((root / "lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (lock_fd < 0) return false;
+  if (::flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
+    ::close(lock_fd);
+    return false;  // another process took it meanwhile
+  }
+  lock_fd_ = lock_fd;
+  identity_error_.clear();
   const std::string probe = (root / "probe").string();
-  if (ec || InjectedFault("open") != 0) return false;
   const int fd = ::open(probe.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return false;
   char byte = 'p';
@@ -91,8 +222,7 @@ bool Zone::ProbeAndReset(const std::vector<JournalRecord>& initial_records) {
   if (!works) return false;
 
   // Whatever the zone held may have been invalidated while it was out: start it empty.
-  fs::remove_all(root / "data", ec);
-  fs::remove(root / "journal", ec);
+  Discard();
   {
     absl::MutexLock lock(&space_mu_);
     used_ = 0;
@@ -100,7 +230,35 @@ bool Zone::ProbeAndReset(const std::vector<JournalRecord>& initial_records) {
   }
   if (!Open([](const JournalRecord&) {}).ok()) return false;
   absl::MutexLock lock(&journal_mu_);
-  return journal_->Rewrite(initial_records).ok();
+  const bool rewritten = journal_->Rewrite(initial_records).ok();
+  NoteJournalBytes(journal_->bytes());
+  return rewritten;
+}
+
+uint64_t Zone::ReadEpoch() const {
+  std::ifstream in(config_.path + "/epoch");
+  uint64_t epoch = 0;
+  return in >> epoch ? epoch : 0;
+}
+
+void Zone::WriteEpoch(uint64_t epoch) const {
+  WriteEpochFile(config_.path + "/epoch", epoch);
+}
+
+void Zone::Discard() {
+  std::error_code ec;
+  fs::remove_all(fs::path(config_.path) / "data", ec);
+  fs::remove(fs::path(config_.path) / "journal", ec);
+}
+
+void WriteEpochFile(const std::string& path, uint64_t epoch) {
+  const std::string temp = path + ".new";
+  {
+    std::ofstream out(temp, std::ios::trunc);
+    out << epoch << "\n";
+  }
+  std::error_code ec;
+  fs::rename(temp, path, ec);
 }
 
 std::string Zone::FilePath(uint64_t hash, uint32_t serial) const {
@@ -126,7 +284,7 @@ void Zone::SeeSerial(uint32_t serial) {
 
 bool Zone::TryReserve(uint64_t bytes) {
   absl::MutexLock lock(&space_mu_);
-  if (used_ + reserved_ + bytes > config_.max_bytes) return false;
+  if (used_ + journal_bytes_ + reserved_ + bytes > limit_) return false;
   reserved_ += bytes;
   return true;
 }
@@ -157,8 +315,8 @@ void Zone::ReleaseUsed(uint64_t bytes) {
 
 uint64_t Zone::Shortfall(uint64_t bytes) const {
   absl::MutexLock lock(&space_mu_);
-  const uint64_t wanted = used_ + reserved_ + bytes;
-  return wanted > config_.max_bytes ? wanted - config_.max_bytes : 0;
+  const uint64_t wanted = used_ + journal_bytes_ + reserved_ + bytes;
+  return wanted > limit_ ? wanted - limit_ : 0;
 }
 
 uint64_t Zone::used_bytes() const {
@@ -171,9 +329,32 @@ uint64_t Zone::entries() const {
   return entries_;
 }
 
-bool Zone::RecordError() {
+void Zone::NoteJournalBytes(uint64_t bytes) {
+  absl::MutexLock lock(&space_mu_);
+  journal_bytes_ = bytes;
+}
+
+uint64_t Zone::limit_bytes() const {
+  absl::MutexLock lock(&space_mu_);
+  return limit_;
+}
+
+uint64_t Zone::FitToFilesystem(bool lower_only) {
+  struct statvfs fs {};
+  if (::statvfs(config_.path.c_str(), &fs) != 0) return 0;
+  const uint64_t available = static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize;
+  absl::MutexLock lock(&space_mu_);
+  const uint64_t holds = used_ + journal_bytes_ + reserved_;
+  const uint64_t limit = LimitWhenFull(config_.max_bytes, holds, available);
+  if (!lower_only || limit < limit_) limit_ = limit;
+  return holds > limit_ ? holds - limit_ : 0;
+}
+
+bool Zone::RecordError(IoKind kind) {
   total_errors_.fetch_add(1, std::memory_order_relaxed);
-  if (consecutive_errors_.fetch_add(1, std::memory_order_relaxed) + 1 < error_threshold_) return false;
+  if (consecutive_errors_[static_cast<int>(kind)].fetch_add(1, std::memory_order_relaxed) + 1 <
+      error_threshold_)
+    return false;
   if (!healthy()) return false;
   MarkFailed();
   return true;
@@ -183,6 +364,7 @@ void Zone::MarkFailed() {
   state_.store(ZoneState::kFailed, std::memory_order_release);
   absl::MutexLock lock(&journal_mu_);
   journal_.reset();
+  NoteJournalBytes(0);
 }
 
 absl::Status Zone::JournalAppend(const JournalRecord& record) {
@@ -191,7 +373,9 @@ absl::Status Zone::JournalAppend(const JournalRecord& record) {
   if (const int err = InjectedFault("journal"); err != 0) {
     return absl::UnavailableError(absl::StrCat("journal append: ", std::strerror(err)));
   }
-  return journal_->Append(record);
+  absl::Status status = journal_->Append(record);
+  NoteJournalBytes(journal_->bytes());
+  return status;
 }
 
 absl::Status Zone::MaybeCompact(size_t live_records,
@@ -199,7 +383,9 @@ absl::Status Zone::MaybeCompact(size_t live_records,
   absl::MutexLock lock(&journal_mu_);
   if (!journal_ || journal_->records() < 2 * live_records + 1024) return absl::OkStatus();
   // Appends wait for the lock, so every change after the snapshot lands in the new file.
-  return journal_->Rewrite(records());
+  absl::Status status = journal_->Rewrite(records());
+  NoteJournalBytes(journal_->bytes());
+  return status;
 }
 
 }  // namespace cache

@@ -6,8 +6,10 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
@@ -26,6 +28,36 @@ using FaultInjector = std::function<int(std::string_view operation, int zone)>;
 
 enum class ZoneState { kHealthy, kFailed };
 
+// Whether an errno from a zone's file operation says something about the drive. Running out of
+// descriptors (EMFILE, ENFILE) or memory is the process's shortage: counted against the zones, it
+// took every zone out and emptied the cache.
+bool IsDriveError(int error);
+
+// What a zone may hold once its filesystem has run out of space (ENOSPC): what it holds plus what
+// the filesystem still has, and 5% less, so that fills have room while others write there too;
+// never more than its configured size.
+uint64_t LimitWhenFull(uint64_t max_bytes, uint64_t used_bytes, uint64_t available_bytes);
+
+// Reads and writes fail apart: a drive that fails every write while it still reads must leave
+// service, so only a success of the same kind clears a count of errors.
+enum class IoKind { kRead, kWrite };
+
+// Where a zone is: its size and the filesystem that holds its path (or the nearest existing
+// parent), for OvercommittedFilesystems.
+struct ZonePlacement {
+  std::string path;
+  uint64_t max_bytes = 0;
+  uint64_t filesystem = 0;        // an id: zones with the same one share a filesystem
+  uint64_t filesystem_bytes = 0;  // its size
+};
+std::vector<ZonePlacement> PlaceZones(std::span<const ZoneConfig> zones);
+// A message per filesystem whose zones add up to more than it holds (they would fill it and
+// shrink, ENOSPC by ENOSPC); none when they fit.
+std::vector<std::string> OvercommittedFilesystems(std::span<const ZonePlacement> zones);
+
+// Writes `epoch` to `path` (a temp file renamed over it).
+void WriteEpochFile(const std::string& path, uint64_t epoch);
+
 // Thread-safe.
 class Zone {
  public:
@@ -39,13 +71,26 @@ class Zone {
   // Takes the zone for this process (an exclusive lock on a file in its directory, held until the
   // Zone is destroyed): FailedPrecondition if another process has it. Two processes sharing a
   // zone would delete each other's fills in progress and undo each other's evictions.
+  // Also reads the zone's identity (the file `zone-id`: an id made at first use and the id of
+  // the filesystem it was made on, statfs f_fsid), making it on first use; a zone found on
+  // another filesystem than its marker names starts failed (Open says why).
   absl::Status Lock();
   // Makes the directories, deletes partial files left by a crash, and replays the journal into
   // `on_record`. On failure the zone is left failed, to be probed later.
   absl::Status Open(const std::function<void(const JournalRecord&)>& on_record);
   // Whether the zone works again (a write, read and delete of a probe file); on success the zone
   // is emptied (it missed invalidations while it was out) and reopened with `initial_records`.
+  // Only the drive it was: its directory must still exist (it is never made anew after start:
+  // that would write onto whatever disk the path falls to while a drive is away), hold the same
+  // identity, on the same filesystem, and be locked again.
   bool ProbeAndReset(const std::vector<JournalRecord>& initial_records);
+
+  // The store's epoch the zone was last in service at (the file `epoch`; 0 if none), moved on
+  // whenever a zone leaves service: a zone behind the others at start missed invalidations.
+  uint64_t ReadEpoch() const;
+  void WriteEpoch(uint64_t epoch) const;
+  // Deletes the zone's entries and journal before Open: they may have missed invalidations.
+  void Discard();
 
   std::string FilePath(uint64_t hash, uint32_t serial) const;
   // The same into `out`, whose capacity is reused (a hit opens a file by it).
@@ -54,7 +99,8 @@ class Zone {
   uint32_t NextSerial() { return serial_.fetch_add(1, std::memory_order_relaxed); }
   void SeeSerial(uint32_t serial);
 
-  // Space: used (committed files) + reserved (fills in flight) never exceeds max_bytes.
+  // Space: used (committed files) + the journal + reserved (fills in flight) never exceeds
+  // limit_bytes() before a reservation (the journal may grow past it; the next one evicts).
   bool TryReserve(uint64_t bytes);
   void Unreserve(uint64_t bytes);
   void CommitReservation(uint64_t reserved, uint64_t file_bytes);
@@ -65,12 +111,21 @@ class Zone {
   uint64_t Shortfall(uint64_t bytes) const;
   uint64_t used_bytes() const;
   uint64_t entries() const;
+  // What the zone may hold now: its size, or less once its filesystem ran out of space.
+  uint64_t limit_bytes() const;
+  // Sets the limit to LimitWhenFull of what the filesystem has now; `lower_only` keeps a higher
+  // limit (on ENOSPC) where Maintain lets it rise again. Returns the bytes to evict to fit.
+  uint64_t FitToFilesystem(bool lower_only);
+  void CountFullEvictions(uint64_t entries) { full_evictions_.fetch_add(entries, std::memory_order_relaxed); }
+  uint64_t full_evictions() const { return full_evictions_.load(std::memory_order_relaxed); }
 
   // An errno the fault injector wants for `operation`, or 0.
   int InjectedFault(std::string_view operation) const;
   // Counts an I/O failure; returns true when this one takes the zone out of service.
-  bool RecordError();
-  void RecordSuccess() { consecutive_errors_.store(0, std::memory_order_relaxed); }
+  bool RecordError(IoKind kind);
+  void RecordSuccess(IoKind kind) {
+    consecutive_errors_[static_cast<int>(kind)].store(0, std::memory_order_relaxed);
+  }
   bool healthy() const { return state_.load(std::memory_order_acquire) == ZoneState::kHealthy; }
   uint64_t errors() const { return total_errors_.load(std::memory_order_relaxed); }
 
@@ -80,22 +135,35 @@ class Zone {
 
  private:
   void MarkFailed();
+  void NoteJournalBytes(uint64_t bytes);  // REQUIRES: journal_mu_ held
+
+  // Whether the directory holds this zone's marker, on the filesystem it names.
+  bool SameIdentity() const;
+  // Writes a new marker; false if it cannot.
+  bool MakeIdentity();
 
   const int id_;
   const ZoneConfig config_;
   int lock_fd_ = -1;
+  std::string identity_;        // the marker's id, read (or made) by Lock
+  bool identity_made_ = false;  // the marker exists (read or written)
+  uint64_t filesystem_id_ = 0;  // the marker's f_fsid; 0: the filesystem has none
+  std::string identity_error_;  // set by Lock: why the zone must not be opened
   const uint64_t seed_;
   const int error_threshold_;
   const FaultInjector faults_;
   std::atomic<uint32_t> serial_{1};
   std::atomic<ZoneState> state_{ZoneState::kFailed};
-  std::atomic<int> consecutive_errors_{0};
+  std::atomic<int> consecutive_errors_[2] = {0, 0};  // by IoKind
+  std::atomic<uint64_t> full_evictions_{0};
   std::atomic<uint64_t> total_errors_{0};
 
   mutable absl::Mutex space_mu_;
   uint64_t used_ ABSL_GUARDED_BY(space_mu_) = 0;
   uint64_t reserved_ ABSL_GUARDED_BY(space_mu_) = 0;
   uint64_t entries_ ABSL_GUARDED_BY(space_mu_) = 0;
+  uint64_t limit_ ABSL_GUARDED_BY(space_mu_);
+  uint64_t journal_bytes_ ABSL_GUARDED_BY(space_mu_) = 0;
 
   absl::Mutex journal_mu_;
   std::optional<Journal> journal_ ABSL_GUARDED_BY(journal_mu_);

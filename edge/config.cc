@@ -24,7 +24,9 @@ constexpr std::array kEdgeKeys = {
     KeySpec{"listen.workers", KeyType::kInteger, "2", false,
             "Worker threads, one event loop and one SO_REUSEPORT listener each."},
     KeySpec{"listen.max_connections", KeyType::kInteger, "10000", false,
-            "Client connections at once; more are closed on accept."},
+            "Client connections at once; more are closed on accept. One holds up to 4 descriptors: "
+            "`edge --check` and the start warn when they could pass the descriptor limit (the edge raises "
+            "its soft `RLIMIT_NOFILE` to the hard one)."},
     KeySpec{"timeouts.header", KeyType::kDuration, "\"10s\"", false,
             "From the first byte of a request head to its end (then 408)."},
     KeySpec{"timeouts.body", KeyType::kDuration, "\"30s\"", false, "Between two reads of a request body."},
@@ -68,7 +70,8 @@ constexpr std::array kEdgeKeys = {
             "cache."},
     KeySpec{
         "purge.state_dir", KeyType::kString, "\"state\"", false,
-        "Where the edge keeps its purge-log cursor and its spool of write events, relative to this file."},
+        "Where the edge keeps its purge-log cursor, its spool of write events and the cache's epoch (which "
+        "zone was out of service), relative to this file."},
     KeySpec{"purge.spool_max", KeyType::kBytes, "\"64M\"", false,
             "Write events kept while Redis is unreachable; when full, writes are refused (503) so that no "
             "purge is lost."},
@@ -195,6 +198,20 @@ absl::StatusOr<EdgeConfig> LoadEdgeConfig(const std::string& path) {
 absl::StatusOr<EdgeConfig> LoadEdgeConfigText(std::string_view text, const std::string& path) {
   vhost::Settings settings = vhost::Settings::FromText(text, path, kEdgeKeys);
   return Build(settings, path);
+}
+
+std::string DescriptorLimitWarning(const EdgeConfig& config, uint64_t limit) {
+  // Besides the clients: zone locks and journals, the access log, Redis, the origin pools, libevent.
+  const uint64_t fixed = 64 + 2 * config.cache.zones.size() +
+                         static_cast<uint64_t>(config.server.workers) *
+                             static_cast<uint64_t>(config.origin.max_connections_per_host);
+  const uint64_t needed = config.server.max_connections * kDescriptorsPerConnection + fixed;
+  if (needed <= limit) return "";
+  const uint64_t fits = limit > fixed ? (limit - fixed) / kDescriptorsPerConnection : 0;
+  return absl::StrCat("listen.max_connections = ", config.server.max_connections, " may need ", needed,
+                      " descriptors, more than the limit of ", limit, " (RLIMIT_NOFILE): raise the limit (",
+                      "ulimit -n, LimitNOFILE=) or lower listen.max_connections to ", fits,
+                      "; out of descriptors, the edge pauses accepting");
 }
 
 std::string EdgeConfigMarkdown() {

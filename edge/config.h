@@ -47,4 +47,12 @@ absl::StatusOr<EdgeConfig> LoadEdgeConfigText(std::string_view text, const std::
 // The reference for docs/configuration.md.
 std::string EdgeConfigMarkdown();
 
+// The most descriptors one client connection holds at once: its socket, the cache file or fill
+// it is sent from, the fill's temp file, an origin connection (2 to 3.4 were measured for a
+// client streaming a large file).
+inline constexpr uint64_t kDescriptorsPerConnection = 4;
+// What `edge --check` and the start say when `config`'s connections could need more descriptors
+// than `limit` (RLIMIT_NOFILE); empty when they fit.
+std::string DescriptorLimitWarning(const EdgeConfig& config, uint64_t limit);
+
 }  // namespace edge

@@ -4,6 +4,7 @@
 // shutdown.grace, then exits.
 #include <event2/event.h>
 #include <signal.h>
+#include <sys/resource.h>
 
 #include <cstdio>
 #include <filesystem>
@@ -41,6 +42,19 @@ reopens the access log, SIGTERM or SIGINT drains connections and exits.
 void Say(std::string_view message) {
   std::cerr << absl::FormatTime("%Y-%m-%dT%H:%M:%SZ ", absl::Now(), absl::UTCTimeZone())
             << "edge: " << message << std::endl;
+}
+
+// Raises the soft descriptor limit to the hard one (the soft default, 1024, is far below what
+// listen.max_connections needs) and returns it.
+uint64_t RaiseDescriptorLimit() {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return 0;
+  if (limit.rlim_cur < limit.rlim_max) {
+    rlimit raised = limit;
+    raised.rlim_cur = limit.rlim_max;
+    if (::setrlimit(RLIMIT_NOFILE, &raised) == 0) limit = raised;
+  }
+  return static_cast<uint64_t>(limit.rlim_cur);
 }
 
 struct Runtime {
@@ -124,7 +138,13 @@ int main(int argc, char** argv) {
     std::cerr << table.status().message() << "\n";
     return 1;
   }
+  const std::string descriptors = edge::DescriptorLimitWarning(*config, RaiseDescriptorLimit());
+  const std::vector<std::string> overcommitted =
+      cache::OvercommittedFilesystems(cache::PlaceZones(config->cache.zones));
   if (check) {
+    if (!descriptors.empty()) std::cerr << config_path << ": warning: " << descriptors << "\n";
+    for (const std::string& warning : overcommitted)
+      std::cerr << config_path << ": warning: " << warning << "\n";
     std::cout << config_path << ": OK (node " << config->node_id << ", " << config->cache.zones.size()
               << " cache zones, " << (*table)->tenants.size() << " tenants from " << config->tenants_file
               << ")\n";
@@ -132,8 +152,16 @@ int main(int argc, char** argv) {
   }
 
   signal(SIGPIPE, SIG_IGN);
+  if (!descriptors.empty()) Say(absl::StrCat("warning: ", descriptors));
+  for (const std::string& warning : overcommitted) Say(absl::StrCat("warning: ", warning));
   // Deadlock detection walks a lock graph on every lock: a debugging aid, not for serving.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+  {
+    // Beside the zones, so that a single zone that was away is known for it at the next start.
+    std::error_code error;
+    std::filesystem::create_directories(config->state_dir, error);
+    config->cache.epoch_file = config->state_dir + "/cache-epoch";
+  }
   auto store = cache::Store::Open(config->cache, [] { return absl::Now(); });
   if (!store.ok()) {
     std::cerr << "edge: cannot open the cache: " << store.status().message() << "\n";
@@ -201,6 +229,7 @@ int main(int argc, char** argv) {
                       : "not caught up with the purge log: every hit is revalidated");
         });
   }
+  config->server.log = [](std::string_view message) { Say(message); };
   edge::http::Server server(config->server, pipeline);
   if (absl::Status status = server.Start(); !status.ok()) {
     std::cerr << "edge: " << status.message() << "\n";
@@ -215,11 +244,16 @@ int main(int argc, char** argv) {
   rt.pipeline = &pipeline;
   rt.server = &server;
   rt.loop = event_base_new();
+  const edge::http::Server* admin_listener = nullptr;  // set once it runs
   edge::AdminHandler admin_handler(
       [&] {
         std::string text =
             metrics.Render(rt.store->GetStats(), server.connections(), pipeline.fetches_in_flight());
         using edge::http::AppendMetric;
+        AppendMetric(&text, "edge_accept_errors_total", "counter",
+                     "Failed accept() calls (out of descriptors: EMFILE, ENFILE), each pausing accepting "
+                     "for a moment.",
+                     server.accept_errors() + (admin_listener ? admin_listener->accept_errors() : 0));
         AppendMetric(&text, "edge_trusted", "gauge",
                      "1 while the cache is served without revalidating every hit.",
                      pipeline.trusted() ? 1 : 0);
@@ -253,11 +287,16 @@ int main(int argc, char** argv) {
     admin_options.address = config->admin_address;
     admin_options.port = config->admin_port;
     admin_options.workers = 1;
+    admin_options.reserve_descriptor = true;  // /metrics answers when the clients took every descriptor
+    admin_options.log = [](std::string_view message) {
+      Say(std::string("admin listener: ").append(message));
+    };
     admin = std::make_unique<edge::http::Server>(admin_options, admin_handler);
     if (absl::Status status = admin->Start(); !status.ok()) {
       std::cerr << "edge: admin listener: " << status.message() << "\n";
       return 1;
     }
+    admin_listener = admin.get();
   }
   if (subscriber) subscriber->Start();
   Say(absl::StrCat("node ", config->node_id, " serving on ", config->server.address, ":", server.port(),

@@ -82,6 +82,18 @@ void Metrics::CountOriginError(size_t worker) {
   ++shard.origin_errors;
 }
 
+void Metrics::CountCut(size_t worker, CutCause cause) {
+  Shard& shard = *shards_[worker % shards_.size()];
+  absl::MutexLock lock(&shard.mu);
+  ++shard.cuts[static_cast<size_t>(cause)];
+}
+
+void Metrics::CountFillSpilled(size_t worker) {
+  Shard& shard = *shards_[worker % shards_.size()];
+  absl::MutexLock lock(&shard.mu);
+  ++shard.fills_spilled;
+}
+
 std::string Metrics::Render(const cache::StoreStats& store, size_t connections,
                             size_t fetches_in_flight) const {
   std::map<std::string, TenantCounters> tenants;  // sorted: stable output
@@ -89,6 +101,8 @@ std::string Metrics::Render(const cache::StoreStats& store, size_t connections,
   uint64_t origin_errors = 0;
   http::Histogram confirm_wait;
   std::array<uint64_t, kConfirmOutcomes> confirmations{};
+  std::array<uint64_t, kCutCauses> cuts{};
+  uint64_t fills_spilled = 0;
   for (const auto& shard : shards_) {
     absl::MutexLock lock(&shard->mu);
     for (const auto& [name, c] : shard->tenants) {
@@ -102,6 +116,8 @@ std::string Metrics::Render(const cache::StoreStats& store, size_t connections,
     origin_errors += shard->origin_errors;
     confirm_wait.Add(shard->confirm_wait);
     for (size_t i = 0; i < kConfirmOutcomes; ++i) confirmations[i] += shard->confirmations[i];
+    for (size_t i = 0; i < kCutCauses; ++i) cuts[i] += shard->cuts[i];
+    fills_spilled += shard->fills_spilled;
   }
 
   std::string out;
@@ -146,12 +162,32 @@ std::string Metrics::Render(const cache::StoreStats& store, size_t connections,
                   "# TYPE edge_origin_errors_total counter\nedge_origin_errors_total ",
                   origin_errors, "\n");
 
+  out +=
+      "# HELP edge_responses_cut_total Responses that ended before their body did, by cause.\n"
+      "# TYPE edge_responses_cut_total counter\n";
+  constexpr std::array<const char*, kCutCauses> kCauses = {"origin", "zone", "client"};
+  for (size_t i = 0; i < kCutCauses; ++i) {
+    absl::StrAppend(&out, "edge_responses_cut_total{cause=\"", kCauses[i], "\"} ", cuts[i], "\n");
+  }
+  http::AppendMetric(&out, "edge_fills_spilled_total", "counter",
+                     "Fills whose zone failed mid-body; their clients got the rest uncached.", fills_spilled);
   out += "# HELP edge_zone_used_bytes Bytes held by each cache zone.\n# TYPE edge_zone_used_bytes gauge\n";
   for (const auto& z : store.zones)
     absl::StrAppend(&out, "edge_zone_used_bytes{zone=\"", Escape(z.path), "\"} ", z.used_bytes, "\n");
   out += "# HELP edge_zone_max_bytes Size limit of each cache zone.\n# TYPE edge_zone_max_bytes gauge\n";
   for (const auto& z : store.zones)
     absl::StrAppend(&out, "edge_zone_max_bytes{zone=\"", Escape(z.path), "\"} ", z.max_bytes, "\n");
+  out +=
+      "# HELP edge_zone_limit_bytes What each cache zone may hold now: its size, or less while its "
+      "filesystem cannot hold that.\n# TYPE edge_zone_limit_bytes gauge\n";
+  for (const auto& z : store.zones)
+    absl::StrAppend(&out, "edge_zone_limit_bytes{zone=\"", Escape(z.path), "\"} ", z.limit_bytes, "\n");
+  out +=
+      "# HELP edge_zone_full_evictions_total Entries evicted because a zone's filesystem was full "
+      "(ENOSPC).\n# TYPE edge_zone_full_evictions_total counter\n";
+  for (const auto& z : store.zones)
+    absl::StrAppend(&out, "edge_zone_full_evictions_total{zone=\"", Escape(z.path), "\"} ", z.full_evictions,
+                    "\n");
   out += "# HELP edge_zone_entries Entries in each cache zone.\n# TYPE edge_zone_entries gauge\n";
   for (const auto& z : store.zones)
     absl::StrAppend(&out, "edge_zone_entries{zone=\"", Escape(z.path), "\"} ", z.entries, "\n");

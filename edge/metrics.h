@@ -24,6 +24,10 @@ enum class CacheLabel : uint8_t { kHit, kMiss, kStale, kRevalidated, kBypass, kE
 inline constexpr size_t kCacheLabels = 7;
 std::string_view CacheLabelText(CacheLabel label);
 
+// Why a response ended before its body did (the client sees a cut message, never a wrong one).
+enum class CutCause : uint8_t { kOrigin, kZone, kClient };
+inline constexpr size_t kCutCauses = 3;
+
 struct TenantCounters {
   uint64_t requests = 0;
   uint64_t bytes_sent = 0;
@@ -43,6 +47,9 @@ class Metrics {
   void ObserveOriginLatency(size_t worker, absl::Duration latency);
   void CountOriginError(size_t worker);
   void ObserveConfirmation(size_t worker, ConfirmOutcome outcome, absl::Duration waited);
+  void CountCut(size_t worker, CutCause cause);
+  // A fill whose zone failed mid-body: its clients got the rest from memory (the spill).
+  void CountFillSpilled(size_t worker);
   // The whole exposition; `store` adds the per-zone gauges.
   std::string Render(const cache::StoreStats& store, size_t connections, size_t fetches_in_flight) const;
 
@@ -54,6 +61,8 @@ class Metrics {
     uint64_t origin_errors ABSL_GUARDED_BY(mu) = 0;
     http::Histogram confirm_wait ABSL_GUARDED_BY(mu);
     std::array<uint64_t, kConfirmOutcomes> confirmations ABSL_GUARDED_BY(mu){};
+    std::array<uint64_t, kCutCauses> cuts ABSL_GUARDED_BY(mu){};
+    uint64_t fills_spilled ABSL_GUARDED_BY(mu) = 0;
   };
   std::vector<std::unique_ptr<Shard>> shards_;
 };

@@ -293,7 +293,7 @@ struct Pipeline::Worker {
   // hit maps and keys its request without allocating. A route that goes on (a miss) is not back.
   Route spare_route;
 
-  FetchLoop fetch_loop(Metrics& metrics) { return {*origin, running, metrics, index}; }
+  FetchLoop fetch_loop(Metrics& metrics) { return {*origin, running, metrics, index, loop}; }
 };
 
 // Where the confirmer's thread leaves a write's outcome for its stream, and wakes the stream's
@@ -394,6 +394,7 @@ class ClientStream : public http::Exchange::Observer,
     }
   }
   void OnAbort() override {
+    if (status_ != 0) pipeline_.metrics_.CountCut(worker_.index, CutCause::kClient);  // mid-response
     Log();  // while the request's views are still valid
     exchange_ = nullptr;
     // A write whose whole request went out may still happen at the origin: its answer is awaited
@@ -487,7 +488,7 @@ class ClientStream : public http::Exchange::Observer,
     if (status.ok()) {
       Finish();
     } else if (status_ != 0) {
-      Abort();  // the client sees a truncated response, never a wrong one
+      Abort(CutCause::kOrigin);  // the client sees a truncated response, never a wrong one
     } else {
       FailOrServeStale(status);
     }
@@ -649,7 +650,7 @@ class ClientStream : public http::Exchange::Observer,
       label_ = own_stale_ ? CacheLabel::kExpired : CacheLabel::kMiss;
       EntryBody entry{view.metadata.get(),
                       view.complete ? std::optional(view.available) : view.content_length};
-      if (view.complete) {
+      if (view.complete && !view.spill) {
         entry.spool_fd = view.spool->fd;
         entry.spool_offset = view.body_offset;
       }
@@ -657,7 +658,7 @@ class ClientStream : public http::Exchange::Observer,
           RespondEntry(*exchange_, entry, label_, Now(), pipeline_.options_.max_ranges, &status_);
       bytes_ += answer.bytes;
       if (!answer.sent.ok()) {
-        Abort();  // the head promised a body that cannot be read: never a wrong message
+        Abort(CutCause::kZone);  // the head promised a body that cannot be read: never a wrong message
         return;
       }
       if (!answer.window) {
@@ -667,23 +668,31 @@ class ClientStream : public http::Exchange::Observer,
       window_ = *answer.window;
       sent_ = window_.first;
     }
+    // What the client has been sent, not just queued: the spill behind it may be freed.
+    if (view.spill) fetch_->Progress(wake_, sent_ - std::min<uint64_t>(sent_, exchange_->output_buffered()));
     tailing_ = true;
     // Each queued piece holds a descriptor until it is sent: queue more only once the client has
     // taken what is queued (OnWritable comes back here).
     if (exchange_->output_buffered() > kSpoolQueueAhead) return;
     const uint64_t end = std::min(view.available, window_.end);
-    if (end > sent_) {
-      if (!exchange_->SendFile(view.spool->fd, view.body_offset + sent_, end - sent_).ok()) {
-        Abort();
+    while (end > sent_) {
+      // The spool up to a failed fill's spill, the spill after it.
+      const bool spilled = view.spill && sent_ >= view.spill_from;
+      const uint64_t upto = view.spill && !spilled ? std::min(end, view.spill_from) : end;
+      const absl::Status sent =
+          spilled ? exchange_->SendFile(view.spill->fd, sent_ - view.spill_from, upto - sent_)
+                  : exchange_->SendFile(view.spool->fd, view.body_offset + sent_, upto - sent_);
+      if (!sent.ok()) {
+        Abort(CutCause::kZone);
         return;
       }
-      bytes_ += end - sent_;
-      sent_ = end;
+      bytes_ += upto - sent_;
+      sent_ = upto;
     }
     if (sent_ >= window_.end || (view.complete && sent_ >= view.available)) {
       Finish();
     } else if (view.broken) {
-      Abort();
+      Abort(view.zone_broke ? CutCause::kZone : CutCause::kOrigin);
     }
   }
 
@@ -705,7 +714,7 @@ class ClientStream : public http::Exchange::Observer,
       }
     }
     if (!sent.ok()) {
-      Abort();  // the head promised a body that cannot be read: never a wrong message
+      Abort(CutCause::kZone);  // the head promised a body that cannot be read: never a wrong message
       return;
     }
     Finish();
@@ -762,7 +771,8 @@ class ClientStream : public http::Exchange::Observer,
     std::exchange(exchange_, nullptr)->Finish();
     Retire();
   }
-  void Abort() {
+  void Abort(CutCause cause) {
+    pipeline_.metrics_.CountCut(worker_.index, cause);
     Log();
     std::exchange(exchange_, nullptr)->Abort();
     Retire();
@@ -1010,6 +1020,7 @@ void Pipeline::ServeHit(http::Exchange& exchange, const Route& route, cache::Hit
     metrics_.CountRequest(exchange.worker(), route.tenant->name, label, record.status, 0);
     record.bytes = 0;
     Log(exchange.worker(), record);
+    metrics_.CountCut(exchange.worker(), CutCause::kZone);
     exchange.Abort();
     return;
   }

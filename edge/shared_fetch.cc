@@ -1,6 +1,8 @@
 #include "edge/shared_fetch.h"
 
 #include <event2/event.h>
+#include <fcntl.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <charconv>
@@ -128,7 +130,9 @@ SharedFetch::SharedFetch(std::string encoded_key, FillPlan plan, cache::Store& s
       clock_(std::move(clock)),
       fence_token_(store.FenceToken()) {}
 
-SharedFetch::~SharedFetch() = default;
+SharedFetch::~SharedFetch() {
+  if (regulate_ != nullptr) event_free(regulate_);
+}
 
 bool SharedFetch::Invalidated() const {
   std::shared_ptr<const cache::EntryMetadata> metadata;
@@ -146,6 +150,7 @@ void SharedFetch::Start(const FetchLoop& loop, Relay* leader) {
   worker_ = loop.worker;
   leader_ = leader;
   running_ = &loop.running;
+  loop_ = loop.loop;
   running_->emplace(this, shared_from_this());
   started_ = clock_();
   origin::FetchRequest request = plan_.request;
@@ -209,13 +214,28 @@ SharedFetch::View SharedFetch::Snapshot() const {
 
 void SharedFetch::AddWaiter(event* wake) {
   absl::MutexLock lock(&mu_);
-  waiters_.push_back(wake);
+  waiters_.push_back({wake, 0});
   event_active(wake, EV_READ, 0);
 }
 
 void SharedFetch::RemoveWaiter(event* wake) {
   absl::MutexLock lock(&mu_);
-  std::erase(waiters_, wake);
+  std::erase_if(waiters_, [wake](const Waiter& w) { return w.wake == wake; });
+  if (origin_paused_) event_active(regulate_, EV_READ, 0);
+}
+
+void SharedFetch::Progress(event* wake, uint64_t delivered) {
+  absl::MutexLock lock(&mu_);
+  for (Waiter& w : waiters_) {
+    if (w.wake == wake) w.delivered = std::max(w.delivered, delivered);
+  }
+  if (origin_paused_) event_active(regulate_, EV_READ, 0);
+}
+
+uint64_t SharedFetch::SlowestLocked() const {
+  uint64_t slowest = spill_from_ + spilled_;
+  for (const Waiter& w : waiters_) slowest = std::min(slowest, w.delivered);
+  return slowest;
 }
 
 absl::Duration SharedFetch::head_latency() const {
@@ -231,7 +251,7 @@ int SharedFetch::origin_status() const {
 void SharedFetch::Publish(const std::function<void(View&)>& change) {
   absl::MutexLock lock(&mu_);
   change(view_);
-  for (event* wake : waiters_) event_active(wake, EV_READ, 0);
+  for (const Waiter& w : waiters_) event_active(w.wake, EV_READ, 0);
 }
 
 void SharedFetch::PublishBody(uint64_t available) {
@@ -242,7 +262,7 @@ void SharedFetch::PublishBody(uint64_t available) {
   view_.available = available;
   if (available - woken_at_ < kWakeBytes) return;
   woken_at_ = available;
-  for (event* wake : waiters_) event_active(wake, EV_READ, 0);
+  for (const Waiter& w : waiters_) event_active(w.wake, EV_READ, 0);
 }
 
 void SharedFetch::OnHeaders(int status, HeaderViews headers) {
@@ -440,15 +460,23 @@ void SharedFetch::OnData(std::string_view data) {
     slo_early_body_.append(data);  // what libcurl had in hand when paused: one receive buffer
     return;
   }
+  if (spill_) {
+    if (Spill(data)) Regulate();
+    return;
+  }
   if (fill_) {
     if (!fill_->Append(data).ok()) {
-      // The zone failed or filled up mid-body: the clients already streaming it cannot be given
-      // the rest from here; they see a truncated response rather than a wrong one.
+      // The zone failed or filled up mid-body: the entry is not stored, and later clients fetch
+      // anew, but the clients streaming it get the rest of the origin's bytes from the spill.
+      const uint64_t written = fill_->written();
       fill_.reset();
       coalescer_.Release(this);
-      Publish([](View& v) { v.broken = true; });
-      client_->Cancel(fetch_id_);
-      Finish();
+      if (!StartSpill(written)) {
+        Break(/*zone=*/true);
+        return;
+      }
+      metrics_->CountFillSpilled(worker_);
+      if (Spill(data)) Regulate();
       return;
     }
     PublishBody(fill_->written());
@@ -468,7 +496,14 @@ void SharedFetch::OnComplete(absl::Status status) {
     slo_completed_ = status;  // the whole body came with the head: it waits for the manifest
     return;
   }
-  if (fill_) {
+  if (spill_) {
+    const uint64_t total = spill_from_ + spilled_;
+    Publish([&](View& v) {
+      v.available = total;
+      v.complete = status.ok() && (!v.content_length || *v.content_length == total);
+      v.broken = !v.complete;
+    });
+  } else if (fill_) {
     const uint64_t written = fill_->written();
     bool complete = false;
     std::optional<uint64_t> expected;
@@ -501,6 +536,77 @@ void SharedFetch::OnComplete(absl::Status status) {
     });
     if (outcome == Outcome::kPass && leader_ != nullptr) std::exchange(leader_, nullptr)->OnRelayEnd(status);
   }
+  Finish();
+}
+
+bool SharedFetch::StartSpill(uint64_t written) {
+  // Memory, not another drive: whatever failed this zone may fail the next, and the spill is
+  // bounded by Regulate.
+  const int fd = ::memfd_create("edge-spill", MFD_CLOEXEC);
+  if (fd < 0) return false;
+  regulate_ = event_new(
+      loop_, -1, 0, [](evutil_socket_t, short, void* self) { static_cast<SharedFetch*>(self)->Regulate(); },
+      this);
+  if (regulate_ == nullptr) {
+    ::close(fd);
+    return false;
+  }
+  spill_ = std::make_shared<const SpoolFile>(fd);
+  spill_from_ = written;
+  Publish([&](View& v) {
+    v.spill = spill_;
+    v.spill_from = written;
+  });
+  return true;
+}
+
+bool SharedFetch::Spill(std::string_view data) {
+  const uint64_t at = spilled_;
+  for (size_t done = 0; done < data.size();) {
+    const ssize_t n =
+        ::pwrite(spill_->fd, data.data() + done, data.size() - done, static_cast<off_t>(at + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      Break(/*zone=*/false);  // out of memory: the origin's bytes have nowhere to go
+      return false;
+    }
+    done += static_cast<size_t>(n);
+  }
+  spilled_ += data.size();
+  PublishBody(spill_from_ + spilled_);
+  return true;
+}
+
+void SharedFetch::Regulate() {
+  if (running_ == nullptr || !spill_) return;
+  uint64_t slowest = 0;
+  bool pause = false, resume = false;
+  {
+    absl::MutexLock lock(&mu_);
+    slowest = SlowestLocked();
+    const bool behind = spill_from_ + spilled_ - slowest > kSpillAhead;
+    pause = behind && !origin_paused_;
+    resume = !behind && origin_paused_;
+    origin_paused_ = behind;
+  }
+  // Every waiter has been sent what lies behind `slowest`: its memory goes back, in 1 MiB steps.
+  constexpr uint64_t kStep = 1 << 20;
+  const uint64_t freeable = slowest > spill_from_ ? (slowest - spill_from_) / kStep * kStep : 0;
+  if (freeable > punched_ &&
+      ::fallocate(spill_->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(punched_),
+                  static_cast<off_t>(freeable - punched_)) == 0) {
+    punched_ = freeable;
+  }
+  if (pause) client_->Pause(fetch_id_);
+  if (resume) client_->Resume(fetch_id_);
+}
+
+void SharedFetch::Break(bool zone) {
+  Publish([zone](View& v) {
+    v.broken = true;
+    v.zone_broke = zone;
+  });
+  client_->Cancel(fetch_id_);
   Finish();
 }
 

@@ -29,6 +29,7 @@
 #include "vhost-config/loader.h"
 
 struct event;
+struct event_base;
 
 namespace edge {
 
@@ -44,6 +45,7 @@ struct FetchLoop {
   RunningFetches& running;
   Metrics& metrics;
   size_t worker;
+  event_base* loop;
 };
 
 // A descriptor shared by the waiters of a fill; closed when the last one lets go.
@@ -90,11 +92,18 @@ class SharedFetch : public origin::FetchObserver, public std::enable_shared_from
     std::optional<uint64_t> content_length;  // the origin's, when it sent one
     std::shared_ptr<const SpoolFile> spool;  // the fill's file, readable (kStreaming)
     uint64_t body_offset = 0;
-    uint64_t available = 0;  // body bytes in the spool
-    bool complete = false;   // the whole body is there
-    bool broken = false;     // the body ended early: no more will come
-    absl::Status failure;    // kFailed
-    std::string variant;     // kStreaming, a response with Vary: the VariantSuffix it is stored for
+    uint64_t available = 0;   // body bytes in the spool
+    bool complete = false;    // the whole body is there
+    bool broken = false;      // the body ended early: no more will come
+    bool zone_broke = false;  // ... because the fill's zone failed and no spill could be made
+    // The fill failed mid-body (its zone filled up or erred): body bytes from `spill_from` on are
+    // in `spill`, an anonymous memory file, from its offset 0, and are not stored. Bytes of it
+    // behind every waiter's Progress are freed, and the origin waits while the slowest waiter
+    // is kSpillAhead behind, so memory stays bounded.
+    std::shared_ptr<const SpoolFile> spill;
+    uint64_t spill_from = 0;
+    absl::Status failure;  // kFailed
+    std::string variant;   // kStreaming, a response with Vary: the VariantSuffix it is stored for
   };
 
   // The leader's side of a pass response, called on the fetch's loop.
@@ -130,6 +139,9 @@ class SharedFetch : public origin::FetchObserver, public std::enable_shared_from
   // waiter takes its first snapshot from its own loop.
   void AddWaiter(event* wake);
   void RemoveWaiter(event* wake);
+  // A waiter's client has been sent (not just queued) the body up to `delivered`.
+  void Progress(event* wake, uint64_t delivered);
+  static constexpr uint64_t kSpillAhead = 8 << 20;
   const std::string& encoded_key() const { return encoded_key_; }
   // Whether an invalidation since this fetch began may cover it (or, once its head is known, the
   // objects it depends on: a large object's segments): then it must not be joined.
@@ -167,6 +179,15 @@ class SharedFetch : public origin::FetchObserver, public std::enable_shared_from
   class SloManifest;
   void OnSloManifest(absl::StatusOr<std::vector<std::string>> dependencies);
   void Finish();  // the origin fetch is over: leaves `running_` (which may destroy it)
+  // The fill failed with `written` body bytes in the spool: the rest goes to the spill. False
+  // if no spill can be made.
+  bool StartSpill(uint64_t written);
+  // Appends to the spill; false (and the fetch over, the body broken) if that fails.
+  bool Spill(std::string_view data);
+  // On the fetch's loop: frees the spill behind every waiter, pauses or resumes the origin.
+  void Regulate();
+  uint64_t SlowestLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Break(bool zone);  // the body ends here: waiters see it broken, the fetch is over
 
   const std::string encoded_key_;
   FillPlan plan_;
@@ -191,11 +212,22 @@ class SharedFetch : public origin::FetchObserver, public std::enable_shared_from
   const uint64_t fence_token_;
   absl::Time started_;
   RunningFetches* running_ = nullptr;  // set while the origin fetch runs
+  event_base* loop_ = nullptr;
+  std::shared_ptr<const SpoolFile> spill_;
+  uint64_t spill_from_ = 0;
+  uint64_t spilled_ = 0;       // bytes in the spill
+  uint64_t punched_ = 0;       // spill bytes freed (a hole punched), from its start
+  event* regulate_ = nullptr;  // runs Regulate on the fetch's loop when a waiter moves on
 
   mutable absl::Mutex mu_;
   View view_ ABSL_GUARDED_BY(mu_);
   uint64_t woken_at_ ABSL_GUARDED_BY(mu_) = 0;  // `available` when waiters were last woken for data
-  std::vector<event*> waiters_ ABSL_GUARDED_BY(mu_);
+  struct Waiter {
+    event* wake;
+    uint64_t delivered;
+  };
+  std::vector<Waiter> waiters_ ABSL_GUARDED_BY(mu_);
+  bool origin_paused_ ABSL_GUARDED_BY(mu_) = false;  // by Regulate, for the spill
   absl::Duration head_latency_ ABSL_GUARDED_BY(mu_);
   int origin_status_ ABSL_GUARDED_BY(mu_) = 0;
 };

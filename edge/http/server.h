@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -39,6 +40,16 @@ struct ServerOptions {
   // them: a fast reader (loopback, a LAN) takes a whole file in one call, and 256 MiB held a
   // worker's other connections for 152 ms.
   uint64_t sendfile_piece = 1 << 20;
+  // A failed accept() (out of descriptors: EMFILE, ENFILE) stops that worker's accepting for this
+  // long, as nginx does: retried at once it fails again at once, a loop at 100% CPU that starves
+  // the connections already open.
+  absl::Duration accept_pause = absl::Milliseconds(100);
+  // Keep one descriptor in reserve for accepting when the process has none left, so that this
+  // listener answers (one connection at a time) whatever the rest of the process holds: for the
+  // admin listener, whose /metrics is how the shortage is seen.
+  bool reserve_descriptor = false;
+  // Where the server says what goes wrong (accept failures, at most once a second); may be empty.
+  std::function<void(std::string_view message)> log;
 };
 
 using HeaderField = std::pair<std::string_view, std::string_view>;
@@ -140,13 +151,20 @@ class Server {
   void Stop();
   uint16_t port() const { return port_; }
   size_t connections() const { return connections_.load(); }
+  // accept() calls that failed (other than the retriable EAGAIN, EINTR, ECONNABORTED).
+  uint64_t accept_errors() const { return accept_errors_.load(std::memory_order_relaxed); }
 
  private:
   struct Worker;
+  // Counts a failed accept, logs it at most once a second, and pauses `worker`'s listener.
+  void OnAcceptError(Worker& worker, int error);
   ServerOptions options_;
   Handler& handler_;
   uint16_t port_ = 0;
   std::atomic<size_t> connections_{0};
+  std::atomic<uint64_t> accept_errors_{0};
+  std::atomic<int64_t> accept_logged_at_{0};       // unix ns of the last report
+  std::atomic<uint64_t> accept_errors_logged_{0};  // accept_errors_ at the last report
   std::vector<std::unique_ptr<Worker>> workers_;
   friend class Connection;
 };

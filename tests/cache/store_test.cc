@@ -2,6 +2,7 @@
 
 #include <doctest/doctest.h>
 #include <fcntl.h>
+#include <sys/mount.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -669,7 +670,112 @@ TEST_CASE("a failing zone is taken out, its keys go to the other zone, and it co
   CHECK(store.GetStats().zones[0].entries > 0);
 }
 
-TEST_CASE("a zone directory that vanishes under load costs no request") {
+TEST_CASE("running out of descriptors is a miss or a refused fill, never a zone error") {
+  Fixture f;
+  Store& store = f.Open();
+  for (int i = 0; i < 20; ++i) REQUIRE(f.Put(Object(Numbered("o", i))).ok());
+  for (const int error : {EMFILE, ENFILE}) {
+    f.fault_ = [error](std::string_view op, int) { return op == "open" || op == "read" ? error : 0; };
+    for (int i = 0; i < 20; ++i) {
+      CHECK_FALSE(f.Has(Object(Numbered("o", i))));
+      CHECK_FALSE(f.Put(Object(Numbered("n", i))).ok());
+    }
+  }
+  f.fault_ = nullptr;
+  const StoreStats stats = store.GetStats();
+  CHECK(stats.zones[0].healthy);
+  CHECK(stats.zones[1].healthy);
+  CHECK(stats.entries == 20);
+  for (int i = 0; i < 20; ++i) CHECK(f.Has(Object(Numbered("o", i))));
+}
+
+TEST_CASE("a zone that fails every write leaves service though its hits still succeed") {
+  Fixture f;
+  Store& store = f.Open();
+  for (int i = 0; i < 40; ++i) REQUIRE(f.Put(Object(Numbered("o", i))).ok());
+  f.fault_ = [](std::string_view op, int zone) { return zone == 0 && op == "write" ? EIO : 0; };
+  for (int i = 0; i < 40; ++i) {
+    (void)f.Put(Object(Numbered("n", i)));
+    for (int j = 0; j < 40; ++j) f.Has(Object(Numbered("o", j)));  // reads of zone 0 succeed
+  }
+  CHECK_FALSE(store.GetStats().zones[0].healthy);
+  CHECK(store.GetStats().zones[1].healthy);
+}
+
+TEST_CASE("a zone's limit when its filesystem is full: what it holds and what is free, less 5%") {
+  CHECK(LimitWhenFull(100 * kMiB, 50 * kMiB, 10 * kMiB) == 57 * kMiB);
+  CHECK(LimitWhenFull(100 * kMiB, 50 * kMiB, 1000 * kMiB) == 100 * kMiB);
+  CHECK(LimitWhenFull(100 * kMiB, 0, 0) == 0);
+}
+
+TEST_CASE("zones that add up to more than their filesystem holds are named, per filesystem") {
+  const std::vector<ZonePlacement> zones = {
+      {"/a", 60 * kMiB, 1, 100 * kMiB}, {"/b", 60 * kMiB, 1, 100 * kMiB}, {"/c", 60 * kMiB, 2, 100 * kMiB}};
+  const std::vector<std::string> messages = OvercommittedFilesystems(zones);
+  REQUIRE(messages.size() == 1);
+  CHECK(messages[0].find("cache zones /a, /b add up to 125829120 bytes on a filesystem of 104857600") == 0);
+  CHECK(OvercommittedFilesystems(std::span(zones).subspan(1)).empty());
+  const std::vector<ZonePlacement> here =
+      PlaceZones(std::vector<ZoneConfig>{{"/tmp/no/such/zone", 1}, {"no/such/zone", 1}});
+  CHECK(here[0].filesystem_bytes > 0);  // the nearest existing parent's
+  CHECK(here[1].filesystem_bytes > 0);  // relative to the working directory
+}
+
+TEST_CASE("ENOSPC is a full zone, not a failing one: it stays in service") {
+  Fixture f;
+  Store& store = f.Open();
+  f.fault_ = [](std::string_view op, int) { return op == "write" ? ENOSPC : 0; };
+  for (int i = 0; i < 40; ++i) CHECK_FALSE(f.Put(Object(Numbered("n", i))).ok());
+  f.fault_ = nullptr;
+  const StoreStats stats = store.GetStats();
+  CHECK(stats.zones[0].healthy);
+  CHECK(stats.zones[1].healthy);
+  CHECK(stats.zones[0].errors + stats.zones[1].errors == 0);
+  REQUIRE(f.Put(Object("after")).ok());
+}
+
+TEST_CASE("a zone on a filesystem smaller than its size shrinks to it, and evicts when it fills up") {
+  Fixture f(64 * kMiB, 1);
+  const std::string mount_point = f.options_.zones[0].path;
+  std::filesystem::create_directories(mount_point);
+  if (::mount("tmpfs", mount_point.c_str(), "tmpfs", 0, "size=4m") != 0) {
+    MESSAGE("skipped: cannot mount a tmpfs here (needs root)");
+    return;
+  }
+  {
+    Store& store = f.Open();
+    const uint64_t limit = store.GetStats().zones[0].limit_bytes;
+    CHECK(limit < 4 * kMiB);
+    CHECK(limit > 3 * kMiB);
+    for (int i = 0; i < 60; ++i) (void)f.Put(Object(Numbered("o", i)), std::string(100 * 1024, 'x'));
+    StoreStats stats = store.GetStats();
+    CHECK(stats.zones[0].healthy);
+    CHECK(stats.zones[0].used_bytes <= stats.zones[0].limit_bytes);
+    CHECK(f.Has(Object("o59")));
+    // Something else takes half the filesystem: the next fills find ENOSPC and the zone evicts.
+    {
+      std::ofstream hog(mount_point + "/hog");
+      hog << std::string(2 * kMiB, 'h');
+    }
+    int stored = 0;
+    for (int i = 0; i < 30; ++i) stored += f.Put(Object(Numbered("p", i)), std::string(100 * 1024, 'y')).ok();
+    stats = store.GetStats();
+    // A journal record that found the filesystem full counts as an error (the journal must be whole
+    // for a restart), but the eviction makes room and the zone stays in service.
+    CHECK(stats.zones[0].healthy);
+    CHECK(stats.zones[0].errors <= 1);
+    CHECK(stats.zones[0].full_evictions > 0);
+    CHECK(stats.zones[0].limit_bytes < limit);
+    CHECK(stored > 20);
+    int found = 0;
+    for (int i = 0; i < 30; ++i) found += f.Has(Object(Numbered("p", i)));
+    CHECK(found > 8);  // the zone serves what it keeps
+  }
+  f.Close();
+  CHECK(::umount2(mount_point.c_str(), MNT_DETACH) == 0);
+}
+
+TEST_CASE("a zone directory that vanishes under load costs no request, and is never made anew") {
   Fixture f;
   Store& store = f.Open();
   for (int i = 0; i < 40; ++i) REQUIRE(f.Put(Object(Numbered("o", i))).ok());
@@ -683,7 +789,8 @@ TEST_CASE("a zone directory that vanishes under load costs no request") {
   };
   const int in_zone0 = served_from_zone0();
   REQUIRE(in_zone0 > 0);
-  std::filesystem::remove_all(f.options_.zones[1].path);
+  const std::string path = f.options_.zones[1].path;
+  std::filesystem::rename(path, path + ".away");  // a drive gone (unmounted, moved)
   int stored = 0;
   for (int i = 0; i < 40; ++i) {
     f.Has(Object(Numbered("o", i)));
@@ -693,8 +800,90 @@ TEST_CASE("a zone directory that vanishes under load costs no request") {
   CHECK(served_from_zone0() == in_zone0);  // the zone that did not vanish still serves all it holds
   CHECK(stored >= 37);
   store.Maintain();
+  // Not re-admitted onto whatever disk the path falls to now.
+  CHECK_FALSE(store.GetStats().zones[1].healthy);
+  CHECK_FALSE(std::filesystem::exists(path));
+  // Another directory there is not the zone either.
+  std::filesystem::create_directories(path);
+  store.Maintain();
+  CHECK_FALSE(store.GetStats().zones[1].healthy);
+  std::filesystem::remove(path);
+  // The drive comes back: re-admitted, locked again, and empty (it missed invalidations).
+  std::filesystem::rename(path + ".away", path);
+  store.Maintain();
   CHECK(store.GetStats().zones[1].healthy);
-  CHECK(std::filesystem::exists(f.options_.zones[1].path + "/journal"));
+  CHECK(store.GetStats().zones[1].entries == 0);
+  CHECK(std::filesystem::exists(path + "/journal"));
+  auto second = Store::Open(f.options_, [] { return absl::Now(); });
+  CHECK(second.status().code() == absl::StatusCode::kFailedPrecondition);  // the lock is held
+}
+
+TEST_CASE("a zone that was away while the others took invalidations is emptied at the next start") {
+  for (const bool single : {false, true}) {
+    CAPTURE(single);
+    Fixture f(64 * kMiB, single ? 1 : 2);
+    if (single) f.options_.epoch_file = f.dir_ / "cache-epoch";
+    Store& store = f.Open();
+    for (int i = 0; i < 40; ++i) REQUIRE(f.Put(Object(Numbered("o", i))).ok());
+    const std::string path = f.options_.zones[0].path;
+    const uint64_t away_entries = store.GetStats().zones[0].entries;
+    REQUIRE(away_entries > 0);
+    std::filesystem::rename(path, path + ".away");
+    for (int i = 0; i < 20; ++i) (void)f.Put(Object(Numbered("n", i)));  // fills fail: out of service
+    REQUIRE_FALSE(store.GetStats().zones[0].healthy);
+    // While it is away, its objects are purged (or overwritten).
+    for (int i = 0; i < 40; ++i)
+      store.Apply(Invalidation::Object("AUTH_test", "public", Numbered("o", i), false));
+    f.Close();
+    std::filesystem::rename(path + ".away", path);
+    Store& reopened = f.Open();
+    CHECK(reopened.GetStats().zones[0].healthy);
+    CHECK(reopened.GetStats().zones[0].entries == 0);
+    for (int i = 0; i < 40; ++i) CHECK_FALSE(f.Has(Object(Numbered("o", i))));
+    // A start with every zone in service keeps what they hold.
+    REQUIRE(f.Put(Object("kept")).ok());
+    Store& again = f.Open();
+    CHECK(f.Has(Object("kept")));
+    CHECK(again.GetStats().entries >= 1);
+  }
+}
+
+TEST_CASE("a zone unusable at start gets its identity when its directory appears, and comes in") {
+  Fixture f(64 * kMiB, 2);
+  const std::string path = f.options_.zones[1].path;
+  std::filesystem::create_directories(std::filesystem::path(path).parent_path());
+  std::ofstream(path) << "not a directory";
+  Store& store = f.Open();
+  CHECK_FALSE(store.GetStats().zones[1].healthy);
+  std::filesystem::remove(path);
+  store.Maintain();
+  CHECK_FALSE(store.GetStats().zones[1].healthy);  // no directory: none is made
+  std::filesystem::create_directories(path);       // the drive is mounted
+  store.Maintain();
+  CHECK(store.GetStats().zones[1].healthy);
+  CHECK(std::filesystem::exists(path + "/zone-id"));
+}
+
+TEST_CASE("a zone found on another filesystem than it was made on starts out of service") {
+  Fixture f(64 * kMiB, 2);
+  f.Open();
+  f.Close();
+  const std::string marker = f.options_.zones[0].path + "/zone-id";
+  std::string id;
+  {
+    std::ifstream in(marker);
+    std::string key;
+    in >> key >> id;
+  }
+  {
+    std::ofstream out(marker, std::ios::trunc);
+    out << "id " << id << "\nfsid 1234abcd\n";  // as if made on another drive
+  }
+  Store& store = f.Open();
+  CHECK_FALSE(store.GetStats().zones[0].healthy);
+  CHECK(store.GetStats().zones[1].healthy);
+  store.Maintain();
+  CHECK_FALSE(store.GetStats().zones[0].healthy);
 }
 
 TEST_CASE("journals are compacted and stay replayable") {

@@ -99,6 +99,18 @@ TEST_CASE("required keys and zones; syntax errors and unreadable files are repor
         dir / "nope.toml" + ": cannot be read: No such file or directory");
 }
 
+TEST_CASE("a connection limit the descriptor limit cannot serve is warned about, with what fits") {
+  EdgeConfig config;
+  config.cache.zones.resize(1);  // defaults: 10000 connections, 2 workers, 64 origin connections each
+  // 10000 connections x 4 descriptors, and 194 for zones, origin pools and the rest.
+  CHECK(DescriptorLimitWarning(config, 40194).empty());
+  const std::string warning = DescriptorLimitWarning(config, 20000);
+  CHECK(warning.find("listen.max_connections = 10000 may need 40194 descriptors") == 0);
+  CHECK(warning.find("the limit of 20000") != std::string::npos);
+  CHECK(warning.find("lower listen.max_connections to 4951") != std::string::npos);
+  CHECK(DescriptorLimitWarning(config, 100).find("to 0;") != std::string::npos);
+}
+
 TEST_CASE("docs/configuration.md holds the edge's key reference") {
   std::ifstream in(std::string(EDGE_SOURCE_DIR) + "/docs/configuration.md");
   std::stringstream text;

@@ -697,6 +697,10 @@ TEST_CASE("an origin reset mid-body truncates the response and stores nothing") 
   Edge edge(origin.port());
   HttpResponse first = edge.Get("/broken");
   CHECK(first.status == 0);  // curl saw a short body
+  CHECK(Eventually([&] {
+    return edge.metrics.Render(edge.store->GetStats(), 0, 0)
+               .find("edge_responses_cut_total{cause=\"origin\"} 1") != std::string::npos;
+  }));
   origin.Set("broken", Object("whole"));
   HttpResponse second = edge.Get("/broken");
   CHECK(second.body == "whole");
@@ -830,6 +834,67 @@ TEST_CASE("a failing zone costs no client request: fills fall back to relaying, 
   CHECK(edge.store->GetStats().zones[0].healthy);
   edge.Get("/a");
   CHECK(edge.Get("/a").header("x-cache") == "HIT");
+}
+
+TEST_CASE("a fill whose zone fails mid-body still gives every client the whole body, uncached") {
+  for (const int error : {ENOSPC, EIO}) {
+    CAPTURE(error);
+    FakeOrigin origin;
+    // 24 MiB, more than the spill may run ahead of its slowest client (8 MiB).
+    std::string body(24 << 20, '\0');
+    for (size_t i = 0; i < body.size(); ++i) body[i] = static_cast<char>('a' + (i / 4099) % 26);
+    Script big = Object(body);
+    big.delay_ms = 200;  // every client joins the one fetch
+    origin.Set("big", big);
+    std::atomic<int> writes{0};
+    Edge edge(origin.port(), "", [&](std::string_view operation, int) {
+      return operation == "write" && ++writes > 20 ? error : 0;  // a few hundred KiB in
+    });
+    // A client that reads nothing at first: the origin waits for it rather than memory growing.
+    const int slow = ::socket(AF_INET, SOCK_STREAM, 0);
+    const int small = 4096;
+    setsockopt(slow, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(edge.server->port());
+    inet_pton(AF_INET, "127.0.0.1", &address.sin_addr);
+    REQUIRE(::connect(slow, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0);
+    const std::string request = "GET /big HTTP/1.1\r\nHost: t.test\r\n\r\n";
+    REQUIRE(::write(slow, request.data(), request.size()) == static_cast<ssize_t>(request.size()));
+    std::vector<HttpResponse> responses(4);
+    std::vector<std::thread> clients;
+    for (auto& response : responses) clients.emplace_back([&] { response = edge.Get("/big"); });
+    std::this_thread::sleep_for(std::chrono::milliseconds(
+        1500));  // past the origin stall timeout (1 s): a paused origin is not stalled
+    std::string slow_received;
+    char buffer[65536];
+    timeval timeout{10, 0};
+    setsockopt(slow, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+    while (slow_received.size() < body.size() || slow_received.find("\r\n\r\n") == std::string::npos ||
+           slow_received.size() - slow_received.find("\r\n\r\n") - 4 < body.size()) {
+      const ssize_t n = ::read(slow, buffer, sizeof(buffer));
+      if (n <= 0) break;
+      slow_received.append(buffer, static_cast<size_t>(n));
+    }
+    ::close(slow);
+    for (auto& c : clients) c.join();
+    for (const HttpResponse& r : responses) {
+      CHECK(r.status == 200);
+      CHECK(r.body.size() == body.size());
+      CHECK(r.body == body);
+    }
+    const size_t head_end = slow_received.find("\r\n\r\n");
+    REQUIRE(head_end != std::string::npos);
+    CHECK(slow_received.substr(head_end + 4) == body);
+    CHECK(origin.Count("big") == 1);
+    const std::string text = edge.metrics.Render(edge.store->GetStats(), 0, 0);
+    CHECK(text.find("edge_fills_spilled_total 1\n") != std::string::npos);
+    CHECK(text.find("edge_responses_cut_total{cause=\"zone\"} 0") != std::string::npos);
+    CHECK(text.find("edge_responses_cut_total{cause=\"origin\"} 0") != std::string::npos);
+    // Not stored: the next request fetches again.
+    writes = -1000000;
+    CHECK(edge.Get("/big").header("x-cache") == "MISS");
+  }
 }
 
 TEST_CASE("an http site that varies gets one entry per variant, and nobody another's") {

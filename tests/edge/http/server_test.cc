@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -13,6 +14,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -361,6 +363,97 @@ TEST_CASE("the connection limit turns extra connections away") {
   second.Send("GET /hello HTTP/1.1\r\nHost: h\r\n\r\n");
   CHECK(second.Read().empty());
   CHECK(second.closed());
+}
+
+}  // namespace edge::http
+
+namespace edge::http {
+
+namespace {
+
+void ConnectSocket(int fd, uint16_t port) {
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(port);
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0);
+}
+
+// Sends a request on `fd` and reads its answer until the peer is quiet for `quiet`.
+std::string Ask(int fd, std::chrono::milliseconds quiet) {
+  const std::string_view request = "GET /hello HTTP/1.1\r\nHost: h\r\n\r\n";
+  REQUIRE(::send(fd, request.data(), request.size(), MSG_NOSIGNAL) == (ssize_t)request.size());
+  std::string out;
+  char buffer[4096];
+  pollfd p{fd, POLLIN, 0};
+  while (::poll(&p, 1, static_cast<int>(quiet.count())) > 0) {
+    const ssize_t n = ::recv(fd, buffer, sizeof(buffer), 0);
+    if (n <= 0) break;
+    out.append(buffer, static_cast<size_t>(n));
+    if (out.ends_with("hello")) break;
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("out of descriptors: accepting pauses instead of spinning, resumes, and a reserve answers") {
+  std::mutex log_mu;
+  std::vector<std::string> logged;
+  ServerOptions options;
+  options.workers = 1;
+  options.log = [&](std::string_view message) {
+    std::lock_guard lock(log_mu);
+    logged.emplace_back(message);
+  };
+  Fixture f(options);
+  ServerOptions admin_options;
+  admin_options.workers = 1;
+  admin_options.reserve_descriptor = true;
+  Fixture admin(admin_options);
+
+  // The clients' sockets first: connecting them later needs no descriptor.
+  std::vector<int> clients;
+  for (int i = 0; i < 3; ++i) clients.push_back(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  const int admin_client = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  // A low limit, then every descriptor left taken.
+  rlimit saved{};
+  REQUIRE(::getrlimit(RLIMIT_NOFILE, &saved) == 0);
+  int highest = 0;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) {
+    highest = std::max(highest, std::stoi(entry.path().filename().string()));
+  }
+  rlimit low = saved;
+  low.rlim_cur = static_cast<rlim_t>(highest + 16);
+  REQUIRE(::setrlimit(RLIMIT_NOFILE, &low) == 0);
+  std::vector<int> hogs;
+  for (int fd; (fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0;) hogs.push_back(fd);
+  CHECK(errno == EMFILE);
+
+  // The admin listener answers from its reserve while the process has no descriptor left.
+  ConnectSocket(admin_client, admin.server.port());
+  CHECK(Ask(admin_client, std::chrono::milliseconds(1000)).ends_with("hello"));
+
+  for (int fd : clients) ConnectSocket(fd, f.server.port());
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  // One failure per pause (100 ms), not a loop retrying at once; one report in the log.
+  const uint64_t errors = f.server.accept_errors();
+  CHECK(errors >= 1);
+  CHECK(errors <= 10);
+  {
+    std::lock_guard lock(log_mu);
+    REQUIRE(logged.size() == 1);
+    CHECK(logged[0].find("Too many open files") != std::string::npos);
+  }
+
+  for (int fd : hogs) ::close(fd);
+  REQUIRE(::setrlimit(RLIMIT_NOFILE, &saved) == 0);
+  // Accepting resumes: every waiting client is answered.
+  for (int fd : clients) {
+    CHECK(Ask(fd, std::chrono::milliseconds(1000)).ends_with("hello"));
+    ::close(fd);
+  }
+  ::close(admin_client);
 }
 
 }  // namespace edge::http
