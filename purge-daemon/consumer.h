@@ -3,9 +3,9 @@
 // acknowledged are claimed by another after `claim_idle`. Events are planned and coalesced,
 // appended to the purge log, and only then acknowledged: at once when a writer waits for one
 // (it carries `confirm`) or after a quiet time, else (under load) in batches gathered for
-// `batch_window`. An event that carries `confirm` is answered at bus::ConfirmKey once every edge that may serve what it replaced has
-// applied it. Listings invalidations are repeated after `repeat_delay` (Swift updates its
-// listings asynchronously) through a sorted set in Redis, so a repeat survives the daemon.
+// `batch_window`. An event that carries `confirm` is answered at bus::ConfirmKey once every edge that may
+// serve what it replaced has applied it. Listings invalidations are repeated after `repeat_delay` (Swift
+// updates its listings asynchronously) through a sorted set in Redis, so a repeat survives the daemon.
 #pragma once
 
 #include <atomic>
