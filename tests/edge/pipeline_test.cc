@@ -14,8 +14,11 @@
 #include <mutex>
 #include <thread>
 
+#include "edge/purge_subscriber.h"
+#include "edge/write_events.h"
 #include "tests/support/eventually.h"
 #include "tests/support/http_client.h"
+#include "tests/support/redis_server.h"
 #include "tests/support/temp_dir.h"
 #include "vhost-config/http_date.h"
 #include "vhost-config/loader.h"
@@ -79,8 +82,8 @@ class FakeOrigin : public http::Handler {
       if (!scripts_.contains(name)) name = name.substr(0, name.find('?'));
       ++counts_[name];
       answered_before_[name].push_back(answered_[name]);
-      for (const char* h :
-           {"if-none-match", "if-modified-since", "x-auth-token", "x-client-hop", "authorization"}) {
+      for (const char* h : {"if-none-match", "if-modified-since", "x-auth-token", "x-client-hop",
+                            "authorization", "x-edge-node"}) {
         last_headers_[name + "|" + h] = std::string(exchange.request().Find(h));
       }
       auto it = scripts_.find(name);
@@ -1281,6 +1284,118 @@ TEST_CASE("interim 1xx responses from the origin reach HTTP/1.1 clients and are 
   const std::string old_client =
       RawExchange(edge.server->port(), "GET /relayed HTTP/1.0\r\nHost: site.test\r\n\r\n");
   CHECK(old_client.rfind("HTTP/1.1 200 OK\r\n", 0) == 0);
+}
+
+// Issue 10: read-your-writes, in process, against a real Redis: the edge that proxies a write
+// puts its plan in the purge log and holds the 2xx until the other edges applied it.
+namespace {
+
+struct Bus {
+  explicit Bus(Edge& edge) {
+    bus::ConfirmerOptions confirming;
+    confirming.redis_host = "127.0.0.1";
+    confirming.redis_port = redis.port();
+    confirming.margin = absl::Milliseconds(100);
+    confirmer = std::make_unique<bus::Confirmer>(confirming);
+    PublisherOptions publishing;
+    publishing.node_id = "test-edge";
+    publishing.redis_host = "127.0.0.1";
+    publishing.redis_port = redis.port();
+    publishing.spool_path = edge.dir / "spool";
+    publisher = std::move(*WriteEventPublisher::Start(publishing));
+    edge.pipeline->SetBus(confirmer.get(), publisher.get());
+    // This edge's own subscriber, and another edge's (its own store).
+    cache::StoreOptions other_options;
+    other_options.zones = {{edge.dir / "other-zone", 16 << 20}};
+    other_store = std::move(*cache::Store::Open(other_options, [] { return absl::Now(); }));
+    subscribers.push_back(Subscribe("test-edge", *edge.store, edge.pipeline->lease(), edge.dir / "cursor"));
+    subscribers.push_back(Subscribe("other-edge", *other_store, other_lease, edge.dir / "other-cursor"));
+  }
+  std::unique_ptr<PurgeSubscriber> Subscribe(const std::string& node, cache::Store& store, BusLease& lease,
+                                             const std::string& cursor) {
+    SubscriberOptions options;
+    options.node_id = node;
+    options.redis_host = "127.0.0.1";
+    options.redis_port = redis.port();
+    options.cursor_path = cursor;
+    options.lease = absl::Milliseconds(400);
+    options.settle = absl::Milliseconds(100);
+    auto subscriber = std::make_unique<PurgeSubscriber>(options, store, lease, [](bool) {});
+    subscriber->Start();
+    return subscriber;
+  }
+
+  testing_support::RedisServer redis;
+  std::unique_ptr<bus::Confirmer> confirmer;
+  std::unique_ptr<WriteEventPublisher> publisher;
+  std::unique_ptr<cache::Store> other_store;
+  BusLease other_lease;
+  std::vector<std::unique_ptr<PurgeSubscriber>> subscribers;
+};
+
+const std::string kApiTenant =
+    "[[tenant]]\nname = \"api\"\ndomains = [\"api.test\"]\norigin.kind = \"swift-api\"\norigin.url = \"";
+
+}  // namespace
+
+TEST_CASE("a write's 2xx waits until the other edges applied its purge, and says how many did") {
+  FakeOrigin origin;
+  origin.Set("o", Object("v1"));
+  Edge edge(origin.port(), kApiTenant + "http://127.0.0.1:" + std::to_string(origin.port()) + "\"\n");
+  Bus bus(edge);
+  REQUIRE(Eventually([&] { return edge.pipeline->trusted() && bus.other_lease.trusted(); }));
+  CHECK(edge.Get("/o").header("x-cache") == "MISS");
+  CHECK(edge.Get("/o").header("x-cache") == "HIT");
+  // The other edge holds the old version too.
+  cache::EntryMetadata meta;
+  meta.fresh_until = absl::ToUnixSeconds(absl::Now()) + 600;
+  const cache::Key key{cache::KeyKind::kObject, "AUTH_test", "c", "o", ""};
+  auto fill = bus.other_store->BeginFill(key, meta, 2, bus.other_store->FenceToken());
+  REQUIRE(fill.ok());
+  REQUIRE((*fill)->Append("v1").ok());
+  REQUIRE((*fill)->Commit().ok());
+  // An edge that stopped a moment ago: its last report says it may trust its cache for 400 ms.
+  {
+    auto redis = bus.redis.Connect();
+    bus::EdgeProgress stopped{"stopped-edge", {1, 0}, 0, true, 400, 0};
+    REQUIRE(bus::ReportProgress(redis, stopped, true).ok());
+  }
+  Script created;
+  created.status = 201;
+  origin.Set("o", created);
+  const std::string body = "v2";
+  const absl::Time start = absl::Now();
+  const HttpResponse put =
+      HttpRequest("PUT", edge.Url("/v1/AUTH_test/c/o"),
+                  {"Host: api.test", "X-Auth-Token: t", "X-Edge-Node: spoofed"}, 10000, &body);
+  const absl::Duration waited = absl::Now() - start;
+  CHECK(put.status == 201);
+  CHECK(put.header("x-purge-confirmed") == "2");  // this edge and the other; not the stopped one
+  CHECK(put.header("x-purge-pending").empty());
+  CHECK(waited >= absl::Milliseconds(300));  // held until the stopped edge's lease had run out
+  CHECK(waited < absl::Seconds(3));
+  CHECK_FALSE(bus.other_store->Lookup(key).has_value());  // applied before the 2xx came
+  // Swift's middleware hears that this edge waits: from the edge, never from the client.
+  CHECK(origin.LastHeader("o", "x-edge-node") == "test-edge");
+}
+
+TEST_CASE("with the purge bus unreachable a write is refused before it is relayed") {
+  FakeOrigin origin;
+  Script created;
+  created.status = 201;
+  origin.Set("o", created);
+  Edge edge(origin.port(), kApiTenant + "http://127.0.0.1:" + std::to_string(origin.port()) + "\"\n");
+  Bus bus(edge);
+  REQUIRE(Eventually([&] { return edge.pipeline->lease().reachable(); }));
+  bus.redis.Stop();
+  REQUIRE(Eventually([&] { return !edge.pipeline->lease().reachable(); }));
+  const std::string body = "v2";
+  const HttpResponse put =
+      HttpRequest("PUT", edge.Url("/v1/AUTH_test/c/o"), {"Host: api.test", "X-Auth-Token: t"}, 10000, &body);
+  CHECK(put.status == 503);
+  CHECK(put.header("retry-after") == "1");
+  CHECK(origin.Count("o") == 0);          // Swift never saw it
+  CHECK_FALSE(edge.pipeline->trusted());  // and reads are revalidated meanwhile
 }
 
 }  // namespace edge
