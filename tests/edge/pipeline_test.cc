@@ -50,7 +50,10 @@ struct Script {
 class FakeOrigin : public http::Handler {
  public:
   FakeOrigin() : server_(Options(), *this) { REQUIRE(server_.Start().ok()); }
-  ~FakeOrigin() override { server_.Stop(); }
+  ~FakeOrigin() override {
+    server_.Stop();
+    owned_.clear();  // answers still waiting when the loops stopped
+  }
 
   void Set(const std::string& name, Script script) {
     std::lock_guard lock(mu_);
@@ -94,15 +97,15 @@ class FakeOrigin : public http::Handler {
       script = it->second;
     }
     if (script.delay_ms == 0 && !script.held) {
-      Answer(exchange, script);
+      Answer(exchange, script, this);
       Answered(name);
       return;
     }
     const timeval tv{script.delay_ms / 1000, (script.delay_ms % 1000) * 1000};
-    auto delayed = std::make_unique<Delayed>(this, &exchange, std::move(script));
+    Delayed* delayed = Keep(std::make_unique<Delayed>(this, &exchange, std::move(script)));
     delayed->name = name;
-    exchange.SetObserver(delayed.get());
-    event_base_once(exchange.loop(), -1, EV_TIMEOUT, &Delayed::Fire, delayed.release(), &tv);
+    exchange.SetObserver(delayed);
+    event_base_once(exchange.loop(), -1, EV_TIMEOUT, &Delayed::Fire, delayed, &tv);
   }
 
  private:
@@ -112,7 +115,7 @@ class FakeOrigin : public http::Handler {
     return options;
   }
 
-  static void Answer(http::Exchange& exchange, const Script& script) {
+  static void Answer(http::Exchange& exchange, const Script& script, FakeOrigin* origin) {
     if (!script.etag.empty() && exchange.request().Find("if-none-match") == script.etag) {
       std::vector<http::HeaderField> headers = {{"ETag", script.etag}};
       for (const auto& [n, v] : script.headers) headers.emplace_back(n, v);
@@ -129,7 +132,7 @@ class FakeOrigin : public http::Handler {
       echoed.echo.clear();
       echoed.body += "-";
       echoed.body += exchange.request().Find(script.echo);
-      Answer(exchange, echoed);
+      Answer(exchange, echoed, origin);
       return;
     }
     std::vector<http::HeaderField> headers;
@@ -142,17 +145,17 @@ class FakeOrigin : public http::Handler {
       negotiated.body += "-";
       negotiated.body += exchange.request().Find(script.vary_on);
       negotiated.headers.emplace_back("Vary", script.vary_on);
-      Answer(exchange, negotiated);
+      Answer(exchange, negotiated, origin);
       return;
     }
     exchange.Respond(script.status, headers, script.body.size());
     if (script.reset_after < script.body.size()) {
       // Part of the body, then a reset once that part has left.
       exchange.Write(std::string_view(script.body).substr(0, script.reset_after));
-      auto reset = std::make_unique<Delayed>(nullptr, &exchange, Script{});
-      exchange.SetObserver(reset.get());
+      Delayed* reset = origin->Keep(std::make_unique<Delayed>(origin, &exchange, Script{}));
+      exchange.SetObserver(reset);
       const timeval soon{0, 50000};
-      event_base_once(exchange.loop(), -1, EV_TIMEOUT, &Delayed::Reset, reset.release(), &soon);
+      event_base_once(exchange.loop(), -1, EV_TIMEOUT, &Delayed::Reset, reset, &soon);
       return;
     }
     exchange.Write(script.body);
@@ -170,20 +173,19 @@ class FakeOrigin : public http::Handler {
         : origin(origin), exchange(exchange), script(std::move(script)) {}
     void OnAbort() override { exchange = nullptr; }
     static void Fire(evutil_socket_t, short, void* arg) {
-      std::unique_ptr<Delayed> self(static_cast<Delayed*>(arg));
+      auto* self = static_cast<Delayed*>(arg);  // owned by the origin (Keep)
       if (self->exchange == nullptr) return;
       if (self->script.held && *self->script.held) {
         const timeval again{0, 5000};
-        event_base* loop = self->exchange->loop();
-        event_base_once(loop, -1, EV_TIMEOUT, &Delayed::Fire, self.release(), &again);
+        event_base_once(self->exchange->loop(), -1, EV_TIMEOUT, &Delayed::Fire, self, &again);
         return;
       }
       self->exchange->SetObserver(nullptr);
-      Answer(*self->exchange, self->script);
+      Answer(*self->exchange, self->script, self->origin);
       self->origin->Answered(self->name);
     }
     static void Reset(evutil_socket_t, short, void* arg) {
-      std::unique_ptr<Delayed> self(static_cast<Delayed*>(arg));
+      auto* self = static_cast<Delayed*>(arg);
       if (self->exchange != nullptr) self->exchange->Abort();
     }
     FakeOrigin* origin;
@@ -192,7 +194,16 @@ class FakeOrigin : public http::Handler {
     std::string name;
   };
 
+  // A delayed answer lives until the origin goes: its timer may still be pending when the loops
+  // stop, and event_base_once would never free it.
+  Delayed* Keep(std::unique_ptr<Delayed> delayed) {
+    std::lock_guard lock(mu_);
+    owned_.push_back(std::move(delayed));
+    return owned_.back().get();
+  }
+
   std::mutex mu_;
+  std::vector<std::unique_ptr<Delayed>> owned_;
   std::map<std::string, Script> scripts_;
   std::map<std::string, int> counts_;
   std::map<std::string, int> answered_;
