@@ -119,7 +119,7 @@ struct Server::Worker {
   event* drainer = nullptr;  // runs Drain on the worker's own thread
   event* stopper = nullptr;  // breaks the loop from its own thread, even if it has not started yet
   event* resumer = nullptr;  // accepts again after a pause (ServerOptions::accept_pause)
-  int spare_fd = -1;         // ServerOptions::reserve_descriptor: /dev/null, closed to accept with
+  int spare_fd = -1;         // ServerOptions::reserve_descriptor: a descriptor held, closed to accept with
   bool draining = false;
   // Takes a connection accept() gave.
   void Accept(evutil_socket_t fd, const sockaddr* peer);
@@ -127,6 +127,12 @@ struct Server::Worker {
   void KeepSpare() {
     if (server->options_.reserve_descriptor && spare_fd < 0)
       spare_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  }
+  // Ends a pause of accepting early: a connection closed, so a descriptor is free.
+  void ResumeAccepting() {
+    if (event_pending(resumer, EV_TIMEOUT, nullptr) == 0) return;
+    event_del(resumer);
+    event_active(resumer, EV_TIMEOUT, 0);
   }
   std::thread thread;
   absl::flat_hash_map<Connection*, std::unique_ptr<Connection>> connections;
@@ -231,10 +237,22 @@ void Connection::Close() {
     exchange_.observer_ = nullptr;
     observer->OnAbort();
   }
+  // The socket is closed here, not when libevent frees the bufferevent after the callback in
+  // progress: out of descriptors, another thread's accept() would take the number first. So a
+  // used reserve takes it back (dup2 closes the socket and keeps the number, as a copy of the
+  // listener's), and a paused listener takes the next client with it at once.
+  const evutil_socket_t fd = bufferevent_getfd(bev_);
+  bufferevent_setfd(bev_, -1);
+  if (!worker_->server->options_.reserve_descriptor || worker_->spare_fd >= 0 ||
+      worker_->listener == nullptr || ::dup2(evconnlistener_get_fd(worker_->listener), fd) < 0) {
+    ::close(fd);
+  } else {
+    worker_->spare_fd = fd;
+  }
   bufferevent_free(bev_);
   event_free(deadline_);
   --worker_->server->connections_;
-  worker_->KeepSpare();  // the descriptor just closed may be the one the reserve gave
+  worker_->ResumeAccepting();
   // Deleted by the reaper on the next loop turn: callers up the stack may still touch members.
   auto owned = worker_->connections.extract(this);
   worker_->closed.push_back(std::move(owned.mapped()));
@@ -830,7 +848,7 @@ void Server::Stop() {
     }
   }
   for (auto& worker : workers_) {
-    evconnlistener_free(worker->listener);
+    evconnlistener_free(std::exchange(worker->listener, nullptr));
     while (!worker->connections.empty()) worker->connections.begin()->first->Close();
     worker->closed.clear();
     handler_.OnWorkerStop(worker->index);

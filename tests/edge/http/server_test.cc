@@ -416,6 +416,7 @@ TEST_CASE("out of descriptors: accepting pauses instead of spinning, resumes, an
   std::vector<int> clients;
   for (int i = 0; i < 3; ++i) clients.push_back(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
   const int admin_client = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  const int admin_again = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   // A low limit, then every descriptor left taken.
   rlimit saved{};
   REQUIRE(::getrlimit(RLIMIT_NOFILE, &saved) == 0);
@@ -433,6 +434,7 @@ TEST_CASE("out of descriptors: accepting pauses instead of spinning, resumes, an
   // The admin listener answers from its reserve while the process has no descriptor left.
   ConnectSocket(admin_client, admin.server.port());
   CHECK(Ask(admin_client, std::chrono::milliseconds(1000)).ends_with("hello"));
+  ::close(admin_client);
 
   for (int fd : clients) ConnectSocket(fd, f.server.port());
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
@@ -445,6 +447,10 @@ TEST_CASE("out of descriptors: accepting pauses instead of spinning, resumes, an
     REQUIRE(logged.size() == 1);
     CHECK(logged[0].find("Too many open files") != std::string::npos);
   }
+  // Again: the closed admin connection's descriptor became the reserve, not the descriptor the
+  // other listener took on its next try.
+  ConnectSocket(admin_again, admin.server.port());
+  CHECK(Ask(admin_again, std::chrono::milliseconds(1000)).ends_with("hello"));
 
   for (int fd : hogs) ::close(fd);
   REQUIRE(::setrlimit(RLIMIT_NOFILE, &saved) == 0);
@@ -453,7 +459,39 @@ TEST_CASE("out of descriptors: accepting pauses instead of spinning, resumes, an
     CHECK(Ask(fd, std::chrono::milliseconds(1000)).ends_with("hello"));
     ::close(fd);
   }
-  ::close(admin_client);
+  ::close(admin_again);
+}
+
+TEST_CASE("out of descriptors: a connection that closes lets the next one in at once, not after the pause") {
+  ServerOptions options;
+  options.workers = 1;
+  options.accept_pause = absl::Seconds(30);
+  Fixture f(options);
+  const int first = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  const int waiting = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ConnectSocket(first, f.server.port());
+  CHECK(Ask(first, std::chrono::milliseconds(1000)).ends_with("hello"));  // accepted: it holds a descriptor
+  rlimit saved{};
+  REQUIRE(::getrlimit(RLIMIT_NOFILE, &saved) == 0);
+  int highest = 0;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) {
+    highest = std::max(highest, std::stoi(entry.path().filename().string()));
+  }
+  rlimit low = saved;
+  low.rlim_cur = static_cast<rlim_t>(highest + 16);
+  REQUIRE(::setrlimit(RLIMIT_NOFILE, &low) == 0);
+  std::vector<int> hogs;
+  for (int fd; (fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0;) hogs.push_back(fd);
+  ConnectSocket(waiting, f.server.port());
+  for (int i = 0; i < 100 && f.server.accept_errors() == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  REQUIRE(f.server.accept_errors() >= 1);  // paused for 30 s
+  ::close(first);  // the edge closes its side, and that descriptor takes the waiting client
+  CHECK(Ask(waiting, std::chrono::milliseconds(2000)).ends_with("hello"));
+  for (int fd : hogs) ::close(fd);
+  REQUIRE(::setrlimit(RLIMIT_NOFILE, &saved) == 0);
+  ::close(waiting);
 }
 
 }  // namespace edge::http
