@@ -16,6 +16,7 @@
 
 #include "edge/purge_subscriber.h"
 #include "edge/write_events.h"
+#include "purge-daemon/planner.h"
 #include "tests/support/eventually.h"
 #include "tests/support/http_client.h"
 #include "tests/support/redis_server.h"
@@ -581,6 +582,71 @@ TEST_CASE("without an ETag, revalidation uses If-Modified-Since; a changed objec
   CHECK(origin.LastHeader("doc", "if-none-match").empty());
   CHECK(changed.body == "new");
   CHECK(changed.header("x-cache") == "EXPIRED");
+}
+
+TEST_CASE("a soft purge makes a fresh hit revalidate first: no stale window, and a 304 keeps the body") {
+  FakeOrigin origin;
+  Script doc = Object("body v1", {{"Cache-Control", "max-age=600"}});
+  doc.etag = "\"v1\"";
+  origin.Set("doc", doc);
+  // Both stale windows are open (stale-if-error is 1h in these tenants): a soft purge closes them.
+  Edge edge(origin.port(), "cache.stale_while_revalidate = \"60s\"\n");
+  CHECK(edge.Get("/doc").header("x-cache") == "MISS");
+  CHECK(edge.Get("/doc").header("x-cache") == "HIT");
+  edge.store->Apply(cache::Invalidation::Object("AUTH_test", "c", "doc", true));
+  HttpResponse revalidated = edge.Get("/doc");
+  CHECK(revalidated.status == 200);
+  CHECK(revalidated.header("x-cache") == "REVALIDATED");  // not STALE: asked before it was served
+  CHECK(revalidated.body == "body v1");                   // the 304 kept the stored body
+  CHECK(origin.LastHeader("doc", "if-none-match") == "\"v1\"");
+  CHECK(origin.Count("doc") == 2);
+  CHECK(edge.Get("/doc").header("x-cache") == "HIT");  // the 304 made it fresh again
+  CHECK(origin.Count("doc") == 2);
+
+  // Soft-purged, then the origin fails: the purged version is not served within stale-if-error.
+  edge.store->Apply(cache::Invalidation::Object("AUTH_test", "c", "doc", true));
+  Script failing;
+  failing.status = 503;
+  failing.body = "busy";
+  origin.Set("doc", failing);
+  HttpResponse failed = edge.Get("/doc");
+  CHECK(failed.status == 503);
+  CHECK(failed.body == "busy");
+}
+
+TEST_CASE("Surrogate-Key and Cache-Tag tags are stored per tenant; a tag purge reaches only its tenant") {
+  FakeOrigin origin;
+  // The same object name for both tenants ("/doc" for the http site, "doc" for the Swift one).
+  const std::vector<std::pair<std::string, std::string>> tagged = {
+      {"Cache-Control", "max-age=600"}, {"Surrogate-Key", "news  front"}, {"Cache-Tag", "red, blue"}};
+  origin.Set("doc", Object("swift", tagged));
+  origin.Set("/doc", Object("site", tagged));
+  origin.Set("other", Object("untagged", {{"Cache-Control", "max-age=600"}}));
+  Edge edge(origin.port());
+  auto site = [&] { return HttpGet(edge.Url("/doc"), {"Host: site.test"}); };
+  CHECK(edge.Get("/doc").header("x-cache") == "MISS");
+  CHECK(edge.Get("/other").header("x-cache") == "MISS");
+  CHECK(site().header("x-cache") == "MISS");
+  CHECK(edge.Get("/doc").header("x-cache") == "HIT");
+  CHECK(site().header("x-cache") == "HIT");
+
+  // Another tenant's tag of the same name, and a bare tag, reach nothing of "t".
+  edge.store->Apply(cache::Invalidation::Tag(purge::ScopedTag("site", "front"), false));
+  edge.store->Apply(cache::Invalidation::Tag("front", false));
+  CHECK(edge.Get("/doc").header("x-cache") == "HIT");
+  CHECK(site().header("x-cache") == "MISS");  // the site's own entry went
+  CHECK(site().header("x-cache") == "HIT");
+
+  // Each tag of either header reaches the entry; untagged entries stay.
+  for (const char* name : {"news", "front", "red", "blue"}) {
+    const std::string tag = name;
+    CAPTURE(tag);
+    edge.store->Apply(cache::Invalidation::Tag(purge::ScopedTag("t", tag), false));
+    CHECK(edge.Get("/doc").header("x-cache") == "MISS");
+    CHECK(edge.Get("/doc").header("x-cache") == "HIT");
+  }
+  CHECK(edge.Get("/other").header("x-cache") == "HIT");
+  CHECK(site().header("x-cache") == "HIT");
 }
 
 TEST_CASE("stale-while-revalidate answers at once and refreshes in the background") {
