@@ -1464,4 +1464,90 @@ TEST_CASE("with the purge bus unreachable a write is refused before it is relaye
   CHECK_FALSE(edge.pipeline->trusted());  // and reads are revalidated meanwhile
 }
 
+TEST_CASE("without a bus a write still invalidates this edge's own entries; COPY its destination") {
+  FakeOrigin origin;
+  origin.Set("o", Object("v1"));
+  origin.Set("src", Object("source"));
+  origin.Set("dst", Object("old copy"));
+  Edge edge(origin.port(), kApiTenant + "http://127.0.0.1:" + std::to_string(origin.port()) + "\"\n");
+  for (const char* name : {"/o", "/src", "/dst"}) REQUIRE(edge.Get(name).header("x-cache") == "MISS");
+  CHECK(edge.Get("/o").header("x-cache") == "HIT");
+  Script created;
+  created.status = 201;
+  origin.Set("o", created);
+  const std::string body = "v2";
+  const HttpResponse put =
+      HttpRequest("PUT", edge.Url("/v1/AUTH_test/c/o"), {"Host: api.test", "X-Auth-Token: t"}, 10000, &body);
+  CHECK(put.status == 201);
+  CHECK(put.header("x-purge-confirmed").empty());  // nobody else to wait for
+  origin.Set("o", Object("v2"));
+  HttpResponse after = edge.Get("/o");
+  CHECK(after.header("x-cache") == "MISS");
+  CHECK(after.body == "v2");
+
+  // A COPY changes its destination (a Destination header, "container/object"), not its source.
+  origin.Set("src", created);
+  const HttpResponse copy = HttpRequest("COPY", edge.Url("/v1/AUTH_test/c/src"),
+                                        {"Host: api.test", "X-Auth-Token: t", "Destination: c/dst"});
+  CHECK(copy.status == 201);
+  CHECK(edge.Get("/dst").header("x-cache") == "MISS");
+  CHECK(edge.Get("/src").header("x-cache") == "HIT");
+}
+
+TEST_CASE("a write whose client left after sending its body invalidates when the origin answers") {
+  FakeOrigin origin;
+  origin.Set("o", Object("v1"));
+  Edge edge(origin.port(), kApiTenant + "http://127.0.0.1:" + std::to_string(origin.port()) + "\"\n");
+  REQUIRE(edge.Get("/o").header("x-cache") == "MISS");
+  const cache::Key key{cache::KeyKind::kObject, "AUTH_test", "c", "o", ""};
+  REQUIRE(edge.store->Lookup(key).has_value());
+  Script created;
+  created.status = 201;
+  auto held = Hold(created);
+  origin.Set("o", created);
+  {
+    // The whole request, then the connection closed before any answer.
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(edge.server->port());
+    inet_pton(AF_INET, "127.0.0.1", &address.sin_addr);
+    REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0);
+    const std::string request =
+        "PUT /v1/AUTH_test/c/o HTTP/1.1\r\nHost: api.test\r\nX-Auth-Token: t\r\nContent-Length: 2\r\n\r\nv2";
+    REQUIRE(::write(fd, request.data(), request.size()) == static_cast<ssize_t>(request.size()));
+    REQUIRE(Eventually([&] { return origin.Count("o") == 2; }));  // the write reached the origin
+    ::close(fd);
+  }
+  // The edge saw the hang-up (the connection is gone) before the origin answers.
+  REQUIRE(Eventually([&] { return edge.server->connections() == 0; }));
+  *held = false;
+  CHECK(Eventually([&] { return !edge.store->Lookup(key).has_value(); }));
+}
+
+TEST_CASE("a full write-event spool refuses writes with a 503 before they are relayed") {
+  FakeOrigin origin;
+  Script created;
+  created.status = 201;
+  origin.Set("o", created);
+  Edge edge(origin.port(), kApiTenant + "http://127.0.0.1:" + std::to_string(origin.port()) + "\"\n");
+  PublisherOptions publishing;
+  publishing.node_id = "test-edge";
+  publishing.redis_host = "127.0.0.1";
+  publishing.redis_port = 1;  // nothing there: events could only wait in the spool
+  publishing.spool_path = edge.dir / "spool";
+  publishing.max_spool_bytes = 1024;  // less than room for one more event
+  auto publisher = WriteEventPublisher::Start(publishing);
+  REQUIRE(publisher.ok());
+  edge.pipeline->SetBus(nullptr, publisher->get());
+  const std::string body = "v2";
+  const HttpResponse put =
+      HttpRequest("PUT", edge.Url("/v1/AUTH_test/c/o"), {"Host: api.test", "X-Auth-Token: t"}, 10000, &body);
+  CHECK(put.status == 503);
+  CHECK(put.body == "writes are paused: the purge bus has been unreachable too long\n");
+  CHECK(origin.Count("o") == 0);        // Swift never saw it
+  CHECK(edge.Get("/o").status == 201);  // reads go on
+  edge.pipeline->SetBus(nullptr, nullptr);
+}
+
 }  // namespace edge
