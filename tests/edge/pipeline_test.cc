@@ -295,6 +295,18 @@ std::string RawExchange(uint16_t port, const std::string& request) {
   return received;
 }
 
+// A connection to the edge's `port` (with a receive buffer of `receive_buffer` bytes, if not 0).
+int Connect(uint16_t port, int receive_buffer = 0) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (receive_buffer != 0) setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &receive_buffer, sizeof(receive_buffer));
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(port);
+  inet_pton(AF_INET, "127.0.0.1", &address.sin_addr);
+  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0);
+  return fd;
+}
+
 // The parts of a multipart/byteranges body: each part's Content-Range and bytes.
 std::vector<std::pair<std::string, std::string>> Parts(const HttpResponse& response) {
   std::vector<std::pair<std::string, std::string>> parts;
@@ -819,14 +831,7 @@ TEST_CASE("a long download to a slow reader is not cut by the send or idle timeo
   options.idle_timeout = absl::Seconds(1);
   Edge edge(origin.port(), "", {}, options);
   CHECK(edge.Get("/big").status == 200);  // now a hit
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  const int small = 64 * 1024;
-  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_port = htons(edge.server->port());
-  inet_pton(AF_INET, "127.0.0.1", &address.sin_addr);
-  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0);
+  const int fd = Connect(edge.server->port(), 64 * 1024);
   const std::string request = "GET /big HTTP/1.1\r\nHost: t.test\r\n\r\n";
   REQUIRE(::write(fd, request.data(), request.size()) == static_cast<ssize_t>(request.size()));
   // About 1.5 MiB a second: the download takes twice the timeouts.
@@ -1507,12 +1512,7 @@ TEST_CASE("a write whose client left after sending its body invalidates when the
   origin.Set("o", created);
   {
     // The whole request, then the connection closed before any answer.
-    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_port = htons(edge.server->port());
-    inet_pton(AF_INET, "127.0.0.1", &address.sin_addr);
-    REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0);
+    const int fd = Connect(edge.server->port());
     const std::string request =
         "PUT /v1/AUTH_test/c/o HTTP/1.1\r\nHost: api.test\r\nX-Auth-Token: t\r\nContent-Length: 2\r\n\r\nv2";
     REQUIRE(::write(fd, request.data(), request.size()) == static_cast<ssize_t>(request.size()));
@@ -1548,6 +1548,50 @@ TEST_CASE("a full write-event spool refuses writes with a 503 before they are re
   CHECK(origin.Count("o") == 0);        // Swift never saw it
   CHECK(edge.Get("/o").status == 201);  // reads go on
   edge.pipeline->SetBus(nullptr, nullptr);
+}
+
+TEST_CASE("a request body that stops coming is cut after timeouts.body") {
+  FakeOrigin origin;
+  Script created;
+  created.status = 201;
+  auto held = Hold(created);  // the origin waits for the whole body
+  origin.Set("o", created);
+  http::ServerOptions options;
+  options.body_timeout = absl::Milliseconds(300);
+  Edge edge(origin.port(), kApiTenant + "http://127.0.0.1:" + std::to_string(origin.port()) + "\"\n", {},
+            options);
+  const int fd = Connect(edge.server->port());
+  const std::string request =
+      "PUT /v1/AUTH_test/c/o HTTP/1.1\r\nHost: api.test\r\nX-Auth-Token: t\r\nContent-Length: 10\r\n\r\nv2";
+  REQUIRE(::write(fd, request.data(), request.size()) == static_cast<ssize_t>(request.size()));
+  timeval wait{5, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof(wait));
+  std::string received;
+  char buffer[1024];
+  ssize_t n;
+  while ((n = ::read(fd, buffer, sizeof(buffer))) > 0) received.append(buffer, n);
+  CHECK(n == 0);  // closed by the edge, not the 5 s read timeout
+  // Closed without an answer: not the origin's stall timeout (1 s here) with its 504.
+  CHECK(received.empty());
+  ::close(fd);
+  CHECK(Eventually([&] { return edge.server->connections() == 0; }));
+  *held = false;
+}
+
+TEST_CASE("a client that reads nothing of its response is dropped after timeouts.send") {
+  FakeOrigin origin;
+  // More than the socket buffers on both sides hold, so the edge's output waits on the client.
+  origin.Set("big", Object(std::string(24 << 20, 'b')));
+  http::ServerOptions options;
+  options.send_timeout = absl::Milliseconds(300);
+  Edge edge(origin.port(), "", {}, options);
+  REQUIRE(edge.Get("/big").status == 200);  // now a hit
+  const int fd = Connect(edge.server->port(), 64 * 1024);
+  const std::string request = "GET /big HTTP/1.1\r\nHost: t.test\r\n\r\n";
+  REQUIRE(::write(fd, request.data(), request.size()) == static_cast<ssize_t>(request.size()));
+  REQUIRE(Eventually([&] { return edge.server->connections() == 1; }));
+  CHECK(Eventually([&] { return edge.server->connections() == 0; }));  // nothing read: dropped
+  ::close(fd);
 }
 
 }  // namespace edge
