@@ -16,6 +16,7 @@
 
 #include "edge/purge_subscriber.h"
 #include "edge/write_events.h"
+#include "purge-daemon/planner.h"
 #include "tests/support/eventually.h"
 #include "tests/support/http_client.h"
 #include "tests/support/redis_server.h"
@@ -303,6 +304,18 @@ std::string RawExchange(uint16_t port, const std::string& request) {
   }
   ::close(fd);
   return received;
+}
+
+// A connection to the edge's `port` (with a receive buffer of `receive_buffer` bytes, if not 0).
+int Connect(uint16_t port, int receive_buffer = 0) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (receive_buffer != 0) setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &receive_buffer, sizeof(receive_buffer));
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(port);
+  inet_pton(AF_INET, "127.0.0.1", &address.sin_addr);
+  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0);
+  return fd;
 }
 
 // The parts of a multipart/byteranges body: each part's Content-Range and bytes.
@@ -594,6 +607,71 @@ TEST_CASE("without an ETag, revalidation uses If-Modified-Since; a changed objec
   CHECK(changed.header("x-cache") == "EXPIRED");
 }
 
+TEST_CASE("a soft purge makes a fresh hit revalidate first: no stale window, and a 304 keeps the body") {
+  FakeOrigin origin;
+  Script doc = Object("body v1", {{"Cache-Control", "max-age=600"}});
+  doc.etag = "\"v1\"";
+  origin.Set("doc", doc);
+  // Both stale windows are open (stale-if-error is 1h in these tenants): a soft purge closes them.
+  Edge edge(origin.port(), "cache.stale_while_revalidate = \"60s\"\n");
+  CHECK(edge.Get("/doc").header("x-cache") == "MISS");
+  CHECK(edge.Get("/doc").header("x-cache") == "HIT");
+  edge.store->Apply(cache::Invalidation::Object("AUTH_test", "c", "doc", true));
+  HttpResponse revalidated = edge.Get("/doc");
+  CHECK(revalidated.status == 200);
+  CHECK(revalidated.header("x-cache") == "REVALIDATED");  // not STALE: asked before it was served
+  CHECK(revalidated.body == "body v1");                   // the 304 kept the stored body
+  CHECK(origin.LastHeader("doc", "if-none-match") == "\"v1\"");
+  CHECK(origin.Count("doc") == 2);
+  CHECK(edge.Get("/doc").header("x-cache") == "HIT");  // the 304 made it fresh again
+  CHECK(origin.Count("doc") == 2);
+
+  // Soft-purged, then the origin fails: the purged version is not served within stale-if-error.
+  edge.store->Apply(cache::Invalidation::Object("AUTH_test", "c", "doc", true));
+  Script failing;
+  failing.status = 503;
+  failing.body = "busy";
+  origin.Set("doc", failing);
+  HttpResponse failed = edge.Get("/doc");
+  CHECK(failed.status == 503);
+  CHECK(failed.body == "busy");
+}
+
+TEST_CASE("Surrogate-Key and Cache-Tag tags are stored per tenant; a tag purge reaches only its tenant") {
+  FakeOrigin origin;
+  // The same object name for both tenants ("/doc" for the http site, "doc" for the Swift one).
+  const std::vector<std::pair<std::string, std::string>> tagged = {
+      {"Cache-Control", "max-age=600"}, {"Surrogate-Key", "news  front"}, {"Cache-Tag", "red, blue"}};
+  origin.Set("doc", Object("swift", tagged));
+  origin.Set("/doc", Object("site", tagged));
+  origin.Set("other", Object("untagged", {{"Cache-Control", "max-age=600"}}));
+  Edge edge(origin.port());
+  auto site = [&] { return HttpGet(edge.Url("/doc"), {"Host: site.test"}); };
+  CHECK(edge.Get("/doc").header("x-cache") == "MISS");
+  CHECK(edge.Get("/other").header("x-cache") == "MISS");
+  CHECK(site().header("x-cache") == "MISS");
+  CHECK(edge.Get("/doc").header("x-cache") == "HIT");
+  CHECK(site().header("x-cache") == "HIT");
+
+  // Another tenant's tag of the same name, and a bare tag, reach nothing of "t".
+  edge.store->Apply(cache::Invalidation::Tag(purge::ScopedTag("site", "front"), false));
+  edge.store->Apply(cache::Invalidation::Tag("front", false));
+  CHECK(edge.Get("/doc").header("x-cache") == "HIT");
+  CHECK(site().header("x-cache") == "MISS");  // the site's own entry went
+  CHECK(site().header("x-cache") == "HIT");
+
+  // Each tag of either header reaches the entry; untagged entries stay.
+  for (const char* name : {"news", "front", "red", "blue"}) {
+    const std::string tag = name;
+    CAPTURE(tag);
+    edge.store->Apply(cache::Invalidation::Tag(purge::ScopedTag("t", tag), false));
+    CHECK(edge.Get("/doc").header("x-cache") == "MISS");
+    CHECK(edge.Get("/doc").header("x-cache") == "HIT");
+  }
+  CHECK(edge.Get("/other").header("x-cache") == "HIT");
+  CHECK(site().header("x-cache") == "HIT");
+}
+
 TEST_CASE("stale-while-revalidate answers at once and refreshes in the background") {
   FakeOrigin origin;
   Script doc = Object("v1", {{"Cache-Control", "max-age=10"}});
@@ -764,14 +842,7 @@ TEST_CASE("a long download to a slow reader is not cut by the send or idle timeo
   options.idle_timeout = absl::Seconds(1);
   Edge edge(origin.port(), "", {}, options);
   CHECK(edge.Get("/big").status == 200);  // now a hit
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  const int small = 64 * 1024;
-  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_port = htons(edge.server->port());
-  inet_pton(AF_INET, "127.0.0.1", &address.sin_addr);
-  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0);
+  const int fd = Connect(edge.server->port(), 64 * 1024);
   const std::string request = "GET /big HTTP/1.1\r\nHost: t.test\r\n\r\n";
   REQUIRE(::write(fd, request.data(), request.size()) == static_cast<ssize_t>(request.size()));
   // About 1.5 MiB a second: the download takes twice the timeouts.
@@ -1407,6 +1478,131 @@ TEST_CASE("with the purge bus unreachable a write is refused before it is relaye
   CHECK(put.header("retry-after") == "1");
   CHECK(origin.Count("o") == 0);          // Swift never saw it
   CHECK_FALSE(edge.pipeline->trusted());  // and reads are revalidated meanwhile
+}
+
+TEST_CASE("without a bus a write still invalidates this edge's own entries; COPY its destination") {
+  FakeOrigin origin;
+  origin.Set("o", Object("v1"));
+  origin.Set("src", Object("source"));
+  origin.Set("dst", Object("old copy"));
+  Edge edge(origin.port(), kApiTenant + "http://127.0.0.1:" + std::to_string(origin.port()) + "\"\n");
+  for (const char* name : {"/o", "/src", "/dst"}) REQUIRE(edge.Get(name).header("x-cache") == "MISS");
+  CHECK(edge.Get("/o").header("x-cache") == "HIT");
+  Script created;
+  created.status = 201;
+  origin.Set("o", created);
+  const std::string body = "v2";
+  const HttpResponse put =
+      HttpRequest("PUT", edge.Url("/v1/AUTH_test/c/o"), {"Host: api.test", "X-Auth-Token: t"}, 10000, &body);
+  CHECK(put.status == 201);
+  CHECK(put.header("x-purge-confirmed").empty());  // nobody else to wait for
+  origin.Set("o", Object("v2"));
+  HttpResponse after = edge.Get("/o");
+  CHECK(after.header("x-cache") == "MISS");
+  CHECK(after.body == "v2");
+
+  // A COPY changes its destination (a Destination header, "container/object"), not its source.
+  origin.Set("src", created);
+  const HttpResponse copy = HttpRequest("COPY", edge.Url("/v1/AUTH_test/c/src"),
+                                        {"Host: api.test", "X-Auth-Token: t", "Destination: c/dst"});
+  CHECK(copy.status == 201);
+  CHECK(edge.Get("/dst").header("x-cache") == "MISS");
+  CHECK(edge.Get("/src").header("x-cache") == "HIT");
+}
+
+TEST_CASE("a write whose client left after sending its body invalidates when the origin answers") {
+  FakeOrigin origin;
+  origin.Set("o", Object("v1"));
+  Edge edge(origin.port(), kApiTenant + "http://127.0.0.1:" + std::to_string(origin.port()) + "\"\n");
+  REQUIRE(edge.Get("/o").header("x-cache") == "MISS");
+  const cache::Key key{cache::KeyKind::kObject, "AUTH_test", "c", "o", ""};
+  REQUIRE(edge.store->Lookup(key).has_value());
+  Script created;
+  created.status = 201;
+  auto held = Hold(created);
+  origin.Set("o", created);
+  {
+    // The whole request, then the connection closed before any answer.
+    const int fd = Connect(edge.server->port());
+    const std::string request =
+        "PUT /v1/AUTH_test/c/o HTTP/1.1\r\nHost: api.test\r\nX-Auth-Token: t\r\nContent-Length: 2\r\n\r\nv2";
+    REQUIRE(::write(fd, request.data(), request.size()) == static_cast<ssize_t>(request.size()));
+    REQUIRE(Eventually([&] { return origin.Count("o") == 2; }));  // the write reached the origin
+    ::close(fd);
+  }
+  // The edge saw the hang-up (the connection is gone) before the origin answers.
+  REQUIRE(Eventually([&] { return edge.server->connections() == 0; }));
+  *held = false;
+  CHECK(Eventually([&] { return !edge.store->Lookup(key).has_value(); }));
+}
+
+TEST_CASE("a full write-event spool refuses writes with a 503 before they are relayed") {
+  FakeOrigin origin;
+  Script created;
+  created.status = 201;
+  origin.Set("o", created);
+  Edge edge(origin.port(), kApiTenant + "http://127.0.0.1:" + std::to_string(origin.port()) + "\"\n");
+  PublisherOptions publishing;
+  publishing.node_id = "test-edge";
+  publishing.redis_host = "127.0.0.1";
+  publishing.redis_port = 1;  // nothing there: events could only wait in the spool
+  publishing.spool_path = edge.dir / "spool";
+  publishing.max_spool_bytes = 1024;  // less than room for one more event
+  auto publisher = WriteEventPublisher::Start(publishing);
+  REQUIRE(publisher.ok());
+  edge.pipeline->SetBus(nullptr, publisher->get());
+  const std::string body = "v2";
+  const HttpResponse put =
+      HttpRequest("PUT", edge.Url("/v1/AUTH_test/c/o"), {"Host: api.test", "X-Auth-Token: t"}, 10000, &body);
+  CHECK(put.status == 503);
+  CHECK(put.body == "writes are paused: the purge bus has been unreachable too long\n");
+  CHECK(origin.Count("o") == 0);        // Swift never saw it
+  CHECK(edge.Get("/o").status == 201);  // reads go on
+  edge.pipeline->SetBus(nullptr, nullptr);
+}
+
+TEST_CASE("a request body that stops coming is cut after timeouts.body") {
+  FakeOrigin origin;
+  Script created;
+  created.status = 201;
+  auto held = Hold(created);  // the origin waits for the whole body
+  origin.Set("o", created);
+  http::ServerOptions options;
+  options.body_timeout = absl::Milliseconds(300);
+  Edge edge(origin.port(), kApiTenant + "http://127.0.0.1:" + std::to_string(origin.port()) + "\"\n", {},
+            options);
+  const int fd = Connect(edge.server->port());
+  const std::string request =
+      "PUT /v1/AUTH_test/c/o HTTP/1.1\r\nHost: api.test\r\nX-Auth-Token: t\r\nContent-Length: 10\r\n\r\nv2";
+  REQUIRE(::write(fd, request.data(), request.size()) == static_cast<ssize_t>(request.size()));
+  timeval wait{5, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof(wait));
+  std::string received;
+  char buffer[1024];
+  ssize_t n;
+  while ((n = ::read(fd, buffer, sizeof(buffer))) > 0) received.append(buffer, n);
+  CHECK(n == 0);  // closed by the edge, not the 5 s read timeout
+  // Closed without an answer: not the origin's stall timeout (1 s here) with its 504.
+  CHECK(received.empty());
+  ::close(fd);
+  CHECK(Eventually([&] { return edge.server->connections() == 0; }));
+  *held = false;
+}
+
+TEST_CASE("a client that reads nothing of its response is dropped after timeouts.send") {
+  FakeOrigin origin;
+  // More than the socket buffers on both sides hold, so the edge's output waits on the client.
+  origin.Set("big", Object(std::string(24 << 20, 'b')));
+  http::ServerOptions options;
+  options.send_timeout = absl::Milliseconds(300);
+  Edge edge(origin.port(), "", {}, options);
+  REQUIRE(edge.Get("/big").status == 200);  // now a hit
+  const int fd = Connect(edge.server->port(), 64 * 1024);
+  const std::string request = "GET /big HTTP/1.1\r\nHost: t.test\r\n\r\n";
+  REQUIRE(::write(fd, request.data(), request.size()) == static_cast<ssize_t>(request.size()));
+  REQUIRE(Eventually([&] { return edge.server->connections() == 1; }));
+  CHECK(Eventually([&] { return edge.server->connections() == 0; }));  // nothing read: dropped
+  ::close(fd);
 }
 
 }  // namespace edge

@@ -229,6 +229,46 @@ TEST_CASE("a cursor the trimmed log no longer reaches purges the whole cache; so
   CHECK_FALSE(edge.Has("no-cursor"));
 }
 
+TEST_CASE("a log behind the cursor (Redis lost it) purges the whole cache at the edge's start") {
+  RedisServer redis;  // not persistent: a restart loses the log
+  TempDir dir;
+  Subscribed edge(redis, dir);
+  CHECK(Eventually([&] { return edge.trusted.load(); }));
+  Log(redis, {cache::Invalidation::Object("AUTH_test", "public", "y", false)});
+  CHECK(Eventually([&] { return edge.subscriber->GetStats().entries_applied == 1; }));
+  edge.subscriber.reset();
+  edge.Put("kept");
+  redis.Stop();
+  redis.Start();  // empty: the log ends before the edge's cursor
+  edge.Restart(redis, dir);
+  CHECK(Eventually([&] { return edge.subscriber->GetStats().whole_cache_purges == 1; }));
+  CHECK_FALSE(edge.Has("kept"));
+}
+
+TEST_CASE("numbering begun again, or a hole in it between two reads, purges the whole cache") {
+  RedisServer redis;
+  TempDir dir;
+  Subscribed edge(redis, dir);
+  CHECK(Eventually([&] { return edge.trusted.load(); }));
+  Log(redis, {cache::Invalidation::Object("AUTH_test", "public", "y", false)});  // #1
+  Log(redis, {cache::Invalidation::Object("AUTH_test", "public", "y", false)});  // #2
+  CHECK(Eventually([&] { return edge.subscriber->GetStats().entries_applied == 2; }));
+  edge.Put("a");
+  CHECK(edge.subscriber->GetStats().whole_cache_purges == 0);  // read in sequence: nothing lost
+
+  SUBCASE("the log begun again while the edge reads it: #1 after #2") {
+    REQUIRE(
+        redis.Connect().Command({"DEL", std::string(bus::kPurgeLog), std::string(bus::kLogSequence)}).ok());
+  }
+  SUBCASE("entries #3 to #10 gone unread: #11 after #2") {
+    REQUIRE(redis.Connect().Command({"SET", std::string(bus::kLogSequence), "10"}).ok());
+  }
+  Log(redis, {cache::Invalidation::Object("AUTH_test", "public", "z", false)});
+  CHECK(Eventually([&] { return edge.subscriber->GetStats().entries_applied == 3; }));
+  CHECK(edge.subscriber->GetStats().whole_cache_purges == 1);
+  CHECK_FALSE(edge.Has("a"));
+}
+
 TEST_CASE("a lost connection to the bus revokes the lease at once; it comes back once caught up") {
   RedisServer redis(true);
   TempDir dir;

@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -72,7 +73,8 @@ struct Daemon {
     options.admin_key_hashes = {vhost::HashPurgeKey("admin-key")};
     options.max_body_bytes = 1024;
     if (adjust) adjust(options);
-    api = std::make_unique<PurgeApi>(options, tenants, 1, [] { return absl::Now(); });
+    api = std::make_unique<PurgeApi>(options, tenants, 1,
+                                     [this] { return absl::Now() + absl::Seconds(offset.load()); });
     edge::http::ServerOptions server_options;
     server_options.workers = 1;
     server = std::make_unique<edge::http::Server>(server_options, *api);
@@ -101,6 +103,7 @@ struct Daemon {
 
   RedisServer redis;
   vhost::TenantSnapshot tenants;
+  std::atomic<int> offset{0};  // seconds the API's clock is ahead (Advance)
   std::unique_ptr<PurgeApi> api;
   std::unique_ptr<edge::http::Server> server;
   std::unique_ptr<edge::AdminHandler> admin_handler;
@@ -215,6 +218,47 @@ TEST_CASE("a tenant's purge is accepted once in the log, and its job shows each 
   CHECK(HttpGet(status_url, {"Authorization: Bearer shop-key"}).status == 404);
 }
 
+TEST_CASE("a purge naming a host nobody serves is a 404, and nothing is purged") {
+  Daemon d;
+  HttpResponse host = d.Post(R"({"urls": ["http://nowhere.test/a"]})", "admin-key");
+  CHECK(host.status == 404);
+  CHECK(d.Error(host) == "no tenant serves host \"nowhere.test\"");
+  HttpResponse hosts = d.Post(R"({"hosts": ["nowhere.test"]})", "admin-key");
+  CHECK(hosts.status == 404);
+  CHECK(d.LogLength() == 0);
+}
+
+TEST_CASE("an edge silent past edges.live_timeout is down and holds no job up; jobs are kept for jobs.ttl") {
+  Daemon d("http://127.0.0.1:1", [](ApiOptions& options) {
+    options.edge_live_timeout = absl::Seconds(2);
+    options.job_ttl = absl::Seconds(90);
+  });
+  HttpResponse accepted = d.Post(R"({"urls": ["http://demo.test/a.jpg"]})", "demo-key");
+  REQUIRE(accepted.status == 202);
+  const std::string id = nlohmann::json::parse(accepted.body)["id"].get<std::string>();
+  auto redis = d.redis.Connect();
+  const int64_t ttl = redis.Command({"TTL", bus::JobKey(id)})->integer;
+  CHECK(ttl > 80);
+  CHECK(ttl <= 90);
+  // Neither edge has applied it; one was last heard of 1 s ago, the other 3 s ago.
+  const int64_t now = absl::ToUnixMillis(absl::Now());
+  REQUIRE(redis
+              .Command({"HSET", std::string(bus::kEdgesHash), "recent",
+                        bus::ProgressJson({"recent", {0, 0}, now - 1000, true}), "silent",
+                        bus::ProgressJson({"silent", {0, 0}, now - 3000, true})})
+              .ok());
+  const std::string status_url = d.Url("/v1/purge/" + id);
+  auto state = nlohmann::json::parse(HttpGet(status_url, {"Authorization: Bearer demo-key"}).body);
+  CHECK(state["state"] == "pending");  // the recent edge
+  std::map<std::string, std::string> edges;
+  for (const auto& edge : state["edges"]) edges[edge["node"]] = edge["state"];
+  CHECK(edges["recent"] == "pending");
+  CHECK(edges["silent"] == "down");
+  REQUIRE(redis.Command({"HDEL", std::string(bus::kEdgesHash), "recent"}).ok());
+  CHECK(nlohmann::json::parse(HttpGet(status_url, {"Authorization: Bearer demo-key"}).body)["state"] ==
+        "done");  // only a down edge is left: it does not hold the job up
+}
+
 TEST_CASE("the log holds what was asked: soft only when asked, tags scoped to the caller's tenant") {
   Daemon d;
   REQUIRE(d.Post(R"({"urls": ["http://demo.test/a.jpg"], "soft": true})", "demo-key").status == 202);
@@ -270,6 +314,22 @@ TEST_CASE("a Swift token is checked with Swift for every purge, tags and all inc
     CHECK(r.status == 503);
   }
   CHECK(d.LogLength() == 0);
+}
+
+TEST_CASE("a Swift token's answer is remembered for tokens.cache_ttl, then asked again") {
+  HeldSwift swift;
+  swift.Release();  // answers at once
+  Daemon d(swift.url(), [](ApiOptions& options) { options.token_cache_ttl = absl::Seconds(30); });
+  const std::string body = R"({"urls": ["http://demo.test/a"]})";
+  auto post = [&] { return HttpPost(d.Url("/v1/purge"), body, {"X-Auth-Token: good"}).status; };
+  CHECK(post() == 202);
+  CHECK(swift.requests == 1);
+  d.offset = 29;
+  CHECK(post() == 202);
+  CHECK(swift.requests == 1);  // remembered
+  d.offset = 31;
+  CHECK(post() == 202);
+  CHECK(swift.requests == 2);  // asked again once it ran out
 }
 
 TEST_CASE("made-up Swift tokens are checked with Swift a bounded number of times, then refused with 429") {
