@@ -617,6 +617,9 @@ def test_redis_restarted_during_writes(conn, objects):
         check("and straight to Swift too", 503, status)
         check("Swift never saw it", None, swift_now("outage/0.txt"))
         dev("redis-dev", "start")
+        # Writes are taken again once the edges hear from the bus (until then a 503 says retry).
+        eventually("every edge hears from the bus again", lambda: all(
+            e.metric("edge_purge_bus_connected") == 1 for e in EDGES if e.process.poll() is None))
     burst(conn, objects, 30, during=lambda: outage(lambda: dev("redis-dev", "stop")), prefix="redis")
     checker(objects, "Redis restarted during writes")
 
