@@ -296,6 +296,15 @@ struct Pipeline::Worker {
   FetchLoop fetch_loop(Metrics& metrics) { return {*origin, running, metrics, index, loop}; }
 };
 
+// A write's answer as the origin gave it, held until the other edges have applied its purge.
+struct HeldAnswer {
+  int status = 0;
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::optional<uint64_t> length;
+  std::string body;
+  std::optional<absl::Status> end;  // the origin's answer is over
+};
+
 // Where the confirmer's thread leaves a write's outcome for its stream, and wakes the stream's
 // loop; `wake` is null once the stream is gone.
 struct WriteConfirmation {
@@ -800,15 +809,7 @@ class ClientStream : public http::Exchange::Observer,
   bool own_body_ = false;             // the pump holds a body the edge made (PURGE): the client's is ignored
   std::optional<WriteIntent> write_;  // a write: its answer invalidates and is published
   bool write_committed_ = false;
-  // A write's 2xx, until the other edges have applied its purge.
-  struct HeldAnswer {
-    int status = 0;
-    std::vector<std::pair<std::string, std::string>> headers;
-    std::optional<uint64_t> length;
-    std::string body;
-    std::optional<absl::Status> end;  // the origin's answer is over
-  };
-  std::optional<HeldAnswer> held_;
+  std::optional<HeldAnswer> held_;  // a write's 2xx, until the other edges have applied its purge
   std::shared_ptr<WriteConfirmation> confirmation_;
   absl::Time relay_started_;
   bool relay_paused_ = false;
