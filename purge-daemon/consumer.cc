@@ -90,9 +90,10 @@ absl::Status EventConsumer::Process(bus::RedisConnection& redis, const bus::Redi
   }
   // The writers waiting (the Swift middleware) hear once every edge that may serve what their
   // write replaced has applied the entry.
-  for (const auto& [confirm, time_ms] : confirms) {
-    auto reply = [this, key = bus::ConfirmKey(confirm), time_ms](const bus::ConfirmResult& result,
-                                                                 bus::RedisConnection& r) {
+  for (const auto& waiter : confirms) {
+    const int64_t time_ms = waiter.second;  // a plain name: clang 14 cannot capture a structured binding
+    auto reply = [this, key = bus::ConfirmKey(waiter.first), time_ms](const bus::ConfirmResult& result,
+                                                                      bus::RedisConnection& r) {
       (void)r.Command({"RPUSH", key, absl::StrCat(result.confirmed, " ", result.pending)});
       (void)r.Command({"EXPIRE", key, "60"});
       absl::MutexLock lock(&mu_);
