@@ -34,7 +34,9 @@ bus::Fields FieldsOf(std::string_view input) {
 void CheckEvent(const bus::WriteEvent& event) {
   absl::StatusOr<bus::WriteEvent> from_json = bus::ParseEventJson(bus::EventJson(event));
   absl::StatusOr<bus::WriteEvent> from_fields = bus::ParseEvent(bus::EventFields(event));
-  if (!from_json.ok() || !(*from_json == event)) std::abort();
+  // The spool's JSON replaces bytes that are not UTF-8 (Swift refuses such names anyway): what it
+  // reads back encodes the same again.
+  if (!from_json.ok() || bus::EventJson(*from_json) != bus::EventJson(event)) std::abort();
   if (!from_fields.ok() || !(*from_fields == event)) std::abort();
 }
 
