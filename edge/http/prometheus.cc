@@ -5,7 +5,7 @@
 namespace edge::http {
 
 void Histogram::Observe(absl::Duration value) {
-  const double seconds = absl::ToDoubleSeconds(value);
+  const double seconds = absl::FDivDuration(value, absl::Seconds(1));
   size_t bucket = 0;
   while (bucket < kBuckets.size() && seconds > kBuckets[bucket]) ++bucket;
   ++counts[bucket];
