@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <iterator>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -63,8 +64,8 @@ absl::Status EventConsumer::EnsureGroup(bus::RedisConnection& redis) {
   return created.status();
 }
 
-absl::Status EventConsumer::Process(bus::RedisConnection& redis, const bus::RedisReply& reply, bool claimed) {
-  const std::vector<bus::StreamEntry> entries = bus::StreamEntries(reply);
+absl::Status EventConsumer::Process(bus::RedisConnection& redis, const std::vector<bus::StreamEntry>& entries,
+                                    bool claimed) {
   if (entries.empty()) return absl::OkStatus();
   std::vector<cache::Invalidation> plan;
   std::vector<std::pair<std::string, int64_t>> confirms;  // waiting writers: confirm id, event time
@@ -147,7 +148,7 @@ void EventConsumer::Run() {
       absl::StatusOr<bus::RedisReply> own =
           redis.Command({"XREADGROUP", "GROUP", std::string(bus::kPlannerGroup), options_.name, "COUNT",
                          std::to_string(kBatch), "STREAMS", std::string(bus::kEventStream), "0"});
-      status = own.ok() ? Process(redis, *own, false) : own.status();
+      status = own.ok() ? Process(redis, bus::StreamEntries(*own), false) : own.status();
       ready = status.ok();
     }
     if (status.ok() && absl::Now() >= next_claim) {
@@ -156,7 +157,7 @@ void EventConsumer::Run() {
           redis.Command({"XAUTOCLAIM", std::string(bus::kEventStream), std::string(bus::kPlannerGroup),
                          options_.name, std::to_string(absl::ToInt64Milliseconds(options_.claim_idle)), "0-0",
                          "COUNT", std::to_string(kBatch)});
-      status = claimed.ok() ? Process(redis, *claimed, true) : claimed.status();
+      status = claimed.ok() ? Process(redis, bus::StreamEntries(*claimed), true) : claimed.status();
     }
     if (status.ok()) {
       // The Swift middleware waits for this daemon's answers while the mark holds (a loop turn
@@ -174,22 +175,21 @@ void EventConsumer::Run() {
     if (status.ok()) {
       // Wait for events; once one comes, gather more for the batch window, so a burst is planned
       // (and coalesced) together.
-      bus::RedisReply batch;
-      batch.type = bus::RedisReply::Type::kArray;
+      std::vector<bus::StreamEntry> batch;
       absl::Time deadline = absl::InfiniteFuture();  // set when the first event comes
-      int gathered = 0;
-      while (status.ok() && gathered < kBatch) {
+      while (status.ok() && batch.size() < static_cast<size_t>(kBatch)) {
+        const size_t gathered = batch.size();
         const int64_t block_ms =
             gathered == 0 ? 200 : std::max<int64_t>(1, absl::ToInt64Milliseconds(deadline - absl::Now()));
         absl::StatusOr<bus::RedisReply> read =
             redis.Command({"XREADGROUP", "GROUP", std::string(bus::kPlannerGroup), options_.name, "COUNT",
-                           std::to_string(kBatch - gathered), "BLOCK", std::to_string(block_ms), "STREAMS",
-                           std::string(bus::kEventStream), ">"});
+                           std::to_string(kBatch - static_cast<int>(gathered)), "BLOCK",
+                           std::to_string(block_ms), "STREAMS", std::string(bus::kEventStream), ">"});
         if (!read.ok()) {
           status = read.status();
           break;
         }
-        const std::vector<bus::StreamEntry> entries = bus::StreamEntries(*read);
+        std::vector<bus::StreamEntry> entries = bus::StreamEntries(*read);
         if (entries.empty() && (gathered == 0 || absl::Now() >= deadline)) break;
         // A writer waiting for its event (`confirm`) has it planned at once, with whatever came
         // along. Otherwise, under load (a large read, or events still coming since the last
@@ -201,11 +201,10 @@ void EventConsumer::Run() {
         const bool load =
             gathered > 0 || entries.size() >= kBurst || absl::Now() - last_planned < options_.batch_window;
         if (gathered == 0) deadline = absl::Now() + options_.batch_window;
-        gathered += static_cast<int>(entries.size());
-        batch.elements.push_back(std::move(*read));
+        std::move(entries.begin(), entries.end(), std::back_inserter(batch));
         if (waiting || !load || absl::Now() >= deadline) break;
       }
-      if (status.ok() && gathered > 0) last_planned = absl::Now();
+      if (status.ok() && !batch.empty()) last_planned = absl::Now();
       if (status.ok()) status = Process(redis, batch, false);
     }
     if (!status.ok()) {

@@ -56,8 +56,9 @@ class EventConsumer {
  private:
   void Run();
   absl::Status EnsureGroup(bus::RedisConnection& redis);
-  // Plans, appends and acknowledges the events of `reply` (an XREADGROUP or XAUTOCLAIM answer).
-  absl::Status Process(bus::RedisConnection& redis, const bus::RedisReply& reply, bool claimed);
+  // Plans, appends and acknowledges `entries` (of XREADGROUP or XAUTOCLAIM answers).
+  absl::Status Process(bus::RedisConnection& redis, const std::vector<bus::StreamEntry>& entries,
+                       bool claimed);
   absl::Status MoveDueRepeats(bus::RedisConnection& redis);
 
   const ConsumerOptions options_;
