@@ -588,8 +588,13 @@ def test_bulk_delete_and_a_later_expiry(conn, objects):
     # An expiry set later, straight to Swift: no edge serves the object past it.
     answer = {}
     swift.post_object(f"http://127.0.0.1:{SWIFT_PORT}/v1/AUTH_test", TOKEN, "public", "bulk/kept.txt",
-                      headers={"X-Delete-After": "1"}, response_dict=answer)
+                      headers={"X-Delete-After": "3"}, response_dict=answer)
+    # Swift still serves it for 2-3 s (X-Delete-At is whole seconds): the edges must too, and
+    # the copies they store now must not outlive it.
     read_after_write("bulk/kept.txt", None, "an expiry set by a POST")
+    for edge in EDGES:
+        eventually(f"stored until the expiry by {edge.name}",
+                   lambda: edge.get("demo.test", "/bulk/kept.txt")[2] == "HIT")
     eventually("Swift expires it", lambda: swift_now("bulk/kept.txt") is None)
     objects["bulk/kept.txt"] = None
     for edge in EDGES:
