@@ -252,11 +252,16 @@ absl::StatusOr<EdgeProgress> ParseProgressJson(std::string_view node, std::strin
   absl::StatusOr<StreamId> cursor = ParseStreamId(j["cursor"].get<std::string>());
   if (!cursor.ok()) return cursor.status();
   p.cursor = *cursor;
-  p.heartbeat_ms = j["heartbeat_ms"].get<int64_t>();
-  p.trusted = j.value("trusted", false);
+  // Times in ms are kept within [0, 2^50] (35 000 years), so that sums of them cannot overflow.
+  static constexpr int64_t kLatestMs = int64_t{1} << 50;
+  const auto milliseconds = [](const json& value) {
+    return std::clamp<int64_t>(value.get<int64_t>(), 0, kLatestMs);
+  };
+  p.heartbeat_ms = milliseconds(j["heartbeat_ms"]);
+  p.trusted = j.contains("trusted") && j["trusted"].is_boolean() && j["trusted"].get<bool>();
   // An edge older than leases reports none: it is taken to trust its cache while it beats (10 s).
-  const auto integer = [&j](const char* name, int64_t otherwise) {
-    return j.contains(name) && j[name].is_number() ? j[name].get<int64_t>() : otherwise;
+  const auto integer = [&j, &milliseconds](const char* name, int64_t otherwise) {
+    return j.contains(name) && j[name].is_number_integer() ? milliseconds(j[name]) : otherwise;
   };
   p.lease_ms = integer("lease_ms", 10000);
   p.lease_granted_ms = integer("lease_granted_ms", p.heartbeat_ms);

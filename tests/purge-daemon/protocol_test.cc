@@ -157,6 +157,15 @@ TEST_CASE("edge progress round trip") {
   REQUIRE(old.ok());
   CHECK(old->lease_ms == 10000);
   CHECK(old->lease_granted_ms == 1000);
+  // What no edge writes (found by bus_protocol_fuzz): a float is no time, a wrong type no trust,
+  // and a time past any clock is held where sums of times cannot overflow.
+  auto odd = ParseProgressJson(
+      "odd",
+      R"({"cursor":"5-1","heartbeat_ms":9223372036854775807,"trusted":1,"lease_ms":1000,"lease_granted_ms":1795e00000200})");
+  REQUIRE(odd.ok());
+  CHECK_FALSE(odd->trusted);
+  CHECK(odd->lease_granted_ms == odd->heartbeat_ms);
+  CHECK(odd->heartbeat_ms == int64_t{1} << 50);
 }
 
 TEST_CASE("a writer waits for exactly the edges that may still serve what it replaced") {
