@@ -218,13 +218,21 @@ TEST_CASE("a tenant's purge is accepted once in the log, and its job shows each 
   CHECK(HttpGet(status_url, {"Authorization: Bearer shop-key"}).status == 404);
 }
 
-TEST_CASE("a purge naming a host nobody serves is a 404, and nothing is purged") {
+TEST_CASE("a purge naming a host or a tenant nobody serves is a 404, and nothing is purged") {
   Daemon d;
   HttpResponse host = d.Post(R"({"urls": ["http://nowhere.test/a"]})", "admin-key");
   CHECK(host.status == 404);
   CHECK(d.Error(host) == "no tenant serves host \"nowhere.test\"");
   HttpResponse hosts = d.Post(R"({"hosts": ["nowhere.test"]})", "admin-key");
   CHECK(hosts.status == 404);
+  // An admin naming a tenant that does not exist: unknown, not "say which tenant".
+  for (const char* body :
+       {R"({"tenant": "nobody", "all": true})", R"({"tenant": "nobody", "tags": ["t"]})"}) {
+    CAPTURE(body);
+    HttpResponse tenant = d.Post(body, "admin-key");
+    CHECK(tenant.status == 404);
+    CHECK(d.Error(tenant) == "no tenant is named \"nobody\"");
+  }
   CHECK(d.LogLength() == 0);
 }
 
