@@ -1464,6 +1464,59 @@ TEST_CASE("a write's 2xx waits until the other edges applied its purge, and says
   CHECK(origin.LastHeader("o", "x-edge-node") == "test-edge");
 }
 
+TEST_CASE("a write whose plan the log cannot take goes to the spool, and reaches the daemons later") {
+  FakeOrigin origin;
+  origin.Set("o", Object("v1"));
+  Edge edge(origin.port(), kApiTenant + "http://127.0.0.1:" + std::to_string(origin.port()) + "\"\n");
+  Bus bus(edge);
+  REQUIRE(Eventually([&] { return edge.pipeline->trusted(); }));
+  REQUIRE(edge.Get("/o").header("x-cache") == "MISS");
+  Script created;
+  created.status = 201;
+  created.headers = {{"X-Trans-Id", "tx-spooled"}};
+  auto held = Hold(created);
+  origin.Set("o", created);
+  // The write is relayed while the bus is there; Redis goes before Swift answers it.
+  HttpResponse put;
+  std::thread writer([&] {
+    const std::string body = "v2";
+    put = HttpRequest("PUT", edge.Url("/v1/AUTH_test/c/o"), {"Host: api.test", "X-Auth-Token: t"}, 10000,
+                      &body);
+  });
+  REQUIRE(Eventually([&] { return origin.Count("o") == 2; }));
+  bus.redis.Stop();
+  *held = false;
+  writer.join();
+  CHECK(put.status == 201);
+  CHECK(put.header("x-purge-pending") == "spooled");
+  CHECK(put.header("x-purge-confirmed").empty());
+  CHECK(bus.publisher->spool_bytes() > 0);
+  origin.Set("o", Object("v2"));
+  CHECK(edge.Get("/o").body == "v2");  // this edge's own entry went at once
+  // Redis back (empty: it kept nothing): the spooled event is in the daemons' stream.
+  bus.redis.Start();
+  auto redis = bus.redis.Connect();
+  std::vector<bus::StreamEntry> events;
+  REQUIRE(Eventually(
+      [&] {
+        auto reply = redis.Command({"XRANGE", std::string(bus::kEventStream), "-", "+"});
+        if (reply.ok()) events = bus::StreamEntries(*reply);
+        return !events.empty();
+      },
+      std::chrono::seconds(10)));
+  REQUIRE(events.size() == 1);
+  absl::StatusOr<bus::WriteEvent> event = bus::ParseEvent(events[0].fields);
+  REQUIRE(event.ok());
+  CHECK(event->node == "test-edge");
+  CHECK(event->method == "PUT");
+  CHECK(event->account == "AUTH_test");
+  CHECK(event->container == "c");
+  CHECK(event->object == "o");
+  CHECK(event->status == 201);
+  CHECK(event->transaction == "tx-spooled");
+  CHECK(Eventually([&] { return bus.publisher->spool_bytes() == 0; }));  // emptied once all is sent
+}
+
 TEST_CASE("with the purge bus unreachable a write is refused before it is relayed") {
   FakeOrigin origin;
   Script created;
