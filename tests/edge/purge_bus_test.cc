@@ -206,7 +206,7 @@ TEST_CASE("the purge log is applied from a cursor kept across restarts") {
   CHECK(edge.subscriber->GetStats().whole_cache_purges == 0);
 }
 
-TEST_CASE("a cursor the trimmed log no longer reaches purges the whole cache; so does a lost cursor") {
+TEST_CASE("a cursor the trimmed log no longer reaches purges the whole cache, so does a lost cursor") {
   RedisServer redis;
   TempDir dir;
   Subscribed edge(redis, dir);
@@ -269,7 +269,7 @@ TEST_CASE("numbering begun again, or a hole in it between two reads, purges the 
   CHECK_FALSE(edge.Has("a"));
 }
 
-TEST_CASE("a lost connection to the bus revokes the lease at once; it comes back once caught up") {
+TEST_CASE("a lost connection to the bus revokes the lease at once, it comes back once caught up") {
   RedisServer redis(true);
   TempDir dir;
   Subscribed edge(redis, dir, absl::Milliseconds(400));

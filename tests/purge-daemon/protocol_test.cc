@@ -121,7 +121,7 @@ TEST_CASE("stream ids parse and order") {
   CHECK(StreamId{3, 4}.ToString() == "3-4");
 }
 
-TEST_CASE("an edge's cursor file gives back what it saved; a damaged sequence number is not known") {
+TEST_CASE("an edge's cursor file gives back what it saved, a damaged sequence number is not known") {
   const SavedCursor saved{{1795500000123, 7}, 42};
   CHECK(CursorFileText(saved) == "1795500000123-7 42\n");
   CHECK(*ParseCursorFile(CursorFileText(saved)) == saved);
