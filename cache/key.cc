@@ -14,9 +14,10 @@ void JoinTo(KeyKind kind, std::initializer_list<std::string_view> fields, bool t
   out->clear();
   out->reserve(size);
   out->push_back(static_cast<char>(kind));
-  for (std::string_view field : fields) {
-    if (out->size() > 1) out->push_back(kSep);
-    out->append(field);
+  // A separator between fields, whatever they hold: an empty first one must not merge with the next.
+  for (const std::string_view* field = fields.begin(); field != fields.end(); ++field) {
+    if (field != fields.begin()) out->push_back(kSep);
+    out->append(*field);
   }
   if (trailing_separator) out->push_back(kSep);
 }

@@ -29,12 +29,11 @@ PurgeSubscriber::PurgeSubscriber(SubscriberOptions options, cache::Store& store,
     : options_(std::move(options)), store_(store), lease_(lease), on_trust_(std::move(on_trust)) {
   lease_.Revoke();  // until the log is read to its end
   std::ifstream in(options_.cursor_path);
-  std::string text;
-  if (in >> text) {
-    if (absl::StatusOr<bus::StreamId> id = bus::ParseStreamId(text); id.ok()) {
-      cursor_ = *id;
-      in >> cursor_seq_;
-    }
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (absl::StatusOr<bus::SavedCursor> saved = bus::ParseCursorFile(text.str()); saved.ok()) {
+    cursor_ = saved->id;
+    cursor_seq_ = saved->seq;
   }
 }
 
@@ -66,7 +65,7 @@ void PurgeSubscriber::SaveCursor() {
   // makes the edge apply some entries again.
   const std::string temp = options_.cursor_path + ".tmp";
   if (FILE* f = std::fopen(temp.c_str(), "w")) {
-    std::fprintf(f, "%s %llu\n", cursor_->ToString().c_str(), static_cast<unsigned long long>(cursor_seq_));
+    std::fputs(bus::CursorFileText({*cursor_, cursor_seq_}).c_str(), f);
     std::fclose(f);
     std::rename(temp.c_str(), options_.cursor_path.c_str());
   }

@@ -225,8 +225,13 @@ void PurgeApi::Submit(Call& call) {
       break;
     case Credentials::Kind::kAdmin:
       caller.admin = true;
-      if (absl::StatusOr<const vhost::Tenant*> tenant = TenantOf(*request, *table); tenant.ok())
+      // An admin may name no tenant (the whole cache) or several (URLs of each); one it names that
+      // does not exist is a 404, not "say which tenant".
+      if (absl::StatusOr<const vhost::Tenant*> tenant = TenantOf(*request, *table); tenant.ok()) {
         caller.tenant = *tenant;
+      } else if (tenant.status().code() == absl::StatusCode::kNotFound) {
+        return call.Fail(tenant.status());
+      }
       break;
     case Credentials::Kind::kToken: {
       absl::StatusOr<const vhost::Tenant*> tenant = TenantOf(*request, *table);

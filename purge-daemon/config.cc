@@ -60,16 +60,7 @@ constexpr std::array kKeys = {
     KeySpec{"jobs.ttl", KeyType::kDuration, "\"1d\"", false, "How long a purge job's status is kept."},
 };
 
-}  // namespace
-
-std::span<const KeySpec> PurgeDaemonKeys() {
-  return kKeys;
-}
-
-absl::StatusOr<DaemonConfig> LoadDaemonConfig(const std::string& path) {
-  absl::StatusOr<vhost::Settings> file = vhost::Settings::FromFile(path, kKeys);
-  if (!file.ok()) return file.status();
-  vhost::Settings& s = *file;
+absl::StatusOr<DaemonConfig> Build(vhost::Settings& s, const std::string& path) {
   DaemonConfig c;
   c.node_id = s.String("node_id");
   c.tenants_file = s.String("tenants");
@@ -134,6 +125,23 @@ absl::StatusOr<DaemonConfig> LoadDaemonConfig(const std::string& path) {
   c.api.job_ttl = s.Duration("jobs.ttl");
   if (absl::Status status = s.Finish(); !status.ok()) return status;
   return c;
+}
+
+}  // namespace
+
+std::span<const KeySpec> PurgeDaemonKeys() {
+  return kKeys;
+}
+
+absl::StatusOr<DaemonConfig> LoadDaemonConfig(const std::string& path) {
+  absl::StatusOr<vhost::Settings> file = vhost::Settings::FromFile(path, kKeys);
+  if (!file.ok()) return file.status();
+  return Build(*file, path);
+}
+
+absl::StatusOr<DaemonConfig> LoadDaemonConfigText(std::string_view text, const std::string& path) {
+  vhost::Settings settings = vhost::Settings::FromText(text, path, kKeys);
+  return Build(settings, path);
 }
 
 std::string PurgeDaemonConfigMarkdown() {

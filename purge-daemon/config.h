@@ -4,6 +4,7 @@
 
 #include <span>
 #include <string>
+#include <string_view>
 
 #include "absl/status/statusor.h"
 #include "purge-daemon/api.h"
@@ -26,6 +27,8 @@ struct DaemonConfig {
 
 std::span<const vhost::KeySpec> PurgeDaemonKeys();
 absl::StatusOr<DaemonConfig> LoadDaemonConfig(const std::string& path);
+// The same from the file's text (`path` names it in errors and anchors a relative `tenants`).
+absl::StatusOr<DaemonConfig> LoadDaemonConfigText(std::string_view text, const std::string& path);
 std::string PurgeDaemonConfigMarkdown();
 
 }  // namespace purge

@@ -42,6 +42,12 @@ bool ParseInt(std::string_view text, int64_t* out) {
   return !text.empty() && std::from_chars(text.data(), text.data() + text.size(), *out).ec == std::errc();
 }
 
+// Every byte a digit: a damaged number ("0x", "-3", "7 ") is no number.
+bool ParseNumber(std::string_view digits, uint64_t* out) {
+  const auto [end, error] = std::from_chars(digits.data(), digits.data() + digits.size(), *out);
+  return !digits.empty() && error == std::errc() && end == digits.data() + digits.size();
+}
+
 // The event's fields as a JSON object, its numbers as numbers.
 json EventObject(const WriteEvent& e) {
   json object = json::object();
@@ -70,11 +76,33 @@ absl::StatusOr<StreamId> ParseStreamId(std::string_view text) {
   const size_t dash = text.find('-');
   const std::string_view ms = text.substr(0, dash);
   const std::string_view seq = dash == std::string_view::npos ? "0" : text.substr(dash + 1);
-  if (ms.empty() || std::from_chars(ms.data(), ms.data() + ms.size(), id.ms).ec != std::errc() ||
-      std::from_chars(seq.data(), seq.data() + seq.size(), id.seq).ec != std::errc()) {
+  if (!ParseNumber(ms, &id.ms) || !ParseNumber(seq, &id.seq)) {
     return absl::InvalidArgumentError(absl::StrCat("\"", std::string(text), "\" is not a stream id"));
   }
   return id;
+}
+
+std::string CursorFileText(const SavedCursor& cursor) {
+  return absl::StrCat(cursor.id.ToString(), " ", cursor.seq, "\n");
+}
+
+absl::StatusOr<SavedCursor> ParseCursorFile(std::string_view text) {
+  // Two words: the id, then its entry's number.
+  constexpr std::string_view kSpace = " \t\r\n";
+  auto next_word = [&text, kSpace] {
+    const size_t start = std::min(text.find_first_not_of(kSpace), text.size());
+    const size_t end = std::min(text.find_first_of(kSpace, start), text.size());
+    const std::string_view word = text.substr(start, end - start);
+    text.remove_prefix(end);
+    return word;
+  };
+  const std::string_view id_word = next_word();
+  if (id_word.empty()) return absl::InvalidArgumentError("the cursor file holds no cursor");
+  absl::StatusOr<StreamId> id = ParseStreamId(id_word);
+  if (!id.ok()) return id.status();
+  SavedCursor cursor{*id, 0};
+  if (!ParseNumber(next_word(), &cursor.seq)) cursor.seq = 0;
+  return cursor;
 }
 
 Fields EventFields(const WriteEvent& e) {

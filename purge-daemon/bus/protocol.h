@@ -50,6 +50,18 @@ struct StreamId {
 };
 absl::StatusOr<StreamId> ParseStreamId(std::string_view text);
 
+// An edge's cursor file (purge-log.cursor in its state directory): the last log entry it applied
+// and that entry's sequence number (0: not known), as "ID SEQ\n".
+struct SavedCursor {
+  StreamId id;
+  uint64_t seq = 0;
+  bool operator==(const SavedCursor&) const = default;
+};
+std::string CursorFileText(const SavedCursor& cursor);
+// InvalidArgument when the text holds no cursor (the edge starts as one without). A sequence
+// number that is missing or damaged is not known (0): the next entry read tells it.
+absl::StatusOr<SavedCursor> ParseCursorFile(std::string_view text);
+
 // A successful write, through an edge or seen by the Swift proxy middleware
 // (purge-daemon/swift_middleware/edge_purge.py, which encodes it the same way:
 // tests/purge-daemon/golden/write_events.json holds the format for both).

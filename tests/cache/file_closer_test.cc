@@ -27,7 +27,7 @@ bool IsOpen(int fd) {
 
 }  // namespace
 
-TEST_CASE("small or still named files are closed at once; a large deleted one on the closer thread") {
+TEST_CASE("small or still named files are closed at once, a large deleted one on the closer thread") {
   testing_support::TempDir dir;
   const int small = MakeFile(dir / "small", 1024);
   ::unlink((dir / "small").c_str());

@@ -16,6 +16,24 @@ TEST_CASE("an encoded key decodes to its parts") {
   CHECK(parts.variant == "delimiter=/&format=json");
 }
 
+TEST_CASE("a key with empty parts decodes to the same parts") {
+  // Found by entry_header_fuzz: an empty account merged with the container ("oc\0n\0").
+  for (const Key& key : {Key{KeyKind::kObject, "", "c", "n", ""}, Key{KeyKind::kListing, "", "", "", ""},
+                         Key{KeyKind::kListing, "AUTH_a", "", "", "format=json"}}) {
+    const std::string encoded = key.Encode();  // the parts are views into it
+    KeyParts parts;
+    REQUIRE(DecodeKey(encoded, &parts));
+    CHECK(parts.kind == key.kind);
+    CHECK(parts.account == key.account);
+    CHECK(parts.container == key.container);
+    CHECK(parts.name == key.name);
+    CHECK(parts.variant == key.variant);
+  }
+  // And the ranges of an empty account hold only its own keys.
+  const std::string other = Key{KeyKind::kObject, "c", "n", "x", ""}.Encode();
+  CHECK_FALSE(other.starts_with(ExactNameRange(KeyKind::kObject, "", "c", "n")));
+}
+
 TEST_CASE("malformed encoded keys are refused") {
   KeyParts parts;
   CHECK_FALSE(DecodeKey("", &parts));

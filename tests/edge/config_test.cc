@@ -18,7 +18,7 @@ absl::StatusOr<EdgeConfig> Load(const testing_support::TempDir& dir, const std::
 
 }  // namespace
 
-TEST_CASE("a minimal edge file gets the documented defaults; paths are relative to the file") {
+TEST_CASE("a minimal edge file gets the documented defaults, paths are relative to the file") {
   testing_support::TempDir dir;
   auto config = Load(dir, R"(node_id = "e1"
 tenants = "vhosts.toml"
@@ -82,7 +82,7 @@ size = 1024
             ":11: cache.zone[1].size: must be at least 1M");
 }
 
-TEST_CASE("required keys and zones; syntax errors and unreadable files are reported with their place") {
+TEST_CASE("required keys and zones, syntax errors and unreadable files are reported with their place") {
   testing_support::TempDir dir;
   auto empty = Load(dir, "");
   REQUIRE_FALSE(empty.ok());

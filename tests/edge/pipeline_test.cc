@@ -397,7 +397,7 @@ TEST_CASE("an SLO whose manifest cannot be read is relayed whole and never store
   CHECK(origin.Count("slo") == 4);  // twice the object, twice its manifest (by base name)
 }
 
-TEST_CASE("a miss is fetched once and stored; the next request is a hit with Age") {
+TEST_CASE("a miss is fetched once and stored, the next request is a hit with Age") {
   FakeOrigin origin;
   origin.Set("a.txt", Object("hello", {{"Content-Type", "text/plain"}}));
   Edge edge(origin.port());
@@ -578,7 +578,7 @@ TEST_CASE("fields named in Connection go neither to the origin nor to the client
   CHECK(origin.LastHeader("/hop", "x-client-hop").empty());
 }
 
-TEST_CASE("an expired entry is revalidated with its ETag; a 304 refreshes it") {
+TEST_CASE("an expired entry is revalidated with its ETag, a 304 refreshes it") {
   FakeOrigin origin;
   Script doc = Object("body v1", {{"Cache-Control", "max-age=10"}});
   doc.etag = "\"v1\"";
@@ -595,7 +595,7 @@ TEST_CASE("an expired entry is revalidated with its ETag; a 304 refreshes it") {
   CHECK(origin.Count("doc") == 2);
 }
 
-TEST_CASE("without an ETag, revalidation uses If-Modified-Since; a changed object comes back EXPIRED") {
+TEST_CASE("without an ETag, revalidation uses If-Modified-Since, a changed object comes back EXPIRED") {
   FakeOrigin origin;
   origin.Set("doc", Object("old", {{"Cache-Control", "max-age=10"},
                                    {"Last-Modified", "Tue, 01 Sep 2026 10:00:00 GMT"}}));
@@ -640,7 +640,7 @@ TEST_CASE("a soft purge makes a fresh hit revalidate first: no stale window, and
   CHECK(failed.body == "busy");
 }
 
-TEST_CASE("Surrogate-Key and Cache-Tag tags are stored per tenant; a tag purge reaches only its tenant") {
+TEST_CASE("Surrogate-Key and Cache-Tag tags are stored per tenant, a tag purge reaches only its tenant") {
   FakeOrigin origin;
   // The same object name for both tenants ("/doc" for the http site, "doc" for the Swift one).
   const std::vector<std::pair<std::string, std::string>> tagged = {
@@ -743,7 +743,7 @@ TEST_CASE("an origin that stalls is a 504, and stale-if-error running out is the
   *held = false;
 }
 
-TEST_CASE("PURGE goes to the purge daemon with the caller's credentials; without purge.api it is refused") {
+TEST_CASE("PURGE goes to the purge daemon with the caller's credentials, without purge.api it is refused") {
   FakeOrigin origin;  // the purge daemon too: it answers POST /v1/purge
   Script accepted = Object("{\"job\": \"j1\"}");
   accepted.status = 202;
@@ -892,7 +892,7 @@ TEST_CASE("ranges, HEAD and conditionals on misses and hits") {
   CHECK(range_miss.header("x-cache") == "MISS");
 }
 
-TEST_CASE("404s are cached for the negative TTL; unknown hosts and bad paths get a 4xx") {
+TEST_CASE("404s are cached for the negative TTL, unknown hosts and bad paths get a 4xx") {
   FakeOrigin origin;
   Edge edge(origin.port(), "cache.negative_ttl = \"10s\"\n");
   CHECK(edge.Get("/missing").status == 404);
@@ -1074,7 +1074,7 @@ TEST_CASE("an http site's answer to Authorization is shared only when it allows 
   CHECK(origin.Count("doc") == 2);
 }
 
-TEST_CASE("an http site's Vary lines are combined; 401 and 403 are never stored") {
+TEST_CASE("an http site's Vary lines are combined, 401 and 403 are never stored") {
   FakeOrigin origin;
   Edge edge(origin.port());
   auto get = [&](const std::string& path) { return HttpGet(edge.Url(path), {"Host: site.test"}); };
@@ -1183,7 +1183,7 @@ TEST_CASE("Swift's unquoted ETag matches a client's quoted copy in If-None-Match
   CHECK(origin.Count("doc") == 1);
 }
 
-TEST_CASE("several ranges get one 206 multipart/byteranges from either tier; past the cap the whole body") {
+TEST_CASE("several ranges get one 206 multipart/byteranges from either tier, past the cap the whole body") {
   FakeOrigin origin;
   std::string big(1 << 20, 'x');
   for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>('a' + i % 26);
@@ -1464,6 +1464,59 @@ TEST_CASE("a write's 2xx waits until the other edges applied its purge, and says
   CHECK(origin.LastHeader("o", "x-edge-node") == "test-edge");
 }
 
+TEST_CASE("a write whose plan the log cannot take goes to the spool, and reaches the daemons later") {
+  FakeOrigin origin;
+  origin.Set("o", Object("v1"));
+  Edge edge(origin.port(), kApiTenant + "http://127.0.0.1:" + std::to_string(origin.port()) + "\"\n");
+  Bus bus(edge);
+  REQUIRE(Eventually([&] { return edge.pipeline->trusted(); }));
+  REQUIRE(edge.Get("/o").header("x-cache") == "MISS");
+  Script created;
+  created.status = 201;
+  created.headers = {{"X-Trans-Id", "tx-spooled"}};
+  auto held = Hold(created);
+  origin.Set("o", created);
+  // The write is relayed while the bus is there; Redis goes before Swift answers it.
+  HttpResponse put;
+  std::thread writer([&] {
+    const std::string body = "v2";
+    put = HttpRequest("PUT", edge.Url("/v1/AUTH_test/c/o"), {"Host: api.test", "X-Auth-Token: t"}, 10000,
+                      &body);
+  });
+  REQUIRE(Eventually([&] { return origin.Count("o") == 2; }));
+  bus.redis.Stop();
+  *held = false;
+  writer.join();
+  CHECK(put.status == 201);
+  CHECK(put.header("x-purge-pending") == "spooled");
+  CHECK(put.header("x-purge-confirmed").empty());
+  CHECK(bus.publisher->spool_bytes() > 0);
+  origin.Set("o", Object("v2"));
+  CHECK(edge.Get("/o").body == "v2");  // this edge's own entry went at once
+  // Redis back (empty: it kept nothing): the spooled event is in the daemons' stream.
+  bus.redis.Start();
+  auto redis = bus.redis.Connect();
+  std::vector<bus::StreamEntry> events;
+  REQUIRE(Eventually(
+      [&] {
+        auto reply = redis.Command({"XRANGE", std::string(bus::kEventStream), "-", "+"});
+        if (reply.ok()) events = bus::StreamEntries(*reply);
+        return !events.empty();
+      },
+      std::chrono::seconds(10)));
+  REQUIRE(events.size() == 1);
+  absl::StatusOr<bus::WriteEvent> event = bus::ParseEvent(events[0].fields);
+  REQUIRE(event.ok());
+  CHECK(event->node == "test-edge");
+  CHECK(event->method == "PUT");
+  CHECK(event->account == "AUTH_test");
+  CHECK(event->container == "c");
+  CHECK(event->object == "o");
+  CHECK(event->status == 201);
+  CHECK(event->transaction == "tx-spooled");
+  CHECK(Eventually([&] { return bus.publisher->spool_bytes() == 0; }));  // emptied once all is sent
+}
+
 TEST_CASE("with the purge bus unreachable a write is refused before it is relayed") {
   FakeOrigin origin;
   Script created;
@@ -1483,7 +1536,7 @@ TEST_CASE("with the purge bus unreachable a write is refused before it is relaye
   CHECK_FALSE(edge.pipeline->trusted());  // and reads are revalidated meanwhile
 }
 
-TEST_CASE("without a bus a write still invalidates this edge's own entries; COPY its destination") {
+TEST_CASE("without a bus a write still invalidates this edge's own entries, COPY its destination") {
   FakeOrigin origin;
   origin.Set("o", Object("v1"));
   origin.Set("src", Object("source"));

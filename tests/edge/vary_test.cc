@@ -6,7 +6,7 @@
 
 namespace edge {
 
-TEST_CASE("Vary names: lowercase, sorted, once; '*' alone") {
+TEST_CASE("Vary names: lowercase, sorted, once, '*' alone") {
   CHECK(VaryNames("Accept-Language, accept-encoding ,Accept-Language") ==
         std::vector<std::string>{"accept-encoding", "accept-language"});
   CHECK(VaryNames("Accept, *") == std::vector<std::string>{"*"});
@@ -14,7 +14,7 @@ TEST_CASE("Vary names: lowercase, sorted, once; '*' alone") {
   CHECK(VaryNames(" , ").empty());
 }
 
-TEST_CASE("a request's variant: each varied header's value, trimmed; absent and empty alike") {
+TEST_CASE("a request's variant: each varied header's value, trimmed, absent and empty alike") {
   const std::map<std::string, std::string> headers = {{"accept-language", " fr "}, {"accept-encoding", ""}};
   auto find = [&](std::string_view name) {
     auto it = headers.find(std::string(name));

@@ -65,6 +65,63 @@ TEST_CASE("a write that failed, or a COPY without a destination, makes no event"
   CHECK_FALSE(MakeWriteEvent("e", "", WriteIntent::Of(request, ""), target, 201, {}, 1).has_value());
 }
 
+TEST_CASE("a write's event names where it went, Swift's transaction, and only a container's settings") {
+  http::Request request;
+  request.method = "POST";
+  request.headers[request.header_count++] = {"X-Container-Meta-Color", "blue"};
+  request.headers[request.header_count++] = {"X_Remove_Versions_Location", "1"};
+  request.headers[request.header_count++] = {"X-Object-Meta-Size", "big"};
+  const std::pair<std::string_view, std::string_view> answer[] = {{"Content-Length", "0"},
+                                                                  {"x-TRANS-id", "tx123"}};
+  // A container's write carries the settings it touched, on the cluster it went to.
+  const vhost::OriginTarget container = TargetOf("/v1/AUTH_test/c", "");
+  std::optional<bus::WriteEvent> event =
+      MakeWriteEvent("edge-7", "eu", WriteIntent::Of(request, ""), container, 204, answer, 42);
+  REQUIRE(event.has_value());
+  CHECK(event->node == "edge-7");
+  CHECK(event->cluster == "eu");
+  CHECK(event->method == "POST");
+  CHECK(event->account == "AUTH_test");
+  CHECK(event->container == "c");
+  CHECK(event->object.empty());
+  CHECK(event->status == 204);
+  CHECK(event->time_ms == 42);
+  CHECK(event->transaction == "tx123");  // the header found whatever its case
+  CHECK(event->settings == "x-container-meta-color,x-remove-versions-location");
+  // An object's metadata is the object itself: no settings.
+  event = MakeWriteEvent("edge-7", "", WriteIntent::Of(request, ""), TargetOf("/v1/AUTH_test/c/o", "q=1"),
+                         202, {}, 42);
+  REQUIRE(event.has_value());
+  CHECK(event->object == "o");
+  CHECK(event->query == "q=1");
+  CHECK(event->settings.empty());
+  CHECK(event->transaction.empty());
+  // No answer from the origin (status 0): the write may have happened, so it is an event.
+  CHECK(MakeWriteEvent("e", "", WriteIntent::Of(request, ""), container, 0, {}, 1).has_value());
+  CHECK_FALSE(MakeWriteEvent("e", "", WriteIntent::Of(request, ""), container, 199, {}, 1).has_value());
+  CHECK_FALSE(MakeWriteEvent("e", "", WriteIntent::Of(request, ""), container, 300, {}, 1).has_value());
+  // Nothing cached can change: a path the tenant never caches, or no account (Swift's auth).
+  vhost::OriginTarget passed = container;
+  passed.pass = true;
+  CHECK_FALSE(MakeWriteEvent("e", "", WriteIntent::Of(request, ""), passed, 204, {}, 1).has_value());
+  vhost::OriginTarget no_account = container;
+  no_account.account.clear();
+  CHECK_FALSE(MakeWriteEvent("e", "", WriteIntent::Of(request, ""), no_account, 204, {}, 1).has_value());
+}
+
+TEST_CASE("a COPY's event names its decoded destination and the destination's account") {
+  http::Request request;
+  request.method = "COPY";
+  request.headers[request.header_count++] = {"Destination", "/other%20c/new%2Fname.txt"};
+  request.headers[request.header_count++] = {"Destination-Account", "AUTH_b"};
+  std::optional<bus::WriteEvent> event =
+      MakeWriteEvent("e", "", WriteIntent::Of(request, ""), TargetOf("/v1/AUTH_test/c/src", ""), 201, {}, 1);
+  REQUIRE(event.has_value());
+  CHECK(event->object == "src");
+  CHECK(event->destination == "/other c/new/name.txt");
+  CHECK(event->destination_account == "AUTH_b");
+}
+
 TEST_CASE("a bulk delete's event names the paths of its body, unless the body was too long to keep") {
   http::Request request;
   request.method = "POST";

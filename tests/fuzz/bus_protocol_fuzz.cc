@@ -52,11 +52,20 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;
   const std::string_view input(reinterpret_cast<const char*>(data) + 1, size - 1);
   switch (data[0] % 6) {
-    case 0: {  // a stream id (entry ids, cursors, the cursor file)
+    case 0: {  // a stream id (entry ids, cursors), and an edge's cursor file
+      if (absl::StatusOr<bus::SavedCursor> cursor = bus::ParseCursorFile(input); !Failed(cursor)) {
+        absl::StatusOr<bus::SavedCursor> again = bus::ParseCursorFile(bus::CursorFileText(*cursor));
+        if (!again.ok() || !(*again == *cursor)) std::abort();
+      }
       absl::StatusOr<bus::StreamId> id = bus::ParseStreamId(input);
       if (Failed(id)) return 0;
+      // Only digits and the dash between the two numbers: nothing damaged passes for an id.
+      if (input.find_first_not_of("0123456789-") != std::string_view::npos) std::abort();
       absl::StatusOr<bus::StreamId> again = bus::ParseStreamId(id->ToString());
       if (!again.ok() || *again != *id) std::abort();
+      // A cursor file is an id and its entry's number.
+      absl::StatusOr<bus::SavedCursor> saved = bus::ParseCursorFile(std::string(input) + " 7\n");
+      if (!saved.ok() || saved->id != *id || saved->seq != 7) std::abort();
       return 0;
     }
     case 1: {  // a spool line

@@ -1,7 +1,10 @@
 // Response and request headers come from origins and clients: whatever Cache-Control, targeted
 // fields, Expires, Date, Age and Vary hold, the caching decision never crashes, never gives a
-// negative lifetime, and the date and duration parsers agree with their printers.
+// negative lifetime, the date and duration parsers agree with their printers, and Vary's names
+// and variants tell apart exactly what they must (CheckVary).
 // Input: a byte that picks the status, then header lines "Name: value" separated by '\n'.
+#include <algorithm>
+#include <cctype>
 #include <cstdint>
 #include <cstdlib>
 #include <iterator>
@@ -17,6 +20,64 @@
 #include "vhost-config/freshness.h"
 #include "vhost-config/http_date.h"
 
+namespace {
+
+bool HasControl(std::string_view text) {
+  return std::any_of(text.begin(), text.end(),
+                     [](unsigned char c) { return (c < 0x20 && c != '\t') || c == 0x7f; });
+}
+
+std::string_view Trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+// Vary: the names are lower case, sorted, each once ("*" alone), and read back the same when
+// joined again. A variant tells request values apart exactly: two headers' values swapped give
+// the same variant only when they are the same (values as the request parser admits them: no
+// control characters); an Accept-Language is one variant in any order, case and spacing.
+void CheckVary(std::string_view value, std::string_view previous) {
+  const std::vector<std::string> names = edge::VaryNames(value);
+  for (size_t i = 0; i < names.size(); ++i) {
+    const std::string& name = names[i];
+    if (name.empty() || name.find(',') != std::string::npos || Trim(name) != name) std::abort();
+    if (name.find_first_of("ABCDEFGHIJKLMNOPQRSTUVWXYZ") != std::string::npos) std::abort();
+    if (i > 0 && !(names[i - 1] < name)) std::abort();
+    if (name == "*" && names.size() != 1) std::abort();
+  }
+  std::string joined;
+  for (const std::string& name : names) joined += (joined.empty() ? "" : ",") + name;
+  if (edge::VaryNames(joined) != names) std::abort();
+
+  if (HasControl(value) || HasControl(previous)) return;
+  const std::vector<std::string> two = {"x-a", "x-b"};
+  auto variant = [&](std::string_view a, std::string_view b) {
+    return edge::VariantSuffix(two, [&](std::string_view name) { return name == "x-a" ? a : b; });
+  };
+  if ((variant(value, previous) == variant(previous, value)) != (Trim(value) == Trim(previous))) std::abort();
+
+  // The members of `value` reversed, upper case, spaced out.
+  std::vector<std::string_view> members;
+  for (std::string_view rest = value; !rest.empty();) {
+    const size_t comma = rest.find(',');
+    members.push_back(rest.substr(0, comma));
+    rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+  }
+  std::string respelled;
+  for (auto member = members.rbegin(); member != members.rend(); ++member) {
+    if (!respelled.empty()) respelled += " , ";
+    for (char c : *member) respelled += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  }
+  const std::vector<std::string> language = {"accept-language"};
+  if (edge::VariantSuffix(language, [&](std::string_view) { return value; }) !=
+      edge::VariantSuffix(language, [&](std::string_view) { return std::string_view(respelled); })) {
+    std::abort();
+  }
+}
+
+}  // namespace
+
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 1) return 0;
   static constexpr int kStatuses[] = {200, 203, 204, 206, 301, 302, 304, 400, 401,
@@ -24,6 +85,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const int status = kStatuses[data[0] % std::size(kStatuses)];
   std::string_view text(reinterpret_cast<const char*>(data) + 1, size - 1);
   std::vector<std::pair<std::string_view, std::string_view>> headers;
+  std::string_view previous;
   while (!text.empty()) {
     const size_t end = text.find('\n');
     const std::string_view line = text.substr(0, end);
@@ -50,7 +112,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     for (const auto& seconds : {directives.max_age, directives.s_maxage, directives.stale_if_error}) {
       if (seconds && (*seconds < 0 || *seconds > vhost::kMaxDeltaSeconds)) std::abort();
     }
-    (void)edge::VariantSuffix(edge::VaryNames(value), [&](std::string_view) { return value; });
+    CheckVary(value, previous);
+    previous = value;
   }
 
   const absl::Time now = absl::FromUnixSeconds(1'800'000'000);

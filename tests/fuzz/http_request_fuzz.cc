@@ -1,10 +1,12 @@
 // The request parser faces the internet: whatever bytes arrive, it must not read out of bounds,
-// and whatever it accepts must satisfy the framing invariants the server relies on.
+// and whatever it accepts must satisfy the framing invariants the server relies on, with a host
+// that the tenant lookup reads as the parser did.
 #include <cstdint>
 #include <cstdlib>
 #include <string_view>
 
 #include "edge/http/request_parser.h"
+#include "vhost-config/host_index.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view bytes(reinterpret_cast<const char*>(data), size);
@@ -31,6 +33,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (host.starts_with(".") || host.find("..") != std::string_view::npos ||
         host.find_first_of("@/?# ") != std::string_view::npos) {
       std::abort();
+    }
+    // The host as the tenant lookup normalises it: named at all, lower case, without port or
+    // trailing dot, and normalised once for good (another pass reads it no differently).
+    char buffer[256], again[256];
+    const std::string_view normal = vhost::NormalizeHost(host, buffer, sizeof(buffer));
+    if (!host.empty()) {
+      if (normal.empty() || normal.ends_with(".")) std::abort();
+      if (normal.find_first_of("ABCDEFGHIJKLMNOPQRSTUVWXYZ") != std::string_view::npos) std::abort();
+      if (!normal.starts_with("[") && normal.find(':') != std::string_view::npos) std::abort();
+      if (vhost::NormalizeHost(normal, again, sizeof(again)) != normal) std::abort();
     }
     // Split feed: the head arriving in pieces is never taken for a complete head before its end.
     const size_t step = request.head_bytes > 256 ? request.head_bytes / 64 : 1;

@@ -218,17 +218,25 @@ TEST_CASE("a tenant's purge is accepted once in the log, and its job shows each 
   CHECK(HttpGet(status_url, {"Authorization: Bearer shop-key"}).status == 404);
 }
 
-TEST_CASE("a purge naming a host nobody serves is a 404, and nothing is purged") {
+TEST_CASE("a purge naming a host or a tenant nobody serves is a 404, and nothing is purged") {
   Daemon d;
   HttpResponse host = d.Post(R"({"urls": ["http://nowhere.test/a"]})", "admin-key");
   CHECK(host.status == 404);
   CHECK(d.Error(host) == "no tenant serves host \"nowhere.test\"");
   HttpResponse hosts = d.Post(R"({"hosts": ["nowhere.test"]})", "admin-key");
   CHECK(hosts.status == 404);
+  // An admin naming a tenant that does not exist: unknown, not "say which tenant".
+  for (const char* body :
+       {R"({"tenant": "nobody", "all": true})", R"({"tenant": "nobody", "tags": ["t"]})"}) {
+    CAPTURE(body);
+    HttpResponse tenant = d.Post(body, "admin-key");
+    CHECK(tenant.status == 404);
+    CHECK(d.Error(tenant) == "no tenant is named \"nobody\"");
+  }
   CHECK(d.LogLength() == 0);
 }
 
-TEST_CASE("an edge silent past edges.live_timeout is down and holds no job up; jobs are kept for jobs.ttl") {
+TEST_CASE("an edge silent past edges.live_timeout is down and holds no job up, jobs are kept for jobs.ttl") {
   Daemon d("http://127.0.0.1:1", [](ApiOptions& options) {
     options.edge_live_timeout = absl::Seconds(2);
     options.job_ttl = absl::Seconds(90);
@@ -282,7 +290,7 @@ TEST_CASE("the log holds what was asked: soft only when asked, tags scoped to th
   CHECK_FALSE(invalidations[2].soft);
 }
 
-TEST_CASE("refusals: no or bad credentials, another tenant's URL, bad bodies; nothing is purged") {
+TEST_CASE("refusals: no or bad credentials, another tenant's URL, bad bodies, nothing is purged") {
   Daemon d;
   HttpResponse none = d.Post(R"({"urls": ["http://demo.test/a"]})", "");
   CHECK(none.status == 401);
@@ -356,7 +364,7 @@ TEST_CASE("made-up Swift tokens are checked with Swift a bounded number of times
   CHECK(d.LogLength() == 1);
 }
 
-TEST_CASE("a tenant past its rate gets 429 with Retry-After; an admin may purge everything") {
+TEST_CASE("a tenant past its rate gets 429 with Retry-After, an admin may purge everything") {
   Daemon d;
   for (int i = 0; i < 3; ++i) CHECK(d.Post(R"({"urls": ["http://demo.test/a"]})", "demo-key").status == 202);
   HttpResponse limited = d.Post(R"({"urls": ["http://demo.test/a"]})", "demo-key");
@@ -410,7 +418,7 @@ TEST_CASE("failed authentications are limited per client address, credentials un
   CHECK(d.LogLength() == 0);
 }
 
-TEST_CASE("behind a trusted proxy each forwarded client has its own count; a success resets none") {
+TEST_CASE("behind a trusted proxy each forwarded client has its own count, a success resets none") {
   Daemon d("http://127.0.0.1:1", [](ApiOptions& options) {
     options.auth_failures = 3;
     options.trusted_proxies = {"127.0.0.1"};

@@ -21,7 +21,7 @@ edge::http::Request Parse(const std::string& head, std::string* buffer) {
 
 }  // namespace
 
-TEST_CASE("IP addresses in their canonical text; anything else is not one") {
+TEST_CASE("IP addresses in their canonical text, anything else is not one") {
   CHECK(NormalizeIp("192.0.2.1") == "192.0.2.1");
   CHECK(NormalizeIp(" 192.0.2.1 ") == "192.0.2.1");
   CHECK(NormalizeIp("2001:DB8:0:0::1") == "2001:db8::1");

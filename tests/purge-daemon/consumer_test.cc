@@ -75,6 +75,35 @@ TEST_CASE("a write event becomes a numbered purge-log entry, is acknowledged, an
   CHECK(consumer.GetStats().repeats_moved == 1);
 }
 
+TEST_CASE("a listings repeat outlives the daemon that planned it: another daemon appends it when due") {
+  RedisServer server;
+  auto redis = server.Connect();
+  auto scheduled = [&] { return redis.Command({"ZCARD", std::string(bus::kRepeatSet)})->integer; };
+  {
+    ConsumerOptions options = Options(server, "daemon-1");
+    options.repeat_delay = absl::Seconds(1);
+    EventConsumer planner(options);
+    planner.Start();
+    Write(redis, "images/party/new.jpg");
+    REQUIRE(Eventually([&] { return LogEntries(redis).size() == 1; }));
+    CHECK(scheduled() == 1);
+    CHECK(planner.GetStats().repeats_moved == 0);
+  }  // the daemon is gone before its repeat is due
+  CHECK(LogEntries(redis).size() == 1);
+  CHECK(scheduled() == 1);  // what it planned waits in Redis, not in the daemon
+  EventConsumer survivor(Options(server, "daemon-2"));
+  survivor.Start();
+  REQUIRE(Eventually([&] { return LogEntries(redis).size() == 2; }, std::chrono::seconds(10)));
+  const bus::LogEntry repeat = LogEntries(redis)[1];
+  CHECK(repeat.seq == 2);
+  CHECK(repeat.job == LogEntries(redis)[0].job + "-repeat");
+  REQUIRE(repeat.invalidations.size() == 1);
+  CHECK(repeat.invalidations[0].kind == cache::Invalidation::Kind::kListings);
+  CHECK(repeat.invalidations[0].name == "images/party/");
+  CHECK(survivor.GetStats().repeats_moved == 1);
+  CHECK(scheduled() == 0);
+}
+
 TEST_CASE("events a dead daemon took and never acknowledged are claimed by a live one") {
   RedisServer server;
   auto redis = server.Connect();

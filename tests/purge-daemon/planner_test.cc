@@ -52,7 +52,7 @@ TEST_CASE("an object written, posted to or deleted: the object and its directory
   }
 }
 
-TEST_CASE("COPY invalidates the destination, in this or another account; the source is unchanged") {
+TEST_CASE("COPY invalidates the destination, in this or another account, the source is unchanged") {
   bus::WriteEvent copy = Event("COPY", "public", "a.jpg");
   copy.destination = "/backup/2024/a.jpg";
   auto plan = PlanWrite(copy);
@@ -120,7 +120,7 @@ TEST_CASE("an account POST: its listings when it set something, else nothing") {
   CHECK(PlanWrite(e).size() == 1);
 }
 
-TEST_CASE("a failed write plans nothing; one whose answer never came is planned as done") {
+TEST_CASE("a failed write plans nothing, one whose answer never came is planned as done") {
   CHECK(PlanWrite(Event("PUT", "public", "a", 401)).empty());
   CHECK(PlanWrite(Event("PUT", "public", "a", 500)).empty());
   CHECK(PlanWrite(Event("DELETE", "public", "a", 0)).size() == 2);

@@ -112,7 +112,29 @@ TEST_CASE("stream ids parse and order") {
   CHECK(StreamId{2, 1} > StreamId{2, 0});
   CHECK_FALSE(ParseStreamId("abc").ok());
   CHECK_FALSE(ParseStreamId("1-x").ok());
+  // Damaged: a number with something after it is no number.
+  CHECK_FALSE(ParseStreamId("1-2x").ok());
+  CHECK_FALSE(ParseStreamId("1x-2").ok());
+  CHECK_FALSE(ParseStreamId("1-2-3").ok());
+  CHECK_FALSE(ParseStreamId("1-").ok());
+  CHECK_FALSE(ParseStreamId("-1").ok());
   CHECK(StreamId{3, 4}.ToString() == "3-4");
+}
+
+TEST_CASE("an edge's cursor file gives back what it saved, a damaged sequence number is not known") {
+  const SavedCursor saved{{1795500000123, 7}, 42};
+  CHECK(CursorFileText(saved) == "1795500000123-7 42\n");
+  CHECK(*ParseCursorFile(CursorFileText(saved)) == saved);
+  // Written by an edge that had not read an entry yet, or cut short: the cursor without its number.
+  CHECK(*ParseCursorFile("1795500000123-7 0\n") == SavedCursor{{1795500000123, 7}, 0});
+  CHECK(*ParseCursorFile("1795500000123-7") == SavedCursor{{1795500000123, 7}, 0});
+  CHECK(*ParseCursorFile("1795500000123-7 4x") == SavedCursor{{1795500000123, 7}, 0});
+  CHECK(*ParseCursorFile("1795500000123-7 -3") == SavedCursor{{1795500000123, 7}, 0});
+  // No cursor: the edge starts as a new one (and purges a cache it cannot vouch for).
+  CHECK_FALSE(ParseCursorFile("").ok());
+  CHECK_FALSE(ParseCursorFile(" \n").ok());
+  CHECK_FALSE(ParseCursorFile("1795500000123-7x 42").ok());
+  CHECK_FALSE(ParseCursorFile("garbage 42").ok());
 }
 
 TEST_CASE("stream entries come out of XREAD and XAUTOCLAIM answers alike") {
@@ -166,6 +188,15 @@ TEST_CASE("edge progress round trip") {
   CHECK_FALSE(odd->trusted);
   CHECK(odd->lease_granted_ms == odd->heartbeat_ms);
   CHECK(odd->heartbeat_ms == int64_t{1} << 50);
+  // Wrong types (found by bus_protocol_fuzz: a number for "trusted" threw out of the parser) read
+  // as the defaults.
+  auto wrong = ParseProgressJson(
+      "odd",
+      R"({"cursor":"5-1","heartbeat_ms":1000,"trusted":1000,"lease_ms":1e300,"lease_granted_ms":"x"})");
+  REQUIRE(wrong.ok());
+  CHECK_FALSE(wrong->trusted);
+  CHECK(wrong->lease_ms == 10000);
+  CHECK(wrong->lease_granted_ms == 1000);
 }
 
 TEST_CASE("a writer waits for exactly the edges that may still serve what it replaced") {

@@ -6,7 +6,7 @@
 
 namespace purge {
 
-TEST_CASE("token buckets: a burst, then the rate; Wait looks without taking") {
+TEST_CASE("token buckets: a burst, then the rate, Wait looks without taking") {
   absl::Time now = absl::FromUnixSeconds(1000);
   RateLimiter limiter([&] { return now; });
   CHECK(limiter.Wait("a", 1, 2) == absl::ZeroDuration());

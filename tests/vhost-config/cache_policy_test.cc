@@ -108,7 +108,7 @@ TEST_CASE("Authorization: shared only when the response allows it") {
   CHECK(c.Run().store);
 }
 
-TEST_CASE("no-cache stores with zero freshness; must-revalidate removes the stale windows") {
+TEST_CASE("no-cache stores with zero freshness, must-revalidate removes the stale windows") {
   Case c;
   c.policy.min_ttl = absl::Minutes(1);
   c.headers = {{"Cache-Control", "no-cache"}};
@@ -139,7 +139,7 @@ TEST_CASE("404s, listings and path rules take their own TTLs") {
   CHECK_FALSE(c.Run().store);
 }
 
-TEST_CASE("X-Delete-At caps the lifetime; surrogate keys become tags") {
+TEST_CASE("X-Delete-At caps the lifetime, surrogate keys become tags") {
   Case c;
   const std::string soon = std::to_string(absl::ToUnixSeconds(kNow) + 90);
   c.headers = {{"Cache-Control", "max-age=3600"},
@@ -284,7 +284,7 @@ TEST_CASE("RFC 9213: targeted fields come before Cache-Control and Expires") {
   });
 }
 
-TEST_CASE("RFC 9111 5.3 and 5.1: invalid Expires is stale; Age as delta-seconds") {
+TEST_CASE("RFC 9111 5.3 and 5.1: invalid Expires is stale, Age as delta-seconds") {
   CheckRules({
       {"5.3: a valid Expires", 200, {{"Expires", FormatHttpDate(kNow + kHour)}}, true, kHour},
       {"5.3: a 1-digit hour is not an HTTP date: already expired",

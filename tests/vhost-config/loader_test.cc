@@ -142,7 +142,7 @@ TEST_CASE("missing pieces and TOML syntax errors") {
   CHECK(LoadTenantFile("/nonexistent/vhosts.toml").status().code() == absl::StatusCode::kNotFound);
 }
 
-TEST_CASE("Swift clusters: the default name stands for one proxy URL; named ones for any number") {
+TEST_CASE("Swift clusters: the default name stands for one proxy URL, named ones for any number") {
   const std::string two_proxies = R"(
 [[tenant]]
 name = "a"

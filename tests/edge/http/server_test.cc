@@ -234,7 +234,7 @@ TEST_CASE("streamed responses are chunked for HTTP/1.1 and close-delimited for H
   CHECK(old.closed());
 }
 
-TEST_CASE("an HTTP/1.0 connection kept alive says so; one that is not is closed") {
+TEST_CASE("an HTTP/1.0 connection kept alive says so, one that is not is closed") {
   Fixture f;
   Client kept(f.server.port());
   kept.Send("GET /hello HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");

@@ -152,7 +152,7 @@ TEST_CASE("a fetch delivers status, headers and body, with the request headers s
   CHECK(f.client->active() == 0);
 }
 
-TEST_CASE("HEAD has no body; origin errors are statuses, not failures") {
+TEST_CASE("HEAD has no body, origin errors are statuses, not failures") {
   Fixture f;
   Collector head(f.loop);
   f.client->Start(Request("HEAD", f.Url("/ok")), &head);
