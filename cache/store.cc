@@ -339,6 +339,10 @@ absl::Status Store::Load() {
     zones_.push_back(std::make_unique<Zone>(static_cast<int>(i), options_.zones[i],
                                             options_.zone_error_threshold, options_.faults));
     if (absl::Status status = zones_.back()->Lock(); !status.ok()) return status;
+    std::error_code ec;
+    std::filesystem::path root =
+        std::filesystem::weakly_canonical(std::filesystem::absolute(options_.zones[i].path), ec);
+    zone_roots_.push_back(ec ? options_.zones[i].path : root.string());
   }
   // A zone behind the store's epoch was out of service while the others took invalidations.
   uint64_t epoch = 0;
@@ -540,7 +544,19 @@ void Store::Remove(const IndexedEntry& entry) {
 void Store::OnZoneFull(Zone& zone) {
   // The filesystem holds less than the zone's size (it is smaller, or shared): the zone shrinks
   // to what it can hold, and what no longer fits goes now, so the next fills have room.
+  MeasureFreeing(absl::Milliseconds(100));
   FitZone(zone, /*lower_only=*/true);
+}
+
+void Store::MeasureFreeing(absl::Duration min_interval) {
+  {
+    absl::MutexLock lock(&measure_mu_);
+    const auto now = std::chrono::steady_clock::now();
+    if (now - measured_ < absl::ToChronoNanoseconds(min_interval)) return;
+    measured_ = now;
+  }
+  const std::vector<uint64_t> held = HeldAfterDelete(zone_roots_);
+  for (size_t i = 0; i < zones_.size(); ++i) zones_[i]->SetFreeing(held[i]);
 }
 
 void Store::FitZone(Zone& zone, bool lower_only) {
@@ -879,6 +895,7 @@ std::vector<JournalRecord> Store::ZoneSnapshot(int zone) {
 }
 
 void Store::Maintain() {
+  MeasureFreeing(absl::ZeroDuration());
   for (auto& zone : zones_) {
     if (zone->healthy()) {
       if (!zone->MaybeCompact(zone->entries(), [&] { return ZoneSnapshot(zone->id()); }).ok())
@@ -905,7 +922,8 @@ StoreStats Store::GetStats() const {
   StoreStats stats{index_.size(), {}};
   for (const auto& zone : zones_) {
     stats.zones.push_back({zone->config().path, zone->healthy(), zone->used_bytes(), zone->config().max_bytes,
-                           zone->entries(), zone->errors(), zone->limit_bytes(), zone->full_evictions()});
+                           zone->entries(), zone->errors(), zone->limit_bytes(), zone->full_evictions(),
+                           zone->freeing_bytes()});
   }
   return stats;
 }

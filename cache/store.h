@@ -15,6 +15,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -147,6 +148,7 @@ struct ZoneStats {
   uint64_t errors;
   uint64_t limit_bytes;     // max_bytes, or less while the filesystem cannot hold that
   uint64_t full_evictions;  // entries evicted because the filesystem was full (ENOSPC)
+  uint64_t freeing_bytes;   // deleted files still open, as last measured (Zone::SetFreeing)
 };
 
 struct StoreStats {
@@ -209,6 +211,9 @@ class Store {
   void OnZoneFull(Zone& zone);
   // Sets the zone's limit from what its filesystem has (FitToFilesystem) and evicts past it.
   void FitZone(Zone& zone, bool lower_only);
+  // Measures each zone's deleted files still open (HeldAfterDelete), at most once per
+  // `min_interval`: a scan of the process's descriptors, too slow for every ENOSPC of a burst.
+  void MeasureFreeing(absl::Duration min_interval);
   void JournalAppend(Zone& zone, const JournalRecord& record);
   absl::Status CommitFill(Fill& fill, uint64_t file_bytes);
   bool FencedLocked(const Fill& fill) ABSL_EXCLUSIVE_LOCKS_REQUIRED(fence_mu_);
@@ -223,6 +228,9 @@ class Store {
   absl::Mutex epoch_mu_;
   uint64_t epoch_ ABSL_GUARDED_BY(epoch_mu_) = 0;
   std::vector<std::unique_ptr<Zone>> zones_;
+  std::vector<std::string> zone_roots_;  // the zones' paths, absolute and canonical
+  absl::Mutex measure_mu_;
+  std::chrono::steady_clock::time_point measured_ ABSL_GUARDED_BY(measure_mu_);
   Index index_;
   Generations generations_;
   MemoryTier memory_;

@@ -284,7 +284,7 @@ void Zone::SeeSerial(uint32_t serial) {
 
 bool Zone::TryReserve(uint64_t bytes) {
   absl::MutexLock lock(&space_mu_);
-  if (used_ + journal_bytes_ + reserved_ + bytes > limit_) return false;
+  if (used_ + journal_bytes_ + reserved_ + freeing_ + bytes > limit_) return false;
   reserved_ += bytes;
   return true;
 }
@@ -315,13 +315,23 @@ void Zone::ReleaseUsed(uint64_t bytes) {
 
 uint64_t Zone::Shortfall(uint64_t bytes) const {
   absl::MutexLock lock(&space_mu_);
-  const uint64_t wanted = used_ + journal_bytes_ + reserved_ + bytes;
+  const uint64_t wanted = used_ + journal_bytes_ + reserved_ + freeing_ + bytes;
   return wanted > limit_ ? wanted - limit_ : 0;
 }
 
 uint64_t Zone::used_bytes() const {
   absl::MutexLock lock(&space_mu_);
   return used_;
+}
+
+void Zone::SetFreeing(uint64_t bytes) {
+  absl::MutexLock lock(&space_mu_);
+  freeing_ = bytes;
+}
+
+uint64_t Zone::freeing_bytes() const {
+  absl::MutexLock lock(&space_mu_);
+  return freeing_;
 }
 
 uint64_t Zone::entries() const {
@@ -344,7 +354,9 @@ uint64_t Zone::FitToFilesystem(bool lower_only) {
   if (::statvfs(config_.path.c_str(), &fs) != 0) return 0;
   const uint64_t available = static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize;
   absl::MutexLock lock(&space_mu_);
-  const uint64_t holds = used_ + journal_bytes_ + reserved_;
+  // Deleted files still open are not free yet: without them, a full drive under readers of
+  // evicted entries sank the limit to a few KB of a 20 MB zone.
+  const uint64_t holds = used_ + journal_bytes_ + reserved_ + freeing_;
   const uint64_t limit = LimitWhenFull(config_.max_bytes, holds, available);
   if (!lower_only || limit < limit_) limit_ = limit;
   return holds > limit_ ? holds - limit_ : 0;

@@ -99,8 +99,9 @@ class Zone {
   uint32_t NextSerial() { return serial_.fetch_add(1, std::memory_order_relaxed); }
   void SeeSerial(uint32_t serial);
 
-  // Space: used (committed files) + the journal + reserved (fills in flight) never exceeds
-  // limit_bytes() before a reservation (the journal may grow past it; the next one evicts).
+  // Space: used (committed files) + the journal + reserved (fills in flight) + freeing (deleted
+  // files still open) never exceeds limit_bytes() before a reservation (the journal may grow
+  // past it; the next one evicts).
   bool TryReserve(uint64_t bytes);
   void Unreserve(uint64_t bytes);
   void CommitReservation(uint64_t reserved, uint64_t file_bytes);
@@ -111,6 +112,11 @@ class Zone {
   uint64_t Shortfall(uint64_t bytes) const;
   uint64_t used_bytes() const;
   uint64_t entries() const;
+  // The zone's files deleted (evicted, invalidated, aborted) but still open: read by a hit, being
+  // sent, or queued in the file closer. Their blocks come back only at their last close, so
+  // until then they take the zone's space as much as its entries do (HeldAfterDelete measures).
+  void SetFreeing(uint64_t bytes);
+  uint64_t freeing_bytes() const;
   // What the zone may hold now: its size, or less once its filesystem ran out of space.
   uint64_t limit_bytes() const;
   // Sets the limit to LimitWhenFull of what the filesystem has now; `lower_only` keeps a higher
@@ -164,6 +170,7 @@ class Zone {
   uint64_t entries_ ABSL_GUARDED_BY(space_mu_) = 0;
   uint64_t limit_ ABSL_GUARDED_BY(space_mu_);
   uint64_t journal_bytes_ ABSL_GUARDED_BY(space_mu_) = 0;
+  uint64_t freeing_ ABSL_GUARDED_BY(space_mu_) = 0;
 
   absl::Mutex journal_mu_;
   std::optional<Journal> journal_ ABSL_GUARDED_BY(journal_mu_);
