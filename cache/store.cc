@@ -544,7 +544,7 @@ void Store::Remove(const IndexedEntry& entry) {
 void Store::OnZoneFull(Zone& zone) {
   // The filesystem holds less than the zone's size (it is smaller, or shared): the zone shrinks
   // to what it can hold, and what no longer fits goes now, so the next fills have room.
-  MeasureFreeing(absl::Milliseconds(100));
+  MeasureFreeing(absl::Milliseconds(10));
   FitZone(zone, /*lower_only=*/true);
 }
 
@@ -894,8 +894,30 @@ std::vector<JournalRecord> Store::ZoneSnapshot(int zone) {
   return records;
 }
 
+void Store::NotePurgePosition(std::string position) {
+  absl::MutexLock lock(&position_mu_);
+  position_ = std::move(position);
+  position_written_ = false;
+  if (std::chrono::steady_clock::now() - position_written_at_ >= std::chrono::seconds(1))
+    WritePurgePosition();
+}
+
+void Store::WritePurgePosition() {
+  // Only zones in service: one out missed what was applied meanwhile, and keeps the position it
+  // had when it left.
+  for (auto& zone : zones_) {
+    if (zone->healthy()) zone->WritePurgePosition(position_);
+  }
+  position_written_ = true;
+  position_written_at_ = std::chrono::steady_clock::now();
+}
+
 void Store::Maintain() {
   MeasureFreeing(absl::ZeroDuration());
+  {
+    absl::MutexLock lock(&position_mu_);
+    if (!position_written_) WritePurgePosition();
+  }
   for (auto& zone : zones_) {
     if (zone->healthy()) {
       if (!zone->MaybeCompact(zone->entries(), [&] { return ZoneSnapshot(zone->id()); }).ok())

@@ -190,6 +190,11 @@ class Store {
   // invalidation since `fence_token`, one whose entry was replaced meanwhile, one that fails, and
   // what is queued or under way when the store closes.
   void Refresh(const Key& key, EntryMetadata metadata, uint64_t fence_token, Hit source);
+  // Records that every purge-log entry up to `position` (the subscriber's, opaque here) has been
+  // applied. Each zone in service keeps it (Zone::ReadPurgePosition), written at most once a
+  // second (and by Maintain), never per entry: a position older than applied only costs a
+  // longer catch-up. The position a zone keeps is never ahead of what it applied.
+  void NotePurgePosition(std::string position);
   // Periodic upkeep: probes failed zones, compacts journals. Call every few seconds.
   void Maintain();
   StoreStats GetStats() const;
@@ -229,6 +234,12 @@ class Store {
   uint64_t epoch_ ABSL_GUARDED_BY(epoch_mu_) = 0;
   std::vector<std::unique_ptr<Zone>> zones_;
   std::vector<std::string> zone_roots_;  // the zones' paths, absolute and canonical
+  // NotePurgePosition's latest, and whether the zones have it yet.
+  void WritePurgePosition() ABSL_EXCLUSIVE_LOCKS_REQUIRED(position_mu_);
+  absl::Mutex position_mu_;
+  std::string position_ ABSL_GUARDED_BY(position_mu_);
+  bool position_written_ ABSL_GUARDED_BY(position_mu_) = true;
+  std::chrono::steady_clock::time_point position_written_at_ ABSL_GUARDED_BY(position_mu_);
   absl::Mutex measure_mu_;
   std::chrono::steady_clock::time_point measured_ ABSL_GUARDED_BY(measure_mu_);
   Index index_;

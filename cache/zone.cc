@@ -29,6 +29,7 @@ bool IsDriveError(int error) {
 namespace {
 
 constexpr const char* kIdentityFile = "/zone-id";
+constexpr const char* kPurgePositionFile = "purge-position";
 
 // The filesystem's own id (from its UUID on ext4 and xfs; not st_dev, which a remount changes).
 uint64_t FilesystemId(const std::string& path) {
@@ -249,16 +250,34 @@ void Zone::Discard() {
   std::error_code ec;
   fs::remove_all(fs::path(config_.path) / "data", ec);
   fs::remove(fs::path(config_.path) / "journal", ec);
+  fs::remove(fs::path(config_.path) / kPurgePositionFile, ec);  // an empty zone has missed nothing
 }
 
-void WriteEpochFile(const std::string& path, uint64_t epoch) {
+std::string Zone::ReadPurgePosition() const {
+  std::ifstream in(config_.path + "/" + kPurgePositionFile);
+  std::string position;
+  std::getline(in, position);
+  return position;
+}
+
+void Zone::WritePurgePosition(std::string_view position) const {
+  // Written every second: only where the marker is, never onto the disk under a vanished drive.
+  if (!SameIdentity()) return;
+  ReplaceFile(config_.path + "/" + kPurgePositionFile, std::string(position) + "\n");
+}
+
+void ReplaceFile(const std::string& path, std::string_view text) {
   const std::string temp = path + ".new";
   {
     std::ofstream out(temp, std::ios::trunc);
-    out << epoch << "\n";
+    out << text;
   }
   std::error_code ec;
   fs::rename(temp, path, ec);
+}
+
+void WriteEpochFile(const std::string& path, uint64_t epoch) {
+  ReplaceFile(path, absl::StrCat(epoch, "\n"));
 }
 
 std::string Zone::FilePath(uint64_t hash, uint32_t serial) const {

@@ -55,7 +55,9 @@ std::vector<ZonePlacement> PlaceZones(std::span<const ZoneConfig> zones);
 // shrink, ENOSPC by ENOSPC); none when they fit.
 std::vector<std::string> OvercommittedFilesystems(std::span<const ZonePlacement> zones);
 
-// Writes `epoch` to `path` (a temp file renamed over it).
+// Writes `text` to `path` (a temp file renamed over it): a crash leaves the old or the new one.
+void ReplaceFile(const std::string& path, std::string_view text);
+// Writes `epoch` to `path`, as ReplaceFile.
 void WriteEpochFile(const std::string& path, uint64_t epoch);
 
 // Thread-safe.
@@ -89,8 +91,15 @@ class Zone {
   // whenever a zone leaves service: a zone behind the others at start missed invalidations.
   uint64_t ReadEpoch() const;
   void WriteEpoch(uint64_t epoch) const;
-  // Deletes the zone's entries and journal before Open: they may have missed invalidations.
+  // Deletes the zone's entries, journal and purge position before Open: they may have missed
+  // invalidations.
   void Discard();
+  // How far along the purge log the zone's entries are known to be (Store::NotePurgePosition;
+  // opaque here): a zone that returns can catch up from it rather than start empty. Empty when
+  // none was written since the zone was last emptied.
+  std::string ReadPurgePosition() const;
+  // Not written where the zone's marker is not (a drive gone: the disk under its mount point).
+  void WritePurgePosition(std::string_view position) const;
 
   std::string FilePath(uint64_t hash, uint32_t serial) const;
   // The same into `out`, whose capacity is reused (a hit opens a file by it).

@@ -7,6 +7,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "edge/zone_catch_up.h"
 
 namespace edge {
 
@@ -30,10 +31,10 @@ PurgeSubscriber::PurgeSubscriber(SubscriberOptions options, cache::Store& store,
   lease_.Revoke();  // until the log is read to its end
   std::ifstream in(options_.cursor_path);
   std::string text;
-  if (in >> text) {
-    if (absl::StatusOr<bus::StreamId> id = bus::ParseStreamId(text); id.ok()) {
-      cursor_ = *id;
-      in >> cursor_seq_;
+  if (std::getline(in, text)) {
+    if (std::optional<LogPosition> position = ParseLogPosition(text)) {
+      cursor_ = position->id;
+      cursor_seq_ = position->seq;
     }
   }
 }
@@ -64,12 +65,10 @@ void PurgeSubscriber::SetTrusted(bool trusted) {
 void PurgeSubscriber::SaveCursor() {
   // Written whole then renamed: a crash leaves the old cursor or the new one. An old one only
   // makes the edge apply some entries again.
-  const std::string temp = options_.cursor_path + ".tmp";
-  if (FILE* f = std::fopen(temp.c_str(), "w")) {
-    std::fprintf(f, "%s %llu\n", cursor_->ToString().c_str(), static_cast<unsigned long long>(cursor_seq_));
-    std::fclose(f);
-    std::rename(temp.c_str(), options_.cursor_path.c_str());
-  }
+  const std::string position = FormatLogPosition({*cursor_, cursor_seq_});
+  cache::ReplaceFile(options_.cursor_path, position + "\n");
+  // Every entry up to here is applied: the zones keep it, to catch up from if they leave service.
+  store_.NotePurgePosition(position);
   absl::MutexLock lock(&mu_);
   stats_.cursor = cursor_->ToString();
 }

@@ -893,6 +893,39 @@ TEST_CASE("a zone that was away while the others took invalidations is emptied a
   }
 }
 
+TEST_CASE("each zone in service keeps the purge-log position applied, written at most once a second") {
+  Fixture f(64 * kMiB, 2);
+  Store& store = f.Open();
+  CHECK(Zone(0, f.options_.zones[0], 3, nullptr).ReadPurgePosition().empty());
+  auto kept = [&](int zone) { return Zone(zone, f.options_.zones[zone], 3, nullptr).ReadPurgePosition(); };
+  store.NotePurgePosition("17-0 3");
+  CHECK(kept(0) == "17-0 3");
+  CHECK(kept(1) == "17-0 3");
+  store.NotePurgePosition("18-0 4");  // within the second: not written per entry
+  CHECK(kept(0) == "17-0 3");
+  store.Maintain();  // but not lost either
+  CHECK(kept(0) == "18-0 4");
+  // A zone out of service keeps the position it left at; the others move on.
+  const std::string path = f.options_.zones[1].path;
+  std::filesystem::rename(path, path + ".away");
+  for (int i = 0; i < 40 && store.GetStats().zones[1].healthy; ++i) (void)f.Put(Object(Numbered("n", i)));
+  REQUIRE_FALSE(store.GetStats().zones[1].healthy);
+  std::filesystem::rename(path + ".away", path);
+  f.fault_ = [](std::string_view op, int zone) { return zone == 1 && op == "open" ? EIO : 0; };
+  store.NotePurgePosition("25-0 9");
+  store.Maintain();  // zone 1's probe fails: still out
+  CHECK_FALSE(store.GetStats().zones[1].healthy);
+  CHECK(kept(0) == "25-0 9");
+  CHECK(kept(1) == "18-0 4");
+  f.fault_ = nullptr;
+  store.Maintain();  // re-admits zone 1, emptied: then it has missed nothing
+  CHECK(store.GetStats().zones[1].healthy);
+  CHECK(kept(1).empty());
+  store.NotePurgePosition("26-0 10");
+  store.Maintain();
+  CHECK(kept(1) == "26-0 10");
+}
+
 TEST_CASE("a zone unusable at start gets its identity when its directory appears, and comes in") {
   Fixture f(64 * kMiB, 2);
   const std::string path = f.options_.zones[1].path;
