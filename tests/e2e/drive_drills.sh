@@ -310,7 +310,10 @@ wait "$load_pid"
 read -r done bad hits <"$state/load.out"
 [ "$bad" = 0 ] || head -5 "$state/load.err" >&2
 check "failed or wrong answers while zone-b's directory went and came back (of $done)" 0 "$bad"
-read -r done bad hits < <(load "$state/d.list" 2 1)
+# Half the objects are read now (and filled again); the other half first after a restart, when
+# zone-b's journal is read again: what it held of them must not come back.
+awk 'NR % 2' "$state/d.list" >"$state/d-odd.list"
+read -r done bad hits < <(load "$state/d-odd.list" 2 1)
 check "old bytes served after zone-b's directory came back (of $done, $hits hits)" 0 "$bad"
 check "zone-a in service while zone-b went and came back" 1 "$(metric "edge_zone_healthy$zone_a")"
 check "zone-a errors while zone-b went and came back" "$errors_a" "$(metric "edge_zone_errors_total$zone_a")"
