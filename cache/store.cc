@@ -544,17 +544,13 @@ void Store::Remove(const IndexedEntry& entry) {
 void Store::OnZoneFull(Zone& zone) {
   // The filesystem holds less than the zone's size (it is smaller, or shared): the zone shrinks
   // to what it can hold, and what no longer fits goes now, so the next fills have room.
-  MeasureFreeing(absl::Milliseconds(10));
+  // Measured anew each time: an eviction a moment ago (of entries readers hold) is space that
+  // comes back only later, and a limit lowered on a stale count stays low until Maintain.
+  MeasureFreeing();
   FitZone(zone, /*lower_only=*/true);
 }
 
-void Store::MeasureFreeing(absl::Duration min_interval) {
-  {
-    absl::MutexLock lock(&measure_mu_);
-    const auto now = std::chrono::steady_clock::now();
-    if (now - measured_ < absl::ToChronoNanoseconds(min_interval)) return;
-    measured_ = now;
-  }
+void Store::MeasureFreeing() {
   const std::vector<uint64_t> held = HeldAfterDelete(zone_roots_);
   for (size_t i = 0; i < zones_.size(); ++i) zones_[i]->SetFreeing(held[i]);
 }
@@ -913,7 +909,7 @@ void Store::WritePurgePosition() {
 }
 
 void Store::Maintain() {
-  MeasureFreeing(absl::ZeroDuration());
+  MeasureFreeing();
   {
     absl::MutexLock lock(&position_mu_);
     if (!position_written_) WritePurgePosition();

@@ -216,9 +216,9 @@ class Store {
   void OnZoneFull(Zone& zone);
   // Sets the zone's limit from what its filesystem has (FitToFilesystem) and evicts past it.
   void FitZone(Zone& zone, bool lower_only);
-  // Measures each zone's deleted files still open (HeldAfterDelete), at most once per
-  // `min_interval`: a scan of the process's descriptors, too slow for every ENOSPC of a burst.
-  void MeasureFreeing(absl::Duration min_interval);
+  // Measures each zone's deleted files still open (HeldAfterDelete): a scan of the process's
+  // descriptors, so on Maintain and ENOSPC only (a failed write already), never per request.
+  void MeasureFreeing();
   void JournalAppend(Zone& zone, const JournalRecord& record);
   absl::Status CommitFill(Fill& fill, uint64_t file_bytes);
   bool FencedLocked(const Fill& fill) ABSL_EXCLUSIVE_LOCKS_REQUIRED(fence_mu_);
@@ -240,8 +240,6 @@ class Store {
   std::string position_ ABSL_GUARDED_BY(position_mu_);
   bool position_written_ ABSL_GUARDED_BY(position_mu_) = true;
   std::chrono::steady_clock::time_point position_written_at_ ABSL_GUARDED_BY(position_mu_);
-  absl::Mutex measure_mu_;
-  std::chrono::steady_clock::time_point measured_ ABSL_GUARDED_BY(measure_mu_);
   Index index_;
   Generations generations_;
   MemoryTier memory_;
