@@ -137,7 +137,7 @@ void Fill::Abort() {
   done_ = true;
   ::unlink(zone_->TempPath(hash_, serial_).c_str());
   CloseFile(fd_);
-  zone_->Unreserve(reserved_);
+  zone_->Unreserve(reserved_, written_ > 0 ? RoundUpToPage(body_offset_ + written_) : 0);
 }
 
 absl::Status Fill::Fail(absl::Status status) {
@@ -232,7 +232,7 @@ absl::Status Fill::Commit() {
   }
   if (error != 0) {
     RemoveFile(temp.c_str(), body_offset_ + written_);
-    zone_->Unreserve(reserved_);
+    zone_->Unreserve(reserved_, RoundUpToPage(body_offset_ + written_));
     if (error == ENOSPC) {
       store_->OnZoneFull(*zone_);
     } else if (IsDriveError(error)) {
@@ -545,14 +545,18 @@ void Store::OnZoneFull(Zone& zone) {
   // The filesystem holds less than the zone's size (it is smaller, or shared): the zone shrinks
   // to what it can hold, and what no longer fits goes now, so the next fills have room.
   // Measured anew each time: an eviction a moment ago (of entries readers hold) is space that
-  // comes back only later, and a limit lowered on a stale count stays low until Maintain.
+  // comes back only later, and a limit lowered on a stale count stays low until Maintain. Two
+  // workers' fills that fail at once were such a count: one's file, aborted between the other's
+  // measure and its statvfs, was neither reserved nor freeing (Unreserve counts it now).
   MeasureFreeing();
   FitZone(zone, /*lower_only=*/true);
 }
 
 void Store::MeasureFreeing() {
+  std::vector<uint64_t> marks;
+  for (const auto& zone : zones_) marks.push_back(zone->FreeingMark());
   const std::vector<uint64_t> held = HeldAfterDelete(zone_roots_);
-  for (size_t i = 0; i < zones_.size(); ++i) zones_[i]->SetFreeing(held[i]);
+  for (size_t i = 0; i < zones_.size(); ++i) zones_[i]->SetFreeing(held[i], marks[i]);
 }
 
 void Store::FitZone(Zone& zone, bool lower_only) {
@@ -782,7 +786,7 @@ absl::Status Store::CommitFill(Fill& fill, uint64_t file_bytes) {
     }
     if (FencedLocked(fill) || !zone.healthy() || replaced_since) {
       RemoveFile(zone.FilePath(fill.hash_, fill.serial_).c_str(), file_bytes);
-      zone.Unreserve(fill.reserved_);
+      zone.Unreserve(fill.reserved_, file_bytes);
       return absl::FailedPreconditionError("an invalidation covering this key arrived during the fill");
     }
     replaced = index_.Insert({fill.encoded_key_, meta.tags, entry});

@@ -343,9 +343,21 @@ uint64_t Zone::used_bytes() const {
   return used_;
 }
 
-void Zone::SetFreeing(uint64_t bytes) {
+void Zone::Unreserve(uint64_t reserved, uint64_t file_bytes) {
   absl::MutexLock lock(&space_mu_);
-  freeing_ = bytes;
+  reserved_ -= std::min(reserved_, reserved);
+  freeing_ += file_bytes;
+  freeing_added_ += file_bytes;
+}
+
+uint64_t Zone::FreeingMark() const {
+  absl::MutexLock lock(&space_mu_);
+  return freeing_added_;
+}
+
+void Zone::SetFreeing(uint64_t measured, uint64_t mark) {
+  absl::MutexLock lock(&space_mu_);
+  freeing_ = measured + (freeing_added_ - mark);
 }
 
 uint64_t Zone::freeing_bytes() const {

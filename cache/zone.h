@@ -113,6 +113,10 @@ class Zone {
   // past it; the next one evicts).
   bool TryReserve(uint64_t bytes);
   void Unreserve(uint64_t bytes);
+  // Gives back the reservation of a fill whose file was deleted unstored (aborted, failed,
+  // fenced): its `file_bytes` count as freeing at once, as clients streaming the fill may hold it,
+  // until the next measure says otherwise.
+  void Unreserve(uint64_t reserved, uint64_t file_bytes);
   void CommitReservation(uint64_t reserved, uint64_t file_bytes);
   // One entry file of `bytes` appears (loaded from the journal) or goes.
   void AddUsed(uint64_t bytes);
@@ -124,7 +128,10 @@ class Zone {
   // The zone's files deleted (evicted, invalidated, aborted) but still open: read by a hit, being
   // sent, or queued in the file closer. Their blocks come back only at their last close, so
   // until then they take the zone's space as much as its entries do (HeldAfterDelete measures).
-  void SetFreeing(uint64_t bytes);
+  // A measure begins at FreeingMark() and is set with it: files deleted meanwhile (Unreserve) stay
+  // counted on top, as the scan may have missed them.
+  uint64_t FreeingMark() const;
+  void SetFreeing(uint64_t measured, uint64_t mark);
   uint64_t freeing_bytes() const;
   // What the zone may hold now: its size, or less once its filesystem ran out of space.
   uint64_t limit_bytes() const;
@@ -180,6 +187,7 @@ class Zone {
   uint64_t limit_ ABSL_GUARDED_BY(space_mu_);
   uint64_t journal_bytes_ ABSL_GUARDED_BY(space_mu_) = 0;
   uint64_t freeing_ ABSL_GUARDED_BY(space_mu_) = 0;
+  uint64_t freeing_added_ ABSL_GUARDED_BY(space_mu_) = 0;  // every Unreserve's file_bytes, summed
 
   absl::Mutex journal_mu_;
   std::optional<Journal> journal_ ABSL_GUARDED_BY(journal_mu_);

@@ -809,6 +809,19 @@ TEST_CASE("a full zone counts its deleted files still open until their last clos
     CHECK(stats.zones[0].limit_bytes > 3 * kMiB);
     // Nor free for a fill: one that does not fit beside them is refused, not cut by ENOSPC.
     CHECK(f.Put(Object("big"), std::string(2 * kMiB, 'y')).code() == absl::StatusCode::kResourceExhausted);
+    // A fill that fails while its clients stream it: its file counts at once, before any measure.
+    {
+      auto fill = store.BeginFill(Object("aborted"), f.Meta(), 200 * 1024, store.FenceToken());
+      REQUIRE(fill.ok());
+      REQUIRE((*fill)->Append(std::string(200 * 1024, 'z')).ok());
+      const int spool = ::dup((*fill)->fd());
+      const uint64_t before = store.GetStats().zones[0].freeing_bytes;
+      (*fill)->Abort();
+      CHECK(store.GetStats().zones[0].freeing_bytes >= before + 200 * 1024);
+      store.Maintain();
+      CHECK(store.GetStats().zones[0].freeing_bytes >= before + 200 * 1024);  // measured: still open
+      ::close(spool);
+    }
     readers.clear();  // the last close
     store.Maintain();
     stats = store.GetStats();
