@@ -5,6 +5,9 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
 
 namespace cache {
 
@@ -15,5 +18,11 @@ inline constexpr uint64_t kFreeInBackgroundBytes = 4 << 20;
 void CloseFile(int fd);
 // Removes the file at `path` (about `bytes` long); a large one is freed on the closer thread.
 void RemoveFile(const char* path, uint64_t bytes);
+
+// The bytes of deleted files this process still holds open (a hit's descriptor, a send buffer's,
+// or one queued here), per directory of `roots` (absolute and canonical) they were under: space
+// their filesystem gives back only at their last close. Read from /proc/self/fd, so it counts
+// every descriptor however it was made (dup, a send buffer's own); zeros without /proc.
+std::vector<uint64_t> HeldAfterDelete(std::span<const std::string> roots);
 
 }  // namespace cache

@@ -137,7 +137,7 @@ void Fill::Abort() {
   done_ = true;
   ::unlink(zone_->TempPath(hash_, serial_).c_str());
   CloseFile(fd_);
-  zone_->Unreserve(reserved_);
+  zone_->Unreserve(reserved_, written_ > 0 ? RoundUpToPage(body_offset_ + written_) : 0);
 }
 
 absl::Status Fill::Fail(absl::Status status) {
@@ -232,7 +232,7 @@ absl::Status Fill::Commit() {
   }
   if (error != 0) {
     RemoveFile(temp.c_str(), body_offset_ + written_);
-    zone_->Unreserve(reserved_);
+    zone_->Unreserve(reserved_, RoundUpToPage(body_offset_ + written_));
     if (error == ENOSPC) {
       store_->OnZoneFull(*zone_);
     } else if (IsDriveError(error)) {
@@ -339,6 +339,10 @@ absl::Status Store::Load() {
     zones_.push_back(std::make_unique<Zone>(static_cast<int>(i), options_.zones[i],
                                             options_.zone_error_threshold, options_.faults));
     if (absl::Status status = zones_.back()->Lock(); !status.ok()) return status;
+    std::error_code ec;
+    std::filesystem::path root =
+        std::filesystem::weakly_canonical(std::filesystem::absolute(options_.zones[i].path), ec);
+    zone_roots_.push_back(ec ? options_.zones[i].path : root.string());
   }
   // A zone behind the store's epoch was out of service while the others took invalidations.
   uint64_t epoch = 0;
@@ -540,7 +544,19 @@ void Store::Remove(const IndexedEntry& entry) {
 void Store::OnZoneFull(Zone& zone) {
   // The filesystem holds less than the zone's size (it is smaller, or shared): the zone shrinks
   // to what it can hold, and what no longer fits goes now, so the next fills have room.
+  // Measured anew each time: an eviction a moment ago (of entries readers hold) is space that
+  // comes back only later, and a limit lowered on a stale count stays low until Maintain. Two
+  // workers' fills that fail at once were such a count: one's file, aborted between the other's
+  // measure and its statvfs, was neither reserved nor freeing (Unreserve counts it now).
+  MeasureFreeing();
   FitZone(zone, /*lower_only=*/true);
+}
+
+void Store::MeasureFreeing() {
+  std::vector<uint64_t> marks;
+  for (const auto& zone : zones_) marks.push_back(zone->FreeingMark());
+  const std::vector<uint64_t> held = HeldAfterDelete(zone_roots_);
+  for (size_t i = 0; i < zones_.size(); ++i) zones_[i]->SetFreeing(held[i], marks[i]);
 }
 
 void Store::FitZone(Zone& zone, bool lower_only) {
@@ -770,7 +786,7 @@ absl::Status Store::CommitFill(Fill& fill, uint64_t file_bytes) {
     }
     if (FencedLocked(fill) || !zone.healthy() || replaced_since) {
       RemoveFile(zone.FilePath(fill.hash_, fill.serial_).c_str(), file_bytes);
-      zone.Unreserve(fill.reserved_);
+      zone.Unreserve(fill.reserved_, file_bytes);
       return absl::FailedPreconditionError("an invalidation covering this key arrived during the fill");
     }
     replaced = index_.Insert({fill.encoded_key_, meta.tags, entry});
@@ -878,7 +894,30 @@ std::vector<JournalRecord> Store::ZoneSnapshot(int zone) {
   return records;
 }
 
+void Store::NotePurgePosition(std::string position) {
+  absl::MutexLock lock(&position_mu_);
+  position_ = std::move(position);
+  position_written_ = false;
+  if (std::chrono::steady_clock::now() - position_written_at_ >= std::chrono::seconds(1))
+    WritePurgePosition();
+}
+
+void Store::WritePurgePosition() {
+  // Only zones in service: one out missed what was applied meanwhile, and keeps the position it
+  // had when it left.
+  for (auto& zone : zones_) {
+    if (zone->healthy()) zone->WritePurgePosition(position_);
+  }
+  position_written_ = true;
+  position_written_at_ = std::chrono::steady_clock::now();
+}
+
 void Store::Maintain() {
+  MeasureFreeing();
+  {
+    absl::MutexLock lock(&position_mu_);
+    if (!position_written_) WritePurgePosition();
+  }
   for (auto& zone : zones_) {
     if (zone->healthy()) {
       if (!zone->MaybeCompact(zone->entries(), [&] { return ZoneSnapshot(zone->id()); }).ok())
@@ -905,7 +944,8 @@ StoreStats Store::GetStats() const {
   StoreStats stats{index_.size(), {}};
   for (const auto& zone : zones_) {
     stats.zones.push_back({zone->config().path, zone->healthy(), zone->used_bytes(), zone->config().max_bytes,
-                           zone->entries(), zone->errors(), zone->limit_bytes(), zone->full_evictions()});
+                           zone->entries(), zone->errors(), zone->limit_bytes(), zone->full_evictions(),
+                           zone->freeing_bytes()});
   }
   return stats;
 }

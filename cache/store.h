@@ -15,6 +15,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -147,6 +148,7 @@ struct ZoneStats {
   uint64_t errors;
   uint64_t limit_bytes;     // max_bytes, or less while the filesystem cannot hold that
   uint64_t full_evictions;  // entries evicted because the filesystem was full (ENOSPC)
+  uint64_t freeing_bytes;   // deleted files still open, as last measured (Zone::SetFreeing)
 };
 
 struct StoreStats {
@@ -188,6 +190,11 @@ class Store {
   // invalidation since `fence_token`, one whose entry was replaced meanwhile, one that fails, and
   // what is queued or under way when the store closes.
   void Refresh(const Key& key, EntryMetadata metadata, uint64_t fence_token, Hit source);
+  // Records that every purge-log entry up to `position` (the subscriber's, opaque here) has been
+  // applied. Each zone in service keeps it (Zone::ReadPurgePosition), written at most once a
+  // second (and by Maintain), never per entry: a position older than applied only costs a
+  // longer catch-up. The position a zone keeps is never ahead of what it applied.
+  void NotePurgePosition(std::string position);
   // Periodic upkeep: probes failed zones, compacts journals. Call every few seconds.
   void Maintain();
   StoreStats GetStats() const;
@@ -209,6 +216,9 @@ class Store {
   void OnZoneFull(Zone& zone);
   // Sets the zone's limit from what its filesystem has (FitToFilesystem) and evicts past it.
   void FitZone(Zone& zone, bool lower_only);
+  // Measures each zone's deleted files still open (HeldAfterDelete): a scan of the process's
+  // descriptors, so on Maintain and ENOSPC only (a failed write already), never per request.
+  void MeasureFreeing();
   void JournalAppend(Zone& zone, const JournalRecord& record);
   absl::Status CommitFill(Fill& fill, uint64_t file_bytes);
   bool FencedLocked(const Fill& fill) ABSL_EXCLUSIVE_LOCKS_REQUIRED(fence_mu_);
@@ -223,6 +233,13 @@ class Store {
   absl::Mutex epoch_mu_;
   uint64_t epoch_ ABSL_GUARDED_BY(epoch_mu_) = 0;
   std::vector<std::unique_ptr<Zone>> zones_;
+  std::vector<std::string> zone_roots_;  // the zones' paths, absolute and canonical
+  // NotePurgePosition's latest, and whether the zones have it yet.
+  void WritePurgePosition() ABSL_EXCLUSIVE_LOCKS_REQUIRED(position_mu_);
+  absl::Mutex position_mu_;
+  std::string position_ ABSL_GUARDED_BY(position_mu_);
+  bool position_written_ ABSL_GUARDED_BY(position_mu_) = true;
+  std::chrono::steady_clock::time_point position_written_at_ ABSL_GUARDED_BY(position_mu_);
   Index index_;
   Generations generations_;
   MemoryTier memory_;

@@ -29,6 +29,7 @@ bool IsDriveError(int error) {
 namespace {
 
 constexpr const char* kIdentityFile = "/zone-id";
+constexpr const char* kPurgePositionFile = "purge-position";
 
 // The filesystem's own id (from its UUID on ext4 and xfs; not st_dev, which a remount changes).
 uint64_t FilesystemId(const std::string& path) {
@@ -249,16 +250,34 @@ void Zone::Discard() {
   std::error_code ec;
   fs::remove_all(fs::path(config_.path) / "data", ec);
   fs::remove(fs::path(config_.path) / "journal", ec);
+  fs::remove(fs::path(config_.path) / kPurgePositionFile, ec);  // an empty zone has missed nothing
 }
 
-void WriteEpochFile(const std::string& path, uint64_t epoch) {
+std::string Zone::ReadPurgePosition() const {
+  std::ifstream in(config_.path + "/" + kPurgePositionFile);
+  std::string position;
+  std::getline(in, position);
+  return position;
+}
+
+void Zone::WritePurgePosition(std::string_view position) const {
+  // Written every second: only where the marker is, never onto the disk under a vanished drive.
+  if (!SameIdentity()) return;
+  ReplaceFile(config_.path + "/" + kPurgePositionFile, std::string(position) + "\n");
+}
+
+void ReplaceFile(const std::string& path, std::string_view text) {
   const std::string temp = path + ".new";
   {
     std::ofstream out(temp, std::ios::trunc);
-    out << epoch << "\n";
+    out << text;
   }
   std::error_code ec;
   fs::rename(temp, path, ec);
+}
+
+void WriteEpochFile(const std::string& path, uint64_t epoch) {
+  ReplaceFile(path, absl::StrCat(epoch, "\n"));
 }
 
 std::string Zone::FilePath(uint64_t hash, uint32_t serial) const {
@@ -284,7 +303,7 @@ void Zone::SeeSerial(uint32_t serial) {
 
 bool Zone::TryReserve(uint64_t bytes) {
   absl::MutexLock lock(&space_mu_);
-  if (used_ + journal_bytes_ + reserved_ + bytes > limit_) return false;
+  if (used_ + journal_bytes_ + reserved_ + freeing_ + bytes > limit_) return false;
   reserved_ += bytes;
   return true;
 }
@@ -315,13 +334,35 @@ void Zone::ReleaseUsed(uint64_t bytes) {
 
 uint64_t Zone::Shortfall(uint64_t bytes) const {
   absl::MutexLock lock(&space_mu_);
-  const uint64_t wanted = used_ + journal_bytes_ + reserved_ + bytes;
+  const uint64_t wanted = used_ + journal_bytes_ + reserved_ + freeing_ + bytes;
   return wanted > limit_ ? wanted - limit_ : 0;
 }
 
 uint64_t Zone::used_bytes() const {
   absl::MutexLock lock(&space_mu_);
   return used_;
+}
+
+void Zone::Unreserve(uint64_t reserved, uint64_t file_bytes) {
+  absl::MutexLock lock(&space_mu_);
+  reserved_ -= std::min(reserved_, reserved);
+  freeing_ += file_bytes;
+  freeing_added_ += file_bytes;
+}
+
+uint64_t Zone::FreeingMark() const {
+  absl::MutexLock lock(&space_mu_);
+  return freeing_added_;
+}
+
+void Zone::SetFreeing(uint64_t measured, uint64_t mark) {
+  absl::MutexLock lock(&space_mu_);
+  freeing_ = measured + (freeing_added_ - mark);
+}
+
+uint64_t Zone::freeing_bytes() const {
+  absl::MutexLock lock(&space_mu_);
+  return freeing_;
 }
 
 uint64_t Zone::entries() const {
@@ -344,7 +385,9 @@ uint64_t Zone::FitToFilesystem(bool lower_only) {
   if (::statvfs(config_.path.c_str(), &fs) != 0) return 0;
   const uint64_t available = static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize;
   absl::MutexLock lock(&space_mu_);
-  const uint64_t holds = used_ + journal_bytes_ + reserved_;
+  // Deleted files still open are not free yet: without them, a full drive under readers of
+  // evicted entries sank the limit to a few KB of a 20 MB zone.
+  const uint64_t holds = used_ + journal_bytes_ + reserved_ + freeing_;
   const uint64_t limit = LimitWhenFull(config_.max_bytes, holds, available);
   if (!lower_only || limit < limit_) limit_ = limit;
   return holds > limit_ ? holds - limit_ : 0;

@@ -55,7 +55,9 @@ std::vector<ZonePlacement> PlaceZones(std::span<const ZoneConfig> zones);
 // shrink, ENOSPC by ENOSPC); none when they fit.
 std::vector<std::string> OvercommittedFilesystems(std::span<const ZonePlacement> zones);
 
-// Writes `epoch` to `path` (a temp file renamed over it).
+// Writes `text` to `path` (a temp file renamed over it): a crash leaves the old or the new one.
+void ReplaceFile(const std::string& path, std::string_view text);
+// Writes `epoch` to `path`, as ReplaceFile.
 void WriteEpochFile(const std::string& path, uint64_t epoch);
 
 // Thread-safe.
@@ -89,8 +91,15 @@ class Zone {
   // whenever a zone leaves service: a zone behind the others at start missed invalidations.
   uint64_t ReadEpoch() const;
   void WriteEpoch(uint64_t epoch) const;
-  // Deletes the zone's entries and journal before Open: they may have missed invalidations.
+  // Deletes the zone's entries, journal and purge position before Open: they may have missed
+  // invalidations.
   void Discard();
+  // How far along the purge log the zone's entries are known to be (Store::NotePurgePosition;
+  // opaque here): a zone that returns can catch up from it rather than start empty. Empty when
+  // none was written since the zone was last emptied.
+  std::string ReadPurgePosition() const;
+  // Not written where the zone's marker is not (a drive gone: the disk under its mount point).
+  void WritePurgePosition(std::string_view position) const;
 
   std::string FilePath(uint64_t hash, uint32_t serial) const;
   // The same into `out`, whose capacity is reused (a hit opens a file by it).
@@ -99,10 +108,15 @@ class Zone {
   uint32_t NextSerial() { return serial_.fetch_add(1, std::memory_order_relaxed); }
   void SeeSerial(uint32_t serial);
 
-  // Space: used (committed files) + the journal + reserved (fills in flight) never exceeds
-  // limit_bytes() before a reservation (the journal may grow past it; the next one evicts).
+  // Space: used (committed files) + the journal + reserved (fills in flight) + freeing (deleted
+  // files still open) never exceeds limit_bytes() before a reservation (the journal may grow
+  // past it; the next one evicts).
   bool TryReserve(uint64_t bytes);
   void Unreserve(uint64_t bytes);
+  // Gives back the reservation of a fill whose file was deleted unstored (aborted, failed,
+  // fenced): its `file_bytes` count as freeing at once, as clients streaming the fill may hold it,
+  // until the next measure says otherwise.
+  void Unreserve(uint64_t reserved, uint64_t file_bytes);
   void CommitReservation(uint64_t reserved, uint64_t file_bytes);
   // One entry file of `bytes` appears (loaded from the journal) or goes.
   void AddUsed(uint64_t bytes);
@@ -111,6 +125,14 @@ class Zone {
   uint64_t Shortfall(uint64_t bytes) const;
   uint64_t used_bytes() const;
   uint64_t entries() const;
+  // The zone's files deleted (evicted, invalidated, aborted) but still open: read by a hit, being
+  // sent, or queued in the file closer. Their blocks come back only at their last close, so
+  // until then they take the zone's space as much as its entries do (HeldAfterDelete measures).
+  // A measure begins at FreeingMark() and is set with it: files deleted meanwhile (Unreserve) stay
+  // counted on top, as the scan may have missed them.
+  uint64_t FreeingMark() const;
+  void SetFreeing(uint64_t measured, uint64_t mark);
+  uint64_t freeing_bytes() const;
   // What the zone may hold now: its size, or less once its filesystem ran out of space.
   uint64_t limit_bytes() const;
   // Sets the limit to LimitWhenFull of what the filesystem has now; `lower_only` keeps a higher
@@ -164,6 +186,8 @@ class Zone {
   uint64_t entries_ ABSL_GUARDED_BY(space_mu_) = 0;
   uint64_t limit_ ABSL_GUARDED_BY(space_mu_);
   uint64_t journal_bytes_ ABSL_GUARDED_BY(space_mu_) = 0;
+  uint64_t freeing_ ABSL_GUARDED_BY(space_mu_) = 0;
+  uint64_t freeing_added_ ABSL_GUARDED_BY(space_mu_) = 0;  // every Unreserve's file_bytes, summed
 
   absl::Mutex journal_mu_;
   std::optional<Journal> journal_ ABSL_GUARDED_BY(journal_mu_);

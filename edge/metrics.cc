@@ -188,6 +188,11 @@ std::string Metrics::Render(const cache::StoreStats& store, size_t connections,
   for (const auto& z : store.zones)
     absl::StrAppend(&out, "edge_zone_full_evictions_total{zone=\"", Escape(z.path), "\"} ", z.full_evictions,
                     "\n");
+  out +=
+      "# HELP edge_zone_freeing_bytes Bytes of each cache zone's deleted files still open (being read "
+      "or sent): space the zone counts until their last close.\n# TYPE edge_zone_freeing_bytes gauge\n";
+  for (const auto& z : store.zones)
+    absl::StrAppend(&out, "edge_zone_freeing_bytes{zone=\"", Escape(z.path), "\"} ", z.freeing_bytes, "\n");
   out += "# HELP edge_zone_entries Entries in each cache zone.\n# TYPE edge_zone_entries gauge\n";
   for (const auto& z : store.zones)
     absl::StrAppend(&out, "edge_zone_entries{zone=\"", Escape(z.path), "\"} ", z.entries, "\n");

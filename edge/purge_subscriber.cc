@@ -1,12 +1,12 @@
 #include "edge/purge_subscriber.h"
 
-#include <cstdio>
 #include <fstream>
 #include <sstream>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "cache/zone.h"
 
 namespace edge {
 
@@ -63,12 +63,10 @@ void PurgeSubscriber::SetTrusted(bool trusted) {
 void PurgeSubscriber::SaveCursor() {
   // Written whole then renamed: a crash leaves the old cursor or the new one. An old one only
   // makes the edge apply some entries again.
-  const std::string temp = options_.cursor_path + ".tmp";
-  if (FILE* f = std::fopen(temp.c_str(), "w")) {
-    std::fputs(bus::CursorFileText({*cursor_, cursor_seq_}).c_str(), f);
-    std::fclose(f);
-    std::rename(temp.c_str(), options_.cursor_path.c_str());
-  }
+  const bus::SavedCursor saved{*cursor_, cursor_seq_};
+  cache::ReplaceFile(options_.cursor_path, bus::CursorFileText(saved));
+  // Every entry up to here is applied: the zones keep it, to catch up from if they leave service.
+  store_.NotePurgePosition(bus::CursorFileText(saved));
   absl::MutexLock lock(&mu_);
   stats_.cursor = cursor_->ToString();
 }

@@ -8,6 +8,8 @@
 // comes back after a start or an outage only once the writers that spooled events meanwhile have
 // sent them (bus::kSpoolingSet). A cursor the trimmed log no longer reaches (or no cursor, with
 // a cache that holds entries) invalidates the whole cache first: what it missed is unknown.
+// Each saved cursor goes to the store too (Store::NotePurgePosition): every zone keeps how far it
+// is along the log (edge/zone_catch_up.h).
 #pragma once
 
 #include <atomic>

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Fault drills (issue 11) with the real edge in front of a real Swift, its zones on small tmpfs
 # drives in a private mount namespace: a zone sized larger than its drive, the drive unmounted
-# lazily under load and mounted back, and a descriptor limit far below what the clients want.
+# lazily under load and mounted back, a descriptor limit far below what the clients want, and a
+# zone's directory moved away under load and back.
 # Pass: no cut or wrong body, no stale hit after the drive returns or the edge restarts, nothing
 # written where the drive was, the log bounded, /metrics answering, the zones in service.
 # Release build only (the ASan build runs the same ctest; these drills measure time and CPU).
@@ -35,7 +36,8 @@ unmount_all() {  # every mount under $state, innermost first
     while read -r m; do umount -l "$m" 2>/dev/null || true; done
 }
 holders=""  # the idle connections of the descriptor drill
-trap '[ -z "$holders" ] || kill "$holders" 2>/dev/null; stop_started; "$dev_service" stop >/dev/null 2>&1 || true;
+load_pid=""  # a load in the background, stopped by a file that goes with $state
+trap '[ -z "$holders" ] || kill "$holders" 2>/dev/null; { [ -z "$load_pid" ] || kill "$load_pid" 2>/dev/null || true; }; stop_started; "$dev_service" stop >/dev/null 2>&1 || true;
       unmount_all; rm -rf "$state"' EXIT
 
 "$source_dir/scripts/swift-dev" start >/dev/null
@@ -61,15 +63,16 @@ for i in $(seq 1 30); do
 done
 
 # The drives: a 20 MB tmpfs for zone-a (sized 256M, as scripts/run sizes zones) and a 32 MB one for
-# zone-b (sized 16M: never full). Each is bind-mounted onto its zone's path, so zone-a's drive can
-# be taken away (umount -l) and put back with its files.
+# zone-b (sized 16M: never full). zone-a's is bind-mounted onto its path, so the drive can be taken
+# away (umount -l) and put back with its files; zone-b is a directory on its drive (bind-mounted at
+# drive-b), so the directory itself can be moved away and back.
 edge_dir=$state/edge
 drives=$state/drives
-mkdir -p "$edge_dir/zone-a" "$edge_dir/zone-b" "$drives/a" "$drives/b" "$state/peek"
+mkdir -p "$edge_dir/zone-a" "$edge_dir/drive-b" "$drives/a" "$drives/b" "$state/peek"
 mount -t tmpfs -o size=20m drive-a "$drives/a"
 mount -t tmpfs -o size=32m drive-b "$drives/b"
 mount --bind "$drives/a" "$edge_dir/zone-a"
-mount --bind "$drives/b" "$edge_dir/zone-b"
+mount --bind "$drives/b" "$edge_dir/drive-b"
 edge_port=$(free_port)
 admin_port=$(free_port)
 cat >"$edge_dir/vhosts.toml" <<CONF
@@ -95,7 +98,7 @@ cache.memory = 0  # every hit reads its zone
 path = "zone-a"
 size = "256M"
 [[cache.zone]]
-path = "zone-b"
+path = "drive-b/zone"
 size = "16M"
 CONF
 "$build_dir/edge" --check --config "$edge_dir/edge.toml" >/dev/null 2>&1
@@ -103,7 +106,7 @@ echo "set up: Swift with 63 MB of objects, in ${SECONDS} s"
 start_edge "$edge_dir"
 metric() { curl -fsS -m 2 "http://127.0.0.1:$admin_port/metrics" | awk -v name="$1" '$1 == name {print $2}'; }
 zone_a='{zone="'$edge_dir/zone-a'"}'  # as /metrics names them: the zones' full paths
-zone_b='{zone="'$edge_dir/zone-b'"}'
+zone_b='{zone="'$edge_dir/drive-b/zone'"}'
 
 # load.py PORT LIST SECONDS|STOPFILE THREADS [TIMEOUT]: GETs the listed objects (path length sha256) through
 # the edge, whole bodies checked; prints "requests bad hits" and each bad answer on stderr.
@@ -247,5 +250,79 @@ read -r done bad hits < <(load "$state/small.list" 1 2)
 check "answers once the idle clients left (of $done)" 0 "$bad"
 check "zone-b's entries kept" "$entries_b" "$(metric "edge_zone_entries$zone_b")"
 echo "c. out of descriptors: $accept_errors accept errors, $cpu CPU ticks in 2 s idle, log +$log_growth bytes (at ${SECONDS} s)"
+
+# d. zone-b's directory is moved away under load (as by an operator's mv), its objects are
+# overwritten through the edge meanwhile, and it is moved back. 200 small objects, so that zone-b
+# (a sixteenth of the weight) holds some of them whatever the zones' seeds.
+kill -TERM "$edge_pid"  # c left it a few descriptors: a new edge, with its zones' entries
+wait "$edge_pid" || true
+start_edge "$edge_dir"
+: >"$state/d.list"
+for i in $(seq 1 200); do
+  echo "/d/$i $(printf 'new d %s' "$i" | wc -c) $(printf 'new d %s' "$i" | sha256sum | cut -d' ' -f1)" >>"$state/d.list"
+done
+put_d() {  # put_d WORD HOST BASE I...: PUTs "WORD d I" as d/I, through BASE with Host HOST
+  local word=$1 host=$2 base=$3 i
+  shift 3
+  for i in "$@"; do
+    # A PUT is idempotent: tried again when the dev Swift, busy, answers 502.
+    curl -fsS --retry 3 --retry-all-errors -o /dev/null -X PUT --data-binary "$word d $i" "${auth[@]}" \
+      -H "Host: $host" "$base/v1/AUTH_test/public/d/$i"
+  done
+}
+put_all() {  # put_all WORD HOST BASE: the 200 in four parallel parts (wait: not for the edge too)
+  local part jobs=()
+  for part in 0 1 2 3; do
+    put_d "$@" $(seq $((part * 50 + 1)) $((part * 50 + 50))) &
+    jobs+=($!)
+  done
+  for part in "${jobs[@]}"; do wait "$part"; done
+}
+put_all old "127.0.0.1:$port" "$swift"
+for i in $(seq 1 200); do curl -fsS -o /dev/null -H 'Host: demo.test' "http://127.0.0.1:$edge_port/d/$i"; done
+entries_b=$(metric "edge_zone_entries$zone_b")
+[ "$entries_b" -gt 0 ] || { echo "FAIL: zone-b holds none of the 200 objects" >&2; exit 1; }
+entries_a=$(metric "edge_zone_entries$zone_a")
+errors_a=$(metric "edge_zone_errors_total$zone_a")
+rm -f "$state/load.stop"
+load "$state/large.list" "$state/load.stop" 2 >"$state/load.out" 2>"$state/load.err" &
+load_pid=$!
+sleep 1
+mv "$edge_dir/drive-b/zone" "$edge_dir/drive-b/zone.away"
+# Fills of new keys (cached 404s) that fall to zone-b fail to open there: it leaves service. Only
+# then are the objects overwritten, so the entries zone-b still holds miss their invalidations
+# (the d objects are not read meanwhile: a hit's missing file would drop its entry at once).
+zone_b_out() {
+  local i
+  for i in $(seq 1 10); do
+    curl -sS -o /dev/null -H 'Host: demo.test' "http://127.0.0.1:$edge_port/missing/$RANDOM$RANDOM" || true
+  done
+  [ "$(metric "edge_zone_healthy$zone_b")" = 0 ]
+}
+eventually "zone-b out of service once its directory is gone" zone_b_out
+put_all new api.test "http://127.0.0.1:$edge_port"
+check "a directory made where zone-b was" "" "$(find "$edge_dir/drive-b" -maxdepth 1 -name zone)"
+mv "$edge_dir/drive-b/zone.away" "$edge_dir/drive-b/zone"
+zone_b_back() { [ "$(metric "edge_zone_healthy$zone_b")" = 1 ]; }
+eventually "zone-b back in service once its directory is" zone_b_back
+touch "$state/load.stop"
+wait "$load_pid"
+read -r done bad hits <"$state/load.out"
+[ "$bad" = 0 ] || head -5 "$state/load.err" >&2
+check "failed or wrong answers while zone-b's directory went and came back (of $done)" 0 "$bad"
+# Half the objects are read now (and filled again); the other half first after a restart, when
+# zone-b's journal is read again: what it held of them must not come back.
+awk 'NR % 2' "$state/d.list" >"$state/d-odd.list"
+read -r done bad hits < <(load "$state/d-odd.list" 2 1)
+check "old bytes served after zone-b's directory came back (of $done, $hits hits)" 0 "$bad"
+check "zone-a in service while zone-b went and came back" 1 "$(metric "edge_zone_healthy$zone_a")"
+check "zone-a errors while zone-b went and came back" "$errors_a" "$(metric "edge_zone_errors_total$zone_a")"
+kill -TERM "$edge_pid"
+wait "$edge_pid" || true
+start_edge "$edge_dir"
+read -r done bad hits < <(load "$state/d.list" 2 1)
+check "old bytes served after zone-b came back and a restart (of $done, $hits hits)" 0 "$bad"
+check "zone-b in service after the restart" 1 "$(metric "edge_zone_healthy$zone_b")"
+echo "d. directory moved away and back: $entries_b of 200 in zone-b before ($entries_a in zone-a), 200 overwritten, 0 stale (at ${SECONDS} s)"
 
 echo "$passed passed, 0 failed"
