@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <fstream>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -18,8 +19,9 @@ namespace {
 using testing_support::TestPki;
 
 const TestPki& Pki() {
-  static TestPki* pki = [] {
-    auto* made = new TestPki;
+  // Made once for the binary, removed at its exit.
+  static const std::unique_ptr<TestPki> pki = [] {
+    auto made = std::make_unique<TestPki>();
     REQUIRE(made->ok());
     REQUIRE(made->Issue("shop", {"shop.example", "*.shop.example"}));
     REQUIRE(made->Issue("www", {"www.example.org"}));

@@ -1627,6 +1627,15 @@ TEST_CASE("plain HTTP to an https_redirect tenant is a 308 to https://, path and
   const HttpResponse site = HttpGet(edge.Url("/page"), {"Host: site.test"});
   CHECK(site.status == 200);
   CHECK(site.body == "hello");
+  // A tenant with HSTS and no redirect: its plain HTTP answers, from the origin and from the cache,
+  // carry no HSTS either.
+  Edge plain(origin.port(), "hsts = \"max-age=600\"\n");
+  for (const char* label : {"MISS", "HIT"}) {
+    const HttpResponse answer = plain.Get("/a/b.jpg");
+    CHECK(answer.status == 200);
+    CHECK(answer.header("x-cache") == label);
+    CHECK(answer.header("strict-transport-security").empty());
+  }
 }
 
 }  // namespace edge

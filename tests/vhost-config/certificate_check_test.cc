@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <fstream>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -41,8 +42,9 @@ bool Has(const std::vector<std::string>& lines, std::string_view part) {
 }
 
 const TestPki& Pki() {
-  static TestPki* pki = [] {
-    auto* made = new TestPki;
+  // Made once for the binary, removed at its exit.
+  static const std::unique_ptr<TestPki> pki = [] {
+    auto made = std::make_unique<TestPki>();
     REQUIRE(made->ok());
     REQUIRE(made->Issue("shop", {"shop.example.com", "*.shop.example.com"}));
     REQUIRE(made->Issue("short", {"short.example.com"}, "int", 1));
