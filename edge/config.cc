@@ -51,6 +51,22 @@ constexpr std::array kEdgeKeys = {
             "An origin response that sends no byte for this long fails (1 s steps)."},
     KeySpec{"origin.max_connections_per_host", KeyType::kInteger, "64", false,
             "Kept-alive connections per origin host and worker."},
+    KeySpec{
+        "origin.ca_file", KeyType::kString, "\"\"", false,
+        "PEM bundle of the CAs that `https://` origins' certificates must chain to, relative to this file; "
+        "empty: the system's. Certificates and host names are always verified."},
+    KeySpec{"tls.default_certificate", KeyType::kString, "\"\"", false,
+            "PEM chain (leaf first) served to TLS clients whose name (SNI) no tenant's `[[tenant.tls]]` "
+            "serves, relative to this file; empty: such handshakes are refused (`unrecognized_name`). "
+            "Checked by `edge --check` as tenants' certificates are, and reloaded on SIGHUP with them."},
+    KeySpec{"tls.default_key", KeyType::kString, "\"\"", false,
+            "PEM private key of `tls.default_certificate`."},
+    KeySpec{"tls.without_sni", KeyType::kString, "\"default\"", false,
+            "A TLS client that sends no server name: \"default\" (served `tls.default_certificate`) or "
+            "\"refuse\" (the alert `unrecognized_name`)."},
+    KeySpec{"tls.redirect_port", KeyType::kInteger, "443", false,
+            "The public HTTPS port that tenants' `https_redirect` sends clients to (left out of the URL "
+            "when 443)."},
     KeySpec{"cache.zone", KeyType::kRuleList, "", false,
             "One `[[cache.zone]]` table per drive, with `path` and `size` (see the zone keys)."},
     KeySpec{"cache.fsync", KeyType::kBool, "false", false,
@@ -143,6 +159,22 @@ absl::StatusOr<EdgeConfig> Build(vhost::Settings& s, const std::string& path) {
   c.origin.connect_timeout = s.Duration("origin.connect_timeout");
   c.origin.stall_timeout = s.Duration("origin.stall_timeout");
   c.origin.max_connections_per_host = InRange<long>(s, "origin.max_connections_per_host", 1, 10000);
+  c.origin.ca_file = resolve(s.String("origin.ca_file"));
+  c.certificates.settings_file = path;
+  c.certificates.default_certificate = resolve(s.String("tls.default_certificate"));
+  c.certificates.default_key = resolve(s.String("tls.default_key"));
+  c.certificates.certificate_line = s.Line("tls.default_certificate");
+  c.certificates.key_line = s.Line("tls.default_key");
+  if (c.certificates.default_certificate.empty() != c.certificates.default_key.empty()) {
+    s.Error(c.certificates.default_key.empty() ? "tls.default_certificate" : "tls.default_key",
+            "tls.default_certificate and tls.default_key go together");
+  }
+  const std::string without_sni = s.String("tls.without_sni");
+  if (without_sni != "default" && without_sni != "refuse") {
+    s.Error("tls.without_sni", "must be \"default\" or \"refuse\"");
+  }
+  c.certificates.refuse_without_sni = without_sni == "refuse";
+  c.redirect_port = InRange<uint16_t>(s, "tls.redirect_port", 1, 65535);
   c.cache.fsync_on_commit = s.Bool("cache.fsync");
   c.cache.memory_bytes = s.Bytes("cache.memory");
   c.cache.zone_error_threshold = InRange<int>(s, "cache.zone_error_threshold", 1, 1000);

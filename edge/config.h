@@ -10,6 +10,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "cache/store.h"
+#include "edge/certificates.h"
 #include "edge/http/server.h"
 #include "edge/origin/origin_client.h"
 #include "vhost-config/schema.h"
@@ -24,8 +25,10 @@ struct EdgeConfig {
   uint16_t admin_port = 0;
   cache::StoreOptions cache;
   origin::OriginOptions origin;
-  size_t max_ranges = 16;  // byte ranges answered as multipart/byteranges
-  std::string access_log;  // empty: no access log
+  CertificateOptions certificates;  // [tls]: the default certificate, clients without SNI
+  uint16_t redirect_port = 443;     // the public HTTPS port, for tenants' https_redirect
+  size_t max_ranges = 16;           // byte ranges answered as multipart/byteranges
+  std::string access_log;           // empty: no access log
   absl::Duration shutdown_grace = absl::Seconds(10);
   // The purge bus; an empty redis address runs the edge alone (its writes invalidate only itself).
   std::string purge_redis;

@@ -1,5 +1,6 @@
 // edge: the caching HTTP/1.1 server. `edge --config FILE` runs it; `edge --check --config FILE`
-// validates the settings and the tenant file. SIGHUP reloads the tenant file, SIGUSR1 reopens the
+// validates the settings, the tenant file and the certificates they name. SIGHUP reloads the
+// tenant file and the certificates together, SIGUSR1 reopens the
 // access log, SIGTERM (or SIGINT) stops accepting, lets requests in flight finish within
 // shutdown.grace, then exits.
 #include <event2/event.h>
@@ -17,6 +18,7 @@
 #include "absl/time/clock.h"
 #include "edge/access_log.h"
 #include "edge/admin.h"
+#include "edge/certificates.h"
 #include "edge/config.h"
 #include "edge/http/prometheus.h"
 #include "edge/metrics.h"
@@ -31,11 +33,13 @@ namespace {
 constexpr std::string_view kUsage = R"(usage: edge --config FILE [--check]
 
   --config FILE   the edge's settings (TOML); see docs/configuration.md, or --help-config
-  --check         validate the settings and the tenant file they name, then exit (0 valid, 1 not)
+  --check         validate the settings, the tenant file and the certificates they name, then exit
+                  (0 valid, 1 not; a certificate expiring within 14 days is a warning)
   --help-config   print every settings key with its type, default and meaning
   --help, --version
 
-signals: SIGHUP reloads the tenant file (a bad file is refused and the old one kept), SIGUSR1
+signals: SIGHUP reloads the tenant file and the certificates (a bad file or certificate is refused
+and the old ones kept), SIGUSR1
 reopens the access log, SIGTERM or SIGINT drains connections and exits.
 )";
 
@@ -60,6 +64,7 @@ uint64_t RaiseDescriptorLimit() {
 struct Runtime {
   edge::EdgeConfig config;
   vhost::TenantSnapshot* tenants = nullptr;
+  edge::FileCertificates* certificates = nullptr;
   cache::Store* store = nullptr;
   edge::AccessLog* access_log = nullptr;
   edge::Pipeline* pipeline = nullptr;
@@ -71,16 +76,22 @@ struct Runtime {
 };
 
 void Reload(Runtime& rt) {
-  auto table = vhost::LoadTenantFile(rt.config.tenants_file);
-  if (!table.ok()) {
-    Say(absl::StrCat("reload refused, keeping the tenants in service:\n",
-                     std::string(table.status().message())));
+  auto loaded = edge::LoadTenantsAndCertificates(rt.config.tenants_file, rt.config.certificates, absl::Now());
+  if (!loaded.ok()) {
+    Say(absl::StrCat("reload refused, keeping the tenants and certificates in service:\n",
+                     std::string(loaded.status().message())));
     return;
   }
-  const size_t count = (*table)->tenants.size();
-  rt.tenants->Replace(std::move(*table));
+  for (const std::string& warning : loaded->warnings) Say(warning);
+  const size_t count = loaded->tenants->tenants.size();
+  const size_t certificates = loaded->certificates->in_use().size();
+  // Certificates first: a handshake for a new tenant's name finds its certificate by the time
+  // requests for it are routed.
+  rt.certificates->Replace(std::move(loaded->certificates));
+  rt.tenants->Replace(std::move(loaded->tenants));
   rt.pipeline->TenantsChanged();
-  Say(absl::StrCat("reloaded ", rt.config.tenants_file, ": ", count, " tenants"));
+  Say(absl::StrCat("reloaded ", rt.config.tenants_file, ": ", count, " tenants, ", certificates,
+                   " certificates"));
 }
 
 void OnTick(Runtime& rt) {
@@ -133,11 +144,12 @@ int main(int argc, char** argv) {
     std::cerr << config.status().message() << "\n";
     return 1;
   }
-  auto table = vhost::LoadTenantFile(config->tenants_file);
-  if (!table.ok()) {
-    std::cerr << table.status().message() << "\n";
+  auto loaded = edge::LoadTenantsAndCertificates(config->tenants_file, config->certificates, absl::Now());
+  if (!loaded.ok()) {
+    std::cerr << loaded.status().message() << "\n";
     return 1;
   }
+  for (const std::string& warning : loaded->warnings) std::cerr << warning << "\n";
   const std::string descriptors = edge::DescriptorLimitWarning(*config, RaiseDescriptorLimit());
   const std::vector<std::string> overcommitted =
       cache::OvercommittedFilesystems(cache::PlaceZones(config->cache.zones));
@@ -146,8 +158,8 @@ int main(int argc, char** argv) {
     for (const std::string& warning : overcommitted)
       std::cerr << config_path << ": warning: " << warning << "\n";
     std::cout << config_path << ": OK (node " << config->node_id << ", " << config->cache.zones.size()
-              << " cache zones, " << (*table)->tenants.size() << " tenants from " << config->tenants_file
-              << ")\n";
+              << " cache zones, " << loaded->tenants->tenants.size() << " tenants from "
+              << config->tenants_file << ", " << loaded->certificates->in_use().size() << " certificates)\n";
     return 0;
   }
 
@@ -178,13 +190,16 @@ int main(int argc, char** argv) {
   }
   const size_t workers = static_cast<size_t>(config->server.workers);
   edge::Metrics metrics(workers);
-  vhost::TenantSnapshot tenants(std::move(*table));
+  vhost::TenantSnapshot tenants(std::move(loaded->tenants));
+  // Handed to the TLS listeners: they find each handshake's certificate in it.
+  edge::FileCertificates certificates(std::move(loaded->certificates));
   edge::PipelineOptions pipeline_options;
   pipeline_options.node_id = config->node_id;
   pipeline_options.origin = config->origin;
   pipeline_options.purge_api = config->purge_api;
   pipeline_options.max_ranges = config->max_ranges;
   pipeline_options.accept_writes_unreachable = config->accept_writes_unreachable;
+  pipeline_options.redirect_port = config->redirect_port;
   edge::Pipeline pipeline(workers, pipeline_options, tenants, **store, metrics, access_log.get(),
                           [] { return absl::Now(); });
 
@@ -239,6 +254,7 @@ int main(int argc, char** argv) {
   Runtime rt;
   rt.config = *config;
   rt.tenants = &tenants;
+  rt.certificates = &certificates;
   rt.store = store->get();
   rt.access_log = access_log.get();
   rt.pipeline = &pipeline;
@@ -254,6 +270,7 @@ int main(int argc, char** argv) {
                      "Failed accept() calls (out of descriptors: EMFILE, ENFILE), each pausing accepting "
                      "for a moment.",
                      server.accept_errors() + (admin_listener ? admin_listener->accept_errors() : 0));
+        text += edge::RenderCertificates(certificates.Current()->in_use());
         AppendMetric(&text, "edge_trusted", "gauge",
                      "1 while the cache is served without revalidating every hit.",
                      pipeline.trusted() ? 1 : 0);

@@ -46,6 +46,24 @@ std::string_view CacheLabelText(CacheLabel label) {
   return "-";
 }
 
+std::string RenderCertificates(std::span<const CertificateExpiry> certificates) {
+  std::string out;
+  http::AppendMetric(&out, "edge_tls_certificates", "gauge",
+                     "TLS certificates loaded (tenants' and the default).", certificates.size());
+  if (certificates.empty()) return out;
+  absl::StrAppend(
+      &out,
+      "# HELP edge_tls_certificate_expiry_seconds When each certificate in use expires (unix time of "
+      "its leaf's notAfter); tenant \"\" is the edge's default.\n"
+      "# TYPE edge_tls_certificate_expiry_seconds gauge\n");
+  for (const CertificateExpiry& c : certificates) {
+    absl::StrAppend(&out, "edge_tls_certificate_expiry_seconds{tenant=\"", Escape(c.tenant),
+                    "\",certificate=\"", Escape(c.certificate), "\"} ", absl::ToUnixSeconds(c.not_after),
+                    "\n");
+  }
+  return out;
+}
+
 Metrics::Metrics(size_t workers) {
   for (size_t i = 0; i < std::max<size_t>(workers, 1); ++i) shards_.push_back(std::make_unique<Shard>());
 }

@@ -7,6 +7,7 @@
 #include <array>
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -38,6 +39,16 @@ struct TenantCounters {
 // How a write's wait for the other edges ended (bus::ConfirmResult).
 enum class ConfirmOutcome : uint8_t { kConfirmed, kTimedOut, kSpooled };
 inline constexpr size_t kConfirmOutcomes = 3;
+
+// A TLS certificate the edge serves (edge/certificates.h): whose, which file, until when.
+struct CertificateExpiry {
+  std::string tenant;  // empty: the edge's default
+  std::string certificate;
+  absl::Time not_after;
+};
+// edge_tls_certificates and edge_tls_certificate_expiry_seconds (unix time of not_after) per
+// certificate, so that an alert can fire days before one runs out.
+std::string RenderCertificates(std::span<const CertificateExpiry> certificates);
 
 class Metrics {
  public:

@@ -13,6 +13,7 @@
 #include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
 #include "edge/http_rules.h"
+#include "edge/https_rules.h"
 #include "edge/write_events.h"
 #include "edge/writes.h"
 #include "purge-daemon/planner.h"
@@ -25,6 +26,9 @@ namespace {
 
 using HeaderViews = std::span<const std::pair<std::string_view, std::string_view>>;
 using HeaderList = absl::InlinedVector<http::HeaderField, 32>;
+
+// The tenant's HSTS value, on its HTTPS responses (in place of any the origin sent).
+constexpr std::string_view kHsts = "Strict-Transport-Security";
 
 // A relayed body waits in memory up to this much before the origin transfer is paused.
 constexpr size_t kRelayHighWater = 256 * 1024;
@@ -150,7 +154,7 @@ std::string_view NewBoundary(char (&out)[17]) {
 // either way the caller finishes the exchange, after logging it (finishing may start the next
 // pipelined request, whose head replaces this one's).
 Answer RespondEntry(http::Exchange& exchange, const EntryBody& entry, CacheLabel label, int64_t now,
-                    size_t max_ranges, int* status) {
+                    size_t max_ranges, std::string_view hsts, int* status) {
   const cache::EntryMetadata& meta = *entry.meta;
   const http::Request& request = exchange.request();
   char age[24];
@@ -172,11 +176,13 @@ Answer RespondEntry(http::Exchange& exchange, const EntryBody& entry, CacheLabel
     for (const auto& [name, value] : meta.headers) {
       if (kind == Kind::kNotModified && !IsNotModifiedHeader(name)) continue;
       if (kind == Kind::kMultipart && http::EqualsIgnoreCase(name, "content-type")) continue;
+      if (!hsts.empty() && http::EqualsIgnoreCase(name, kHsts)) continue;  // the tenant's instead
       headers.emplace_back(name, value);
     }
     if (own_date) headers.emplace_back("Date", date);
     headers.emplace_back("Age", age_text);
     headers.emplace_back("X-Cache", CacheLabelText(label));
+    if (!hsts.empty()) headers.emplace_back(kHsts, hsts);
   };
 
   Answer answer;
@@ -190,6 +196,7 @@ Answer RespondEntry(http::Exchange& exchange, const EntryBody& entry, CacheLabel
         *status = 412;
         headers.emplace_back("X-Cache", CacheLabelText(label));
         headers.emplace_back("Content-Type", "text/plain");
+        if (!hsts.empty()) headers.emplace_back(kHsts, hsts);
         exchange.Respond(412, headers, 20);
         exchange.Write("precondition failed\n");
         return answer;
@@ -214,9 +221,10 @@ Answer RespondEntry(http::Exchange& exchange, const EntryBody& entry, CacheLabel
         const int n = std::snprintf(content_range, sizeof(content_range), "bytes */%llu",
                                     static_cast<unsigned long long>(length));
         *status = 416;
-        const http::HeaderField fields[] = {{"Content-Range", std::string_view(content_range, n)},
-                                            {"X-Cache", CacheLabelText(label)},
-                                            {"Content-Type", "text/plain"}};
+        HeaderList fields = {{"Content-Range", std::string_view(content_range, n)},
+                             {"X-Cache", CacheLabelText(label)},
+                             {"Content-Type", "text/plain"}};
+        if (!hsts.empty()) fields.emplace_back(kHsts, hsts);
         exchange.Respond(416, fields, 22);
         exchange.Write("range not satisfiable\n");
         return answer;
@@ -275,8 +283,9 @@ struct Pipeline::Route {
   std::shared_ptr<const vhost::TenantTable> tenants;  // keeps `tenant` alive
   const vhost::Tenant* tenant = nullptr;
   vhost::OriginTarget target;
-  cache::Key key;       // with the request's Vary values when the object is known to vary
-  cache::Key base_key;  // without them
+  cache::Key key;         // with the request's Vary values when the object is known to vary
+  cache::Key base_key;    // without them
+  std::string_view hsts;  // the tenant's Strict-Transport-Security, over TLS; empty: none
 };
 
 struct Pipeline::Worker {
@@ -434,7 +443,8 @@ class ClientStream : public http::Exchange::Observer,
     std::string storage_url;
     for (const auto& [name, value] : headers) {
       if (IsHopByHop(name, connection) || http::EqualsIgnoreCase(name, "content-length") ||
-          http::EqualsIgnoreCase(name, "x-cache")) {
+          http::EqualsIgnoreCase(name, "x-cache") ||
+          (!route_.hsts.empty() && http::EqualsIgnoreCase(name, kHsts))) {
         continue;
       }
       if (swift_auth && http::EqualsIgnoreCase(name, "x-storage-url")) {
@@ -446,6 +456,7 @@ class ClientStream : public http::Exchange::Observer,
     }
     if (FindHeader(headers, "age").empty()) out.emplace_back("Age", "0");
     out.emplace_back("X-Cache", CacheLabelText(label_));
+    if (!route_.hsts.empty()) out.emplace_back(kHsts, route_.hsts);
     const std::optional<uint64_t> length = ParseLength(FindHeader(headers, "content-length"));
     if (confirming) {
       // Read-your-writes: the 2xx goes out once the other edges have applied the write's purge;
@@ -663,8 +674,8 @@ class ClientStream : public http::Exchange::Observer,
         entry.spool_fd = view.spool->fd;
         entry.spool_offset = view.body_offset;
       }
-      const Answer answer =
-          RespondEntry(*exchange_, entry, label_, Now(), pipeline_.options_.max_ranges, &status_);
+      const Answer answer = RespondEntry(*exchange_, entry, label_, Now(), pipeline_.options_.max_ranges,
+                                         route_.hsts, &status_);
       bytes_ += answer.bytes;
       if (!answer.sent.ok()) {
         Abort(CutCause::kZone);  // the head promised a body that cannot be read: never a wrong message
@@ -712,7 +723,7 @@ class ClientStream : public http::Exchange::Observer,
     label_ = label;
     const EntryBody entry{refreshed ? refreshed : &hit.metadata(), hit.body_length(), &hit};
     const Answer answer =
-        RespondEntry(*exchange_, entry, label, Now(), pipeline_.options_.max_ranges, &status_);
+        RespondEntry(*exchange_, entry, label, Now(), pipeline_.options_.max_ranges, route_.hsts, &status_);
     bytes_ += answer.bytes;
     absl::Status sent = answer.sent;
     if (sent.ok() && answer.window) {
@@ -737,9 +748,11 @@ class ClientStream : public http::Exchange::Observer,
     status_ = failure.code() == absl::StatusCode::kDeadlineExceeded ? 504 : 502;
     // In the client's terms: libcurl's text names the origin's address, which is the edge's business.
     Log();
+    const http::HeaderField hsts[] = {{kHsts, route_.hsts}};
     exchange_->Reply(status_, "text/plain",
                      status_ == 504 ? "the origin server did not answer in time\n"
-                                    : "the origin server could not be reached\n");
+                                    : "the origin server could not be reached\n",
+                     std::span(hsts, route_.hsts.empty() ? 0 : 1));
     exchange_ = nullptr;
     Retire();
   }
@@ -871,8 +884,15 @@ void Pipeline::Log(size_t worker, const AccessRecord& record) {
   if (access_log_ != nullptr) access_log_->Write(worker, record, clock_());
 }
 
-void Pipeline::Reply(http::Exchange& exchange, std::string_view tenant, int status, std::string_view message,
+void Pipeline::Reply(http::Exchange& exchange, const Route* route, int status, std::string_view message,
                      absl::Time start, std::span<const http::HeaderField> headers) {
+  const std::string_view tenant = route != nullptr ? std::string_view(route->tenant->name) : "-";
+  HeaderList with_hsts;
+  if (route != nullptr && !route->hsts.empty()) {
+    with_hsts.assign(headers.begin(), headers.end());
+    with_hsts.emplace_back(kHsts, route->hsts);
+    headers = with_hsts;
+  }
   const http::Request& request = exchange.request();
   metrics_.CountRequest(exchange.worker(), tenant, CacheLabel::kNone, status, message.size());
   AccessRecord record = Record(request, tenant, start);
@@ -899,23 +919,41 @@ void Pipeline::OnRequest(http::Exchange& exchange) {
   route.tenant = w.tenants ? w.tenants->FindByHost(request.host) : nullptr;
   if (route.tenant == nullptr) {
     // Never another tenant's data: a host nobody configured is misdirected.
-    Reply(exchange, "-", 421, "no site is served for this host here\n", start);
+    Reply(exchange, nullptr, 421, "no site is served for this host here\n", start);
     return;
   }
   route.tenants = w.tenants;
+  route.hsts = exchange.tls() ? std::string_view(route.tenant->hsts) : std::string_view();
+  const std::string_view server_name = exchange.tls_server_name();
+  const vhost::Tenant* sni_tenant = server_name.empty() ? nullptr : w.tenants->FindByHost(server_name);
+  switch (DecideHttps(exchange.tls(), server_name, sni_tenant, *route.tenant)) {
+    case HttpsAction::kMisdirected:
+      Reply(exchange, nullptr, 421, "this connection was opened for another site: open one for this host\n",
+            start);
+      return;
+    case HttpsAction::kRedirect: {
+      thread_local std::string location;  // reused: no allocation per redirect once it has grown
+      const http::HeaderField fields[] = {
+          {"Location", HttpsLocation(request.host, request.target, options_.redirect_port, &location)}};
+      Reply(exchange, &route, 308, "this site is served over https\n", start, fields);
+      return;
+    }
+    case HttpsAction::kServe:
+      break;
+  }
   const bool read = request.method == "GET" || request.method == "HEAD";
   // Custom domains are read-only; the Swift API host and http tenants take writes to their origin.
   const bool writable = route.tenant->origin.kind != vhost::OriginKind::kSwift;
   if (!read && request.method != "PURGE" &&
       !(writable && (IsWriteMethod(request.method) || request.method == "OPTIONS"))) {
-    Reply(exchange, route.tenant->name, 405, "method not allowed here\n", start);
+    Reply(exchange, &route, 405, "method not allowed here\n", start);
     return;
   }
   if (absl::Status mapped =
           vhost::MapRequest(*route.tenant, request.target, request.Find("accept"), &route.target);
       !mapped.ok()) {
     const int status = mapped.code() == absl::StatusCode::kPermissionDenied ? 403 : 400;
-    Reply(exchange, route.tenant->name, status, absl::StrCat(std::string(mapped.message()), "\n"), start);
+    Reply(exchange, &route, status, absl::StrCat(std::string(mapped.message()), "\n"), start);
     return;
   }
   if (request.method == "PURGE") {
@@ -925,8 +963,7 @@ void Pipeline::OnRequest(http::Exchange& exchange) {
   if (!read) {
     if (IsWriteMethod(request.method) && publisher_ != nullptr && !publisher_->HasRoom()) {
       // The purges this write would cause could not be recorded: refuse it rather than lose them.
-      Reply(exchange, route.tenant->name, 503,
-            "writes are paused: the purge bus has been unreachable too long\n", start);
+      Reply(exchange, &route, 503, "writes are paused: the purge bus has been unreachable too long\n", start);
       return;
     }
     if (IsWriteMethod(request.method) && confirmer_ != nullptr &&
@@ -935,8 +972,7 @@ void Pipeline::OnRequest(http::Exchange& exchange) {
       // No other edge could hear of this write now: refuse it before it happens, so that a 2xx
       // always means no edge serves what it replaced.
       static constexpr http::HeaderField kRetry[] = {{"Retry-After", "1"}};
-      Reply(exchange, route.tenant->name, 503, "writes are paused: the purge bus is unreachable\n", start,
-            kRetry);
+      Reply(exchange, &route, 503, "writes are paused: the purge bus is unreachable\n", start, kRetry);
       return;
     }
     StartRelay(exchange, std::move(route), start);
@@ -969,7 +1005,7 @@ void Pipeline::OnRequest(http::Exchange& exchange) {
   std::optional<cache::Hit> hit = store_.Lookup(route.key);
   if (!hit) {
     if (directives.only_if_cached) {
-      Reply(exchange, route.tenant->name, 504, "not cached (only-if-cached)\n", start);
+      Reply(exchange, &route, 504, "not cached (only-if-cached)\n", start);
     } else if (directives.no_store) {
       StartRelay(exchange, std::move(route), start);
     } else {
@@ -1001,8 +1037,8 @@ void Pipeline::ServeHit(http::Exchange& exchange, const Route& route, cache::Hit
   AccessRecord record = Record(request, route.tenant->name, start);
   record.cache = CacheLabelText(label);
   const EntryBody entry{&hit.metadata(), hit.body_length(), &hit};
-  const Answer answer =
-      RespondEntry(exchange, entry, label, absl::ToUnixSeconds(start), options_.max_ranges, &record.status);
+  const Answer answer = RespondEntry(exchange, entry, label, absl::ToUnixSeconds(start), options_.max_ranges,
+                                     route.hsts, &record.status);
   record.bytes = answer.bytes;
   absl::Status sent = answer.sent;
   if (sent.ok() && answer.window) {
@@ -1096,7 +1132,7 @@ void Pipeline::StartRelay(http::Exchange& exchange, Route route, absl::Time star
 void Pipeline::StartPurge(http::Exchange& exchange, Route route, absl::Time start) {
   const http::Request& request = exchange.request();
   if (options_.purge_api.empty()) {
-    Reply(exchange, route.tenant->name, 501, "PURGE is not configured on this edge (purge.api)\n", start);
+    Reply(exchange, &route, 501, "PURGE is not configured on this edge (purge.api)\n", start);
     return;
   }
   // It goes through the purge daemon like any other purge: same credentials, same checks.

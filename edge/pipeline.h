@@ -39,6 +39,8 @@ struct PipelineOptions {
   // since no other edge could hear of it; true: relayed anyway, its answer saying the purge is
   // pending (X-Purge-Pending).
   bool accept_writes_unreachable = false;
+  // The public HTTPS port, where tenants' https_redirect sends plain HTTP requests.
+  uint16_t redirect_port = 443;
 };
 
 class Pipeline : public http::Handler {
@@ -87,7 +89,8 @@ class Pipeline : public http::Handler {
   bool CommitWrite(const Route& route, const WriteIntent& intent, int status,
                    std::span<const std::pair<std::string_view, std::string_view>> headers,
                    std::function<void(const bus::ConfirmResult&)> done);
-  void Reply(http::Exchange& exchange, std::string_view tenant, int status, std::string_view message,
+  // A short text answer; `route` null when no tenant was found.
+  void Reply(http::Exchange& exchange, const Route* route, int status, std::string_view message,
              absl::Time start, std::span<const http::HeaderField> headers = {});
   FillPlan MakePlan(const Route& route, const http::Request& request, std::optional<cache::Hit> stale);
   ClientStream& NewStream(http::Exchange& exchange, Route route, absl::Time start);

@@ -4,15 +4,19 @@
 
 #include <algorithm>
 #include <cctype>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <optional>
 #include <sstream>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "vhost-config/duration.h"
 #include "vhost-config/schema.h"
 #include "vhost-config/toml_read.h"
@@ -73,9 +77,30 @@ bool IsSha256Hex(std::string_view s) {
   return true;
 }
 
+// A Strict-Transport-Security value (RFC 6797 6.1) must hold max-age, and is one header line.
+std::string HstsProblem(std::string_view value) {
+  if (value.find_first_of("\r\n") != std::string_view::npos) return "must be one line";
+  bool max_age = false;
+  for (absl::string_view directive : absl::StrSplit(absl::string_view(value.data(), value.size()), ';')) {
+    directive = absl::StripAsciiWhitespace(directive);
+    if (!absl::StartsWithIgnoreCase(directive, "max-age")) continue;
+    absl::string_view seconds = absl::StripAsciiWhitespace(directive.substr(7));
+    if (!absl::ConsumePrefix(&seconds, "=")) continue;
+    seconds = absl::StripAsciiWhitespace(seconds);
+    if (seconds.size() >= 2 && seconds.front() == '"' && seconds.back() == '"')
+      seconds = seconds.substr(1, seconds.size() - 2);
+    if (seconds.empty() || seconds.find_first_not_of("0123456789") != absl::string_view::npos) {
+      return absl::StrCat("\"", std::string(value), "\": max-age must be a number of seconds");
+    }
+    max_age = true;
+  }
+  return max_age ? ""
+                 : absl::StrCat("\"", std::string(value), "\" has no max-age (e.g. \"max-age=31536000\")");
+}
+
 class Builder {
  public:
-  explicit Builder(std::string_view file) : file_(std::string(file)) {}
+  explicit Builder(std::string_view file) : file_(std::string(file)) { table.file = file_; }
 
   void Load(const toml::table& root) {
     for (auto&& [key, value] : root) {
@@ -344,6 +369,14 @@ class Builder {
     if (!(t.purge.rate > 0)) s.Error(s.Node("purge.rate"), "purge.rate", "must be greater than 0");
     if (t.purge.burst < 1) s.Error(s.Node("purge.burst"), "purge.burst", "must be at least 1");
 
+    t.https_redirect = s.Bool("https_redirect", false);
+    t.hsts = s.String("hsts");
+    if (s.Has("hsts") && s.Node("hsts")->is_string()) {
+      if (const std::string problem = HstsProblem(t.hsts); !problem.empty())
+        s.Error(s.Node("hsts"), "hsts", problem);
+    }
+    if (const toml::node* tls = s.Node("tls")) BuildTls(*tls, s, &t);
+
     table.tenants.push_back(std::move(t));
   }
 
@@ -371,6 +404,67 @@ class Builder {
       if (rule.bypass == values.contains("ttl"))
         r.Error(nullptr, "ttl", "give exactly one of ttl or bypass = true");
       c->rules.push_back(std::move(rule));
+    }
+  }
+
+  // The tenant's certificates: each serves the domains it lists (all of the tenant's when it lists
+  // none), and no domain has two, so SNI picks one. The files are read by CheckCertificates.
+  void BuildTls(const toml::node& node, const Scope& s, Tenant* t) {
+    const toml::array* array = node.as_array();
+    if (array == nullptr) {
+      s.Error(&node, "tls", "must be an array of tables ([[tenant.tls]])");
+      return;
+    }
+    absl::flat_hash_map<std::string, size_t> served;  // domain -> the entry serving it
+    for (size_t i = 0; i < array->size(); ++i) {
+      const toml::table* tls_table = (*array)[i].as_table();
+      const std::string field = absl::StrCat(s.field_prefix, "tls[", i, "]");
+      if (tls_table == nullptr) {
+        Error(Line((*array)[i]), field, "must be a table");
+        continue;
+      }
+      Values values;
+      Collect(*tls_table, "", field + ".", TlsKeys(), &values, false);
+      const Scope r{this, &values, field + ".", Line(*tls_table)};
+      TlsCertificate c;
+      c.field = field;
+      for (std::string_view key : {"certificate", "key"}) {
+        const int line = r.Node(key) ? Line(*r.Node(key)) : Line(*tls_table);
+        (key == "key" ? c.key_line : c.certificate_line) = line;
+        std::string path = r.String(key);
+        if (path.empty()) {
+          r.Error(r.Node(key), key, "is required (a PEM file)");
+        } else if (path.front() != '/') {
+          // As the edge's settings do: relative to the file that names it, wherever it is read from.
+          path = (std::filesystem::path(file_).parent_path() / path).lexically_normal().string();
+        }
+        (key == "key" ? c.key : c.certificate) = std::move(path);
+      }
+      if (!values.contains("domains")) {
+        c.domains = t->domains;
+      } else {
+        for (auto& [domain, line] : r.Strings("domains")) {
+          for (char& ch : domain) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+          if (std::find(t->domains.begin(), t->domains.end(), domain) == t->domains.end()) {
+            Error(line, field + ".domains",
+                  absl::StrCat("\"", domain, "\" is not one of the tenant's domains"));
+            continue;
+          }
+          c.domains.push_back(domain);
+        }
+        if (c.domains.empty() && r.Strings("domains").empty()) {
+          r.Error(r.Node("domains"), "domains",
+                  "must name at least one domain (or be left out: all of them)");
+        }
+      }
+      for (const std::string& domain : c.domains) {
+        if (auto [it, inserted] = served.emplace(domain, i); !inserted) {
+          r.Error(r.Node("domains"), "domains",
+                  absl::StrCat("\"", domain, "\" already has a certificate (", s.field_prefix, "tls[",
+                               it->second, "])"));
+        }
+      }
+      t->certificates.push_back(std::move(c));
     }
   }
 

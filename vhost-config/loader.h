@@ -14,6 +14,7 @@
 namespace vhost {
 
 struct TenantTable {
+  std::string file;  // the tenant file, as messages name it
   std::vector<Tenant> tenants;
   HostIndex hosts;
 

@@ -65,6 +65,27 @@ constexpr std::array kTenantKeys = {
         "Plain keys are never stored."},
     KeySpec{"purge.rate", KeyType::kNumber, "10", true, "Purge requests per second allowed for the tenant."},
     KeySpec{"purge.burst", KeyType::kInteger, "20", true, "Purge requests allowed at once above the rate."},
+    KeySpec{"tls", KeyType::kRuleList, "-", false,
+            "Certificates for HTTPS, `[[tenant.tls]]` tables, chosen by the name the client sends (SNI); see "
+            "the TLS keys below. A domain without one gets the edge's `tls.default_certificate`, if any."},
+    KeySpec{"https_redirect", KeyType::kBool, "false", true,
+            "Answer plain HTTP requests with `308` to the same path and query on `https://` (the edge's "
+            "`tls.redirect_port`)."},
+    KeySpec{"hsts", KeyType::kString, "-", true,
+            "`Strict-Transport-Security` value sent on the tenant's HTTPS responses, e.g. "
+            "`max-age=31536000; includeSubDomains`; must hold `max-age`. Unset: none."},
+};
+
+constexpr std::array kTlsKeys = {
+    KeySpec{"certificate", KeyType::kString, "", false,
+            "PEM file with the certificate chain, leaf first, then each intermediate in order; relative to "
+            "the tenant file's directory. `vhost-config check` and `edge --check` read it: the key must "
+            "match, each certificate must be issued by the next, none expired (within 14 days: a warning), "
+            "and its DNS names must cover every domain it serves."},
+    KeySpec{"key", KeyType::kString, "", false, "PEM file with the leaf's private key; relative as above."},
+    KeySpec{"domains", KeyType::kStringList, "-", false,
+            "The tenant's domains this certificate serves (all of them when unset); a domain may have one "
+            "certificate only. A wildcard domain (`*.example.com`) needs a wildcard certificate."},
 };
 
 constexpr std::array kRuleKeys = {
@@ -111,6 +132,9 @@ std::span<const KeySpec> TenantKeys() {
 std::span<const KeySpec> RuleKeys() {
   return kRuleKeys;
 }
+std::span<const KeySpec> TlsKeys() {
+  return kTlsKeys;
+}
 
 const KeySpec* FindKey(std::span<const KeySpec> keys, std::string_view key) {
   for (const KeySpec& k : keys) {
@@ -146,6 +170,8 @@ std::string SchemaMarkdown() {
   out += KeysMarkdown(kTenantKeys, true);
   out += "\n### Rule keys (`[[tenant.cache.rule]]`)\n\n";
   out += KeysMarkdown(kRuleKeys);
+  out += "\n### TLS keys (`[[tenant.tls]]`)\n\n";
+  out += KeysMarkdown(kTlsKeys);
   return out;
 }
 

@@ -22,6 +22,8 @@ struct KeySpec {
 std::span<const KeySpec> TenantKeys();
 // The keys of one [[tenant.cache.rule]] table.
 std::span<const KeySpec> RuleKeys();
+// The keys of one [[tenant.tls]] table.
+std::span<const KeySpec> TlsKeys();
 const KeySpec* FindKey(std::span<const KeySpec> keys, std::string_view key);
 std::string_view TypeName(KeyType type);
 // The reference tables in Markdown, as docs/configuration.md holds them.

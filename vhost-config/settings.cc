@@ -152,9 +152,13 @@ bool Settings::Has(std::string_view key) const {
   return state_->tables[table_]->at_path(key).node() != nullptr;
 }
 
-void Settings::Error(std::string_view key, std::string_view message) {
+int Settings::Line(std::string_view key) const {
   const toml::node* node = state_->tables[table_]->at_path(key).node();
-  state_->Add(node ? NodeLine(*node) : line_, field_prefix_ + std::string(key), message);
+  return node ? NodeLine(*node) : line_;
+}
+
+void Settings::Error(std::string_view key, std::string_view message) {
+  state_->Add(Line(key), field_prefix_ + std::string(key), message);
 }
 
 template <typename T, typename Reader>

@@ -36,6 +36,8 @@ class Settings {
   bool Has(std::string_view key) const;
   // The tables of an array of tables ("[[cache.zone]]"), each checked against `keys`.
   std::vector<Settings> Tables(std::string_view key, std::span<const KeySpec> keys);
+  // The line `key` is set at, or the table's when it is not set: for messages about what it names.
+  int Line(std::string_view key) const;
   // Records a problem with `key` (at its line, or the table's when it is not set).
   void Error(std::string_view key, std::string_view message);
   // OK, or InvalidArgument with every recorded problem, one per line, in line order.

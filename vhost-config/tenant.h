@@ -65,12 +65,26 @@ struct PurgeAccess {
   int burst = 20;
 };
 
+// A certificate chain and its key, serving some of a tenant's domains over TLS (chosen by SNI).
+struct TlsCertificate {
+  std::string certificate;           // PEM chain file, leaf first; resolved against the tenant file
+  std::string key;                   // PEM private key file
+  std::vector<std::string> domains;  // the tenant's domains it serves (all of them unless listed)
+  // Where the tenant file names the files, for "file:line: field: message" about them.
+  int certificate_line = 0;
+  int key_line = 0;
+  std::string field;  // "tenant[0].tls[1]"
+};
+
 struct Tenant {
   std::string name;
   std::vector<std::string> domains;  // lowercase; "*.suffix" for wildcards
   Origin origin;
   CachePolicy cache;
   PurgeAccess purge;
+  std::vector<TlsCertificate> certificates;  // no domain is served by two
+  bool https_redirect = false;               // plain HTTP requests get 308 to https://
+  std::string hsts;                          // Strict-Transport-Security on HTTPS responses; empty: none
 };
 
 }  // namespace vhost

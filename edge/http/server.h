@@ -75,6 +75,10 @@ class Exchange {
   size_t worker() const;  // index of the worker thread that owns the exchange
   // The client's IP address as text ("192.0.2.1"), from the accepted socket; empty if unknown.
   std::string_view peer_address() const;
+  // Over TLS, and the server name (SNI) its handshake chose, lowercase; empty for plain HTTP or
+  // no SNI. (Stand-in from the tls-certs branch until the TLS listeners exist: plain HTTP only.)
+  bool tls() const { return false; }
+  std::string_view tls_server_name() const { return {}; }
   void SetObserver(Observer* observer) { observer_ = observer; }
   // Request-body backpressure: stop and start reading the body from the socket.
   void PauseBody();

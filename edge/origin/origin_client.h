@@ -62,6 +62,9 @@ struct OriginOptions {
   absl::Duration connect_timeout = absl::Seconds(2);
   absl::Duration stall_timeout = absl::Seconds(10);  // no byte received for this long (1 s steps)
   long max_connections_per_host = 64;
+  // The CAs an https:// origin's certificate must chain to (a PEM bundle); empty: the system's.
+  // Peer and host name are always verified.
+  std::string ca_file;
 };
 
 class OriginClient {

@@ -21,6 +21,26 @@ grep -qx "$tmp/bad.toml:3: tenant\[0\].domains: \"a..b\" has an empty label" "$t
 grep -qx "$tmp/bad.toml:7: tenant\[0\].cache.max_ttl: \"7 dayz\" is not a duration (use ms, s, m, h or d, e.g. \"7d\")" "$tmp/err" ||
   fail "duration error: $(cat "$tmp/err")"
 
+# Certificate files are checked with the tenant file, at the lines naming them.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$tmp/site.key" -out "$tmp/site.pem" \
+  -days 30 -subj /CN=site.test -addext subjectAltName=DNS:site.test 2>/dev/null
+tenant='[[tenant]]\nname = "x"\ndomains = ["%s"]\norigin.url = "http://o"\norigin.account = "A"\norigin.container = "c"\n'
+printf "$tenant"'[[tenant.tls]]\ncertificate = "site.pem"\nkey = "site.key"\n' site.test >"$tmp/tls.toml"
+out=$("$cli" check "$tmp/tls.toml")
+[ "$out" = "$tmp/tls.toml: OK, 1 tenants, 1 certificates" ] || fail "check with a certificate: $out"
+printf "$tenant"'[[tenant.tls]]\ncertificate = "site.pem"\nkey = "site.key"\n' other.test >"$tmp/tls.toml"
+printf "$tenant"'[[tenant.tls]]\ncertificate = "site.pem"\nkey = "missing.key"\n' site.test >"$tmp/nokey.toml"
+set +e
+"$cli" check "$tmp/tls.toml" >"$tmp/out" 2>"$tmp/err"
+rc=$?
+"$cli" check "$tmp/nokey.toml" 2>>"$tmp/err"
+set -e
+[ $rc -eq 1 ] || fail "check bad certificate exit $rc"
+grep -qx "$tmp/tls.toml:8: tenant\[0\].tls\[0\].certificate: does not cover \"other.test\" (its DNS names: site.test)" "$tmp/err" ||
+  fail "certificate error: $(cat "$tmp/err")"
+grep -q "^$tmp/nokey.toml:9: tenant\[0\].tls\[0\].key: \"$tmp/missing.key\" cannot be read" "$tmp/err" ||
+  fail "key error: $(cat "$tmp/err")"
+
 out=$("$cli" resolve "$source_dir/examples/vhosts.toml" "http://Demo.Example.Test:80/images/party/banya.jpg")
 grep -q "^tenant: *demo$" <<<"$out" || fail "resolve tenant: $out"
 grep -q "GET http://127.0.0.1:8080/v1/AUTH_test/public/images/party/banya.jpg" <<<"$out" || fail "resolve url: $out"

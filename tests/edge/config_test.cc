@@ -111,6 +111,36 @@ TEST_CASE("a connection limit the descriptor limit cannot serve is warned about,
   CHECK(DescriptorLimitWarning(config, 100).find("to 0;") != std::string::npos);
 }
 
+TEST_CASE("[tls] and origin.ca_file: files relative to the settings file, lines kept for messages") {
+  testing_support::TempDir dir;
+  const std::string base =
+      "node_id = \"e1\"\ntenants = \"v.toml\"\n[[cache.zone]]\npath = \"z\"\nsize = \"2G\"\n";
+  auto config = Load(dir, base);
+  REQUIRE(config.ok());
+  CHECK(config->certificates.default_certificate.empty());
+  CHECK_FALSE(config->certificates.refuse_without_sni);
+  CHECK(config->redirect_port == 443);
+  CHECK(config->origin.ca_file.empty());
+  config = Load(dir, base +
+                         "[origin]\nca_file = \"ca.pem\"\n[tls]\ndefault_certificate = \"certs/d.pem\"\n"
+                         "default_key = \"/keys/d.key\"\nwithout_sni = \"refuse\"\nredirect_port = 8443\n");
+  REQUIRE(config.ok());
+  CHECK(config->origin.ca_file == dir / "ca.pem");
+  CHECK(config->certificates.default_certificate == dir / "certs/d.pem");
+  CHECK(config->certificates.default_key == "/keys/d.key");
+  CHECK(config->certificates.settings_file == dir / "edge.toml");
+  CHECK(config->certificates.certificate_line == 9);
+  CHECK(config->certificates.key_line == 10);
+  CHECK(config->certificates.refuse_without_sni);
+  CHECK(config->redirect_port == 8443);
+  auto bad = Load(dir, base + "[tls]\ndefault_certificate = \"d.pem\"\nwithout_sni = \"maybe\"\n");
+  REQUIRE_FALSE(bad.ok());
+  CHECK(std::string(bad.status().message()) ==
+        dir / "edge.toml:7: tls.default_certificate: tls.default_certificate and tls.default_key go "
+              "together\n" +
+            dir / "edge.toml:8: tls.without_sni: must be \"default\" or \"refuse\"");
+}
+
 TEST_CASE("docs/configuration.md holds the edge's key reference") {
   std::ifstream in(std::string(EDGE_SOURCE_DIR) + "/docs/configuration.md");
   std::stringstream text;

@@ -1662,3 +1662,33 @@ TEST_CASE("a client that reads nothing of its response is dropped after timeouts
 }
 
 }  // namespace edge
+
+namespace edge {
+
+TEST_CASE("plain HTTP to an https_redirect tenant is a 308 to https://, path and query kept, without HSTS") {
+  FakeOrigin origin;
+  origin.Set("a/b.jpg", Object("jpeg"));
+  Edge edge(origin.port(), "https_redirect = true\nhsts = \"max-age=600\"\n");
+  const HttpResponse redirected = HttpGet(edge.Url("/a/b.jpg?x=1&y=%2F"), {"Host: T.test:8090"});
+  CHECK(redirected.status == 308);
+  CHECK(redirected.header("location") == "https://T.test/a/b.jpg?x=1&y=%2F");
+  // HSTS is for HTTPS responses only (RFC 6797 7.2): plain HTTP never carries it.
+  CHECK(redirected.header("strict-transport-security").empty());
+  CHECK(origin.Count("a/b.jpg") == 0);
+  // Another tenant's plain HTTP is served as before.
+  origin.Set("/page", Object("hello"));
+  const HttpResponse site = HttpGet(edge.Url("/page"), {"Host: site.test"});
+  CHECK(site.status == 200);
+  CHECK(site.body == "hello");
+  // A tenant with HSTS and no redirect: its plain HTTP answers, from the origin and from the cache,
+  // carry no HSTS either.
+  Edge plain(origin.port(), "hsts = \"max-age=600\"\n");
+  for (const char* label : {"MISS", "HIT"}) {
+    const HttpResponse answer = plain.Get("/a/b.jpg");
+    CHECK(answer.status == 200);
+    CHECK(answer.header("x-cache") == label);
+    CHECK(answer.header("strict-transport-security").empty());
+  }
+}
+
+}  // namespace edge

@@ -212,4 +212,91 @@ origin.url = "http://127.0.0.1:9000"
   CHECK(Errors(absl::StrCat(kSite, "cache.targeted_cache_control = \"cache-control\"\n")).size() == 1);
 }
 
+TEST_CASE("certificates, the HTTPS redirect and HSTS per tenant") {
+  const std::string kShopBase = R"([defaults]
+https_redirect = true
+[[tenant]]
+name = "shop"
+domains = ["shop.example.test", "*.shop.example.test", "www.shop.example.test"]
+origin.url = "http://127.0.0.1:8080"
+origin.account = "AUTH_shop"
+origin.container = "web"
+)";
+  const std::string kShop = kShopBase + "hsts = \"max-age=31536000; includeSubDomains\"\n";
+  auto table = LoadTenantText(absl::StrCat(kShop, R"(  [[tenant.tls]]
+  certificate = "certs/shop.pem"
+  key = "/etc/edge/shop.key"
+  domains = ["shop.example.test", "*.SHOP.example.test"]
+  [[tenant.tls]]
+  certificate = "www.pem"
+  key = "www.key"
+  domains = ["www.shop.example.test"]
+)"),
+                              "conf/vhosts.toml");
+  REQUIRE(table.ok());
+  const Tenant& shop = (*table)->tenants[0];
+  CHECK((*table)->file == "conf/vhosts.toml");
+  CHECK(shop.https_redirect);
+  CHECK(shop.hsts == "max-age=31536000; includeSubDomains");
+  REQUIRE(shop.certificates.size() == 2);
+  // Relative to the tenant file, as the edge's own paths are to its settings file.
+  CHECK(shop.certificates[0].certificate == "conf/certs/shop.pem");
+  CHECK(shop.certificates[0].key == "/etc/edge/shop.key");
+  CHECK(shop.certificates[0].domains == std::vector<std::string>{"shop.example.test", "*.shop.example.test"});
+  CHECK(shop.certificates[0].certificate_line == 11);
+  CHECK(shop.certificates[0].key_line == 12);
+  CHECK(shop.certificates[0].field == "tenant[0].tls[0]");
+  CHECK(shop.certificates[1].domains == std::vector<std::string>{"www.shop.example.test"});
+
+  // Without domains a certificate serves all of the tenant's; without any, none has one.
+  table =
+      LoadTenantText(absl::StrCat(kShop,
+                                  "https_redirect = false\n[[tenant.tls]]\ncertificate = \"a.pem\"\nkey = "
+                                  "\"a.key\"\n"),
+                     "vhosts.toml");
+  REQUIRE(table.ok());
+  CHECK_FALSE((*table)->tenants[0].https_redirect);
+  CHECK((*table)->tenants[0].certificates[0].domains == (*table)->tenants[0].domains);
+  table = LoadTenantText(kGood, "vhosts.toml");
+  REQUIRE(table.ok());
+  CHECK((*table)->tenants[0].certificates.empty());
+  CHECK_FALSE((*table)->tenants[0].https_redirect);
+  CHECK((*table)->tenants[0].hsts.empty());
+
+  CHECK(Errors(absl::StrCat(kShop, R"(  [[tenant.tls]]
+  certificate = "a.pem"
+  key = "a.key"
+  domains = ["other.example.test"]
+  [[tenant.tls]]
+  certificate = "b.pem"
+  [[tenant.tls]]
+  certificate = "c.pem"
+  key = "c.key"
+  domains = ["shop.example.test"]
+  [[tenant.tls]]
+  key = "d.key"
+  domains = []
+  colour = "blue"
+)")) == std::vector<std::string>{
+            "vhosts.toml:13: tenant[0].tls[0].domains: \"other.example.test\" is not one of the tenant's "
+            "domains",
+            "vhosts.toml:14: tenant[0].tls[1].key: is required (a PEM file)",
+            "vhosts.toml:19: tenant[0].tls[2].domains: \"shop.example.test\" already has a certificate "
+            "(tenant[0].tls[1])",
+            "vhosts.toml:20: tenant[0].tls[3].certificate: is required (a PEM file)",
+            "vhosts.toml:22: tenant[0].tls[3].domains: must name at least one domain (or be left out: all of "
+            "them)",
+            "vhosts.toml:23: tenant[0].tls[3].colour: unknown key"});
+  CHECK(Errors("[defaults]\ntls = []\n[[tenant]]\n").front() ==
+        "vhosts.toml:2: defaults.tls: cannot be set in [defaults]");
+  for (const char* bad : {"\"includeSubDomains\"", "\"max-age=soon\"", "\"max-age=1\\nX: y\"", "true"}) {
+    CAPTURE(bad);
+    const std::vector<std::string> errors = Errors(absl::StrCat(kShopBase, "hsts = ", bad, "\n"));
+    REQUIRE(errors.size() == 1);
+    CHECK(errors[0].starts_with("vhosts.toml:9: tenant[0].hsts: "));
+  }
+  CHECK(LoadTenantText(absl::StrCat(kShopBase, "hsts = \"max-age=\\\"600\\\"; preload\"\n"), "vhosts.toml")
+            .ok());
+}
+
 }  // namespace vhost

@@ -5,7 +5,10 @@
 #include <string>
 #include <string_view>
 
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "vhost-config/cache_policy.h"
+#include "vhost-config/certificate_check.h"
 #include "vhost-config/duration.h"
 #include "vhost-config/loader.h"
 #include "vhost-config/path_mapping.h"
@@ -16,7 +19,8 @@ namespace {
 
 constexpr std::string_view kUsage = R"(usage: vhost-config COMMAND ...
 
-  check FILE          validate a tenant file; prints every error as file:line: field: message
+  check FILE          validate a tenant file and the certificates it names; prints every error as
+                      file:line: field: message (a certificate expiring within 14 days: a warning)
   resolve FILE URL    show the tenant, the origin URL and the cache policy for a URL
   schema              print every key of the tenant file (Markdown)
   hash-key KEY        print the SHA-256 to put in a tenant's purge.key_hashes
@@ -31,7 +35,15 @@ int Check(const std::string& path) {
     std::cerr << table.status().message() << "\n";
     return 1;
   }
-  std::cout << path << ": OK, " << (*table)->tenants.size() << " tenants\n";
+  // Certificate files are configuration too: what the edge would refuse to load is an error here.
+  const vhost::CertificateReport certificates = vhost::CheckCertificates(**table, absl::Now());
+  for (const std::string& line : certificates.errors) std::cerr << line << "\n";
+  for (const std::string& line : certificates.warnings) std::cerr << line << "\n";
+  if (!certificates.errors.empty()) return 1;
+  size_t count = 0;
+  for (const vhost::Tenant& tenant : (*table)->tenants) count += tenant.certificates.size();
+  std::cout << path << ": OK, " << (*table)->tenants.size() << " tenants"
+            << (count > 0 ? absl::StrCat(", ", count, " certificates") : "") << "\n";
   return 0;
 }
 

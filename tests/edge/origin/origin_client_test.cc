@@ -2,6 +2,10 @@
 
 #include <doctest/doctest.h>
 #include <event2/event.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <fstream>
@@ -11,7 +15,9 @@
 #include <sstream>
 #include <string>
 
+#include "absl/strings/match.h"
 #include "edge/http/server.h"
+#include "tests/support/test_certificates.h"
 
 namespace edge::origin {
 
@@ -135,7 +141,87 @@ FetchRequest Request(std::string method, std::string url,
   return request;
 }
 
+// An HTTPS origin: Python's http.server wrapped in ssl with a given certificate, serving `dir` on a
+// free loopback port; stopped by its PID.
+class HttpsOrigin {
+ public:
+  HttpsOrigin(const std::string& chain, const std::string& key, const std::string& dir) {
+    const std::string script =
+        "import http.server, ssl, sys\n"
+        "class Quiet(http.server.SimpleHTTPRequestHandler):\n"
+        "    def log_message(self, *args): pass\n"
+        "handler = lambda *a, **k: Quiet(*a, directory=sys.argv[3], **k)\n"
+        "server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)\n"
+        "context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)\n"
+        "context.load_cert_chain(sys.argv[1], sys.argv[2])\n"
+        "server.socket = context.wrap_socket(server.socket, server_side=True)\n"
+        "print(server.server_address[1], flush=True)\n"
+        "server.serve_forever()\n";
+    int out[2];
+    REQUIRE(::pipe(out) == 0);
+    pid_ = ::fork();
+    REQUIRE(pid_ >= 0);
+    if (pid_ == 0) {
+      ::dup2(out[1], STDOUT_FILENO);
+      const int null = ::open("/dev/null", O_WRONLY);
+      ::dup2(null, STDERR_FILENO);  // refused handshakes are tracebacks there
+      ::execlp("python3", "python3", "-c", script.c_str(), chain.c_str(), key.c_str(), dir.c_str(), nullptr);
+      ::_exit(127);
+    }
+    ::close(out[1]);
+    char line[16] = {};
+    const ssize_t n = ::read(out[0], line, sizeof(line) - 1);
+    ::close(out[0]);
+    REQUIRE(n > 0);
+    port_ = std::atoi(line);
+  }
+  ~HttpsOrigin() {
+    ::kill(pid_, SIGTERM);
+    ::waitpid(pid_, nullptr, 0);
+  }
+  int port() const { return port_; }
+
+ private:
+  pid_t pid_ = -1;
+  int port_ = 0;
+};
+
 }  // namespace
+
+TEST_CASE("an https origin must prove its name with a certificate from a trusted CA (origin.ca_file)") {
+  testing_support::TestPki pki;
+  REQUIRE(pki.ok());
+  REQUIRE(pki.Issue("origin", {"localhost"}));
+  REQUIRE(pki.Issue("other", {"other.example"}));
+  REQUIRE(pki.Issue("self", {"localhost"}, ""));
+  std::ofstream(pki / "hello.txt") << "over tls";
+  auto fetch = [&](const std::string& name, const std::string& ca_file) {
+    HttpsOrigin origin(pki / (name + "-chain.pem"), pki / (name + ".key"), pki.dir());
+    event_base* loop = event_base_new();
+    OriginOptions options;
+    options.ca_file = ca_file;
+    auto client = std::make_unique<OriginClient>(loop, options);
+    Collector c(loop);
+    client->Start(Request("GET", "https://localhost:" + std::to_string(origin.port()) + "/hello.txt"), &c);
+    const timeval limit{10, 0};
+    event_base_loopexit(loop, &limit);
+    event_base_dispatch(loop);
+    client.reset();
+    event_base_free(loop);
+    REQUIRE(c.result.has_value());
+    return std::make_pair(*c.result, c.body);
+  };
+  // Signed by a CA the system does not know: refused, unless origin.ca_file names it.
+  const absl::Status unknown_ca = fetch("origin", "").first;
+  CHECK(absl::StrContains(unknown_ca.message(), "unable to get local issuer certificate"));
+  const auto [trusted, body] = fetch("origin", pki / "ca.pem");
+  CHECK(trusted.ok());
+  CHECK(body == "over tls");
+  // The right CA, another name; a self-signed certificate for the right name: refused.
+  CHECK(absl::StrContains(fetch("other", pki / "ca.pem").first.message(),
+                          "no alternative certificate subject name matches target host name 'localhost'"));
+  CHECK(absl::StrContains(fetch("self", pki / "ca.pem").first.message(), "self-signed certificate"));
+}
 
 TEST_CASE("a fetch delivers status, headers and body, with the request headers sent") {
   Fixture f;
