@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "cache/file_closer.h"
 #include "edge/access_log.h"
 #include "edge/admin.h"
 #include "edge/config.h"
@@ -81,6 +82,13 @@ void Reload(Runtime& rt) {
   rt.tenants->Replace(std::move(*table));
   rt.pipeline->TenantsChanged();
   Say(absl::StrCat("reloaded ", rt.config.tenants_file, ": ", count, " tenants"));
+}
+
+// The TLS ticket key file; a bad one is refused and the keys in use kept.
+void ReloadTls(Runtime& rt) {
+  if (absl::Status status = rt.server->ReloadTls(); !status.ok()) {
+    Say(absl::StrCat("TLS reload refused, keeping the ticket keys in use: ", status.message()));
+  }
 }
 
 void OnTick(Runtime& rt) {
@@ -230,6 +238,14 @@ int main(int argc, char** argv) {
         });
   }
   config->server.log = [](std::string_view message) { Say(message); };
+  // A cache entry deleted while it is being sent is freed off the loop.
+  config->server.close_file = &cache::CloseFile;
+  // Where TLS listeners get their certificates (edge/certificates, from the tenant file); none
+  // yet, so a TLS listener refuses to start.
+  const edge::http::CertificateSource* certificates = nullptr;
+  for (edge::http::Listen& listen : config->server.listen) {
+    if (listen.tls) listen.certificates = certificates;
+  }
   edge::http::Server server(config->server, pipeline);
   if (absl::Status status = server.Start(); !status.ok()) {
     std::cerr << "edge: " << status.message() << "\n";
@@ -254,6 +270,7 @@ int main(int argc, char** argv) {
                      "Failed accept() calls (out of descriptors: EMFILE, ENFILE), each pausing accepting "
                      "for a moment.",
                      server.accept_errors() + (admin_listener ? admin_listener->accept_errors() : 0));
+        edge::AppendTlsMetrics(&text, server.tls_stats());
         AppendMetric(&text, "edge_trusted", "gauge",
                      "1 while the cache is served without revalidating every hit.",
                      pipeline.trusted() ? 1 : 0);
@@ -284,8 +301,7 @@ int main(int argc, char** argv) {
   std::unique_ptr<edge::http::Server> admin;
   if (config->admin_port != 0) {
     edge::http::ServerOptions admin_options;
-    admin_options.address = config->admin_address;
-    admin_options.port = config->admin_port;
+    admin_options.listen = {{config->admin_address, config->admin_port}};
     admin_options.workers = 1;
     admin_options.reserve_descriptor = true;  // /metrics answers when the clients took every descriptor
     admin_options.log = [](std::string_view message) {
@@ -299,9 +315,17 @@ int main(int argc, char** argv) {
     admin_listener = admin.get();
   }
   if (subscriber) subscriber->Start();
-  Say(absl::StrCat("node ", config->node_id, " serving on ", config->server.address, ":", server.port(),
-                   " with ", workers, " workers, ", config->cache.zones.size(), " cache zones, ",
-                   tenants.Current()->tenants.size(), " tenants",
+  std::string listeners;
+  for (size_t i = 0; i < config->server.listen.size(); ++i) {
+    const edge::http::Listen& listen = config->server.listen[i];
+    absl::StrAppend(
+        &listeners, i == 0 ? "" : ", ", listen.tls ? "https://" : "http://",
+        listen.address.find(':') == std::string::npos ? listen.address : "[" + listen.address + "]", ":",
+        server.port(i));
+  }
+  Say(absl::StrCat("node ", config->node_id, " serving on ", listeners, " with ", workers, " workers, ",
+                   config->cache.zones.size(), " cache zones, ", tenants.Current()->tenants.size(),
+                   " tenants",
                    admin ? absl::StrCat("; admin on ", config->admin_address, ":", admin->port()) : ""));
 
   auto on_signal = [](evutil_socket_t signal_number, short, void* arg) {
@@ -309,6 +333,7 @@ int main(int argc, char** argv) {
     switch (signal_number) {
       case SIGHUP:
         Reload(rt);
+        ReloadTls(rt);
         break;
       case SIGUSR1:
         if (rt.access_log != nullptr) rt.access_log->Reopen();

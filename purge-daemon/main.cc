@@ -121,8 +121,7 @@ int main(int argc, char** argv) {
     return text;
   });
   edge::http::ServerOptions server_options;
-  server_options.address = config->api_address;
-  server_options.port = config->api_port;
+  server_options.listen = {{config->api_address, config->api_port}};
   server_options.workers = config->api_workers;
   edge::http::Server server(server_options, api);
   if (absl::Status status = server.Start(); !status.ok()) {
@@ -133,8 +132,7 @@ int main(int argc, char** argv) {
   edge::AdminHandler admin_handler([&api] { return api.Metrics(); },
                                    [&api] { return api.UnhealthyReason(); });
   edge::http::ServerOptions admin_options;
-  admin_options.address = config->admin_address;
-  admin_options.port = config->admin_port;
+  admin_options.listen = {{config->admin_address, config->admin_port}};
   admin_options.workers = 1;
   std::unique_ptr<edge::http::Server> admin;
   if (config->admin_port != 0) {
