@@ -111,6 +111,12 @@ std::string_view ReasonPhrase(int status) {
   }
 }
 
+// A file a plain response sends by sendfile, for its segment's cleanup callback.
+struct Server::OwnedFile {
+  Worker* worker = nullptr;
+  int fd = -1;
+};
+
 // One worker's socket on one listener.
 struct Server::Listening {
   Worker* worker = nullptr;
@@ -149,6 +155,8 @@ struct Server::Worker {
     event_active(resumer, EV_TIMEOUT, 0);
   }
   std::thread thread;
+  // Freed segments return their notes here (on this worker's loop, or in Stop once it has ended).
+  std::vector<std::unique_ptr<OwnedFile>> owned_files;
   absl::flat_hash_map<Connection*, std::unique_ptr<Connection>> connections;
   std::vector<std::unique_ptr<Connection>> closed;
 };
@@ -862,18 +870,27 @@ absl::Status Exchange::SendOwnedFile(int fd, uint64_t offset, uint64_t length) {
     return absl::InternalError("cannot map the file segment");
   }
   // Closed when the send buffer is done with it, by ServerOptions::close_file (the edge's frees a
-  // cache entry deleted while it was being sent off this loop).
-  struct OwnedFile {
-    const Server* server;
-    int fd;
-  };
+  // cache entry deleted while it was being sent off this loop). The callback's note comes from
+  // the worker's pool: no allocation per response once warm.
+  Server::Worker* worker = connection_->worker();
+  std::unique_ptr<Server::OwnedFile> note;
+  if (worker->owned_files.empty()) {
+    note = std::make_unique<Server::OwnedFile>();
+  } else {
+    note = std::move(worker->owned_files.back());
+    worker->owned_files.pop_back();
+  }
+  note->worker = worker;
+  note->fd = fd;
   evbuffer_file_segment_add_cleanup_cb(
       segment,
       [](const evbuffer_file_segment*, int, void* arg) {
-        std::unique_ptr<OwnedFile> file(static_cast<OwnedFile*>(arg));
-        file->server->CloseFile(file->fd);
+        std::unique_ptr<Server::OwnedFile> file(static_cast<Server::OwnedFile*>(arg));
+        Server::Worker* owner = file->worker;
+        owner->server->CloseFile(file->fd);
+        owner->owned_files.push_back(std::move(file));
       },
-      std::make_unique<OwnedFile>(OwnedFile{&server, fd}).release());
+      note.release());
   if (chunked_) evbuffer_add_printf(out, "%llx\r\n", static_cast<unsigned long long>(length));
   // libevent sends a file segment's part in one sendfile call whatever its length, and writes one
   // part per write event: parts of at most sendfile_piece bound the time a call holds the loop.

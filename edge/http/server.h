@@ -175,8 +175,8 @@ class Server {
   void Drain();
   // Stops accepting, closes every connection, joins the threads.
   void Stop();
-  // The port listener `listener` (an index into ServerOptions::listen) is bound to.
-  uint16_t port(size_t listener = 0) const { return ports_[listener]; }
+  // The port listener `listener` (an index into ServerOptions::listen) is bound to; 0 before Start.
+  uint16_t port(size_t listener = 0) const { return listener < ports_.size() ? ports_[listener] : 0; }
   size_t connections() const { return connections_.load(); }
   // accept() calls that failed (other than the retriable EAGAIN, EINTR, ECONNABORTED).
   uint64_t accept_errors() const { return accept_errors_.load(std::memory_order_relaxed); }
@@ -187,6 +187,7 @@ class Server {
  private:
   struct Worker;
   struct Listening;
+  struct OwnedFile;
   // Counts a failed accept, logs it at most once a second, and pauses `worker`'s listeners.
   void OnAcceptError(Listening& listening, int error);
   // Binds listener `index` for `worker` (ports_[index] is set by the first worker that binds it).
@@ -203,6 +204,7 @@ class Server {
   std::atomic<uint64_t> accept_errors_logged_{0};  // accept_errors_ at the last report
   std::vector<std::unique_ptr<Worker>> workers_;
   friend class Connection;
+  friend class Exchange;
 };
 
 // "Not Found" for 404 and so on: the reason phrase for a status.
