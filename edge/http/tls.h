@@ -101,7 +101,7 @@ class TicketKeys {
   bool Find(const unsigned char* name, Key* key, bool* current) const;
 
  private:
-  TicketKeys(const TlsOptions& options)
+  explicit TicketKeys(const TlsOptions& options)
       : file_(options.ticket_key_file), rotation_(options.ticket_rotation) {}
   const std::string file_;
   const absl::Duration rotation_;
