@@ -19,14 +19,43 @@ constexpr std::array kEdgeKeys = {
             "This edge's name in the cluster: metrics, logs, purge progress. Unique per edge."},
     KeySpec{"tenants", KeyType::kString, "", false,
             "The tenant file (see above), relative to this file's directory. Reloaded on SIGHUP."},
-    KeySpec{"listen.address", KeyType::kString, "\"127.0.0.1\"", false, "IPv4 address to serve clients on."},
-    KeySpec{"listen.port", KeyType::kInteger, "8090", false, "Port to serve clients on."},
-    KeySpec{"listen.workers", KeyType::kInteger, "2", false,
-            "Worker threads, one event loop and one SO_REUSEPORT listener each."},
+    KeySpec{
+        "listen", KeyType::kRuleList, "", false,
+        "One `[[listen]]` table per address and port clients connect to, with `address`, `port` and `tls` "
+        "(see the listener keys). None: plain HTTP on 127.0.0.1:8090."},
+    KeySpec{"listen.address", KeyType::kString, "\"127.0.0.1\"", false,
+            "The old form, a single `[listen]` table: one plain listener (`[[listen]]` replaces it)."},
+    KeySpec{"listen.port", KeyType::kInteger, "8090", false, "The old form's port."},
+    KeySpec{"listen.workers", KeyType::kInteger, "2", false, "The old form of `server.workers`."},
     KeySpec{"listen.max_connections", KeyType::kInteger, "10000", false,
-            "Client connections at once; more are closed on accept. One holds up to 4 descriptors: "
-            "`edge --check` and the start warn when they could pass the descriptor limit (the edge raises "
-            "its soft `RLIMIT_NOFILE` to the hard one)."},
+            "The old form of `server.max_connections`."},
+    KeySpec{"server.workers", KeyType::kInteger, "2", false,
+            "Worker threads, one event loop each, with its own SO_REUSEPORT socket on every listener."},
+    KeySpec{
+        "server.max_connections", KeyType::kInteger, "10000", false,
+        "Client connections at once, TLS handshakes in progress included; more are closed on accept. One "
+        "holds up to 4 descriptors: `edge --check` and the start warn when they could pass the descriptor "
+        "limit (the edge raises its soft `RLIMIT_NOFILE` to the hard one)."},
+    KeySpec{"tls.min_version", KeyType::kString, "\"1.2\"", false,
+            "Oldest TLS version accepted: \"1.2\" or \"1.3\" (1.3 is the newest; 1.0 and 1.1 never)."},
+    KeySpec{"tls.ciphers", KeyType::kString, "ECDHE with AES-GCM and ChaCha20", false,
+            "TLS 1.2 cipher list (OpenSSL syntax), in the server's order of preference. The default has only "
+            "forward-secret AEAD suites: `ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+            "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:"
+            "ECDHE-RSA-CHACHA20-POLY1305`."},
+    KeySpec{"tls.ciphersuites", KeyType::kString, "all three", false,
+            "TLS 1.3 suites (OpenSSL syntax): `TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:"
+            "TLS_CHACHA20_POLY1305_SHA256` by default."},
+    KeySpec{
+        "tls.ticket_key_file", KeyType::kString, "\"\"", false,
+        "Session ticket key (80 bytes: `openssl rand 80 > ticket.key`), relative to this file. Give every "
+        "edge the same file and a client resumes its session on any of them; reread on SIGHUP, the key "
+        "before it still decrypts. Empty: random keys of this process, rotated every "
+        "`tls.ticket_rotation`."},
+    KeySpec{
+        "tls.ticket_rotation", KeyType::kDuration, "\"12h\"", false,
+        "How often the edge's own ticket key is replaced (the previous one still decrypts), and how long a "
+        "ticket is good for."},
     KeySpec{"timeouts.header", KeyType::kDuration, "\"10s\"", false,
             "From the first byte of a request head to its end (then 408)."},
     KeySpec{"timeouts.body", KeyType::kDuration, "\"30s\"", false, "Between two reads of a request body."},
@@ -106,6 +135,15 @@ constexpr std::array kEdgeKeys = {
             "Empty: PURGE is refused."},
 };
 
+constexpr std::array kListenKeys = {
+    KeySpec{
+        "address", KeyType::kString, "\"127.0.0.1\"", false,
+        "IPv4 or IPv6 address (\"::1\", \"::\" for all; IPv6 only, an IPv4 address is its own listener)."},
+    KeySpec{"port", KeyType::kInteger, "", false, "Port."},
+    KeySpec{"tls", KeyType::kBool, "false", false,
+            "HTTPS: TLS 1.2/1.3 with the certificate chosen by SNI (see `[tls]`)."},
+};
+
 constexpr std::array kZoneKeys = {
     KeySpec{"path", KeyType::kString, "", false, "The zone's directory, on its own drive."},
     KeySpec{"size", KeyType::kBytes, "", false, "The most the zone may hold, e.g. \"100G\"."},
@@ -142,10 +180,49 @@ absl::StatusOr<EdgeConfig> Build(vhost::Settings& s, const std::string& path) {
   c.node_id = s.String("node_id");
   if (s.Has("node_id") && c.node_id.empty()) s.Error("node_id", "must not be empty");
   c.tenants_file = resolve(s.String("tenants"));
-  c.server.address = s.String("listen.address");
-  c.server.port = InRange<uint16_t>(s, "listen.port", 1, 65535);
-  c.server.workers = InRange<int>(s, "listen.workers", 1, 256);
-  c.server.max_connections = InRange<size_t>(s, "listen.max_connections", 1, 10'000'000);
+  // The old single [listen] table still loads, as one plain listener; TOML keeps it and
+  // [[listen]] apart (one file cannot hold both).
+  const bool old_listen = s.Has("listen.address") || s.Has("listen.port") || s.Has("listen.workers") ||
+                          s.Has("listen.max_connections");
+  c.server.listen.clear();
+  if (old_listen) {
+    for (const char* key : {"server.workers", "server.max_connections"}) {
+      if (s.Has(key)) s.Error(key, "is set twice: a [listen] table sets it too (use [[listen]] tables)");
+    }
+    c.server.listen.push_back({s.String("listen.address"), InRange<uint16_t>(s, "listen.port", 1, 65535)});
+    c.server.workers = InRange<int>(s, "listen.workers", 1, 256);
+    c.server.max_connections = InRange<size_t>(s, "listen.max_connections", 1, 10'000'000);
+  } else {
+    for (vhost::Settings& table : s.Tables("listen", kListenKeys)) {
+      http::Listen& listen = c.server.listen.emplace_back();
+      listen.address = table.String("address");
+      if (table.Has("port")) {
+        listen.port = InRange<uint16_t>(table, "port", 1, 65535);
+      } else {
+        table.Error("port", "is required");
+      }
+      listen.tls = table.Bool("tls");
+      for (size_t i = 0; i + 1 < c.server.listen.size(); ++i) {
+        if (c.server.listen[i].address == listen.address && c.server.listen[i].port == listen.port) {
+          table.Error("port", "is already another listener's address and port");
+        }
+      }
+    }
+    if (c.server.listen.empty()) c.server.listen.push_back({"127.0.0.1", 8090});
+    c.server.workers = InRange<int>(s, "server.workers", 1, 256);
+    c.server.max_connections = InRange<size_t>(s, "server.max_connections", 1, 10'000'000);
+  }
+  c.server.tls.min_version = s.String("tls.min_version");
+  if (s.Has("tls.ciphers")) c.server.tls.ciphers = s.String("tls.ciphers");
+  if (s.Has("tls.ciphersuites")) c.server.tls.ciphersuites = s.String("tls.ciphersuites");
+  c.server.tls.ticket_key_file = resolve(s.String("tls.ticket_key_file"));
+  c.server.tls.ticket_rotation = s.Duration("tls.ticket_rotation");
+  if (absl::Status status = http::CheckTlsOptions(c.server.tls); !status.ok()) {
+    // "ciphers: ..." names the key under [tls].
+    const std::string message(status.message());
+    const size_t colon = message.find(": ");
+    s.Error(absl::StrCat("tls.", message.substr(0, colon)), message.substr(colon + 2));
+  }
   c.server.header_timeout = s.Duration("timeouts.header");
   c.server.body_timeout = s.Duration("timeouts.body");
   c.server.idle_timeout = s.Duration("timeouts.idle");
@@ -240,14 +317,15 @@ std::string DescriptorLimitWarning(const EdgeConfig& config, uint64_t limit) {
   const uint64_t needed = config.server.max_connections * kDescriptorsPerConnection + fixed;
   if (needed <= limit) return "";
   const uint64_t fits = limit > fixed ? (limit - fixed) / kDescriptorsPerConnection : 0;
-  return absl::StrCat("listen.max_connections = ", config.server.max_connections, " may need ", needed,
+  return absl::StrCat("server.max_connections = ", config.server.max_connections, " may need ", needed,
                       " descriptors, more than the limit of ", limit, " (RLIMIT_NOFILE): raise the limit (",
-                      "ulimit -n, LimitNOFILE=) or lower listen.max_connections to ", fits,
+                      "ulimit -n, LimitNOFILE=) or lower server.max_connections to ", fits,
                       "; out of descriptors, the edge pauses accepting");
 }
 
 std::string EdgeConfigMarkdown() {
   return absl::StrCat("### Edge keys\n\n", vhost::KeysMarkdown(kEdgeKeys),
+                      "\n### Listener keys (`[[listen]]`)\n\n", vhost::KeysMarkdown(kListenKeys),
                       "\n### Zone keys (`[[cache.zone]]`)\n\n", vhost::KeysMarkdown(kZoneKeys));
 }
 

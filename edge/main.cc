@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "cache/file_closer.h"
 #include "edge/access_log.h"
 #include "edge/admin.h"
 #include "edge/certificates.h"
@@ -92,6 +93,13 @@ void Reload(Runtime& rt) {
   rt.pipeline->TenantsChanged();
   Say(absl::StrCat("reloaded ", rt.config.tenants_file, ": ", count, " tenants, ", certificates,
                    " certificates"));
+}
+
+// The TLS ticket key file; a bad one is refused and the keys in use kept.
+void ReloadTls(Runtime& rt) {
+  if (absl::Status status = rt.server->ReloadTls(); !status.ok()) {
+    Say(absl::StrCat("TLS reload refused, keeping the ticket keys in use: ", status.message()));
+  }
 }
 
 void OnTick(Runtime& rt) {
@@ -245,6 +253,12 @@ int main(int argc, char** argv) {
         });
   }
   config->server.log = [](std::string_view message) { Say(message); };
+  // A cache entry deleted while it is being sent is freed off the loop.
+  config->server.close_file = &cache::CloseFile;
+  // TLS listeners choose from the tenant file's certificates (and the edge-wide default).
+  for (edge::http::Listen& listen : config->server.listen) {
+    if (listen.tls) listen.certificates = &certificates;
+  }
   edge::http::Server server(config->server, pipeline);
   if (absl::Status status = server.Start(); !status.ok()) {
     std::cerr << "edge: " << status.message() << "\n";
@@ -271,6 +285,7 @@ int main(int argc, char** argv) {
                      "for a moment.",
                      server.accept_errors() + (admin_listener ? admin_listener->accept_errors() : 0));
         text += edge::RenderCertificates(certificates.Current()->in_use());
+        edge::AppendTlsMetrics(&text, server.tls_stats());
         AppendMetric(&text, "edge_trusted", "gauge",
                      "1 while the cache is served without revalidating every hit.",
                      pipeline.trusted() ? 1 : 0);
@@ -301,8 +316,7 @@ int main(int argc, char** argv) {
   std::unique_ptr<edge::http::Server> admin;
   if (config->admin_port != 0) {
     edge::http::ServerOptions admin_options;
-    admin_options.address = config->admin_address;
-    admin_options.port = config->admin_port;
+    admin_options.listen = {{config->admin_address, config->admin_port}};
     admin_options.workers = 1;
     admin_options.reserve_descriptor = true;  // /metrics answers when the clients took every descriptor
     admin_options.log = [](std::string_view message) {
@@ -316,9 +330,17 @@ int main(int argc, char** argv) {
     admin_listener = admin.get();
   }
   if (subscriber) subscriber->Start();
-  Say(absl::StrCat("node ", config->node_id, " serving on ", config->server.address, ":", server.port(),
-                   " with ", workers, " workers, ", config->cache.zones.size(), " cache zones, ",
-                   tenants.Current()->tenants.size(), " tenants",
+  std::string listeners;
+  for (size_t i = 0; i < config->server.listen.size(); ++i) {
+    const edge::http::Listen& listen = config->server.listen[i];
+    absl::StrAppend(
+        &listeners, i == 0 ? "" : ", ", listen.tls ? "https://" : "http://",
+        listen.address.find(':') == std::string::npos ? listen.address : "[" + listen.address + "]", ":",
+        server.port(i));
+  }
+  Say(absl::StrCat("node ", config->node_id, " serving on ", listeners, " with ", workers, " workers, ",
+                   config->cache.zones.size(), " cache zones, ", tenants.Current()->tenants.size(),
+                   " tenants",
                    admin ? absl::StrCat("; admin on ", config->admin_address, ":", admin->port()) : ""));
 
   auto on_signal = [](evutil_socket_t signal_number, short, void* arg) {
@@ -326,6 +348,7 @@ int main(int argc, char** argv) {
     switch (signal_number) {
       case SIGHUP:
         Reload(rt);
+        ReloadTls(rt);
         break;
       case SIGUSR1:
         if (rt.access_log != nullptr) rt.access_log->Reopen();

@@ -230,4 +230,28 @@ std::string Metrics::Render(const cache::StoreStats& store, size_t connections,
   return out;
 }
 
+void AppendTlsMetrics(std::string* out, const http::TlsStats& stats) {
+  http::AppendMetric(out, "edge_tls_handshakes_total", "counter", "TLS handshakes completed.",
+                     stats.handshakes.load(std::memory_order_relaxed));
+  http::AppendMetric(out, "edge_tls_resumed_handshakes_total", "counter",
+                     "TLS handshakes that resumed a session from a ticket.",
+                     stats.resumed.load(std::memory_order_relaxed));
+  absl::StrAppend(out,
+                  "# HELP edge_tls_handshake_failures_total TLS handshakes that failed, by reason.\n"
+                  "# TYPE edge_tls_handshake_failures_total counter\n");
+  for (size_t i = 0; i < http::kHandshakeFailureKinds; ++i) {
+    absl::StrAppend(out, "edge_tls_handshake_failures_total{reason=\"",
+                    std::string(http::HandshakeFailureName(static_cast<http::HandshakeFailure>(i))), "\"} ",
+                    stats.failures[i].load(std::memory_order_relaxed), "\n");
+  }
+  absl::StrAppend(out,
+                  "# HELP edge_tls_body_bytes_total Bytes of file bodies sent over TLS, by kernel TLS "
+                  "(SSL_sendfile) or read in pieces and written by SSL_write.\n"
+                  "# TYPE edge_tls_body_bytes_total counter\n"
+                  "edge_tls_body_bytes_total{path=\"ktls\"} ",
+                  stats.ktls_body_bytes.load(std::memory_order_relaxed),
+                  "\nedge_tls_body_bytes_total{path=\"ssl_write\"} ",
+                  stats.write_body_bytes.load(std::memory_order_relaxed), "\n");
+}
+
 }  // namespace edge

@@ -17,6 +17,7 @@
 #include "absl/time/time.h"
 #include "cache/store.h"
 #include "edge/http/prometheus.h"
+#include "edge/http/tls.h"
 
 namespace edge {
 
@@ -77,5 +78,8 @@ class Metrics {
   };
   std::vector<std::unique_ptr<Shard>> shards_;
 };
+
+// The server's TLS counters: handshakes, failures by reason, file bodies by the path they took.
+void AppendTlsMetrics(std::string* out, const http::TlsStats& stats);
 
 }  // namespace edge

@@ -4,6 +4,7 @@
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
+#include "edge/http/tls.h"
 #include "purge-daemon/client_address.h"
 #include "vhost-config/settings.h"
 
@@ -23,6 +24,11 @@ constexpr std::array kKeys = {
     KeySpec{"api.address", KeyType::kString, "\"127.0.0.1\"", false, "Address of the purge API."},
     KeySpec{"api.port", KeyType::kInteger, "9100", false, "Port of the purge API."},
     KeySpec{"api.workers", KeyType::kInteger, "2", false, "Threads answering the API."},
+    KeySpec{
+        "api.certificate", KeyType::kString, "\"\"", false,
+        "PEM certificate chain (leaf first), relative to this file: with `api.key`, the API is served over "
+        "HTTPS (TLS 1.2 and 1.3, as the edge's defaults). Empty: plain HTTP."},
+    KeySpec{"api.key", KeyType::kString, "\"\"", false, "PEM private key of `api.certificate`."},
     KeySpec{"api.admin_key_hashes", KeyType::kStringList, "[]", false,
             "SHA-256 of admin keys (`vhost-config hash-key KEY`): they may purge any tenant, and `all` of "
             "the whole cache."},
@@ -80,6 +86,19 @@ absl::StatusOr<DaemonConfig> Build(vhost::Settings& s, const std::string& path) 
     s.Error("api.port", absl::StrCat(api_port, " is out of range [1, 65535]"));
   c.api_port = static_cast<uint16_t>(api_port);
   c.api_workers = static_cast<int>(std::clamp<int64_t>(s.Integer("api.workers"), 1, 64));
+  const auto resolve = [&](std::string name) {
+    if (name.empty() || name.front() == '/') return name;
+    return (std::filesystem::path(path).parent_path() / name).lexically_normal().string();
+  };
+  c.api_certificate = resolve(s.String("api.certificate"));
+  c.api_key = resolve(s.String("api.key"));
+  if (c.api_certificate.empty() != c.api_key.empty()) {
+    s.Error(c.api_key.empty() ? "api.key" : "api.certificate", "api.certificate and api.key go together");
+  } else if (!c.api_certificate.empty()) {
+    if (auto loaded = edge::http::LoadCertificate(c.api_certificate, c.api_key); !loaded.ok()) {
+      s.Error("api.certificate", std::string(loaded.status().message()));
+    }
+  }
   c.admin_address = s.String("admin.address");
   const int64_t admin_port = s.Integer("admin.port");
   if (admin_port < 0 || admin_port > 65535)

@@ -19,6 +19,9 @@ struct DaemonConfig {
   std::string api_address;
   uint16_t api_port = 9100;
   int api_workers = 2;
+  // Both set: the API is served over TLS with this chain (leaf first) and key, checked at load.
+  std::string api_certificate;
+  std::string api_key;
   std::string admin_address;
   uint16_t admin_port = 9101;  // 0: no admin listener
   ApiOptions api;

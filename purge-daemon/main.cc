@@ -121,8 +121,18 @@ int main(int argc, char** argv) {
     return text;
   });
   edge::http::ServerOptions server_options;
-  server_options.address = config->api_address;
-  server_options.port = config->api_port;
+  server_options.listen = {{config->api_address, config->api_port}};
+  std::unique_ptr<edge::http::SingleCertificate> certificate;
+  if (!config->api_certificate.empty()) {
+    auto loaded = edge::http::LoadCertificate(config->api_certificate, config->api_key);
+    if (!loaded.ok()) {
+      std::cerr << "purge-daemon: " << loaded.status().message() << "\n";
+      return 1;
+    }
+    certificate = std::make_unique<edge::http::SingleCertificate>(*loaded);
+    server_options.listen[0].tls = true;
+    server_options.listen[0].certificates = certificate.get();
+  }
   server_options.workers = config->api_workers;
   edge::http::Server server(server_options, api);
   if (absl::Status status = server.Start(); !status.ok()) {
@@ -133,8 +143,7 @@ int main(int argc, char** argv) {
   edge::AdminHandler admin_handler([&api] { return api.Metrics(); },
                                    [&api] { return api.UnhealthyReason(); });
   edge::http::ServerOptions admin_options;
-  admin_options.address = config->admin_address;
-  admin_options.port = config->admin_port;
+  admin_options.listen = {{config->admin_address, config->admin_port}};
   admin_options.workers = 1;
   std::unique_ptr<edge::http::Server> admin;
   if (config->admin_port != 0) {
@@ -146,8 +155,9 @@ int main(int argc, char** argv) {
   }
   consumer.Start();
   Say(absl::StrCat(
-      config->node_id, " planning write events and serving the purge API on ", config->api_address, ":",
-      server.port(), " (", tenants.Current()->tenants.size(), " tenants)",
+      config->node_id, " planning write events and serving the purge API on ",
+      certificate ? "https://" : "http://", config->api_address, ":", server.port(), " (",
+      tenants.Current()->tenants.size(), " tenants)",
       admin ? absl::StrCat(", /metrics and /healthz on ", config->admin_address, ":", admin->port())
             : std::string(", no admin listener")));
 

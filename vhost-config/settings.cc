@@ -99,7 +99,8 @@ void CheckKeys(const toml::table& table, const std::string& prefix, const std::s
                const std::function<void(int, std::string, std::string)>& error) {
   for (auto&& [k, value] : table) {
     const std::string key = prefix + std::string(k.str());
-    if (FindKey(keys, key) != nullptr) continue;
+    // A key may be both (the edge's "listen": [[listen]] tables, or the old [listen] group).
+    if (FindKey(keys, key) != nullptr && !value.is_table()) continue;
     if (value.is_table()) {
       bool is_group = false;
       for (const KeySpec& candidate : keys) is_group |= candidate.key.starts_with(key + ".");
@@ -108,6 +109,7 @@ void CheckKeys(const toml::table& table, const std::string& prefix, const std::s
         continue;
       }
     }
+    if (FindKey(keys, key) != nullptr) continue;
     error(NodeLine(value), field_prefix + key, "unknown key");
   }
 }

@@ -1,5 +1,6 @@
-// The edge's HTTP/1.1 server: one libevent loop per worker thread, each with its own listener on
-// the same port (SO_REUSEPORT), keep-alive and pipelining (one request at a time per connection),
+// The edge's HTTP/1.1 server: one libevent loop per worker thread, each with its own socket on
+// every listener's address and port (SO_REUSEPORT), plain or TLS (edge/http/tls.h), keep-alive and
+// pipelining (one request at a time per connection),
 // limits from the strict parser, deadlines for headers, bodies, idle connections and stalled
 // clients, and a connection limit. Requests go to a Handler, which answers through an Exchange.
 // The process must ignore SIGPIPE, as the edge and the purge daemon do: responses leave through
@@ -21,14 +22,25 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "edge/http/request_parser.h"
+#include "edge/http/tls.h"
 
 struct event_base;
 
 namespace edge::http {
 
+// One address and port the server accepts on.
+struct Listen {
+  std::string address = "127.0.0.1";  // IPv4 ("127.0.0.1") or IPv6 ("::1"; IPv6 only)
+  uint16_t port = 0;                  // 0: a free port, see Server::port()
+  bool tls = false;
+  // With tls: the certificate for each handshake comes from here (borrowed: it outlives the
+  // server). Required for a TLS listener.
+  const CertificateSource* certificates = nullptr;
+};
+
 struct ServerOptions {
-  std::string address = "127.0.0.1";
-  uint16_t port = 0;  // 0: a free port, see Server::port()
+  std::vector<Listen> listen{Listen{}};
+  TlsOptions tls;  // for every TLS listener
   int workers = 2;
   Limits limits;
   absl::Duration header_timeout = absl::Seconds(10);  // from the first byte of a head to its end
@@ -40,6 +52,12 @@ struct ServerOptions {
   // them: a fast reader (loopback, a LAN) takes a whole file in one call, and 256 MiB held a
   // worker's other connections for 152 ms.
   uint64_t sendfile_piece = 1 << 20;
+  // Over TLS without kernel TLS a file is read and encrypted in pieces of this, the next read once
+  // the connection's output drained below 64 KiB: what a large body holds in memory.
+  uint64_t tls_file_piece = 128 * 1024;
+  // Closes a file descriptor SendOwnedFile was given, once sent; empty: close(2). (The edge frees
+  // deleted cache entries off the loop with cache::CloseFile.)
+  std::function<void(int fd)> close_file;
   // A failed accept() (out of descriptors: EMFILE, ENFILE) stops that worker's accepting for this
   // long, as nginx does: retried at once it fails again at once, a loop at 100% CPU that starves
   // the connections already open.
@@ -75,10 +93,10 @@ class Exchange {
   size_t worker() const;  // index of the worker thread that owns the exchange
   // The client's IP address as text ("192.0.2.1"), from the accepted socket; empty if unknown.
   std::string_view peer_address() const;
-  // Over TLS, and the server name (SNI) its handshake chose, lowercase; empty for plain HTTP or
-  // no SNI. (Stand-in from the tls-certs branch until the TLS listeners exist: plain HTTP only.)
-  bool tls() const { return false; }
-  std::string_view tls_server_name() const { return {}; }
+  // Whether the request came over TLS, and the SNI name its handshake chose (ASCII lowercase, no
+  // trailing dot; empty for plain HTTP or a client that sent none).
+  bool tls() const;
+  std::string_view tls_server_name() const;
   void SetObserver(Observer* observer) { observer_ = observer; }
   // Request-body backpressure: stop and start reading the body from the socket.
   void PauseBody();
@@ -93,11 +111,12 @@ class Exchange {
   void Write(std::string_view data);
   // Sends [offset, offset + length) of `fd`; the caller keeps the fd. Up to kInlineFileBytes are
   // read into the response buffer, so a small body leaves with its head in one write; more goes by
-  // sendfile from a duplicate of the fd.
+  // sendfile from a duplicate of the fd (over TLS, by SSL_sendfile with kernel TLS, otherwise
+  // read and written in pieces of ServerOptions::tls_file_piece).
   absl::Status SendFile(int fd, uint64_t offset, uint64_t length);
   static constexpr uint64_t kInlineFileBytes = 16 * 1024;
   // The same by sendfile, taking ownership of `fd` (closed once sent, or at once on failure, by
-  // cache::CloseFile: a deleted cache entry's blocks are freed off the loop).
+  // ServerOptions::close_file).
   absl::Status SendOwnedFile(int fd, uint64_t offset, uint64_t length);
   void Finish();
   // Ends the exchange by closing the connection: for a response that cannot be completed (its
@@ -145,32 +164,47 @@ class Server {
   ~Server();  // stops
   Server(const Server&) = delete;
 
-  // Binds every worker's listener and starts the threads.
+  // Binds every worker's listeners and starts the threads.
   absl::Status Start();
+  // Rereads what TLS reads from files outside the certificate source (the ticket key file, whose
+  // previous key still decrypts); an error changes nothing. Any thread; for SIGHUP.
+  absl::Status ReloadTls();
   // Graceful shutdown, first step: stops accepting, closes idle connections and lets each
   // request in flight finish, closing its connection after the response. connections() tells
   // when they are all gone; Stop() ends the rest.
   void Drain();
   // Stops accepting, closes every connection, joins the threads.
   void Stop();
-  uint16_t port() const { return port_; }
+  // The port listener `listener` (an index into ServerOptions::listen) is bound to; 0 before Start.
+  uint16_t port(size_t listener = 0) const { return listener < ports_.size() ? ports_[listener] : 0; }
   size_t connections() const { return connections_.load(); }
   // accept() calls that failed (other than the retriable EAGAIN, EINTR, ECONNABORTED).
   uint64_t accept_errors() const { return accept_errors_.load(std::memory_order_relaxed); }
+  const TlsStats& tls_stats() const { return tls_stats_; }
+  // Closes a descriptor SendOwnedFile took, by ServerOptions::close_file.
+  void CloseFile(int fd) const;
 
  private:
   struct Worker;
-  // Counts a failed accept, logs it at most once a second, and pauses `worker`'s listener.
-  void OnAcceptError(Worker& worker, int error);
+  struct Listening;
+  struct OwnedFile;
+  // Counts a failed accept, logs it at most once a second, and pauses `worker`'s listeners.
+  void OnAcceptError(Listening& listening, int error);
+  // Binds listener `index` for `worker` (ports_[index] is set by the first worker that binds it).
+  absl::Status Bind(Worker& worker, size_t index);
   ServerOptions options_;
   Handler& handler_;
-  uint16_t port_ = 0;
+  std::vector<uint16_t> ports_;
+  std::unique_ptr<TicketKeys> ticket_keys_;                // shared by every TLS listener
+  std::vector<std::unique_ptr<TlsContext>> tls_contexts_;  // per listener; null for plain ones
+  TlsStats tls_stats_;
   std::atomic<size_t> connections_{0};
   std::atomic<uint64_t> accept_errors_{0};
   std::atomic<int64_t> accept_logged_at_{0};       // unix ns of the last report
   std::atomic<uint64_t> accept_errors_logged_{0};  // accept_errors_ at the last report
   std::vector<std::unique_ptr<Worker>> workers_;
   friend class Connection;
+  friend class Exchange;
 };
 
 // "Not Found" for 404 and so on: the reason phrase for a status.

@@ -29,7 +29,10 @@ size = "2G"
   REQUIRE(config.ok());
   CHECK(config->node_id == "e1");
   CHECK(config->tenants_file == dir / "vhosts.toml");
-  CHECK(config->server.port == 8090);
+  REQUIRE(config->server.listen.size() == 1);
+  CHECK(config->server.listen[0].port == 8090);
+  CHECK(config->server.listen[0].address == "127.0.0.1");
+  CHECK_FALSE(config->server.listen[0].tls);
   CHECK(config->server.workers == 2);
   CHECK(config->server.header_timeout == absl::Seconds(10));
   CHECK(config->admin_port == 9090);
@@ -105,9 +108,9 @@ TEST_CASE("a connection limit the descriptor limit cannot serve is warned about,
   // 10000 connections x 4 descriptors, and 194 for zones, origin pools and the rest.
   CHECK(DescriptorLimitWarning(config, 40194).empty());
   const std::string warning = DescriptorLimitWarning(config, 20000);
-  CHECK(warning.find("listen.max_connections = 10000 may need 40194 descriptors") == 0);
+  CHECK(warning.find("server.max_connections = 10000 may need 40194 descriptors") == 0);
   CHECK(warning.find("the limit of 20000") != std::string::npos);
-  CHECK(warning.find("lower listen.max_connections to 4951") != std::string::npos);
+  CHECK(warning.find("lower server.max_connections to 4951") != std::string::npos);
   CHECK(DescriptorLimitWarning(config, 100).find("to 0;") != std::string::npos);
 }
 
@@ -139,6 +142,87 @@ TEST_CASE("[tls] and origin.ca_file: files relative to the settings file, lines 
         dir / "edge.toml:7: tls.default_certificate: tls.default_certificate and tls.default_key go "
               "together\n" +
             dir / "edge.toml:8: tls.without_sni: must be \"default\" or \"refuse\"");
+}
+
+TEST_CASE("[[listen]] tables: several listeners, IPv6, TLS, and the [tls] settings") {
+  testing_support::TempDir dir;
+  auto config = Load(dir, R"(node_id = "e1"
+tenants = "v.toml"
+server.workers = 3
+server.max_connections = 50
+tls.min_version = "1.3"
+tls.ticket_rotation = "1h"
+
+[[listen]]
+port = 8080
+
+[[listen]]
+address = "::1"
+port = 8443
+tls = true
+
+[[cache.zone]]
+path = "z"
+size = "2G"
+)");
+  REQUIRE(config.ok());
+  REQUIRE(config->server.listen.size() == 2);
+  CHECK(config->server.listen[0].address == "127.0.0.1");
+  CHECK(config->server.listen[0].port == 8080);
+  CHECK_FALSE(config->server.listen[0].tls);
+  CHECK(config->server.listen[1].address == "::1");
+  CHECK(config->server.listen[1].port == 8443);
+  CHECK(config->server.listen[1].tls);
+  CHECK(config->server.workers == 3);
+  CHECK(config->server.max_connections == 50);
+  CHECK(config->server.tls.min_version == "1.3");
+  CHECK(config->server.tls.ticket_rotation == absl::Hours(1));
+  CHECK(config->server.tls.ticket_key_file.empty());
+}
+
+TEST_CASE("the old [listen] table still loads as one plain listener") {
+  testing_support::TempDir dir;
+  auto config = Load(dir,
+                     "node_id = \"e1\"\ntenants = \"v.toml\"\n[listen]\naddress = \"127.0.0.2\"\nport = 81\n"
+                     "workers = 4\nmax_connections = 7\n[[cache.zone]]\npath = \"z\"\nsize = \"2G\"\n");
+  REQUIRE(config.ok());
+  REQUIRE(config->server.listen.size() == 1);
+  CHECK(config->server.listen[0].address == "127.0.0.2");
+  CHECK(config->server.listen[0].port == 81);
+  CHECK(config->server.workers == 4);
+  CHECK(config->server.max_connections == 7);
+}
+
+TEST_CASE("listener and TLS mistakes are reported as file:line: key: message") {
+  testing_support::TempDir dir;
+  auto config = Load(dir, R"(node_id = "e1"
+tenants = "v.toml"
+tls.min_version = "1.1"
+tls.ticket_key_file = "missing.key"
+
+[[listen]]
+port = 8080
+
+[[listen]]
+port = 8080
+tsl = true
+
+[[listen]]
+address = "::1"
+
+[[cache.zone]]
+path = "z"
+size = "2G"
+)");
+  REQUIRE_FALSE(config.ok());
+  const std::string file = dir / "edge.toml";
+  const std::string message(config.status().message());
+  CAPTURE(message);
+  CHECK(message.find(file + ":3: tls.min_version: \"1.1\" is not \"1.2\" or \"1.3\"") != std::string::npos);
+  CHECK(message.find(file + ":10: listen[1].port: is already another listener's address and port") !=
+        std::string::npos);
+  CHECK(message.find(file + ":11: listen[1].tsl: unknown key") != std::string::npos);
+  CHECK(message.find("listen[2].port: is required") != std::string::npos);
 }
 
 TEST_CASE("docs/configuration.md holds the edge's key reference") {

@@ -2,6 +2,7 @@
 
 #include <doctest/doctest.h>
 
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 
@@ -67,6 +68,30 @@ TEST_CASE(
             file + ":5: api.auth_failures: must be at least 1\n" + file +
             ":6: api.auth_failure_window: must be longer than 0s\n" + file +
             ":7: api.trusted_proxies: \"edge-1\" is not an IP address");
+}
+
+TEST_CASE("the purge API over TLS: api.certificate and api.key, checked at load") {
+  testing_support::TempDir dir;
+  REQUIRE(std::system(("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 "
+                       "-subj /CN=purge -keyout " +
+                       (dir / "api.key") + " -out " + (dir / "api.pem") + " 2>/dev/null")
+                          .c_str()) == 0);
+  const std::string head = "node_id = \"p\"\ntenants = \"t\"\nredis = \"127.0.0.1:6390\"\n";
+  std::ofstream(dir / "tls.toml") << head << "api.certificate = \"api.pem\"\napi.key = \"api.key\"\n";
+  auto tls = LoadDaemonConfig(dir / "tls.toml");
+  REQUIRE(tls.ok());
+  CHECK(tls->api_certificate == dir / "api.pem");
+  CHECK(tls->api_key == dir / "api.key");
+  std::ofstream(dir / "half.toml") << head << "api.certificate = \"api.pem\"\n";
+  auto half = LoadDaemonConfig(dir / "half.toml");
+  REQUIRE_FALSE(half.ok());
+  CHECK(std::string(half.status().message()) ==
+        (dir / "half.toml") + ":1: api.key: api.certificate and api.key go together");
+  std::ofstream(dir / "wrong.toml") << head << "api.certificate = \"api.key\"\napi.key = \"api.key\"\n";
+  auto wrong = LoadDaemonConfig(dir / "wrong.toml");
+  REQUIRE_FALSE(wrong.ok());
+  CHECK(std::string(wrong.status().message()) ==
+        (dir / "wrong.toml") + ":4: api.certificate: " + (dir / "api.key") + ": no PEM certificate");
 }
 
 TEST_CASE("docs/configuration.md holds the purge daemon's key reference") {

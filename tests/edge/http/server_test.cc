@@ -339,12 +339,13 @@ TEST_CASE("a client that goes away aborts its exchange") {
 TEST_CASE("a port something already listens on is refused at start, not shared") {
   Fixture running;  // a server of ours (SO_REUSEPORT: the port could be shared)
   ServerOptions same;
-  same.port = running.server.port();
+  same.listen[0].port = running.server.port();
   TestHandler handler;
   Server second(same, handler);
   const absl::Status status = second.Start();
   CHECK(status.code() == absl::StatusCode::kUnavailable);
-  CHECK(std::string(status.message()).starts_with("cannot listen on 127.0.0.1:" + std::to_string(same.port)));
+  CHECK(std::string(status.message())
+            .starts_with("cannot listen on 127.0.0.1:" + std::to_string(same.listen[0].port)));
   // The running one still answers alone.
   Client c(running.server.port());
   c.Send("GET /hello HTTP/1.1\r\nHost: h\r\n\r\n");
