@@ -154,6 +154,14 @@ struct Fixture {
 
 }  // namespace
 
+TEST_CASE("every status the edge sends has its reason phrase") {
+  for (const int status : {200, 206, 304, 308, 400, 404, 416, 421, 502, 503, 504}) {
+    CAPTURE(status);
+    CHECK(ReasonPhrase(status) != "Unknown");
+  }
+  CHECK(ReasonPhrase(308) == "Permanent Redirect");
+}
+
 TEST_CASE("a request, then another on the same connection") {
   Fixture f;
   Client c(f.server.port());
