@@ -448,7 +448,7 @@ class ClientStream : public http::Exchange::Observer,
         continue;
       }
       if (swift_auth && http::EqualsIgnoreCase(name, "x-storage-url")) {
-        storage_url = PublicStorageUrl(value, exchange_->request().host);
+        storage_url = PublicStorageUrl(value, exchange_->request().host, exchange_->tls());
         out.emplace_back(name, storage_url);
         continue;
       }

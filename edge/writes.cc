@@ -101,7 +101,7 @@ void WriteIntent::Read(std::string_view data) {
   paths.append(data);
 }
 
-std::string PublicStorageUrl(std::string_view storage_url, std::string_view host) {
+std::string PublicStorageUrl(std::string_view storage_url, std::string_view host, bool tls) {
   size_t authority = 0;
   if (storage_url.starts_with("http://")) {
     authority = 7;
@@ -111,8 +111,7 @@ std::string PublicStorageUrl(std::string_view storage_url, std::string_view host
     return std::string(storage_url);
   }
   const size_t path = std::min(storage_url.find('/', authority), storage_url.size());
-  // http: the edge has no TLS listener yet, so the client came in plain.
-  std::string url = "http://";
+  std::string url = tls ? "https://" : "http://";
   url.append(host);
   url.append(storage_url.substr(path));
   return url;

@@ -28,8 +28,9 @@ inline constexpr std::string_view kEdgeNodeHeader = "X-Edge-Node";
 // Swift's auth answer names the proxy's own address as the storage URL, so a standard client
 // (`swift -A`, the SDKs) would send its writes past every edge and nothing would be purged: the
 // URL's scheme and authority become the ones the client reached the edge by (`host` as the
-// client sent it), its path stays. A value that is not an absolute http(s) URL is kept.
-std::string PublicStorageUrl(std::string_view storage_url, std::string_view host);
+// client sent it, https when it came over TLS), its path stays. A value that is not an absolute
+// http(s) URL is kept.
+std::string PublicStorageUrl(std::string_view storage_url, std::string_view host, bool tls);
 
 // A client's request body on its way to the origin. Bytes wait here, at most kMaxBuffered, until
 // libcurl asks for them: a full buffer stops reading from the client, an empty one pauses the

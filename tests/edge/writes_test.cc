@@ -144,12 +144,15 @@ TEST_CASE("a bulk delete's event names the paths of its body, unless the body wa
 }
 
 TEST_CASE("the storage URL of a Swift auth answer points at the edge the client used") {
-  CHECK(PublicStorageUrl("http://127.0.0.1:8080/v1/AUTH_test", "swift.example.test:8091") ==
+  CHECK(PublicStorageUrl("http://127.0.0.1:8080/v1/AUTH_test", "swift.example.test:8091", false) ==
         "http://swift.example.test:8091/v1/AUTH_test");
-  CHECK(PublicStorageUrl("https://proxy.internal/v1/AUTH_a%20b", "swift.example.test") ==
+  CHECK(PublicStorageUrl("https://proxy.internal/v1/AUTH_a%20b", "swift.example.test", false) ==
         "http://swift.example.test/v1/AUTH_a%20b");
-  CHECK(PublicStorageUrl("http://127.0.0.1:8080", "s.test") == "http://s.test");
-  CHECK(PublicStorageUrl("/v1/AUTH_test", "s.test") == "/v1/AUTH_test");  // not absolute: kept
+  // Logged in over HTTPS, the client keeps to HTTPS (a plain URL would reach the TLS port plain).
+  CHECK(PublicStorageUrl("http://127.0.0.1:8080/v1/AUTH_test", "swift.example.test:8443", true) ==
+        "https://swift.example.test:8443/v1/AUTH_test");
+  CHECK(PublicStorageUrl("http://127.0.0.1:8080", "s.test", false) == "http://s.test");
+  CHECK(PublicStorageUrl("/v1/AUTH_test", "s.test", true) == "/v1/AUTH_test");  // not absolute: kept
 }
 
 TEST_CASE("write methods") {
