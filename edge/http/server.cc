@@ -612,6 +612,13 @@ void Connection::OnEvent(short what) {
         failure = ClassifyHandshakeError((what & BEV_EVENT_ERROR) ? bufferevent_get_openssl_error(bev_) : 0);
       }
       tls_stats().Fail(failure);
+      // As nginx does: a client that spoke plain HTTP to the TLS port learns why, not just a reset.
+      if (failure == HandshakeFailure::kPlainHttp) {
+        static constexpr std::string_view kAnswer =
+            "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nContent-Length: 48\r\n"
+            "Connection: close\r\n\r\nA plain HTTP request was sent to an HTTPS port.\n";
+        (void)::send(bufferevent_getfd(bev_), kAnswer.data(), kAnswer.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+      }
     }
   }
   Close();

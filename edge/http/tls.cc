@@ -223,6 +223,8 @@ std::string_view HandshakeFailureName(HandshakeFailure failure) {
       return "timeout";
     case HandshakeFailure::kClosed:
       return "closed";
+    case HandshakeFailure::kPlainHttp:
+      return "plain_http";
     case HandshakeFailure::kOther:
       break;
   }
@@ -240,6 +242,9 @@ HandshakeFailure ClassifyHandshakeError(unsigned long error) {
     case SSL_R_VERSION_TOO_LOW:
     case SSL_R_UNKNOWN_PROTOCOL:
       return HandshakeFailure::kProtocolVersion;
+    case SSL_R_HTTP_REQUEST:
+    case SSL_R_HTTPS_PROXY_REQUEST:
+      return HandshakeFailure::kPlainHttp;
     default:
       return HandshakeFailure::kOther;
   }

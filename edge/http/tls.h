@@ -121,11 +121,12 @@ enum class HandshakeFailure : uint8_t {
   kNoSharedCipher,
   kUnrecognizedName,
   kProtocolVersion,
-  kTimeout,  // not finished within the header timeout
-  kClosed,   // the client closed or reset the connection
+  kTimeout,    // not finished within the header timeout
+  kClosed,     // the client closed or reset the connection
+  kPlainHttp,  // an HTTP request sent in plain to the TLS port: answered with a plain 400
   kOther,
 };
-inline constexpr size_t kHandshakeFailureKinds = 6;
+inline constexpr size_t kHandshakeFailureKinds = 7;
 std::string_view HandshakeFailureName(HandshakeFailure failure);  // "no_shared_cipher", ...
 // The reason for an OpenSSL error code (ERR_get_error) that ended a handshake; 0 is kClosed.
 HandshakeFailure ClassifyHandshakeError(unsigned long error);

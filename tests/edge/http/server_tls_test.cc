@@ -370,6 +370,30 @@ TEST_CASE("a client that connects and never handshakes is cut at the header time
   CHECK(testing_support::Eventually([&] { return Failures(*f.server, HandshakeFailure::kTimeout) == 1; }));
 }
 
+TEST_CASE("plain HTTP sent to the TLS port is answered with a plain 400 saying so") {
+  TlsFixture f;
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(f.port());
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0);
+  const std::string_view request = "GET / HTTP/1.1\r\nHost: a.example\r\n\r\n";
+  REQUIRE(::send(fd, request.data(), request.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(request.size()));
+  std::string answer;
+  char buffer[512];
+  pollfd p{fd, POLLIN, 0};
+  while (::poll(&p, 1, 3000) == 1) {
+    const ssize_t got = ::recv(fd, buffer, sizeof(buffer), 0);
+    if (got <= 0) break;
+    answer.append(buffer, static_cast<size_t>(got));
+  }
+  ::close(fd);
+  CHECK(answer.starts_with("HTTP/1.1 400 Bad Request\r\n"));
+  CHECK(answer.ends_with("\r\n\r\nA plain HTTP request was sent to an HTTPS port.\n"));
+  CHECK(Failures(*f.server, HandshakeFailure::kPlainHttp) == 1);
+}
+
 TEST_CASE("a connection in its handshake counts against max_connections") {
   ServerOptions options;
   options.max_connections = 1;

@@ -94,7 +94,7 @@ TEST_CASE("handshake errors are counted under the reason their alert names") {
         HandshakeFailure::kNoSharedCipher);
   CHECK(ClassifyHandshakeError(ERR_PACK(ERR_LIB_SSL, 0, SSL_R_UNSUPPORTED_PROTOCOL)) ==
         HandshakeFailure::kProtocolVersion);
-  CHECK(ClassifyHandshakeError(ERR_PACK(ERR_LIB_SSL, 0, SSL_R_HTTP_REQUEST)) == HandshakeFailure::kOther);
+  CHECK(ClassifyHandshakeError(ERR_PACK(ERR_LIB_SSL, 0, SSL_R_HTTP_REQUEST)) == HandshakeFailure::kPlainHttp);
   CHECK(HandshakeFailureName(HandshakeFailure::kUnrecognizedName) == "unrecognized_name");
   CHECK(HandshakeFailureName(HandshakeFailure::kTimeout) == "timeout");
 }
