@@ -1,7 +1,7 @@
 // purge-daemon: turns write events into invalidations and serves the purge API. `purge-daemon
 // --config FILE` runs it; `--check` validates the settings and the tenant file. SIGHUP reloads the
-// tenant file; SIGTERM or SIGINT stops it (events it took and did not acknowledge go to another
-// daemon).
+// tenant file and the API's certificate; SIGTERM or SIGINT stops it (events it took and did not acknowledge
+// go to another daemon).
 #include <event2/event.h>
 #include <signal.h>
 
@@ -29,8 +29,8 @@ constexpr std::string_view kUsage = R"(usage: purge-daemon --config FILE [--chec
   --help-config   print every settings key with its type, default and meaning
   --help, --version
 
-signals: SIGHUP reloads the tenant file (a bad file is refused and the old one kept); SIGTERM or
-SIGINT stops.
+signals: SIGHUP reloads the tenant file and the API's certificate (a bad one is refused and the
+old one kept); SIGTERM or SIGINT stops.
 )";
 
 void Say(std::string_view message) {
@@ -41,6 +41,10 @@ void Say(std::string_view message) {
 struct Runtime {
   std::string tenants_file;
   vhost::TenantSnapshot* tenants = nullptr;
+  // The API's certificate (api.certificate, api.key), reread on SIGHUP; null without TLS.
+  edge::http::SingleCertificate* certificate = nullptr;
+  std::string certificate_file;
+  std::string key_file;
   event_base* loop = nullptr;
 };
 
@@ -164,12 +168,23 @@ int main(int argc, char** argv) {
   Runtime rt;
   rt.tenants_file = config->tenants_file;
   rt.tenants = &tenants;
+  rt.certificate = certificate.get();
+  rt.certificate_file = config->api_certificate;
+  rt.key_file = config->api_key;
   rt.loop = event_base_new();
   auto on_signal = [](evutil_socket_t signal_number, short, void* arg) {
     Runtime& rt = *static_cast<Runtime*>(arg);
     if (signal_number != SIGHUP) {
       event_base_loopbreak(rt.loop);
       return;
+    }
+    if (rt.certificate != nullptr) {
+      auto renewed = edge::http::LoadCertificate(rt.certificate_file, rt.key_file);
+      if (renewed.ok()) {
+        rt.certificate->Replace(*std::move(renewed));
+      } else {
+        Say(absl::StrCat("certificate reload refused, keeping the one in use: ", renewed.status().message()));
+      }
     }
     auto reloaded = vhost::LoadTenantFile(rt.tenants_file);
     if (!reloaded.ok()) {

@@ -52,10 +52,12 @@ class SingleCertificate : public CertificateSource {
  public:
   explicit SingleCertificate(std::shared_ptr<const Certificate> certificate)
       : certificate_(std::move(certificate)) {}
-  std::shared_ptr<const Certificate> Find(std::string_view) const override { return certificate_; }
+  std::shared_ptr<const Certificate> Find(std::string_view) const override { return certificate_.load(); }
+  // A renewed certificate for the handshakes from now on (SIGHUP); connections keep theirs.
+  void Replace(std::shared_ptr<const Certificate> certificate) { certificate_.store(std::move(certificate)); }
 
  private:
-  std::shared_ptr<const Certificate> certificate_;
+  std::atomic<std::shared_ptr<const Certificate>> certificate_;
 };
 
 // Protocol settings, the same for every TLS listener of a server ([tls] in the edge's config).
