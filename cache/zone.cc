@@ -195,7 +195,7 @@ bool Zone::SameIdentity() const {
          (filesystem_id_ == 0 || FilesystemId(config_.path) == filesystem_id_);
 }
 
-bool Zone::ProbeAndReset(const std::vector<JournalRecord>& initial_records) {
+bool Zone::Probe() {
   std::error_code ec;
   const fs::path root(config_.path);
   if (!fs::is_directory(root, ec)) return false;
@@ -220,20 +220,30 @@ bool Zone::ProbeAndReset(const std::vector<JournalRecord>& initial_records) {
   const bool works = ::pwrite(fd, &byte, 1, 0) == 1 && ::pread(fd, &byte, 1, 0) == 1 && ::fsync(fd) == 0;
   ::close(fd);
   ::unlink(probe.c_str());
-  if (!works) return false;
+  return works;
+}
 
+bool Zone::Reset(const std::vector<JournalRecord>& initial_records) {
+  {
+    absl::MutexLock lock(&journal_mu_);
+    journal_.reset();  // a zone emptied while catching up has its journal open
+  }
   // Whatever the zone held may have been invalidated while it was out: start it empty.
   Discard();
+  if (!Reopen([](const JournalRecord&) {}).ok()) return false;
+  absl::MutexLock lock(&journal_mu_);
+  const bool rewritten = journal_->Rewrite(initial_records).ok();
+  NoteJournalBytes(journal_->bytes());
+  return rewritten;
+}
+
+absl::Status Zone::Reopen(const std::function<void(const JournalRecord&)>& on_record) {
   {
     absl::MutexLock lock(&space_mu_);
     used_ = 0;
     entries_ = 0;
   }
-  if (!Open([](const JournalRecord&) {}).ok()) return false;
-  absl::MutexLock lock(&journal_mu_);
-  const bool rewritten = journal_->Rewrite(initial_records).ok();
-  NoteJournalBytes(journal_->bytes());
-  return rewritten;
+  return Open(on_record);
 }
 
 uint64_t Zone::ReadEpoch() const {
