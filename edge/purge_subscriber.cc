@@ -235,6 +235,17 @@ absl::Status PurgeSubscriber::CatchUpZones(bus::RedisConnection& redis) {
   return absl::OkStatus();
 }
 
+void PurgeSubscriber::EmptyZonesCatchingUp() {
+  // A zone waiting for the log would serve nothing for as long as the bus is away.
+  for (const cache::Store::CatchingUpZone& zone : store_.ZonesCatchingUp()) {
+    const ZoneCatchUp decision = DecideZoneCatchUp(zone.position, std::nullopt);
+    std::fprintf(stderr, "edge: cache zone %d returns emptied: %s\n", zone.zone,
+                 std::string(decision.why).c_str());
+    store_.EmptyZone(zone.zone, zone.session);
+  }
+  replays_.clear();
+}
+
 absl::Status PurgeSubscriber::ReplayStep(bus::RedisConnection& redis, Replay& replay) {
   // One batch a step: the log is read on (and the lease renewed) between batches.
   absl::StatusOr<bus::RedisReply> reply =
@@ -294,6 +305,7 @@ void PurgeSubscriber::Run() {
     if (!status.ok()) {
       // Whatever was written meanwhile is unknown here: every hit is revalidated from now on.
       lease_.Revoke();
+      EmptyZonesCatchingUp();
       SetTrusted(false);
       recovering_ = true;
       read_to_end_ = false;

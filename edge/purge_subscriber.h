@@ -10,7 +10,8 @@
 // a cache that holds entries) invalidates the whole cache first: what it missed is unknown.
 // Each saved cursor goes to the store too (Store::NotePurgePosition): every zone keeps how far it
 // is along the log. A zone that returns (Store::ZonesCatchingUp) is replayed what it missed, from
-// its position to the cursor, a batch between reads, or emptied (edge/zone_catch_up.h).
+// its position to the cursor, a batch between reads, or emptied (edge/zone_catch_up.h), as it is
+// when the bus cannot be read.
 #pragma once
 
 #include <atomic>
@@ -73,6 +74,8 @@ class PurgeSubscriber {
   };
   absl::Status CatchUpZones(bus::RedisConnection& redis);
   absl::Status ReplayStep(bus::RedisConnection& redis, Replay& replay);
+  // The bus cannot be read: zones catching up are emptied (DecideZoneCatchUp without the log).
+  void EmptyZonesCatchingUp();
   absl::Status Report(bus::RedisConnection& redis, bool caught_up);
   absl::Duration Block() const;  // how long a read waits for new entries
   void SetTrusted(bool trusted);

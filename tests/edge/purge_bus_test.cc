@@ -422,6 +422,18 @@ TEST_CASE(
     if (hit) CHECK(hit->file().zone == 0);  // kept, not filled anew
   }
   CHECK(edge.subscriber->GetStats().whole_cache_purges == 0);
+
+  // Out again, and back while the bus cannot be read: it is emptied rather than wait for it.
+  edge.store->Maintain();  // it keeps the position again
+  failing = 0;
+  for (int i = 0; i < 10 && edge.store->GetStats().zones[0].healthy; ++i) (void)edge.Has(in[1]);
+  REQUIRE_FALSE(edge.store->GetStats().zones[0].healthy);
+  failing = -1;
+  redis.Stop();
+  edge.store->Maintain();
+  CHECK(Eventually([&] { return edge.store->GetStats().zones[0].healthy; }));
+  CHECK(edge.store->GetStats().zones[0].entries == 0);
+  for (size_t i = 1; i < in.size(); ++i) CHECK_FALSE(edge.Has(in[i]));
 }
 
 }  // namespace edge
