@@ -968,19 +968,19 @@ void Store::Readmit(Zone& zone) {
     return;
   }
   // Its journal is read first, and indexed once the zone is open: an invalidation applied from
-  // then on reaches its entries (their files and journal too), and one applied since `token`,
-  // before they were indexed, is applied to them again.
+  // then on reaches its entries (their files and journal too), and one applied since `token`
+  // (while the journal was read, or before its entries were indexed) is applied to them again.
   {
     absl::MutexLock lock(&catch_up_mu_);
     catch_up_sessions_[zone.id()] = 0;  // none until its entries are indexed
   }
   zone.SetCatchingUp(true);
+  const uint64_t token = FenceToken();
   std::vector<JournalRecord> records;
   if (!zone.Reopen([&](const JournalRecord& r) { records.push_back(r); }).ok()) {
     zone.SetCatchingUp(false);  // failed again: probed again later
     return;
   }
-  const uint64_t token = FenceToken();
   LoadIds ids;
   for (const JournalRecord& r : records) LoadRecord(zone, r, ids, true);
   records.clear();

@@ -224,10 +224,9 @@ bool Zone::Probe() {
 }
 
 bool Zone::Reset(const std::vector<JournalRecord>& initial_records) {
-  {
-    absl::MutexLock lock(&journal_mu_);
-    journal_.reset();  // a zone emptied while catching up has its journal open
-  }
+  // Out of service until reopened: a zone emptied while catching up has its journal open, and an
+  // append to it meanwhile must not count as the drive's error.
+  MarkFailed();
   // Whatever the zone held may have been invalidated while it was out: start it empty.
   Discard();
   if (!Reopen([](const JournalRecord&) {}).ok()) return false;
