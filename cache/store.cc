@@ -962,7 +962,7 @@ void Store::Maintain() {
 }
 
 void Store::Readmit(Zone& zone) {
-  if (!options_.keep_returning_zones || zone.ReadPurgePosition().empty()) {
+  if (!options_.keep_returning_zones || zone.ReadPurgePosition().empty() || zone.journal_incomplete()) {
     zone.SetCatchingUp(false);
     ResetZone(zone);
     return;
@@ -1001,6 +1001,9 @@ void Store::Readmit(Zone& zone) {
     zone.SetCatchingUp(false);
     return;
   }
+  // The scopes bumped while it was out are in memory only: its journal gets them, for a restart.
+  for (ScopeRecord& scope : generations_.Snapshot())
+    JournalAppend(zone, JournalRecord::ForScope(std::move(scope)));
   CatchUp(zone.id(), BeginCatchUp(zone), since);
 }
 

@@ -229,6 +229,7 @@ bool Zone::Reset(const std::vector<JournalRecord>& initial_records) {
   MarkFailed();
   // Whatever the zone held may have been invalidated while it was out: start it empty.
   Discard();
+  journal_incomplete_.store(false, std::memory_order_release);
   if (!Reopen([](const JournalRecord&) {}).ok()) return false;
   absl::MutexLock lock(&journal_mu_);
   const bool rewritten = journal_->Rewrite(initial_records).ok();
@@ -423,10 +424,12 @@ absl::Status Zone::JournalAppend(const JournalRecord& record) {
   absl::MutexLock lock(&journal_mu_);
   if (!journal_) return absl::UnavailableError(absl::StrCat("zone ", config_.path, " is out of service"));
   if (const int err = InjectedFault("journal"); err != 0) {
+    journal_incomplete_.store(true, std::memory_order_release);
     return absl::UnavailableError(absl::StrCat("journal append: ", std::strerror(err)));
   }
   absl::Status status = journal_->Append(record);
   NoteJournalBytes(journal_->bytes());
+  if (!status.ok()) journal_incomplete_.store(true, std::memory_order_release);
   return status;
 }
 

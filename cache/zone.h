@@ -96,6 +96,9 @@ class Zone {
   void SetCatchingUp(bool catching_up) { catching_up_.store(catching_up, std::memory_order_release); }
   // In service and caught up: lookups and fills may use it.
   bool serving() const { return healthy() && !catching_up(); }
+  // An append to the journal failed since the zone was last emptied: the journal may lack a
+  // record (an entry marked stale), so the zone cannot keep its entries when it returns.
+  bool journal_incomplete() const { return journal_incomplete_.load(std::memory_order_acquire); }
 
   // The store's epoch the zone was last in service at (the file `epoch`; 0 if none), moved on
   // whenever a zone leaves service: a zone behind the others at start missed invalidations.
@@ -187,6 +190,7 @@ class Zone {
   std::atomic<uint32_t> serial_{1};
   std::atomic<ZoneState> state_{ZoneState::kFailed};
   std::atomic<bool> catching_up_{false};
+  std::atomic<bool> journal_incomplete_{false};
   std::atomic<int> consecutive_errors_[2] = {0, 0};  // by IoKind
   std::atomic<uint64_t> full_evictions_{0};
   std::atomic<uint64_t> total_errors_{0};

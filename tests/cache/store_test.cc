@@ -1031,6 +1031,51 @@ TEST_CASE(
   CHECK(Fixture::Body(*reopened.Lookup(Object(in[2]))) == "old");
 }
 
+TEST_CASE(
+    "a zone whose journal lost a record returns emptied, and one keeps the scopes bumped while it was out") {
+  for (const bool journal_fails : {true, false}) {
+    CAPTURE(journal_fails);
+    Fixture f(64 * kMiB, 2);
+    f.options_.keep_returning_zones = true;
+    Store& store = f.Open();
+    std::vector<std::string> names;
+    for (int i = 0; i < 40; ++i) {
+      names.push_back(Numbered("o", i));
+      REQUIRE(f.Put(Object(names.back())).ok());
+    }
+    store.NotePurgePosition("10-0 1");
+    REQUIRE(InZone(store, names, 0).size() >= 2);
+    f.fault_ = [journal_fails](std::string_view op, int zone) {
+      return zone == 0 && op == (journal_fails ? "journal" : "read") ? EIO : 0;
+    };
+    for (int i = 0; i < 40 && store.GetStats().zones[0].healthy; ++i) {
+      if (journal_fails) {
+        store.Apply(Invalidation::Object("AUTH_test", "public", names[i], true));  // a stale mark
+      } else {
+        (void)f.Has(Object(names[i]));
+      }
+    }
+    REQUIRE_FALSE(store.GetStats().zones[0].healthy);
+    f.fault_ = nullptr;
+    store.Apply(Invalidation::Container("AUTH_test", "other", false));  // a scope, while it is out
+    store.Maintain();
+    const std::vector<Store::CatchingUpZone> catching = store.ZonesCatchingUp();
+    if (journal_fails) {
+      CHECK(catching.empty());
+      CHECK(store.GetStats().zones[0].healthy);
+      CHECK(store.GetStats().zones[0].entries == 0);
+      continue;
+    }
+    REQUIRE(catching.size() == 1);
+    CHECK(store.FinishCatchUp(0, catching[0].session));
+    // The scope is in its journal too, for a start where it is the only one left.
+    f.Close();
+    std::ifstream in(std::filesystem::path(f.options_.zones[0].path) / "journal", std::ios::binary);
+    const std::string journal((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    CHECK(journal.find("other") != std::string::npos);
+  }
+}
+
 TEST_CASE("a zone behind the others at start with a position catches up; one that cannot is emptied") {
   for (const bool empty : {false, true}) {
     CAPTURE(empty);
