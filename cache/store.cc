@@ -351,12 +351,26 @@ absl::Status Store::Load() {
     if (!(in >> epoch)) epoch = 0;
   }
   for (const auto& zone : zones_) epoch = std::max(epoch, zone->ReadEpoch());
+  // A zone behind with a position catches up (it keeps its entries, served once it has), or is
+  // emptied. Its journal is read after the others': what they hold for the same keys is newer.
+  std::vector<Zone*> order, returning;
   for (const auto& zone : zones_) {
-    if (zone->ReadEpoch() < epoch) zone->Discard();
+    if (zone->ReadEpoch() >= epoch) {
+      order.push_back(zone.get());
+    } else if (options_.keep_returning_zones && !zone->ReadPurgePosition().empty()) {
+      returning.push_back(zone.get());
+    } else {
+      zone->Discard();
+      order.push_back(zone.get());
+    }
   }
   {
     absl::MutexLock lock(&epoch_mu_);
     epoch_ = epoch;
+  }
+  {
+    absl::MutexLock lock(&catch_up_mu_);
+    catch_up_sessions_.assign(zones_.size(), 0);
   }
   // Journal records average well over 64 bytes: a bound on the entries to expect.
   uint64_t journal_bytes = 0;
@@ -366,87 +380,101 @@ absl::Status Store::Load() {
     if (!ec) journal_bytes += size;
   }
   index_.BeginBulkLoad(journal_bytes / 64);
-  // Consecutive records mostly share a container and a tenant: remember the last ids.
-  std::string last_container, last_tenant;
-  uint32_t container_id = 0, tenant_id = 0;
-  bool have_ids = false;
-  for (auto& zone_ptr : zones_) {
-    Zone& zone = *zone_ptr;
+  LoadIds ids;
+  for (Zone* zone : order) {
     // A zone that cannot be opened starts out of service; Maintain probes it.
-    (void)zone.Open([&](const JournalRecord& r) {
-      const FileRef file{r.hash, r.serial & kSerialMask, zone.id(), r.file_bytes};
-      switch (r.type) {
-        case JournalRecord::Type::kAdd: {
-          KeyParts parts;
-          if (!DecodeKey(r.key, &parts)) return;
-          NoteVariant(parts);
-          NoteDependencies(r.tags);
-          zone.SeeSerial(r.serial);
-          zone.AddUsed(r.file_bytes);
-          const std::string_view container_key(r.key.data() + 1, parts.container.end() - r.key.data() - 1);
-          if (!have_ids || container_key != last_container) {
-            container_id = generations_.ContainerId(parts.account, parts.container);
-            last_container.assign(container_key);
-          }
-          if (!have_ids || r.tenant != last_tenant) {
-            tenant_id = generations_.TenantId(r.tenant);
-            last_tenant = r.tenant;
-          }
-          have_ids = true;
-          const IndexedEntry entry{file, r.useful_until, r.stored_epoch, container_id, tenant_id, false};
-          if (auto replaced = index_.Insert({r.key, r.tags, entry})) {
-            // Only possible after a crash between a commit and the journal record of its
-            // replacement: the newer record wins.
-            zones_[replaced->file.zone]->ReleaseUsed(replaced->file.file_bytes);
-            RemoveFile(
-                zones_[replaced->file.zone]->FilePath(replaced->file.hash, replaced->file.serial).c_str(),
-                replaced->file.file_bytes);
-          }
-          break;
-        }
-        case JournalRecord::Type::kRemove:
-          if (auto erased = index_.Erase(file)) zone.ReleaseUsed(erased->file.file_bytes);
-          break;
-        case JournalRecord::Type::kStale:
-          index_.MarkStale(file);
-          break;
-        case JournalRecord::Type::kScope:
-          generations_.Restore(r.scope);
-          break;
-      }
-    });
+    (void)zone->Open([&](const JournalRecord& r) { LoadRecord(*zone, r, ids, false); });
+  }
+  for (Zone* zone : returning) {
+    zone->SetCatchingUp(true);
+    if (zone->Open([&](const JournalRecord& r) { LoadRecord(*zone, r, ids, true); }).ok())
+      BeginCatchUp(*zone);
   }
   index_.EndBulkLoad();
-  // Scopes are known only once every journal is read: drop what they invalidated, count the rest.
-  for (auto& zone : zones_) {
-    std::vector<IndexedEntry> gone;
-    index_.ForEachInZone(zone->id(), [&](const Index::Visit& visit) {
-      const IndexedEntry& e = visit.entry;
-      if (generations_.Check(e.container_id, e.tenant_id, e.stored_epoch) == Validity::kGone) {
-        gone.push_back(e);
-      } else {
-        generations_.Added(e.container_id, e.tenant_id, e.stored_epoch);
-      }
-    });
-    for (const IndexedEntry& e : gone) {
-      if (index_.Erase(e.file)) {
-        zone->ReleaseUsed(e.file.file_bytes);
-        RemoveFile(zone->FilePath(e.file.hash, e.file.serial).c_str(), e.file.file_bytes);
-      }
-    }
-  }
+  // Scopes are known only once every journal is read.
+  for (auto& zone : zones_) DropGone(*zone);
   // A zone larger than its filesystem can give it starts at what fits.
   for (auto& zone : zones_) FitZone(*zone, /*lower_only=*/false);
-  bool all_in = true;
+  bool all_in = true;  // a zone catching up is in: it takes invalidations, not the epoch yet
   for (const auto& zone : zones_) all_in = all_in && zone->healthy();
   if (all_in) {
     absl::MutexLock lock(&epoch_mu_);
-    for (const auto& zone : zones_) zone->WriteEpoch(epoch_);
+    for (const auto& zone : zones_) {
+      if (zone->serving()) zone->WriteEpoch(epoch_);
+    }
     if (!options_.epoch_file.empty()) WriteEpochFile(options_.epoch_file, epoch_);
   } else {
     NextEpoch();  // one starts out of service: it misses what the others take from now on
   }
   return absl::OkStatus();
+}
+
+void Store::LoadRecord(Zone& zone, const JournalRecord& r, LoadIds& ids, bool returning) {
+  const FileRef file{r.hash, r.serial & kSerialMask, zone.id(), r.file_bytes};
+  switch (r.type) {
+    case JournalRecord::Type::kAdd: {
+      KeyParts parts;
+      if (!DecodeKey(r.key, &parts)) return;
+      zone.SeeSerial(r.serial);
+      if (returning) {
+        const std::optional<IndexedEntry> held = index_.Find(r.hash);
+        if (held && held->file.zone != zone.id()) {
+          // Stored in another zone while this one was away: newer.
+          RemoveFile(zone.FilePath(r.hash, r.serial & kSerialMask).c_str(), r.file_bytes);
+          return;
+        }
+      }
+      NoteVariant(parts);
+      NoteDependencies(r.tags);
+      zone.AddUsed(r.file_bytes);
+      const std::string_view container_key(r.key.data() + 1, parts.container.end() - r.key.data() - 1);
+      if (!ids.known || container_key != ids.container) {
+        ids.container_id = generations_.ContainerId(parts.account, parts.container);
+        ids.container.assign(container_key);
+      }
+      if (!ids.known || r.tenant != ids.tenant) {
+        ids.tenant_id = generations_.TenantId(r.tenant);
+        ids.tenant = r.tenant;
+      }
+      ids.known = true;
+      const IndexedEntry entry{file, r.useful_until, r.stored_epoch, ids.container_id, ids.tenant_id, false};
+      if (auto replaced = index_.Insert({r.key, r.tags, entry})) {
+        // Only possible after a crash between a commit and the journal record of its
+        // replacement: the newer record wins.
+        zones_[replaced->file.zone]->ReleaseUsed(replaced->file.file_bytes);
+        RemoveFile(zones_[replaced->file.zone]->FilePath(replaced->file.hash, replaced->file.serial).c_str(),
+                   replaced->file.file_bytes);
+      }
+      break;
+    }
+    case JournalRecord::Type::kRemove:
+      if (auto erased = index_.Erase(file)) zone.ReleaseUsed(erased->file.file_bytes);
+      break;
+    case JournalRecord::Type::kStale:
+      index_.MarkStale(file);
+      break;
+    case JournalRecord::Type::kScope:
+      generations_.Restore(r.scope);
+      break;
+  }
+}
+
+void Store::DropGone(Zone& zone) {
+  std::vector<IndexedEntry> gone;
+  index_.ForEachInZone(zone.id(), [&](const Index::Visit& visit) {
+    const IndexedEntry& e = visit.entry;
+    if (generations_.Check(e.container_id, e.tenant_id, e.stored_epoch) == Validity::kGone) {
+      gone.push_back(e);
+    } else {
+      generations_.Added(e.container_id, e.tenant_id, e.stored_epoch);
+    }
+  });
+  for (const IndexedEntry& e : gone) {
+    if (index_.Erase(e.file)) {
+      zone.ReleaseUsed(e.file.file_bytes);
+      RemoveFile(zone.FilePath(e.file.hash, e.file.serial).c_str(), e.file.file_bytes);
+    }
+  }
 }
 
 bool Store::HasVariants(std::string_view exact_name_range) {
@@ -496,7 +524,7 @@ size_t Store::ApplyToDependents(const Invalidation& inv, std::vector<IndexedEntr
 Zone* Store::PickZone(uint64_t hash) {
   absl::InlinedVector<ZoneCandidate, 16> candidates;
   for (const auto& zone : zones_) {
-    candidates.push_back({zone->seed(), static_cast<double>(zone->config().max_bytes), zone->healthy()});
+    candidates.push_back({zone->seed(), static_cast<double>(zone->config().max_bytes), zone->serving()});
   }
   const int picked = cache::PickZone(hash, candidates);
   return picked < 0 ? nullptr : zones_[picked].get();
@@ -571,7 +599,7 @@ void Store::NextEpoch() {
   absl::MutexLock lock(&epoch_mu_);
   ++epoch_;
   for (const auto& zone : zones_) {
-    if (zone->healthy()) zone->WriteEpoch(epoch_);
+    if (zone->serving()) zone->WriteEpoch(epoch_);  // one catching up gets it once caught up
   }
   if (!options_.epoch_file.empty()) WriteEpochFile(options_.epoch_file, epoch_);
 }
@@ -595,7 +623,7 @@ std::optional<Hit> Store::Lookup(const Key& key) {
   std::optional<IndexedEntry> entry = index_.Find(hash);
   if (!entry) return std::nullopt;
   Zone& zone = *zones_[entry->file.zone];
-  if (!zone.healthy()) return std::nullopt;
+  if (!zone.serving()) return std::nullopt;  // out, or catching up: it may have missed a purge
   const Validity validity = generations_.Check(entry->container_id, entry->tenant_id, entry->stored_epoch);
   if (validity == Validity::kGone) {
     Remove(*entry);
@@ -784,7 +812,7 @@ absl::Status Store::CommitFill(Fill& fill, uint64_t file_bytes) {
       const std::optional<IndexedEntry> current = index_.Find(fill.hash_);
       replaced_since = !current || current->file != *fill.replaces_;
     }
-    if (FencedLocked(fill) || !zone.healthy() || replaced_since) {
+    if (FencedLocked(fill) || !zone.serving() || replaced_since) {
       RemoveFile(zone.FilePath(fill.hash_, fill.serial_).c_str(), file_bytes);
       zone.Unreserve(fill.reserved_, file_bytes);
       return absl::FailedPreconditionError("an invalidation covering this key arrived during the fill");
@@ -904,9 +932,9 @@ void Store::NotePurgePosition(std::string position) {
 
 void Store::WritePurgePosition() {
   // Only zones in service: one out missed what was applied meanwhile, and keeps the position it
-  // had when it left.
+  // had when it left (one catching up too, until it has).
   for (auto& zone : zones_) {
-    if (zone->healthy()) zone->WritePurgePosition(position_);
+    if (zone->serving()) zone->WritePurgePosition(position_);
   }
   position_written_ = true;
   position_written_at_ = std::chrono::steady_clock::now();
@@ -925,25 +953,152 @@ void Store::Maintain() {
       FitZone(*zone, /*lower_only=*/false);  // space the filesystem has again, or has no more
       continue;
     }
-    std::vector<JournalRecord> scopes;
-    for (ScopeRecord& scope : generations_.Snapshot()) {
-      scopes.push_back(JournalRecord::ForScope(std::move(scope)));
-    }
     // Entries committed while the zone was failing are dropped with the rest of its content.
     for (const IndexedEntry& e : index_.RemoveZone(zone->id())) {
       generations_.Removed(e.container_id, e.tenant_id, e.stored_epoch);
     }
-    if (zone->ProbeAndReset(scopes)) {
-      absl::MutexLock lock(&epoch_mu_);
-      zone->WriteEpoch(epoch_);  // emptied: nothing in it is behind
+    if (zone->Probe()) Readmit(*zone);
+  }
+}
+
+void Store::Readmit(Zone& zone) {
+  if (!options_.keep_returning_zones || zone.ReadPurgePosition().empty() || zone.journal_incomplete()) {
+    zone.SetCatchingUp(false);
+    ResetZone(zone);
+    return;
+  }
+  // Its journal is read first, and indexed once the zone is open: an invalidation applied from
+  // then on reaches its entries (their files and journal too), and one applied since `token`
+  // (while the journal was read, or before its entries were indexed) is applied to them again.
+  {
+    absl::MutexLock lock(&catch_up_mu_);
+    catch_up_sessions_[zone.id()] = 0;  // none until its entries are indexed
+  }
+  zone.SetCatchingUp(true);
+  const uint64_t token = FenceToken();
+  std::vector<JournalRecord> records;
+  if (!zone.Reopen([&](const JournalRecord& r) { records.push_back(r); }).ok()) {
+    zone.SetCatchingUp(false);  // failed again: probed again later
+    return;
+  }
+  LoadIds ids;
+  for (const JournalRecord& r : records) LoadRecord(zone, r, ids, true);
+  records.clear();
+  DropGone(zone);
+  std::vector<Invalidation> since;
+  bool too_many = false;
+  {
+    absl::MutexLock lock(&fence_mu_);
+    too_many = fence_seq_ - token > kFenceLogSize;
+    for (uint64_t seq = token + 1; !too_many && seq <= fence_seq_; ++seq)
+      since.push_back(fence_log_[seq % kFenceLogSize]);
+  }
+  if (too_many) {
+    for (const IndexedEntry& e : index_.RemoveZone(zone.id())) {
+      generations_.Removed(e.container_id, e.tenant_id, e.stored_epoch);
+    }
+    ResetZone(zone);
+    zone.SetCatchingUp(false);
+    return;
+  }
+  // The scopes bumped while it was out are in memory only: its journal gets them, for a restart.
+  for (ScopeRecord& scope : generations_.Snapshot())
+    JournalAppend(zone, JournalRecord::ForScope(std::move(scope)));
+  CatchUp(zone.id(), BeginCatchUp(zone), since);
+}
+
+void Store::ResetZone(Zone& zone) {
+  std::vector<JournalRecord> scopes;
+  for (ScopeRecord& scope : generations_.Snapshot()) {
+    scopes.push_back(JournalRecord::ForScope(std::move(scope)));
+  }
+  if (zone.Reset(scopes)) {
+    absl::MutexLock lock(&epoch_mu_);
+    zone.WriteEpoch(epoch_);  // emptied: nothing in it is behind
+  }
+}
+
+uint64_t Store::BeginCatchUp(Zone& zone) {
+  absl::MutexLock lock(&catch_up_mu_);
+  return catch_up_sessions_[zone.id()] = ++next_session_;
+}
+
+bool Store::InCatchUp(int zone, uint64_t session) {
+  return zone >= 0 && static_cast<size_t>(zone) < zones_.size() && session != 0 &&
+         catch_up_sessions_[zone] == session && zones_[zone]->healthy() && zones_[zone]->catching_up();
+}
+
+std::vector<Store::CatchingUpZone> Store::ZonesCatchingUp() {
+  std::vector<CatchingUpZone> zones;
+  absl::MutexLock lock(&catch_up_mu_);
+  for (const auto& zone : zones_) {
+    if (InCatchUp(zone->id(), catch_up_sessions_[zone->id()]))
+      zones.push_back({zone->id(), zone->ReadPurgePosition(), catch_up_sessions_[zone->id()]});
+  }
+  return zones;
+}
+
+bool Store::CatchUp(int zone_id, uint64_t session, std::span<const Invalidation> invalidations) {
+  absl::MutexLock lock(&catch_up_mu_);
+  if (!InCatchUp(zone_id, session)) return false;
+  Zone& zone = *zones_[zone_id];
+  std::vector<IndexedEntry> removed;
+  std::vector<FileRef> staled;
+  index_.ForEachInZone(zone_id, [&](const Index::Visit& visit) {
+    KeyParts parts;
+    if (!DecodeKey(visit.key, &parts)) return;
+    const std::string tenant = generations_.TenantName(visit.entry.tenant_id);
+    bool hard = false, soft = false;
+    for (const Invalidation& inv : invalidations) {
+      if (!Covers(inv, parts, tenant, visit.tags)) continue;
+      (inv.soft ? soft : hard) = true;
+    }
+    if (hard) {
+      removed.push_back(visit.entry);
+    } else if (soft && !visit.entry.soft_stale) {
+      staled.push_back(visit.entry.file);
+    }
+  });
+  for (const IndexedEntry& entry : removed) Remove(entry);
+  for (const FileRef& file : staled) {
+    if (index_.MarkStale(file)) {
+      JournalAppend(zone, JournalRecord::ForFile(JournalRecord::Type::kStale, file.hash, file.serial));
     }
   }
+  return true;
+}
+
+bool Store::FinishCatchUp(int zone_id, uint64_t session) {
+  absl::MutexLock lock(&catch_up_mu_);
+  if (!InCatchUp(zone_id, session)) return false;
+  Zone& zone = *zones_[zone_id];
+  {
+    absl::MutexLock epoch_lock(&epoch_mu_);
+    zone.WriteEpoch(epoch_);  // it has missed nothing the others took
+    zone.SetCatchingUp(false);
+  }
+  absl::MutexLock position_lock(&position_mu_);
+  position_written_ = false;  // it keeps the position from the next write on
+  return true;
+}
+
+bool Store::EmptyZone(int zone_id, uint64_t session) {
+  absl::MutexLock lock(&catch_up_mu_);
+  if (!InCatchUp(zone_id, session)) return false;
+  Zone& zone = *zones_[zone_id];
+  memory_.EraseZone(zone_id);
+  for (const IndexedEntry& e : index_.RemoveZone(zone_id)) {
+    generations_.Removed(e.container_id, e.tenant_id, e.stored_epoch);
+  }
+  ResetZone(zone);
+  zone.SetCatchingUp(false);
+  return true;
 }
 
 StoreStats Store::GetStats() const {
   StoreStats stats{index_.size(), {}};
   for (const auto& zone : zones_) {
-    stats.zones.push_back({zone->config().path, zone->healthy(), zone->used_bytes(), zone->config().max_bytes,
+    stats.zones.push_back({zone->config().path, zone->serving(), zone->used_bytes(), zone->config().max_bytes,
                            zone->entries(), zone->errors(), zone->limit_bytes(), zone->full_evictions(),
                            zone->freeing_bytes()});
   }

@@ -51,6 +51,10 @@ struct StoreOptions {
   // Where the store keeps its epoch besides the zones (Zone::ReadEpoch), so that the absence of
   // the only zone is known at restart too; empty: in the zones only.
   std::string epoch_file;
+  // A zone that returns (re-admitted after an error, or behind the others' epoch at start) with a
+  // purge position keeps its files and journal and catches up (ZonesCatchingUp) before it serves:
+  // set where a purge log is read. Otherwise it is emptied at once (no log to catch up from).
+  bool keep_returning_zones = false;
 };
 
 using Clock = std::function<absl::Time()>;
@@ -195,6 +199,24 @@ class Store {
   // second (and by Maintain), never per entry: a position older than applied only costs a
   // longer catch-up. The position a zone keeps is never ahead of what it applied.
   void NotePurgePosition(std::string position);
+  // A returning zone (StoreOptions::keep_returning_zones) catches up: its entries are indexed but
+  // never served, it takes no fills and keeps no new position or epoch, while invalidations
+  // applied meanwhile reach its entries as any others. Whoever reads the purge log applies to it
+  // what it missed since `position` (CatchUp), then FinishCatchUp, or else EmptyZone. `session`
+  // tells one return from the next: a zone that fails while catching up and returns again starts
+  // over, and calls for an earlier session do nothing (they return false).
+  struct CatchingUpZone {
+    int zone;
+    std::string position;  // Zone::ReadPurgePosition
+    uint64_t session;
+  };
+  std::vector<CatchingUpZone> ZonesCatchingUp();
+  // Applies `invalidations` to `zone`'s entries only (each one an entry's invalidation Covers).
+  bool CatchUp(int zone, uint64_t session, std::span<const Invalidation> invalidations);
+  // The zone is caught up: it serves, takes fills, and keeps the epoch and position from now on.
+  bool FinishCatchUp(int zone, uint64_t session);
+  // The zone cannot catch up: it is emptied and serves from then on.
+  bool EmptyZone(int zone, uint64_t session);
   // Periodic upkeep: probes failed zones, compacts journals. Call every few seconds.
   void Maintain();
   StoreStats GetStats() const;
@@ -203,6 +225,25 @@ class Store {
   friend class Fill;
   Store(StoreOptions options, Clock clock);
   absl::Status Load();
+  // Consecutive journal records mostly share a container and a tenant: the last ids, kept.
+  struct LoadIds {
+    std::string container, tenant;
+    uint32_t container_id = 0, tenant_id = 0;
+    bool known = false;
+  };
+  // Indexes one of `zone`'s journal records. `returning`: the zone was away, so an entry another
+  // zone holds for the same key is newer, and stays.
+  void LoadRecord(Zone& zone, const JournalRecord& r, LoadIds& ids, bool returning);
+  // Once a zone's journal is read: drops what the scopes invalidated, counts the rest.
+  void DropGone(Zone& zone);
+  // Brings a failed zone that works again (Zone::Probe) back: catching up or emptied.
+  void Readmit(Zone& zone);
+  // Gives the zone catching up a new session (after Open), and returns it.
+  uint64_t BeginCatchUp(Zone& zone);
+  // Whether `zone` is catching up in `session`.
+  bool InCatchUp(int zone, uint64_t session) ABSL_EXCLUSIVE_LOCKS_REQUIRED(catch_up_mu_);
+  // Empties a zone in service anew (its entries dropped) and writes the epoch to it.
+  void ResetZone(Zone& zone);
   Zone* PickZone(uint64_t hash);
   // Reserves `bytes` in `zone`, evicting first if needed.
   bool Reserve(Zone& zone, uint64_t bytes);
@@ -240,6 +281,10 @@ class Store {
   std::string position_ ABSL_GUARDED_BY(position_mu_);
   bool position_written_ ABSL_GUARDED_BY(position_mu_) = true;
   std::chrono::steady_clock::time_point position_written_at_ ABSL_GUARDED_BY(position_mu_);
+  // Serialises catching up with the zone's return and emptying; the sessions, by zone (0: none).
+  absl::Mutex catch_up_mu_;
+  std::vector<uint64_t> catch_up_sessions_ ABSL_GUARDED_BY(catch_up_mu_);
+  uint64_t next_session_ ABSL_GUARDED_BY(catch_up_mu_) = 0;
   Index index_;
   Generations generations_;
   MemoryTier memory_;

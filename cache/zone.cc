@@ -195,7 +195,7 @@ bool Zone::SameIdentity() const {
          (filesystem_id_ == 0 || FilesystemId(config_.path) == filesystem_id_);
 }
 
-bool Zone::ProbeAndReset(const std::vector<JournalRecord>& initial_records) {
+bool Zone::Probe() {
   std::error_code ec;
   const fs::path root(config_.path);
   if (!fs::is_directory(root, ec)) return false;
@@ -220,20 +220,30 @@ bool Zone::ProbeAndReset(const std::vector<JournalRecord>& initial_records) {
   const bool works = ::pwrite(fd, &byte, 1, 0) == 1 && ::pread(fd, &byte, 1, 0) == 1 && ::fsync(fd) == 0;
   ::close(fd);
   ::unlink(probe.c_str());
-  if (!works) return false;
+  return works;
+}
 
+bool Zone::Reset(const std::vector<JournalRecord>& initial_records) {
+  // Out of service until reopened: a zone emptied while catching up has its journal open, and an
+  // append to it meanwhile must not count as the drive's error.
+  MarkFailed();
   // Whatever the zone held may have been invalidated while it was out: start it empty.
   Discard();
+  journal_incomplete_.store(false, std::memory_order_release);
+  if (!Reopen([](const JournalRecord&) {}).ok()) return false;
+  absl::MutexLock lock(&journal_mu_);
+  const bool rewritten = journal_->Rewrite(initial_records).ok();
+  NoteJournalBytes(journal_->bytes());
+  return rewritten;
+}
+
+absl::Status Zone::Reopen(const std::function<void(const JournalRecord&)>& on_record) {
   {
     absl::MutexLock lock(&space_mu_);
     used_ = 0;
     entries_ = 0;
   }
-  if (!Open([](const JournalRecord&) {}).ok()) return false;
-  absl::MutexLock lock(&journal_mu_);
-  const bool rewritten = journal_->Rewrite(initial_records).ok();
-  NoteJournalBytes(journal_->bytes());
-  return rewritten;
+  return Open(on_record);
 }
 
 uint64_t Zone::ReadEpoch() const {
@@ -414,10 +424,12 @@ absl::Status Zone::JournalAppend(const JournalRecord& record) {
   absl::MutexLock lock(&journal_mu_);
   if (!journal_) return absl::UnavailableError(absl::StrCat("zone ", config_.path, " is out of service"));
   if (const int err = InjectedFault("journal"); err != 0) {
+    journal_incomplete_.store(true, std::memory_order_release);
     return absl::UnavailableError(absl::StrCat("journal append: ", std::strerror(err)));
   }
   absl::Status status = journal_->Append(record);
   NoteJournalBytes(journal_->bytes());
+  if (!status.ok()) journal_incomplete_.store(true, std::memory_order_release);
   return status;
 }
 

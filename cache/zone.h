@@ -80,12 +80,25 @@ class Zone {
   // Makes the directories, deletes partial files left by a crash, and replays the journal into
   // `on_record`. On failure the zone is left failed, to be probed later.
   absl::Status Open(const std::function<void(const JournalRecord&)>& on_record);
-  // Whether the zone works again (a write, read and delete of a probe file); on success the zone
-  // is emptied (it missed invalidations while it was out) and reopened with `initial_records`.
-  // Only the drive it was: its directory must still exist (it is never made anew after start:
-  // that would write onto whatever disk the path falls to while a drive is away), hold the same
-  // identity, on the same filesystem, and be locked again.
-  bool ProbeAndReset(const std::vector<JournalRecord>& initial_records);
+  // Whether the zone works again (a write, read and delete of a probe file). Only the drive it
+  // was: its directory must still exist (it is never made anew after start: that would write onto
+  // whatever disk the path falls to while a drive is away), hold the same identity, on the same
+  // filesystem, and be locked again. Then the zone is emptied (Reset: it missed invalidations
+  // while it was out) and reopened with `initial_records`, or it keeps its files and journal
+  // (Reopen) while it catches up on the purges it missed (Store::CatchUp).
+  bool Probe();
+  bool Reset(const std::vector<JournalRecord>& initial_records);
+  // Opens the zone again as it is, its journal replayed into `on_record` (its space counted anew).
+  absl::Status Reopen(const std::function<void(const JournalRecord&)>& on_record);
+  // A zone catching up (Store::CatchUp) is open but serves nothing, takes no fills and keeps no
+  // new purge position or epoch until it has caught up: its entries may have missed purges.
+  bool catching_up() const { return catching_up_.load(std::memory_order_acquire); }
+  void SetCatchingUp(bool catching_up) { catching_up_.store(catching_up, std::memory_order_release); }
+  // In service and caught up: lookups and fills may use it.
+  bool serving() const { return healthy() && !catching_up(); }
+  // An append to the journal failed since the zone was last emptied: the journal may lack a
+  // record (an entry marked stale), so the zone cannot keep its entries when it returns.
+  bool journal_incomplete() const { return journal_incomplete_.load(std::memory_order_acquire); }
 
   // The store's epoch the zone was last in service at (the file `epoch`; 0 if none), moved on
   // whenever a zone leaves service: a zone behind the others at start missed invalidations.
@@ -176,6 +189,8 @@ class Zone {
   const FaultInjector faults_;
   std::atomic<uint32_t> serial_{1};
   std::atomic<ZoneState> state_{ZoneState::kFailed};
+  std::atomic<bool> catching_up_{false};
+  std::atomic<bool> journal_incomplete_{false};
   std::atomic<int> consecutive_errors_[2] = {0, 0};  // by IoKind
   std::atomic<uint64_t> full_evictions_{0};
   std::atomic<uint64_t> total_errors_{0};

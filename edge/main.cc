@@ -182,6 +182,9 @@ int main(int argc, char** argv) {
     std::filesystem::create_directories(config->state_dir, error);
     config->cache.epoch_file = config->state_dir + "/cache-epoch";
   }
+  // A zone that returns catches up from the purge log (PurgeSubscriber); without a bus there is
+  // none to catch up from, and it is emptied at once.
+  config->cache.keep_returning_zones = !config->purge_redis.empty();
   auto store = cache::Store::Open(config->cache, [] { return absl::Now(); });
   if (!store.ok()) {
     std::cerr << "edge: cannot open the cache: " << store.status().message() << "\n";

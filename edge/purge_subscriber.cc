@@ -1,5 +1,6 @@
 #include "edge/purge_subscriber.h"
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 
@@ -78,24 +79,34 @@ void PurgeSubscriber::PurgeWholeCache(const char* why) {
   ++stats_.whole_cache_purges;
 }
 
-absl::Status PurgeSubscriber::Synchronize(bus::RedisConnection& redis) {
+absl::StatusOr<LogBounds> PurgeSubscriber::ReadLogBounds(bus::RedisConnection& redis) {
   // Where the log ends, and its first entry (with its sequence number).
-  bus::StreamId last;
+  LogBounds bounds;
   absl::StatusOr<bus::RedisReply> info = redis.Command({"XINFO", "STREAM", std::string(bus::kPurgeLog)});
   // "no such key" is a log not begun yet; anything else (LOADING after a restart...) is asked again
   // later, never taken for an empty log, which would purge the whole cache for nothing.
   if (!info.ok() && !absl::StrContains(info.status().message(), "no such key")) return info.status();
   if (info.ok()) {
     if (const bus::RedisReply* last_id = InfoField(*info, "last-generated-id")) {
-      last = bus::ParseStreamId(last_id->text).value_or(bus::StreamId{});
+      bounds.last = bus::ParseStreamId(last_id->text).value_or(bus::StreamId{});
     }
   }  // else: no log yet (ERR no such key): it starts at 0-0
   absl::StatusOr<bus::RedisReply> first_reply =
       redis.Command({"XRANGE", std::string(bus::kPurgeLog), "-", "+", "COUNT", "1"});
   if (!first_reply.ok()) return first_reply.status();
   const std::vector<bus::StreamEntry> first = bus::StreamEntries(*first_reply);
-  uint64_t first_seq = 0;
-  if (!first.empty()) first_seq = bus::ParseLogEntry(first[0].fields).value_or(bus::LogEntry{}).seq;
+  if (!first.empty()) {
+    bounds.first = bus::ParseStreamId(first[0].id).value_or(bus::StreamId{});
+    bounds.first_seq = bus::ParseLogEntry(first[0].fields).value_or(bus::LogEntry{}).seq;
+  }
+  return bounds;
+}
+
+absl::Status PurgeSubscriber::Synchronize(bus::RedisConnection& redis) {
+  absl::StatusOr<LogBounds> bounds = ReadLogBounds(redis);
+  if (!bounds.ok()) return bounds.status();
+  const bus::StreamId last = bounds->last;
+  const uint64_t first_seq = bounds->first_seq;
   if (!cursor_) {
     // No cursor: a new edge, or one that lost its state. What its cache missed is unknown.
     if (store_.GetStats().entries > 0) PurgeWholeCache("no purge-log cursor");
@@ -186,6 +197,90 @@ absl::Status PurgeSubscriber::ReadBatch(bus::RedisConnection& redis) {
   return absl::OkStatus();
 }
 
+absl::Status PurgeSubscriber::CatchUpZones(bus::RedisConnection& redis) {
+  const std::vector<cache::Store::CatchingUpZone> zones = store_.ZonesCatchingUp();
+  // A replay whose zone is no longer catching up in that session is over (it failed again).
+  std::erase_if(replays_, [&](const Replay& replay) {
+    return std::none_of(zones.begin(), zones.end(), [&](const cache::Store::CatchingUpZone& zone) {
+      return zone.zone == replay.zone && zone.session == replay.session;
+    });
+  });
+  std::optional<LogBounds> bounds;  // read once a step, for the zones that begin
+  for (const cache::Store::CatchingUpZone& zone : zones) {
+    auto replay = std::find_if(replays_.begin(), replays_.end(), [&](const Replay& r) {
+      return r.zone == zone.zone && r.session == zone.session;
+    });
+    if (replay == replays_.end()) {
+      if (!bounds) {
+        absl::StatusOr<LogBounds> read = ReadLogBounds(redis);
+        if (!read.ok()) return read.status();
+        bounds = *read;
+      }
+      ZoneCatchUp decision = DecideZoneCatchUp(zone.position, bounds);
+      if (decision.kind == ZoneCatchUp::Kind::kReplay && *cursor_ < decision.from.id) {
+        decision = {ZoneCatchUp::Kind::kEmpty, {}, "the zone's position is past this edge's cursor"};
+      }
+      if (decision.kind == ZoneCatchUp::Kind::kEmpty) {
+        std::fprintf(stderr, "edge: cache zone %d returns emptied: %s\n", zone.zone,
+                     std::string(decision.why).c_str());
+        store_.EmptyZone(zone.zone, zone.session);
+        continue;
+      }
+      // What it missed: the entries after its position up to this edge's cursor. Those after the
+      // cursor reach its entries as they are applied to the whole store.
+      replay = replays_.insert(replays_.end(), Replay{zone.zone, zone.session, decision.from, *cursor_});
+    }
+    if (absl::Status status = ReplayStep(redis, *replay); !status.ok()) return status;
+  }
+  return absl::OkStatus();
+}
+
+void PurgeSubscriber::EmptyZonesCatchingUp() {
+  // A zone waiting for the log would serve nothing for as long as the bus is away.
+  for (const cache::Store::CatchingUpZone& zone : store_.ZonesCatchingUp()) {
+    const ZoneCatchUp decision = DecideZoneCatchUp(zone.position, std::nullopt);
+    std::fprintf(stderr, "edge: cache zone %d returns emptied: %s\n", zone.zone,
+                 std::string(decision.why).c_str());
+    store_.EmptyZone(zone.zone, zone.session);
+  }
+  replays_.clear();
+}
+
+absl::Status PurgeSubscriber::ReplayStep(bus::RedisConnection& redis, Replay& replay) {
+  // One batch a step: the log is read on (and the lease renewed) between batches.
+  absl::StatusOr<bus::RedisReply> reply =
+      redis.Command({"XRANGE", std::string(bus::kPurgeLog), absl::StrCat("(", replay.from.id.ToString()),
+                     replay.to.ToString(), "COUNT", std::to_string(kBatch)});
+  if (!reply.ok()) return reply.status();
+  const std::vector<bus::StreamEntry> entries = bus::StreamEntries(*reply);
+  std::vector<cache::Invalidation> invalidations;
+  for (const bus::StreamEntry& entry : entries) {
+    absl::StatusOr<bus::LogEntry> parsed = bus::ParseLogEntry(entry.fields);
+    const absl::StatusOr<bus::StreamId> id = bus::ParseStreamId(entry.id);
+    if (!id.ok()) continue;
+    if (parsed.ok()) {
+      if (parsed->seq > 0 && replay.from.seq > 0 && parsed->seq != replay.from.seq + 1) {
+        // Trimmed since the decision: what the zone missed is no longer all there.
+        std::fprintf(stderr, "edge: cache zone %d returns emptied: the purge log was trimmed past it\n",
+                     replay.zone);
+        store_.EmptyZone(replay.zone, replay.session);
+        return absl::OkStatus();  // the next step forgets the replay
+      }
+      if (parsed->seq > 0) replay.from.seq = parsed->seq;
+      invalidations.insert(invalidations.end(), parsed->invalidations.begin(), parsed->invalidations.end());
+    }
+    replay.from.id = *id;
+  }
+  store_.CatchUp(replay.zone, replay.session, invalidations);
+  if (entries.size() < static_cast<size_t>(kBatch) || !(replay.from.id < replay.to)) {
+    if (store_.FinishCatchUp(replay.zone, replay.session)) {
+      std::fprintf(stderr, "edge: cache zone %d caught up with the purge log: it keeps its entries\n",
+                   replay.zone);
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status PurgeSubscriber::Report(bus::RedisConnection& redis, bool caught_up) {
   bus::EdgeProgress progress;
   progress.node = options_.node_id;
@@ -206,9 +301,11 @@ void PurgeSubscriber::Run() {
   while (!stopping_) {
     absl::Status status = synchronized_ ? absl::OkStatus() : Synchronize(redis);
     if (status.ok()) status = ReadBatch(redis);
+    if (status.ok()) status = CatchUpZones(redis);
     if (!status.ok()) {
       // Whatever was written meanwhile is unknown here: every hit is revalidated from now on.
       lease_.Revoke();
+      EmptyZonesCatchingUp();
       SetTrusted(false);
       recovering_ = true;
       read_to_end_ = false;

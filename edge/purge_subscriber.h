@@ -9,7 +9,9 @@
 // sent them (bus::kSpoolingSet). A cursor the trimmed log no longer reaches (or no cursor, with
 // a cache that holds entries) invalidates the whole cache first: what it missed is unknown.
 // Each saved cursor goes to the store too (Store::NotePurgePosition): every zone keeps how far it
-// is along the log (edge/zone_catch_up.h).
+// is along the log. A zone that returns (Store::ZonesCatchingUp) is replayed what it missed, from
+// its position to the cursor, a batch between reads, or emptied (edge/zone_catch_up.h), as it is
+// when the bus cannot be read.
 #pragma once
 
 #include <atomic>
@@ -17,11 +19,13 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "cache/store.h"
 #include "edge/bus_lease.h"
+#include "edge/zone_catch_up.h"
 #include "purge-daemon/bus/protocol.h"
 
 namespace edge {
@@ -60,6 +64,18 @@ class PurgeSubscriber {
   // Where the log stands, and what this edge must do about its cursor before reading on.
   absl::Status Synchronize(bus::RedisConnection& redis);
   absl::Status ReadBatch(bus::RedisConnection& redis);
+  absl::StatusOr<LogBounds> ReadLogBounds(bus::RedisConnection& redis);
+  // A zone catching up is replayed the log entries after its position up to the cursor.
+  struct Replay {
+    int zone;
+    uint64_t session;
+    bus::SavedCursor from;  // the last entry applied to it
+    bus::StreamId to;
+  };
+  absl::Status CatchUpZones(bus::RedisConnection& redis);
+  absl::Status ReplayStep(bus::RedisConnection& redis, Replay& replay);
+  // The bus cannot be read: zones catching up are emptied (DecideZoneCatchUp without the log).
+  void EmptyZonesCatchingUp();
   absl::Status Report(bus::RedisConnection& redis, bool caught_up);
   absl::Duration Block() const;  // how long a read waits for new entries
   void SetTrusted(bool trusted);
@@ -78,7 +94,8 @@ class PurgeSubscriber {
   uint64_t cursor_seq_ = 0;
   bool synchronized_ = false;
   bool read_to_end_ = false;  // the last read reached the end of the log: the next one blocks
-  bool recovering_ = true;    // from a start or an outage: writers' spools may be on their way
+  std::vector<Replay> replays_;
+  bool recovering_ = true;  // from a start or an outage: writers' spools may be on their way
   absl::Time reconnected_;
 
   mutable absl::Mutex mu_;

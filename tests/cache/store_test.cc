@@ -939,6 +939,186 @@ TEST_CASE("each zone in service keeps the purge-log position applied, written at
   CHECK(kept(1) == "26-0 10");
 }
 
+// Objects whose entries zone `zone` holds, of `names`.
+std::vector<std::string> InZone(Store& store, const std::vector<std::string>& names, int zone) {
+  std::vector<std::string> in;
+  for (const std::string& name : names) {
+    std::optional<Hit> hit = store.Lookup(Object(name));
+    if (hit && hit->file().zone == zone) in.push_back(name);
+  }
+  return in;
+}
+
+TEST_CASE(
+    "a zone that returns with its files catches up: it serves nothing until then, and keeps what no purge "
+    "covered") {
+  Fixture f(64 * kMiB, 2);
+  f.options_.keep_returning_zones = true;
+  Store& store = f.Open();
+  auto kept = [&](int zone) { return Zone(zone, f.options_.zones[zone], 3, nullptr).ReadPurgePosition(); };
+  std::vector<std::string> names;
+  for (int i = 0; i < 40; ++i) {
+    names.push_back(Numbered("o", i));
+    REQUIRE(f.Put(Object(names.back()), "old").ok());
+  }
+  store.NotePurgePosition("10-0 1");
+  const std::vector<std::string> in = InZone(store, names, 0);
+  REQUIRE(in.size() >= 5);
+  // A transient error takes zone 0 out; its files and journal are intact.
+  f.fault_ = [](std::string_view op, int zone) { return zone == 0 && op == "read" ? EIO : 0; };
+  for (int i = 0; i < 10 && store.GetStats().zones[0].healthy; ++i) (void)store.Lookup(Object(in[4]));
+  REQUIRE_FALSE(store.GetStats().zones[0].healthy);
+  f.fault_ = nullptr;
+  REQUIRE(f.Put(Object(in[3]), "new").ok());  // stored in zone 1 meanwhile: newer than zone 0's
+  // An invalidation applied while its journal is read (the second "open": Probe's, then Open's)
+  // reaches its entries all the same.
+  int opens = 0;
+  f.fault_ = [&](std::string_view op, int zone) {
+    if (zone == 0 && op == "open" && ++opens == 2)
+      store.Apply(Invalidation::Object("AUTH_test", "public", in[4], false));
+    return 0;
+  };
+  store.Maintain();  // re-admitted, catching up
+  f.fault_ = nullptr;
+  REQUIRE(opens == 2);
+  const std::vector<Store::CatchingUpZone> catching = store.ZonesCatchingUp();
+  REQUIRE(catching.size() == 1);
+  CHECK(catching[0].zone == 0);
+  CHECK(catching[0].position == "10-0 1");
+  const uint64_t session = catching[0].session;
+  CHECK_FALSE(store.GetStats().zones[0].healthy);  // not serving
+  for (const std::string& name : in) {
+    if (name != in[3]) CHECK_FALSE(f.Has(Object(name)));
+  }
+  for (int i = 0; i < 20; ++i) {
+    auto fill = store.BeginFill(Object(Numbered("fresh", i)), f.Meta(), 5, store.FenceToken());
+    REQUIRE(fill.ok());
+    CHECK((*fill)->Commit().ok());
+  }
+  CHECK(InZone(
+            store,
+            [] {
+              std::vector<std::string> fresh;
+              for (int i = 0; i < 20; ++i) fresh.push_back(Numbered("fresh", i));
+              return fresh;
+            }(),
+            0)
+            .empty());  // no fills while catching up
+  // An invalidation applied meanwhile reaches its entries, as one of the log it missed does.
+  store.Apply(Invalidation::Object("AUTH_test", "public", in[1], false));
+  const Invalidation missed[] = {Invalidation::Object("AUTH_test", "public", in[0], false)};
+  CHECK(store.CatchUp(0, session, missed));
+  store.NotePurgePosition("20-0 5");
+  store.Maintain();
+  CHECK(kept(0) == "10-0 1");  // no position while catching up
+  CHECK(kept(1) == "20-0 5");
+  CHECK(store.FinishCatchUp(0, session));
+  CHECK_FALSE(store.CatchUp(0, session, missed));  // that session is over
+  CHECK(store.ZonesCatchingUp().empty());
+  CHECK(store.GetStats().zones[0].healthy);
+  CHECK_FALSE(f.Has(Object(in[0])));
+  CHECK_FALSE(f.Has(Object(in[1])));
+  CHECK_FALSE(f.Has(Object(in[4])));
+  CHECK(Fixture::Body(*store.Lookup(Object(in[2]))) == "old");
+  CHECK(store.Lookup(Object(in[2]))->file().zone == 0);
+  CHECK(Fixture::Body(*store.Lookup(Object(in[3]))) == "new");
+  store.Maintain();
+  CHECK(kept(0) == "20-0 5");
+  // Caught up, it is not behind at the next start, and what it dropped stays dropped.
+  Store& reopened = f.Open();
+  CHECK(reopened.ZonesCatchingUp().empty());
+  CHECK_FALSE(f.Has(Object(in[0])));
+  CHECK(Fixture::Body(*reopened.Lookup(Object(in[2]))) == "old");
+}
+
+TEST_CASE(
+    "a zone whose journal lost a record returns emptied, and one keeps the scopes bumped while it was out") {
+  for (const bool journal_fails : {true, false}) {
+    CAPTURE(journal_fails);
+    Fixture f(64 * kMiB, 2);
+    f.options_.keep_returning_zones = true;
+    Store& store = f.Open();
+    std::vector<std::string> names;
+    for (int i = 0; i < 40; ++i) {
+      names.push_back(Numbered("o", i));
+      REQUIRE(f.Put(Object(names.back())).ok());
+    }
+    store.NotePurgePosition("10-0 1");
+    REQUIRE(InZone(store, names, 0).size() >= 2);
+    f.fault_ = [journal_fails](std::string_view op, int zone) {
+      return zone == 0 && op == (journal_fails ? "journal" : "read") ? EIO : 0;
+    };
+    for (int i = 0; i < 40 && store.GetStats().zones[0].healthy; ++i) {
+      if (journal_fails) {
+        store.Apply(Invalidation::Object("AUTH_test", "public", names[i], true));  // a stale mark
+      } else {
+        (void)f.Has(Object(names[i]));
+      }
+    }
+    REQUIRE_FALSE(store.GetStats().zones[0].healthy);
+    f.fault_ = nullptr;
+    store.Apply(Invalidation::Container("AUTH_test", "other", false));  // a scope, while it is out
+    store.Maintain();
+    const std::vector<Store::CatchingUpZone> catching = store.ZonesCatchingUp();
+    if (journal_fails) {
+      CHECK(catching.empty());
+      CHECK(store.GetStats().zones[0].healthy);
+      CHECK(store.GetStats().zones[0].entries == 0);
+      continue;
+    }
+    REQUIRE(catching.size() == 1);
+    CHECK(store.FinishCatchUp(0, catching[0].session));
+    // The scope is in its journal too, for a start where it is the only one left.
+    f.Close();
+    std::ifstream in(std::filesystem::path(f.options_.zones[0].path) / "journal", std::ios::binary);
+    const std::string journal((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    CHECK(journal.find("other") != std::string::npos);
+  }
+}
+
+TEST_CASE("a zone behind the others at start with a position catches up; one that cannot is emptied") {
+  for (const bool empty : {false, true}) {
+    CAPTURE(empty);
+    Fixture f(64 * kMiB, 2);
+    f.options_.keep_returning_zones = true;
+    Store& store = f.Open();
+    std::vector<std::string> names;
+    for (int i = 0; i < 40; ++i) {
+      names.push_back(Numbered("o", i));
+      REQUIRE(f.Put(Object(names.back())).ok());
+    }
+    store.NotePurgePosition("10-0 1");
+    const std::vector<std::string> in = InZone(store, names, 0);
+    REQUIRE(in.size() >= 2);
+    const std::string path = f.options_.zones[0].path;
+    std::filesystem::rename(path, path + ".away");
+    for (int i = 0; i < 20 && store.GetStats().zones[0].healthy; ++i) (void)f.Put(Object(Numbered("n", i)));
+    REQUIRE_FALSE(store.GetStats().zones[0].healthy);
+    f.Close();
+    std::filesystem::rename(path + ".away", path);
+    Store& reopened = f.Open();
+    const std::vector<Store::CatchingUpZone> catching = reopened.ZonesCatchingUp();
+    REQUIRE(catching.size() == 1);
+    CHECK(catching[0].position == "10-0 1");
+    for (const std::string& name : in) CHECK_FALSE(f.Has(Object(name)));
+    if (empty) {
+      CHECK(reopened.EmptyZone(0, catching[0].session));
+      CHECK(reopened.GetStats().zones[0].healthy);
+      CHECK(reopened.GetStats().zones[0].entries == 0);
+      CHECK(Zone(0, f.options_.zones[0], 3, nullptr).ReadPurgePosition().empty());
+      for (const std::string& name : in) CHECK_FALSE(f.Has(Object(name)));
+    } else {
+      const Invalidation missed[] = {Invalidation::Object("AUTH_test", "public", in[0], false)};
+      CHECK(reopened.CatchUp(0, catching[0].session, missed));
+      CHECK(reopened.FinishCatchUp(0, catching[0].session));
+      CHECK_FALSE(f.Has(Object(in[0])));
+      for (size_t i = 1; i < in.size(); ++i) CHECK(f.Has(Object(in[i])));
+    }
+    CHECK(reopened.ZonesCatchingUp().empty());
+    CHECK_FALSE(reopened.FinishCatchUp(0, catching[0].session));
+  }
+}
+
 TEST_CASE("a zone unusable at start gets its identity when its directory appears, and comes in") {
   Fixture f(64 * kMiB, 2);
   const std::string path = f.options_.zones[1].path;

@@ -3,8 +3,10 @@
 // survives restarts, with gaps and lost cursors answered by purging the whole cache.
 #include <doctest/doctest.h>
 
+#include <cerrno>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -55,10 +57,12 @@ PublisherOptions Publisher(const RedisServer& redis, const TempDir& dir, uint64_
 // A store and a subscriber on it (node `node`, its files in `dir`), with the trust it was last told.
 struct Subscribed {
   Subscribed(const RedisServer& redis, const TempDir& dir, absl::Duration lease = absl::Seconds(1),
-             std::string node = "edge-1")
+             std::string node = "edge-1",
+             const std::function<void(cache::StoreOptions&)>& configure = nullptr)
       : node_id(std::move(node)) {
     cache::StoreOptions store_options;
     store_options.zones = {{dir / (node_id + "-zone"), 16 << 20}};
+    if (configure) configure(store_options);
     store = std::move(*cache::Store::Open(store_options, [] { return absl::Now(); }));
     Restart(redis, dir, lease);
   }
@@ -374,6 +378,62 @@ TEST_CASE("a plan the log cannot take is answered at once as not appended") {
                           answer.Done());
   CHECK(Eventually([&] { return answer.Get().has_value(); }));
   CHECK_FALSE(answer.Get()->appended);
+}
+
+TEST_CASE(
+    "a zone that returns is replayed the purges it missed: what they cover is never served, the rest is "
+    "kept") {
+  RedisServer redis;
+  TempDir dir;
+  std::atomic<int> failing{-1};
+  Subscribed edge(redis, dir, absl::Seconds(1), "edge-1", [&](cache::StoreOptions& options) {
+    options.zones = {{dir / "zone-a", 16 << 20}, {dir / "zone-b", 16 << 20}};
+    options.keep_returning_zones = true;  // as the edge sets it with a bus
+    options.faults = [&failing](std::string_view op, int zone) {
+      return zone == failing && op == "read" ? EIO : 0;
+    };
+  });
+  CHECK(Eventually([&] { return edge.trusted.load(); }));
+  std::vector<std::string> in;  // objects zone-a holds
+  for (int i = 0; i < 40; ++i) {
+    const std::string name = absl::StrCat("o", i);
+    edge.Put(name);
+    if (edge.store->Lookup(Subscribed::Key(name))->file().zone == 0) in.push_back(name);
+  }
+  REQUIRE(in.size() >= 3);
+  Log(redis, {cache::Invalidation::Object("AUTH_test", "public", "unrelated", false)});
+  CHECK(Eventually([&] { return edge.subscriber->GetStats().entries_applied == 1; }));
+  edge.store->Maintain();  // the zones keep the position (written at most once a second otherwise)
+  // A transient error takes zone-a out, its files and journal intact; meanwhile one of its
+  // objects is purged.
+  failing = 0;
+  for (int i = 0; i < 10 && edge.store->GetStats().zones[0].healthy; ++i) (void)edge.Has(in[1]);
+  REQUIRE_FALSE(edge.store->GetStats().zones[0].healthy);
+  failing = -1;
+  Log(redis, {cache::Invalidation::Object("AUTH_test", "public", in[0], false)});
+  CHECK(Eventually([&] { return edge.subscriber->GetStats().entries_applied == 2; }));
+  edge.store->Maintain();  // zone-a returns, catching up; the subscriber replays what it missed
+  CHECK(Eventually([&] { return edge.store->GetStats().zones[0].healthy; }));
+  CHECK(edge.store->ZonesCatchingUp().empty());
+  CHECK_FALSE(edge.Has(in[0]));
+  for (size_t i = 1; i < in.size(); ++i) {
+    std::optional<cache::Hit> hit = edge.store->Lookup(Subscribed::Key(in[i]));
+    CHECK(hit.has_value());
+    if (hit) CHECK(hit->file().zone == 0);  // kept, not filled anew
+  }
+  CHECK(edge.subscriber->GetStats().whole_cache_purges == 0);
+
+  // Out again, and back while the bus cannot be read: it is emptied rather than wait for it.
+  edge.store->Maintain();  // it keeps the position again
+  failing = 0;
+  for (int i = 0; i < 10 && edge.store->GetStats().zones[0].healthy; ++i) (void)edge.Has(in[1]);
+  REQUIRE_FALSE(edge.store->GetStats().zones[0].healthy);
+  failing = -1;
+  redis.Stop();
+  edge.store->Maintain();
+  CHECK(Eventually([&] { return edge.store->GetStats().zones[0].healthy; }));
+  CHECK(edge.store->GetStats().zones[0].entries == 0);
+  for (size_t i = 1; i < in.size(); ++i) CHECK_FALSE(edge.Has(in[i]));
 }
 
 }  // namespace edge
