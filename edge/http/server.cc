@@ -227,7 +227,14 @@ class Connection {
   // Output was added: outside Process (an answer from a later callback) it goes out when the
   // socket is writable; inside, Process flushes it at its end, with anything else it adds.
   void OutputAdded() {
-    if (!processing_ && !closed_) bufferevent_enable(bev_, EV_WRITE);
+    if (processing_ || closed_) return;
+    bufferevent_enable(bev_, EV_WRITE);
+    // TLS: a file body is read into the output by the write callback (PumpFiles), which
+    // bufferevent_openssl calls only after writing something; with the output already sent
+    // (a miss relaying its spool) it would never come. Run it from the loop, outside this call.
+    if (tls_ && !files_.empty() && evbuffer_get_length(sink()) == 0) {
+      bufferevent_trigger(bev_, EV_WRITE, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+    }
   }
   void Rearm();
 

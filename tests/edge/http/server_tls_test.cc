@@ -2,6 +2,7 @@
 // deadline and connection limit, session resumption across servers, listeners on IPv6.
 #include <arpa/inet.h>
 #include <doctest/doctest.h>
+#include <event2/event.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <openssl/err.h>
@@ -18,6 +19,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <utility>
 
 #include "edge/http/server.h"
 #include "edge/http/tls.h"
@@ -64,12 +66,39 @@ class TlsHandler : public Handler {
       exchange.Respond(200, {}, file_length);
       CHECK(exchange.SendFile(file_fd, 0, file_length).ok());
       exchange.Finish();
+    } else if (target == "/file-later") {
+      // The head now; the file in two pieces from later callbacks, once the head is sent, the
+      // second when the first drained (OnWritable), as a miss relays its spool while it fills.
+      exchange.Respond(200, {}, file_length);
+      later = &exchange;
+      static constexpr timeval kDelay{0, 50000};
+      event_base_once(
+          exchange.loop(), -1, EV_TIMEOUT,
+          [](evutil_socket_t, short, void* arg) {
+            auto* self = static_cast<TlsHandler*>(arg);
+            self->later->SetObserver(&self->second_piece);
+            CHECK(self->later->SendFile(self->file_fd, 0, self->file_length / 2).ok());
+          },
+          this, &kDelay);
     } else {
       exchange.Reply(200, "text/plain", "hello");
     }
   }
   int file_fd = -1;
   uint64_t file_length = 0;
+  Exchange* later = nullptr;
+  struct SecondPiece : Exchange::Observer {
+    void OnWritable() override {
+      if (handler->later == nullptr) return;
+      Exchange* exchange = std::exchange(handler->later, nullptr);
+      const uint64_t half = handler->file_length / 2;
+      CHECK(exchange->SendFile(handler->file_fd, half, handler->file_length - half).ok());
+      exchange->Finish();
+    }
+    void OnAbort() override { handler->later = nullptr; }
+    explicit SecondPiece(TlsHandler* h) : handler(h) {}
+    TlsHandler* handler;
+  } second_piece{this};
 };
 
 struct ClientOptions {
@@ -349,6 +378,25 @@ TEST_CASE("a large file body over TLS arrives intact, read from the file a piece
   // Kernel TLS is not on this machine (no tls module), so the pieces went by SSL_write.
   CHECK(f.server->tls_stats().write_body_bytes.load() + f.server->tls_stats().ktls_body_bytes.load() >= size);
   CHECK(client.Body("/hello") == "hello");  // the connection goes on after the file
+  ::close(f.handler.file_fd);
+}
+
+TEST_CASE("a file body sent after the head went out (a later callback) is sent over TLS too") {
+  // Regression: the file waited for a write callback that bufferevent_openssl gives only after
+  // writing, and the output was empty: the client got the head and then nothing.
+  testing_support::TempDir files;
+  const std::string content(256 * 1024, 'x');
+  std::ofstream(files / "body", std::ios::binary)
+      .write(content.data(), static_cast<std::streamsize>(content.size()));
+  TlsFixture f(ServerOptions{});
+  f.handler.file_fd = ::open((files / "body").c_str(), O_RDONLY);
+  f.handler.file_length = content.size();
+  TlsClient client(f.port(), {.sni = "a.example"});
+  REQUIRE(client.connected);
+  const std::string body = client.Body("/file-later");
+  CHECK(body.size() == content.size());
+  CHECK((body == content));
+  CHECK(client.Body("/hello") == "hello");
   ::close(f.handler.file_fd);
 }
 
