@@ -1076,7 +1076,7 @@ TEST_CASE(
   }
 }
 
-TEST_CASE("a zone behind the others at start with a position catches up; one that cannot is emptied") {
+TEST_CASE("a zone behind the others at start with a position catches up, one that cannot is emptied") {
   for (const bool empty : {false, true}) {
     CAPTURE(empty);
     Fixture f(64 * kMiB, 2);

@@ -107,7 +107,7 @@ TEST_CASE("SNI picks the exact name, then the wildcard one label up, then the de
   CHECK(set.in_use()[0].not_after < absl::Now() + absl::Hours(24 * 31));
 }
 
-TEST_CASE("without a default, unknown names are refused; clients without SNI may be refused") {
+TEST_CASE("without a default, unknown names are refused, clients without SNI may be refused") {
   const TestPki& pki = Pki();
   auto loaded = LoadTenantsAndCertificates(WriteTenants(pki, kShopTls), CertificateOptions{}, absl::Now());
   REQUIRE(loaded.ok());

@@ -294,7 +294,7 @@ TEST_CASE("TLS 1.2 prefers the server's cipher order and refuses suites outside 
       [&] { return Failures(*f.server, HandshakeFailure::kNoSharedCipher) == 1; }));
 }
 
-TEST_CASE("SNI chooses the certificate; a name without one, and no SNI, get unrecognized_name") {
+TEST_CASE("SNI chooses the certificate, a name without one, and no SNI, get unrecognized_name") {
   TlsFixture f;
   for (const std::string name : {"a.example", "b.example"}) {
     TlsClient client(f.port(), {.sni = name});
@@ -331,7 +331,7 @@ TEST_CASE("TLS 1.1 and older are refused with protocol_version") {
   CHECK_FALSE(v12.connected);
 }
 
-TEST_CASE("ALPN: http/1.1 is chosen; a client offering only h2 goes on without ALPN") {
+TEST_CASE("ALPN: http/1.1 is chosen, a client offering only h2 goes on without ALPN") {
   TlsFixture f;
   TlsClient both(f.port(), {.sni = "a.example", .alpn = std::string("\x02h2\x08http/1.1", 12)});
   REQUIRE(both.connected);

@@ -23,7 +23,7 @@ void MakePair(const testing_support::TempDir& dir, const std::string& name) {
 
 }  // namespace
 
-TEST_CASE("LoadCertificate: a chain and its key; a key of another certificate, or no file, is an error") {
+TEST_CASE("LoadCertificate: a chain and its key, a key of another certificate, or no file, is an error") {
   testing_support::TempDir dir;
   MakePair(dir, "a");
   MakePair(dir, "b");
@@ -65,7 +65,7 @@ TEST_CASE("CheckTlsOptions names the setting that is wrong") {
   CHECK(std::string(CheckTlsOptions(options).message()).starts_with("ticket_key_file: "));
 }
 
-TEST_CASE("ticket keys rotate when due; the previous key still decrypts, the one before not") {
+TEST_CASE("ticket keys rotate when due, the previous key still decrypts, the one before not") {
   TlsOptions options;
   options.ticket_rotation = absl::Hours(1);
   auto made = TicketKeys::Make(options);
