@@ -925,7 +925,10 @@ void Pipeline::OnRequest(http::Exchange& exchange) {
   route.tenants = w.tenants;
   route.hsts = exchange.tls() ? std::string_view(route.tenant->hsts) : std::string_view();
   const std::string_view server_name = exchange.tls_server_name();
-  const vhost::Tenant* sni_tenant = server_name.empty() ? nullptr : w.tenants->FindByHost(server_name);
+  // Most clients send the name they connected to as Host: its tenant is known already.
+  const vhost::Tenant* sni_tenant = server_name.empty()           ? nullptr
+                                    : server_name == request.host ? route.tenant
+                                                                  : w.tenants->FindByHost(server_name);
   switch (DecideHttps(exchange.tls(), server_name, sni_tenant, *route.tenant)) {
     case HttpsAction::kMisdirected:
       Reply(exchange, nullptr, 421, "this connection was opened for another site: open one for this host\n",

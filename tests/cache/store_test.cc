@@ -939,6 +939,16 @@ TEST_CASE("each zone in service keeps the purge-log position applied, written at
   CHECK(kept(1) == "26-0 10");
 }
 
+// Stores objects o0..o39 (with `body`) and returns their names.
+std::vector<std::string> PutForty(Fixture& f, std::string_view body = "hello") {
+  std::vector<std::string> names;
+  for (int i = 0; i < 40; ++i) {
+    names.push_back(Numbered("o", i));
+    REQUIRE(f.Put(Object(names.back()), body).ok());
+  }
+  return names;
+}
+
 // Objects whose entries zone `zone` holds, of `names`.
 std::vector<std::string> InZone(Store& store, const std::vector<std::string>& names, int zone) {
   std::vector<std::string> in;
@@ -956,11 +966,7 @@ TEST_CASE(
   f.options_.keep_returning_zones = true;
   Store& store = f.Open();
   auto kept = [&](int zone) { return Zone(zone, f.options_.zones[zone], 3, nullptr).ReadPurgePosition(); };
-  std::vector<std::string> names;
-  for (int i = 0; i < 40; ++i) {
-    names.push_back(Numbered("o", i));
-    REQUIRE(f.Put(Object(names.back()), "old").ok());
-  }
+  const std::vector<std::string> names = PutForty(f, "old");
   store.NotePurgePosition("10-0 1");
   const std::vector<std::string> in = InZone(store, names, 0);
   REQUIRE(in.size() >= 5);
@@ -1038,11 +1044,7 @@ TEST_CASE(
     Fixture f(64 * kMiB, 2);
     f.options_.keep_returning_zones = true;
     Store& store = f.Open();
-    std::vector<std::string> names;
-    for (int i = 0; i < 40; ++i) {
-      names.push_back(Numbered("o", i));
-      REQUIRE(f.Put(Object(names.back())).ok());
-    }
+    const std::vector<std::string> names = PutForty(f);
     store.NotePurgePosition("10-0 1");
     REQUIRE(InZone(store, names, 0).size() >= 2);
     f.fault_ = [journal_fails](std::string_view op, int zone) {
@@ -1082,11 +1084,7 @@ TEST_CASE("a zone behind the others at start with a position catches up, one tha
     Fixture f(64 * kMiB, 2);
     f.options_.keep_returning_zones = true;
     Store& store = f.Open();
-    std::vector<std::string> names;
-    for (int i = 0; i < 40; ++i) {
-      names.push_back(Numbered("o", i));
-      REQUIRE(f.Put(Object(names.back())).ok());
-    }
+    const std::vector<std::string> names = PutForty(f);
     store.NotePurgePosition("10-0 1");
     const std::vector<std::string> in = InZone(store, names, 0);
     REQUIRE(in.size() >= 2);

@@ -24,6 +24,7 @@
 #include "edge/http/server.h"
 #include "edge/http/tls.h"
 #include "tests/support/eventually.h"
+#include "tests/support/loopback.h"
 #include "tests/support/temp_dir.h"
 
 namespace edge::http {
@@ -404,12 +405,8 @@ TEST_CASE("a client that connects and never handshakes is cut at the header time
   ServerOptions options;
   options.header_timeout = absl::Milliseconds(300);
   TlsFixture f(options);
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_port = htons(f.port());
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0);
+  const int fd = testing_support::ConnectLoopback(f.port());
+  REQUIRE(fd >= 0);
   pollfd p{fd, POLLIN, 0};
   REQUIRE(::poll(&p, 1, 3000) == 1);  // the server closes
   char byte;
@@ -420,12 +417,8 @@ TEST_CASE("a client that connects and never handshakes is cut at the header time
 
 TEST_CASE("plain HTTP sent to the TLS port is answered with a plain 400 saying so") {
   TlsFixture f;
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_port = htons(f.port());
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0);
+  const int fd = testing_support::ConnectLoopback(f.port());
+  REQUIRE(fd >= 0);
   const std::string_view request = "GET / HTTP/1.1\r\nHost: a.example\r\n\r\n";
   REQUIRE(::send(fd, request.data(), request.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(request.size()));
   std::string answer;
@@ -446,12 +439,8 @@ TEST_CASE("a connection in its handshake counts against max_connections") {
   ServerOptions options;
   options.max_connections = 1;
   TlsFixture f(options);
-  const int idle = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_port = htons(f.port());
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::connect(idle, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0);
+  const int idle = testing_support::ConnectLoopback(f.port());
+  REQUIRE(idle >= 0);
   REQUIRE(testing_support::Eventually([&] { return f.server->connections() == 1; }));
   {
     TlsClient refused(f.port(), {.sni = "a.example"});
