@@ -16,6 +16,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <latch>
 #include <mutex>
 
 #include "absl/container/flat_hash_map.h"
@@ -1196,12 +1197,17 @@ absl::Status Server::Start() {
       }
     }
   }
+  // Start returns once every worker's OnWorkerStart ran: the handler's per-worker state is
+  // ready before the caller goes on (a test that then takes every descriptor relies on it).
+  std::latch started(static_cast<std::ptrdiff_t>(workers_.size()));
   for (auto& worker : workers_) {
-    worker->thread = std::thread([this, w = worker.get()] {
+    worker->thread = std::thread([this, &started, w = worker.get()] {
       handler_.OnWorkerStart(w->index, w->base);
+      started.count_down();
       event_base_loop(w->base, EVLOOP_NO_EXIT_ON_EMPTY);
     });
   }
+  started.wait();
   return absl::OkStatus();
 }
 

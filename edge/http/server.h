@@ -164,7 +164,8 @@ class Server {
   ~Server();  // stops
   Server(const Server&) = delete;
 
-  // Binds every worker's listeners and starts the threads.
+  // Binds every worker's listeners and starts the threads; returns once each has run the
+  // handler's OnWorkerStart.
   absl::Status Start();
   // Rereads what TLS reads from files outside the certificate source (the ticket key file, whose
   // previous key still decrypts); an error changes nothing. Any thread; for SIGHUP.
