@@ -14,12 +14,6 @@ namespace {
 
 using http::EqualsIgnoreCase;
 
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
 std::optional<uint64_t> Number(std::string_view s) {
   uint64_t value = 0;
   if (s.empty() || s.size() > 19) return std::nullopt;
@@ -90,6 +84,12 @@ void Coalesce(ByteRanges* ranges) {
 }
 
 }  // namespace
+
+std::string_view Trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
 
 bool IsHopByHop(std::string_view name, std::string_view connection) {
   for (std::string_view hop : {"connection", "keep-alive", "proxy-connection", "proxy-authenticate",

@@ -12,6 +12,8 @@
 
 namespace edge {
 
+// `s` without the optional whitespace (spaces, tabs) around a field value or list item (RFC 9110 5.6.3).
+std::string_view Trim(std::string_view s);
 // Connection, Keep-Alive, Proxy-*, TE, Trailer, Transfer-Encoding, Upgrade; and, given the
 // message's Connection field, every field it names (RFC 9110 7.6.1). Never passed on, never stored.
 bool IsHopByHop(std::string_view name, std::string_view connection = {});

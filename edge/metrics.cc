@@ -112,6 +112,12 @@ void Metrics::CountFillSpilled(size_t worker) {
   ++shard.fills_spilled;
 }
 
+void Metrics::CountSlice(size_t worker, SliceEvent event) {
+  Shard& shard = *shards_[worker % shards_.size()];
+  absl::MutexLock lock(&shard.mu);
+  ++shard.slices[static_cast<size_t>(event)];
+}
+
 std::string Metrics::Render(const cache::StoreStats& store, size_t connections,
                             size_t fetches_in_flight) const {
   std::map<std::string, TenantCounters> tenants;  // sorted: stable output
@@ -120,6 +126,7 @@ std::string Metrics::Render(const cache::StoreStats& store, size_t connections,
   http::Histogram confirm_wait;
   std::array<uint64_t, kConfirmOutcomes> confirmations{};
   std::array<uint64_t, kCutCauses> cuts{};
+  std::array<uint64_t, kSliceEvents> slices{};
   uint64_t fills_spilled = 0;
   for (const auto& shard : shards_) {
     absl::MutexLock lock(&shard->mu);
@@ -135,6 +142,7 @@ std::string Metrics::Render(const cache::StoreStats& store, size_t connections,
     confirm_wait.Add(shard->confirm_wait);
     for (size_t i = 0; i < kConfirmOutcomes; ++i) confirmations[i] += shard->confirmations[i];
     for (size_t i = 0; i < kCutCauses; ++i) cuts[i] += shard->cuts[i];
+    for (size_t i = 0; i < kSliceEvents; ++i) slices[i] += shard->slices[i];
     fills_spilled += shard->fills_spilled;
   }
 
@@ -189,6 +197,15 @@ std::string Metrics::Render(const cache::StoreStats& store, size_t connections,
   }
   http::AppendMetric(&out, "edge_fills_spilled_total", "counter",
                      "Fills whose zone failed mid-body; their clients got the rest uncached.", fills_spilled);
+  out +=
+      "# HELP edge_slices_total Slices of large objects: fetched to be stored, and the origin's answers "
+      "that could not be used (whole objects to ranged requests, wrong ranges, another version).\n"
+      "# TYPE edge_slices_total counter\n";
+  constexpr std::array<const char*, kSliceEvents> kSliceEventNames = {"fetched", "range_ignored",
+                                                                      "bad_answer", "version_changed"};
+  for (size_t i = 0; i < kSliceEvents; ++i) {
+    absl::StrAppend(&out, "edge_slices_total{event=\"", kSliceEventNames[i], "\"} ", slices[i], "\n");
+  }
   out += "# HELP edge_zone_used_bytes Bytes held by each cache zone.\n# TYPE edge_zone_used_bytes gauge\n";
   for (const auto& z : store.zones)
     absl::StrAppend(&out, "edge_zone_used_bytes{zone=\"", Escape(z.path), "\"} ", z.used_bytes, "\n");

@@ -30,6 +30,15 @@ std::string_view CacheLabelText(CacheLabel label);
 enum class CutCause : uint8_t { kOrigin, kZone, kClient };
 inline constexpr size_t kCutCauses = 3;
 
+// What happened to a slice of a large object (edge/slices.h).
+enum class SliceEvent : uint8_t {
+  kFetched,         // a slice was fetched from the origin to be stored
+  kRangeIgnored,    // the origin answered a ranged request with the whole object (200)
+  kBadAnswer,       // a 206 that was not the range asked for, or a slice request not answered 206
+  kVersionChanged,  // a slice of another version (ETag, length) than the answer's first slice
+};
+inline constexpr size_t kSliceEvents = 4;
+
 struct TenantCounters {
   uint64_t requests = 0;
   uint64_t bytes_sent = 0;
@@ -62,6 +71,7 @@ class Metrics {
   void CountCut(size_t worker, CutCause cause);
   // A fill whose zone failed mid-body: its clients got the rest from memory (the spill).
   void CountFillSpilled(size_t worker);
+  void CountSlice(size_t worker, SliceEvent event);
   // The whole exposition; `store` adds the per-zone gauges.
   std::string Render(const cache::StoreStats& store, size_t connections, size_t fetches_in_flight) const;
 
@@ -75,6 +85,7 @@ class Metrics {
     std::array<uint64_t, kConfirmOutcomes> confirmations ABSL_GUARDED_BY(mu){};
     std::array<uint64_t, kCutCauses> cuts ABSL_GUARDED_BY(mu){};
     uint64_t fills_spilled ABSL_GUARDED_BY(mu) = 0;
+    std::array<uint64_t, kSliceEvents> slices ABSL_GUARDED_BY(mu){};
   };
   std::vector<std::unique_ptr<Shard>> shards_;
 };

@@ -12,8 +12,10 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
+#include "cache/dependencies.h"
 #include "edge/http_rules.h"
 #include "edge/https_rules.h"
+#include "edge/slices.h"
 #include "edge/write_events.h"
 #include "edge/writes.h"
 #include "purge-daemon/planner.h"
@@ -125,9 +127,12 @@ struct EntryBody {
   const cache::Hit* hit = nullptr;  // a stored entry: its body, from memory or its file
   int spool_fd = -1;                // else the spool's, once the whole body is in it
   uint64_t spool_offset = 0;
+  // A sliced object: the caller sends a multipart answer's parts (Answer::parts), slice by slice.
+  bool parts_later = false;
 
   // Whether any part of the body can be sent now (a multipart answer sends its parts in one go).
   bool whole() const { return hit != nullptr || spool_fd >= 0; }
+  bool parts_now() const { return whole() && !parts_later; }
   absl::Status Send(http::Exchange& exchange, uint64_t first, uint64_t n) const {
     if (hit != nullptr) return SendBody(exchange, *hit, first, n);
     return exchange.SendFile(spool_fd, spool_offset + first, n);
@@ -139,6 +144,12 @@ struct Answer {
   std::optional<Window> window;  // the body window still to send; none: nothing more to send
   uint64_t bytes = 0;            // body bytes RespondEntry queued itself (a multipart answer)
   absl::Status sent;             // not OK: a part could not be read after the head left: abort
+  // A multipart answer whose parts the caller sends (EntryBody::parts_later): the head is out.
+  struct Parts {
+    MultipartFraming framing;
+    ByteRanges ranges;
+  };
+  std::optional<Parts> parts;
 };
 
 // A boundary no body holds, in practice (RFC 2046 5.1.1): random, per answer.
@@ -246,7 +257,7 @@ Answer RespondEntry(http::Exchange& exchange, const EntryBody& entry, CacheLabel
         // Several ranges while the body still arrives would have to wait for their parts in
         // order: the whole body is a valid answer meanwhile (RFC 9110 14.2 lets a server ignore
         // Range), and the next request finds the entry stored.
-        if (entry.whole()) {
+        if (entry.whole() || entry.parts_later) {
           char boundary_text[17];
           const std::string_view boundary = NewBoundary(boundary_text);
           const MultipartFraming framing = FrameByteRanges(ranges, length, content_type, boundary);
@@ -255,6 +266,10 @@ Answer RespondEntry(http::Exchange& exchange, const EntryBody& entry, CacheLabel
           headers.emplace_back("Content-Type", multipart_type);
           *status = 206;
           exchange.Respond(206, headers, framing.content_length);
+          if (!entry.parts_now()) {
+            answer.parts = Answer::Parts{framing, ranges};
+            return answer;
+          }
           for (size_t i = 0; i < ranges.size(); ++i) {
             exchange.Write(framing.part_heads[i]);
             answer.sent = entry.Send(exchange, ranges[i].first, ranges[i].length());
@@ -349,6 +364,13 @@ class ClientStream : public http::Exchange::Observer,
     fetch_->AddWaiter(wake_);
   }
 
+  // A large object from its slices, the first found stored (`slice`).
+  void ServeSliced(cache::Hit slice) {
+    label_ = CacheLabel::kHit;
+    const uint64_t first = SliceOf(slice.metadata())->first;
+    BeginSliced(std::make_shared<const cache::EntryMetadata>(slice.metadata()), first);
+  }
+
   // Fetches alone and relays the origin's answer; a request body streams through.
   void Relay() {
     origin::FetchRequest request;
@@ -400,7 +422,11 @@ class ClientStream : public http::Exchange::Observer,
   }
   void OnWritable() override {
     if (tailing_) {
-      OnWake();
+      if (sliced_ && !fetch_) {
+        SendSlices();  // from stored slices
+      } else {
+        OnWake();
+      }
       return;
     }
     if (!relay_paused_ || held_) return;
@@ -618,6 +644,10 @@ class ClientStream : public http::Exchange::Observer,
   void OnWake() {
     if (exchange_ == nullptr || !fetch_) return;
     const SharedFetch::View view = fetch_->Snapshot();
+    if (sliced_) {
+      OnSliceWake(view);
+      return;
+    }
     switch (view.outcome) {
       case SharedFetch::Outcome::kPending:
         return;
@@ -634,7 +664,7 @@ class ClientStream : public http::Exchange::Observer,
         }
         return;
       case SharedFetch::Outcome::kPass:
-        if (leader_) return;  // the relay callbacks carry it
+        if (leader_ && !view.relay_own) return;  // the relay callbacks carry it
         if (fetch_->origin_status() >= 500 && own_stale_ && UsableOnError(*own_stale_, Now())) {
           ServeOwnStale(CacheLabel::kStale, nullptr);
           return;
@@ -664,6 +694,13 @@ class ClientStream : public http::Exchange::Observer,
         return;
       }
     }
+    if (!responded_ && SliceOf(*view.metadata)) {
+      // The object is large: this is the slice the probe's answer began with.
+      origin_time_ = fetch_->head_latency();
+      label_ = CacheLabel::kMiss;
+      BeginSliced(view.metadata, SliceOf(*view.metadata)->first);
+      return;
+    }
     if (!responded_) {
       responded_ = true;
       origin_time_ = fetch_->head_latency();
@@ -688,6 +725,11 @@ class ClientStream : public http::Exchange::Observer,
       window_ = *answer.window;
       sent_ = window_.first;
     }
+    StreamSpool(view);
+  }
+
+  // Sends what the fill has of window_ as the client takes it.
+  void StreamSpool(const SharedFetch::View& view) {
     // What the client has been sent, not just queued: the spill behind it may be freed.
     if (view.spill) fetch_->Progress(wake_, sent_ - std::min<uint64_t>(sent_, exchange_->output_buffered()));
     tailing_ = true;
@@ -709,11 +751,208 @@ class ClientStream : public http::Exchange::Observer,
       bytes_ += upto - sent_;
       sent_ = upto;
     }
-    if (sent_ >= window_.end || (view.complete && sent_ >= view.available)) {
-      Finish();
+    if (sliced_ && sent_ >= window_.end) {
+      SliceSent();
+    } else if (sent_ >= window_.end || (view.complete && sent_ >= view.available)) {
+      if (sliced_) {
+        Abort(CutCause::kOrigin);  // a slice shorter than its Content-Range said
+      } else {
+        Finish();
+      }
     } else if (view.broken) {
       Abort(view.zone_broke ? CutCause::kZone : CutCause::kOrigin);
     }
+  }
+
+  // The answer's head, from `first_slice` (of the bytes from `first_byte` on, whose fetch, if any,
+  // is fetch_); then its body, slice after slice.
+  void BeginSliced(std::shared_ptr<const cache::EntryMetadata> first_slice, uint64_t first_byte) {
+    responded_ = true;
+    sliced_ = std::make_unique<Sliced>();
+    Sliced& s = *sliced_;
+    s.slicing = SlicingOf(route_.tenant->cache);
+    s.total = SliceOf(*first_slice)->total;
+    s.head = ObjectHead(*first_slice);
+    s.first = std::move(first_slice);
+    s.fetching = fetch_ ? first_byte / s.slicing.size : kUnbounded;
+    for (const std::string& tag : s.first->tags) {
+      if (cache::IsDependencyTag(tag)) s.dependencies.push_back(tag);
+    }
+    EntryBody entry{&s.head, s.total};
+    entry.parts_later = true;
+    Answer answer =
+        RespondEntry(*exchange_, entry, label_, Now(), pipeline_.options_.max_ranges, route_.hsts, &status_);
+    if (answer.parts) {
+      for (const ByteRange& r : answer.parts->ranges) s.windows.push_back({r.first, r.last + 1});
+      exchange_->Write(answer.parts->framing.part_heads.front());
+      s.parts = std::move(answer.parts);
+    } else if (answer.window) {
+      s.windows.push_back({answer.window->first, std::min(answer.window->end, s.total)});
+    }
+    if (s.windows.empty()) {
+      Finish();  // HEAD, 304, 412, 416: no body
+      return;
+    }
+    s.at = s.windows.front().first;
+    SendSlices();
+  }
+
+  // Sends the answer's windows from stored slices, fetching those that are not.
+  void SendSlices() {
+    Sliced& s = *sliced_;
+    while (exchange_ != nullptr) {
+      if (s.at >= s.windows[s.window].end) {
+        if (++s.window == s.windows.size()) {
+          if (s.parts) exchange_->Write(s.parts->framing.close);
+          Finish();
+          return;
+        }
+        exchange_->Write(s.parts->framing.part_heads[s.window]);
+        s.at = s.windows[s.window].first;
+        continue;
+      }
+      // Each queued piece holds a descriptor until it is sent: more once the client took them.
+      tailing_ = true;
+      if (exchange_->output_buffered() > kSpoolQueueAhead) return;
+      const uint64_t index = s.at / s.slicing.size;
+      ReadAhead(index);
+      if (fetch_ && s.fetching == index) {
+        OnWake();
+        return;
+      }
+      StopWaiting();
+      SliceKey(route_.key, s.slicing.size, index, &s.key);
+      std::optional<cache::Hit> hit = pipeline_.store_.Lookup(s.key);
+      const ByteRange bytes = SliceBytes(s.slicing, index, s.total);
+      if (hit && (!SameVersion(hit->metadata(), *s.first) || SliceOf(hit->metadata())->first != bytes.first ||
+                  hit->body_length() != bytes.length())) {
+        // Stored from another version: the object changed. Its slices go; this answer goes on
+        // only while the origin still has the version it began with.
+        ObjectChanged();
+        hit.reset();
+      }
+      if (hit && vhost::DecideUse(FreshnessOf(*hit), {}, Now(), pipeline_.trusted()) != vhost::Use::kFresh) {
+        FetchSlice(index, std::move(hit));  // revalidated
+        return;
+      }
+      if (!hit) {
+        FetchSlice(index, std::nullopt);
+        return;
+      }
+      const uint64_t end = std::min(s.windows[s.window].end, bytes.last + 1);
+      const uint64_t n = end - s.at, from = s.at - bytes.first;
+      const bool large = !hit->body_in_memory() && n > http::Exchange::kInlineFileBytes;
+      const absl::Status sent = large
+                                    ? exchange_->SendOwnedFile(hit->ReleaseFd(), hit->body_offset() + from, n)
+                                    : SendBody(*exchange_, *hit, from, n);
+      if (!sent.ok()) {
+        Abort(CutCause::kZone);
+        return;
+      }
+      bytes_ += n;
+      s.at = end;
+    }
+  }
+
+  // The slices after `index` that the answer's window needs next are fetched ahead, each by a
+  // shared fetch of its own (into its zone, not into memory), so the origin's round trip per slice
+  // overlaps the sending of the one before.
+  void ReadAhead(uint64_t index) {
+    constexpr uint64_t kSlicesAhead = 2;
+    Sliced& s = *sliced_;
+    const uint64_t last = (s.windows[s.window].end - 1) / s.slicing.size;
+    const uint64_t until = std::min(last, index + kSlicesAhead);
+    cache::Key key;
+    for (uint64_t next = std::max(index + 1, s.read_ahead); next <= until; ++next) {
+      SliceKey(route_.key, s.slicing.size, next, &key);
+      if (pipeline_.store_.Lookup(key)) continue;
+      FillPlan plan = SlicePlan(key, next, std::nullopt);
+      Coalescer::Acquired acquired = pipeline_.coalescer_.Acquire(plan, pipeline_.store_, pipeline_.clock_);
+      if (acquired.started_here) acquired.fetch->Start(worker_.fetch_loop(pipeline_.metrics_), nullptr);
+    }
+    s.read_ahead = std::max(s.read_ahead, until + 1);
+  }
+
+  FillPlan SlicePlan(const cache::Key& key, uint64_t index, std::optional<cache::Hit> stale) {
+    const Sliced& s = *sliced_;
+    FillPlan plan = pipeline_.MakePlan(route_, exchange_->request(), std::move(stale));
+    plan.key = key;
+    plan.slice =
+        FillPlan::SliceRequest{s.slicing, SliceBytes(s.slicing, index, s.total), false, s.dependencies};
+    return plan;
+  }
+
+  // Waits for slice `index` (s.key), revalidating `stale` if there is one.
+  void FetchSlice(uint64_t index, std::optional<cache::Hit> stale) {
+    Sliced& s = *sliced_;
+    std::optional<cache::Hit> plan_stale = stale ? stale->Duplicate() : std::nullopt;
+    FillPlan plan = SlicePlan(s.key, index, std::move(plan_stale));
+    Coalescer::Acquired acquired = pipeline_.coalescer_.Acquire(plan, pipeline_.store_, pipeline_.clock_);
+    s.fetching = index;
+    s.streaming = false;
+    Wait(acquired.fetch, false, std::move(stale));
+    if (acquired.started_here) acquired.fetch->Start(worker_.fetch_loop(pipeline_.metrics_), nullptr);
+  }
+
+  void OnSliceWake(const SharedFetch::View& view) {
+    Sliced& s = *sliced_;
+    const ByteRange bytes = SliceBytes(s.slicing, s.fetching, s.total);
+    switch (view.outcome) {
+      case SharedFetch::Outcome::kPending:
+        return;
+      case SharedFetch::Outcome::kStreaming: {
+        const std::optional<ContentRange> range = SliceOf(*view.metadata);
+        if (!range || range->first != bytes.first || !SameVersion(*view.metadata, *s.first)) {
+          // The origin has another version now: what was sent cannot be completed with it.
+          ObjectChanged();
+          Abort(CutCause::kOrigin);
+          return;
+        }
+        if (!s.streaming) {
+          s.streaming = true;
+          window_ = {s.at - bytes.first, std::min(s.windows[s.window].end, bytes.last + 1) - bytes.first};
+          sent_ = window_.first;
+        }
+        StreamSpool(view);
+        return;
+      }
+      case SharedFetch::Outcome::kNotModified: {
+        // The stored slice is current: sent from it (its refreshed copy is being stored).
+        const cache::Hit& hit = *own_stale_;
+        const uint64_t end = std::min(s.windows[s.window].end, bytes.last + 1);
+        const absl::Status sent = SendBody(*exchange_, hit, s.at - bytes.first, end - s.at);
+        if (!sent.ok()) {
+          Abort(CutCause::kZone);
+          return;
+        }
+        bytes_ += end - s.at;
+        s.at = end;
+        StopWaiting();
+        SendSlices();
+        return;
+      }
+      case SharedFetch::Outcome::kPass:
+      case SharedFetch::Outcome::kFailed:
+        Abort(CutCause::kOrigin);  // the head is out: a truncated answer, never a wrong one
+        return;
+    }
+  }
+
+  // The fetched slice is sent (window_, in its own offsets): on to the next.
+  void SliceSent() {
+    Sliced& s = *sliced_;
+    s.at = s.fetching * s.slicing.size + sent_;
+    StopWaiting();
+    SendSlices();
+  }
+
+  // A slice of another version than the answer's first: every slice of the object goes, here at
+  // once (the purge that should have removed them may still be on its way).
+  void ObjectChanged() {
+    pipeline_.metrics_.CountSlice(worker_.index, SliceEvent::kVersionChanged);
+    pipeline_.store_.Apply(cache::Invalidation::Object(route_.key.account, route_.key.container,
+                                                       route_.key.name,
+                                                       /*soft=*/false));
   }
 
   // Serves this client's own stale entry, with refreshed headers after a 304.
@@ -836,6 +1075,23 @@ class ClientStream : public http::Exchange::Observer,
   absl::Duration origin_time_ = absl::ZeroDuration();
   bool logged_ = false;
   bool retired_ = false;
+  // A large object's answer, slice after slice (edge/slices.h).
+  struct Sliced {
+    std::shared_ptr<const cache::EntryMetadata> first;  // the version every other slice must be of
+    cache::EntryMetadata head;                          // the object's answer (ObjectHead)
+    Slicing slicing;
+    uint64_t total = 0;
+    std::vector<std::string> dependencies;  // a static large object's segments
+    std::vector<Window> windows;            // the byte windows to send, in order
+    std::optional<Answer::Parts> parts;     // several windows: the multipart framing around them
+    size_t window = 0;
+    uint64_t at = 0;                 // the next byte to send, in the object
+    uint64_t fetching = kUnbounded;  // the slice fetch_ is of
+    bool streaming = false;          // window_ and sent_ are set for it
+    uint64_t read_ahead = 0;         // slices before this one have been asked for
+    cache::Key key;                  // the slice looked up or fetched
+  };
+  std::unique_ptr<Sliced> sliced_;
 };
 
 Pipeline::Pipeline(size_t workers, PipelineOptions options, const vhost::TenantSnapshot& tenants,
@@ -1006,6 +1262,12 @@ void Pipeline::OnRequest(http::Exchange& exchange) {
   vhost::CacheDirectives directives;
   if (route.tenant->origin.kind == vhost::OriginKind::kHttp) directives = ParseRequestDirectives(request);
   std::optional<cache::Hit> hit = store_.Lookup(route.key);
+  if (!hit && !route.target.listing && route.tenant->cache.slice_size != 0) {
+    if (std::optional<cache::Hit> slice = FindSlice(route, request, directives, start)) {
+      NewStream(exchange, std::move(route), start).ServeSliced(std::move(*slice));
+      return;
+    }
+  }
   if (!hit) {
     if (directives.only_if_cached) {
       Reply(exchange, &route, 504, "not cached (only-if-cached)\n", start);
@@ -1032,6 +1294,26 @@ void Pipeline::OnRequest(http::Exchange& exchange) {
       break;
   }
   StartShared(exchange, std::move(route), std::move(hit), start);
+}
+
+std::optional<cache::Hit> Pipeline::FindSlice(const Route& route, const http::Request& request,
+                                              const vhost::CacheDirectives& directives, absl::Time start) {
+  const Slicing slicing = SlicingOf(route.tenant->cache);
+  const uint64_t wanted =
+      request.method == "HEAD" ? 0 : FirstWantedByte(request.Find("range")) / slicing.size;
+  thread_local cache::Key key;
+  // The slice the request begins in, else the first: either tells the object's length and head.
+  for (const uint64_t index : {wanted, uint64_t{0}}) {
+    SliceKey(route.key, slicing.size, index, &key);
+    std::optional<cache::Hit> slice = store_.Lookup(key);
+    if (slice && SliceOf(slice->metadata()) &&
+        vhost::DecideUse(FreshnessOf(*slice), directives, absl::ToUnixSeconds(start), trusted()) ==
+            vhost::Use::kFresh) {
+      return slice;
+    }
+    if (index == 0) break;
+  }
+  return std::nullopt;
 }
 
 void Pipeline::ServeHit(http::Exchange& exchange, const Route& route, cache::Hit& hit, CacheLabel label,
@@ -1113,6 +1395,13 @@ void Pipeline::StartShared(http::Exchange& exchange, Route route, std::optional<
   Worker& w = *workers_[exchange.worker()];
   std::optional<cache::Hit> plan_stale = stale ? stale->Duplicate() : std::nullopt;
   FillPlan plan = MakePlan(route, exchange.request(), std::move(plan_stale));
+  if (!stale && !route.target.listing && route.tenant->cache.slice_size != 0) {
+    // The object is unknown: its first answer tells its length, and holds it if it is small.
+    const Slicing slicing = SlicingOf(route.tenant->cache);
+    const http::Request& request = exchange.request();
+    const uint64_t first = request.method == "HEAD" ? 0 : FirstWantedByte(request.Find("range"));
+    plan.slice = FillPlan::SliceRequest{slicing, ProbeRange(slicing, first), true, std::nullopt};
+  }
   Coalescer::Acquired acquired = coalescer_.Acquire(plan, store_, clock_);
   ClientStream& stream = NewStream(exchange, std::move(route), start);
   stream.Wait(acquired.fetch, acquired.started_here, std::move(stale));

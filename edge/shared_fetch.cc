@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <charconv>
+#include <cstdio>
 
 #include "cache/dependencies.h"
 #include "cache/file_closer.h"
@@ -152,8 +153,19 @@ void SharedFetch::Start(const FetchLoop& loop, Relay* leader) {
   running_ = &loop.running;
   loop_ = loop.loop;
   running_->emplace(this, shared_from_this());
+  SendRequest();
+}
+
+void SharedFetch::SendRequest() {
   started_ = clock_();
   origin::FetchRequest request = plan_.request;
+  if (plan_.slice) {
+    char range[64];
+    std::snprintf(range, sizeof(range), "bytes=%llu-%llu",
+                  static_cast<unsigned long long>(plan_.slice->bytes.first),
+                  static_cast<unsigned long long>(plan_.slice->bytes.last));
+    request.headers.emplace_back("Range", range);
+  }
   if (plan_.stale) {
     // ETag only when there is one: Swift 2.30 answers 304 to a non-matching If-None-Match when
     // If-Modified-Since matches, which would bring an overwritten object's old body back.
@@ -278,14 +290,27 @@ void SharedFetch::OnHeaders(int status, HeaderViews headers) {
     HandleNotModified(headers);
     return;
   }
+  if (plan_.slice && plan_.slice->probe && status == 416) {
+    // An empty object has no byte to give: it is asked for again, without Range.
+    client_->Cancel(fetch_id_);
+    plan_.slice.reset();
+    SendRequest();
+    return;
+  }
+  if (plan_.slice && status == 200) metrics_->CountSlice(worker_, SliceEvent::kRangeIgnored);
   if (!BeginStoring(status, headers)) Pass(status, headers);
 }
 
 void SharedFetch::Pass(int status, HeaderViews headers) {
   // Not stored: later clients must not wait for this response.
   coalescer_.Release(this);
-  Publish([](View& v) { v.outcome = Outcome::kPass; });
-  if (leader_ != nullptr) {
+  // A range the edge asked for is no client's answer: the leader asks for its own.
+  const bool own = plan_.slice && status == 206;
+  Publish([own](View& v) {
+    v.outcome = Outcome::kPass;
+    v.relay_own = own;
+  });
+  if (leader_ != nullptr && !own) {
     leader_->OnRelayHead(status, headers);
   } else {
     client_->Cancel(fetch_id_);
@@ -304,7 +329,14 @@ bool SharedFetch::BeginStoring(int status, HeaderViews headers) {
   const absl::Time now = clock_();
   const vhost::RequestFacts facts{
       .method = "GET", .path = plan_.path, .listing = plan_.listing, .authorization = plan_.authorization};
-  const vhost::CacheDecision decision = vhost::Decide(plan_.tenant->cache, facts, {status, headers}, now);
+  // A range the edge asked for stands for the object's answer, a 200: whether that may be stored.
+  const bool ranged = plan_.slice && status == 206;
+  if (plan_.slice && !plan_.slice->probe && !ranged) {
+    metrics_->CountSlice(worker_, SliceEvent::kBadAnswer);  // a slice must be the 206 for its bytes
+    return false;
+  }
+  const vhost::CacheDecision decision =
+      vhost::Decide(plan_.tenant->cache, facts, {ranged ? 200 : status, headers}, now);
   if (!decision.store) return false;
   // A 5xx that may be stored (explicit freshness) does not replace an entry that may still answer
   // for an origin in error (stale-if-error): it is relayed, and the clients get the stale entry.
@@ -322,15 +354,21 @@ bool SharedFetch::BeginStoring(int status, HeaderViews headers) {
   meta.stale_while_revalidate = Seconds32(decision.stale_while_revalidate);
   meta.stale_if_error = Seconds32(decision.stale_if_error);
   meta.tags = TenantTags(plan_.tenant->name, decision.tags);
-  const std::optional<uint64_t> length = ParseCount(FindHeader(headers, "content-length"));
+  std::optional<uint64_t> length = ParseCount(FindHeader(headers, "content-length"));
   // A response that varies is stored for the request it answers: the values of the headers it
   // varies on (the leader's, which the origin saw) become part of its key.
   std::string variant;
   cache::Key key = plan_.key;
+  bool sliced = false;
+  if (ranged && !PrepareSlice(headers, &meta, &key, &length, &sliced)) {
+    metrics_->CountSlice(worker_, SliceEvent::kBadAnswer);
+    return false;
+  }
   // Every Vary line counts: "Vary: ," then "Vary: *" is "*" (RFC 9110 5.3).
   if (const std::vector<std::string> names = VaryNames(vhost::CombinedField(headers, "vary"));
       !names.empty()) {
-    if (names.front() == "*") return false;  // varies on what cannot be named: never shared
+    // Varies on what cannot be named: never shared. A slice's key is its object's request's.
+    if (names.front() == "*" || sliced) return false;
     variant = VariantSuffix(names, [this](std::string_view name) {
       for (const auto& [n, v] : plan_.request.headers) {
         if (http::EqualsIgnoreCase(n, name)) return std::string_view(v);
@@ -347,7 +385,9 @@ bool SharedFetch::BeginStoring(int status, HeaderViews headers) {
     absl::StatusOr<std::optional<std::string>> dlo = DloDependency(pending.key.account, headers);
     if (!dlo.ok()) return false;
     if (*dlo) pending.metadata.tags.push_back(std::move(**dlo));
-    if (IsSlo(headers)) {
+    if (IsSlo(headers) && sliced && plan_.slice->dependencies) {
+      for (const std::string& tag : *plan_.slice->dependencies) pending.metadata.tags.push_back(tag);
+    } else if (IsSlo(headers)) {
       // Its segments go into the entry's header, so the fill waits for them; the body is held
       // back meanwhile. The fence token is the object's: a segment written since it was taken
       // fences the fill.
@@ -360,7 +400,44 @@ bool SharedFetch::BeginStoring(int status, HeaderViews headers) {
       return true;
     }
   }
+  if (sliced) metrics_->CountSlice(worker_, SliceEvent::kFetched);
   return StartFill(std::move(pending));
+}
+
+bool SharedFetch::PrepareSlice(HeaderViews headers, cache::EntryMetadata* meta, cache::Key* key,
+                               std::optional<uint64_t>* length, bool* sliced) {
+  const FillPlan::SliceRequest& asked = *plan_.slice;
+  const std::optional<ContentRange> range = ParseContentRange(FindHeader(headers, "content-range"));
+  if (!range) return false;
+  auto drop_content_range = [meta] {
+    std::erase_if(meta->headers,
+                  [](const auto& field) { return http::EqualsIgnoreCase(field.first, "content-range"); });
+  };
+  if (asked.probe && range->first == 0 && range->last + 1 == range->total &&
+      range->total <= asked.slicing.threshold) {
+    meta->status = 200;  // the whole object, in the one answer
+    drop_content_range();
+    *length = range->total;
+    return true;
+  }
+  const uint64_t size = asked.slicing.size;
+  if (range->first % size != 0 || (!asked.probe && range->first != asked.bytes.first)) return false;
+  const uint64_t index = range->first / size;
+  const ByteRange slice = SliceBytes(asked.slicing, index, range->total);
+  if (range->last < slice.last) return false;  // the answer must hold the whole slice
+  drop_content_range();
+  char content_range[80];
+  std::snprintf(content_range, sizeof(content_range), "bytes %llu-%llu/%llu",
+                static_cast<unsigned long long>(slice.first), static_cast<unsigned long long>(slice.last),
+                static_cast<unsigned long long>(range->total));
+  meta->headers.emplace_back("Content-Range", content_range);
+  meta->status = 206;
+  if (asked.probe) SliceKey(plan_.key, size, index, key);  // else plan_.key is the slice's already
+  answer_length_ = *length;
+  *length = slice.length();
+  body_limit_ = slice.length();
+  *sliced = true;
+  return true;
 }
 
 bool SharedFetch::StartFill(PendingFill pending) {
@@ -460,6 +537,23 @@ void SharedFetch::OnData(std::string_view data) {
     slo_early_body_.append(data);  // what libcurl had in hand when paused: one receive buffer
     return;
   }
+  if (body_limit_ == UINT64_MAX) {
+    TakeBody(data);
+    return;
+  }
+  // A slice: what lies past its end is not its; a longer answer (a probe's) ends there.
+  const uint64_t room = body_limit_ - std::min(body_limit_, body_received_);
+  const bool end = data.size() >= room;
+  data = data.substr(0, std::min<uint64_t>(room, data.size()));
+  body_received_ += data.size();
+  TakeBody(data);
+  if (end && running_ != nullptr && (!answer_length_ || *answer_length_ > body_limit_)) {
+    client_->Cancel(fetch_id_);
+    OnComplete(absl::OkStatus());
+  }
+}
+
+void SharedFetch::TakeBody(std::string_view data) {
   if (spill_) {
     if (Spill(data)) Regulate();
     return;

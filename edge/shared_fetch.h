@@ -23,6 +23,7 @@
 #include "cache/store.h"
 #include "edge/metrics.h"
 #include "edge/origin/origin_client.h"
+#include "edge/slices.h"
 #include "edge/vary.h"
 #include "vhost-config/cache_policy.h"
 #include "vhost-config/freshness.h"
@@ -73,6 +74,19 @@ struct FillPlan {
   origin::FetchRequest request;
   // The stale entry being revalidated, if any: its validators go to the origin and a 304 refreshes it.
   std::optional<cache::Hit> stale;
+  // A ranged fetch of an object (edge/slices.h), for `bytes`. A probe (the object unknown) stores
+  // an answer that holds the whole object, up to the threshold, whole under `key`; any other
+  // answer is stored as the slice it begins with. Else the fetch is of one slice: only a 206 of
+  // those bytes is stored, under `key` (the slice's).
+  struct SliceRequest {
+    Slicing slicing;
+    ByteRange bytes;
+    bool probe = false;
+    // A slice of a static large object: the segments its first slice depends on (the manifest is
+    // not fetched again per slice; a changed object has another ETag, which SameVersion catches).
+    std::optional<std::vector<std::string>> dependencies;
+  };
+  std::optional<SliceRequest> slice;
 };
 
 class SharedFetch : public origin::FetchObserver, public std::enable_shared_from_this<SharedFetch> {
@@ -104,6 +118,9 @@ class SharedFetch : public origin::FetchObserver, public std::enable_shared_from
     uint64_t spill_from = 0;
     absl::Status failure;  // kFailed
     std::string variant;   // kStreaming, a response with Vary: the VariantSuffix it is stored for
+    // kPass of a range the edge asked for (a slice request): no client gets it, the leader too
+    // fetches what it asked for itself.
+    bool relay_own = false;
   };
 
   // The leader's side of a pass response, called on the fetch's loop.
@@ -157,6 +174,14 @@ class SharedFetch : public origin::FetchObserver, public std::enable_shared_from
   void OnComplete(absl::Status status) override;
 
  private:
+  void SendRequest();
+  // The body as it arrives, a slice's cut at its end.
+  void TakeBody(std::string_view data);
+  // A slice answer (a 206): stores it whole (a probe that holds the whole object) or as its
+  // slice, in `meta`, `key` and `length`; false if the answer is not what was asked for.
+  bool PrepareSlice(std::span<const std::pair<std::string_view, std::string_view>> headers,
+                    cache::EntryMetadata* meta, cache::Key* key, std::optional<uint64_t>* length,
+                    bool* sliced);
   // Applies `change` and wakes the waiters.
   void Publish(const std::function<void(View&)>& change);
   // More body arrived: waiters are woken once enough has come that it is worth their while.
@@ -207,6 +232,11 @@ class SharedFetch : public origin::FetchObserver, public std::enable_shared_from
   std::string slo_early_body_;                 // body bytes libcurl had in hand when the fetch was paused
   std::optional<absl::Status> slo_completed_;  // the object's fetch ended before its manifest's
   bool relay_paused_ = false;                  // by the leader (PauseOrigin)
+  // A slice taken from a longer answer (a probe's): body bytes past `body_limit_` are not stored,
+  // and the transfer ends there.
+  uint64_t body_limit_ = UINT64_MAX;
+  uint64_t body_received_ = 0;
+  std::optional<uint64_t> answer_length_;  // the answer's Content-Length
   // Taken when the fetch is made, before its request leaves: an invalidation applied after this
   // fences the fill and keeps new clients from joining.
   const uint64_t fence_token_;

@@ -2,15 +2,11 @@
 
 #include <algorithm>
 
+#include "edge/http_rules.h"
+
 namespace edge {
 
 namespace {
-
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
 
 // Accept-Language and Accept-Encoding are lists whose order, case and whitespace carry nothing
 // (preference is in q=): "en-US, fr;q=0.5" and "fr; q=0.5,en-us" are one variant.

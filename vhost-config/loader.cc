@@ -25,6 +25,9 @@ namespace vhost {
 
 namespace {
 
+// Smaller slices would make a large object a great many entries, each an origin request.
+constexpr uint64_t kMinSliceSize = 64 << 10;
+
 // Keyed by dotted key; std::less<> allows lookups by string_view (config loading is not a hot path).
 using Values = std::map<std::string, const toml::node*, std::less<>>;
 
@@ -209,6 +212,7 @@ class Builder {
     }
     double Number(std::string_view key, double fallback) const { return Read(key, fallback, ReadNumber); }
     int64_t Integer(std::string_view key, int64_t fallback) const { return Read(key, fallback, ReadInteger); }
+    uint64_t Bytes(std::string_view key, uint64_t fallback) const { return Read(key, fallback, ReadBytes); }
     std::vector<std::pair<std::string, int>> Strings(std::string_view key) const {
       std::vector<std::pair<std::string, int>> out;
       const toml::node* node = Node(key);
@@ -353,6 +357,14 @@ class Builder {
     if (c.listings && t.origin.kind != OriginKind::kSwift) {
       s.Error(s.Node("cache.listings"), "cache.listings",
               "applies to swift origins only (swift-api hosts always cache listings)");
+    }
+    c.slice_size = s.Bytes("cache.slice_size", c.slice_size);
+    c.slice_threshold = s.Bytes("cache.slice_threshold", c.slice_threshold);
+    if (c.slice_size != 0 && c.slice_size < kMinSliceSize) {
+      s.Error(s.Node("cache.slice_size"), "cache.slice_size", "must be 0 (off) or at least 64K");
+    } else if (c.slice_size != 0 && c.slice_threshold < c.slice_size) {
+      s.Error(s.Node("cache.slice_threshold"), "cache.slice_threshold",
+              "must be at least cache.slice_size (the first answer for an object must hold a whole slice)");
     }
     if (const toml::node* rules = s.Node("cache.rule")) BuildRules(*rules, s, &c);
 

@@ -57,6 +57,13 @@ constexpr std::array kTenantKeys = {
             "How long past its freshness an entry may be served while it is revalidated."},
     KeySpec{"cache.stale_if_error", KeyType::kDuration, "\"5m\"", true,
             "How long past its freshness an entry may be served when the origin fails."},
+    KeySpec{"cache.slice_size", KeyType::kBytes, "\"4M\"", true,
+            "Objects above `cache.slice_threshold` are fetched with `Range` and stored in slices of this "
+            "size, each cached, evicted and fetched on its own, so a seek into a large object costs one "
+            "slice from the origin; 0 stores every object whole. At least 64K."},
+    KeySpec{"cache.slice_threshold", KeyType::kBytes, "\"16M\"", true,
+            "Objects up to this size are stored whole: the first fetch of an object asks for this many "
+            "bytes, so a smaller one comes in that one answer. At least `cache.slice_size`."},
     KeySpec{"cache.rule", KeyType::kRuleList, "-", false,
             "Per-path rules, `[[tenant.cache.rule]]` tables, first match wins; see the rule keys below."},
     KeySpec{

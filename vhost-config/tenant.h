@@ -57,6 +57,10 @@ struct CachePolicy {
   absl::Duration stale_while_revalidate = absl::Seconds(30);
   absl::Duration stale_if_error = absl::Minutes(5);
   std::vector<PathRule> rules;  // first match wins
+  // Objects larger than slice_threshold are fetched with Range and stored in slices of
+  // slice_size bytes (edge/slices.h); slice_size 0 stores every object whole.
+  uint64_t slice_size = 4 << 20;
+  uint64_t slice_threshold = 16 << 20;
 };
 
 struct PurgeAccess {

@@ -212,6 +212,33 @@ origin.url = "http://127.0.0.1:9000"
   CHECK(Errors(absl::StrCat(kSite, "cache.targeted_cache_control = \"cache-control\"\n")).size() == 1);
 }
 
+TEST_CASE("cache.slice_size and cache.slice_threshold: sizes, off with 0, and what is refused") {
+  const std::string kVideo = R"([[tenant]]
+name = "video"
+domains = ["video.example.test"]
+origin.account = "AUTH_v"
+origin.container = "media"
+origin.url = "http://127.0.0.1:8080"
+)";
+  auto table = LoadTenantText(kVideo, "vhosts.toml");
+  REQUIRE(table.ok());
+  CHECK((*table)->tenants[0].cache.slice_size == 4 << 20);
+  CHECK((*table)->tenants[0].cache.slice_threshold == 16 << 20);
+  table = LoadTenantText(absl::StrCat(kVideo, "cache.slice_size = \"1M\"\ncache.slice_threshold = \"1M\"\n"),
+                         "vhosts.toml");
+  REQUIRE(table.ok());
+  CHECK((*table)->tenants[0].cache.slice_size == 1 << 20);
+  CHECK(LoadTenantText(absl::StrCat(kVideo, "cache.slice_size = 0\n"), "vhosts.toml").ok());
+  CHECK(
+      Errors(absl::StrCat(kVideo, "cache.slice_size = \"4K\"\n")) ==
+      std::vector<std::string>{"vhosts.toml:7: tenant[0].cache.slice_size: must be 0 (off) or at least 64K"});
+  CHECK(
+      Errors(absl::StrCat(kVideo, "cache.slice_size = \"32M\"\n")) ==
+      std::vector<std::string>{"vhosts.toml:1: tenant[0].cache.slice_threshold: must be at least "
+                               "cache.slice_size (the first answer for an object must hold a whole slice)"});
+  CHECK(Errors(absl::StrCat(kVideo, "cache.slice_size = \"lots\"\n")).size() == 1);
+}
+
 TEST_CASE("certificates, the HTTPS redirect and HSTS per tenant") {
   const std::string kShopBase = R"([defaults]
 https_redirect = true

@@ -1,0 +1,89 @@
+#include "edge/slices.h"
+
+#include <charconv>
+
+#include "absl/strings/str_cat.h"
+
+#include "edge/http/request_parser.h"
+
+namespace edge {
+
+namespace {
+
+bool ReadNumber(std::string_view text, uint64_t* out) {
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), *out);
+  return !text.empty() && error == std::errc() && end == text.data() + text.size();
+}
+
+}  // namespace
+
+std::optional<ContentRange> ParseContentRange(std::string_view value) {
+  constexpr std::string_view kUnit = "bytes ";
+  if (!value.starts_with(kUnit)) return std::nullopt;
+  value.remove_prefix(kUnit.size());
+  const size_t dash = value.find('-');
+  const size_t slash = value.find('/');
+  if (dash == std::string_view::npos || slash == std::string_view::npos || dash > slash) return std::nullopt;
+  ContentRange r;
+  if (!ReadNumber(value.substr(0, dash), &r.first) ||
+      !ReadNumber(value.substr(dash + 1, slash - dash - 1), &r.last) ||
+      !ReadNumber(value.substr(slash + 1), &r.total)) {
+    return std::nullopt;
+  }
+  if (r.first > r.last || r.last >= r.total) return std::nullopt;
+  return r;
+}
+
+uint64_t FirstWantedByte(std::string_view range) {
+  range = Trim(range);
+  if (range.size() < 6 || !http::EqualsIgnoreCase(range.substr(0, 6), "bytes=")) return 0;
+  range.remove_prefix(6);
+  range = Trim(range.substr(0, range.find(',')));
+  const size_t dash = range.find('-');
+  uint64_t first = 0;
+  if (dash == std::string_view::npos || !ReadNumber(Trim(range.substr(0, dash)), &first)) return 0;
+  return first;
+}
+
+ByteRange ProbeRange(const Slicing& slicing, uint64_t start) {
+  if (start < slicing.threshold) return {0, slicing.threshold - 1};
+  const uint64_t first = start / slicing.size * slicing.size;
+  return {first, first + slicing.size - 1};
+}
+
+ByteRange SliceBytes(const Slicing& slicing, uint64_t index, uint64_t total) {
+  const uint64_t first = index * slicing.size;
+  return {first, std::min(total, first + slicing.size) - 1};
+}
+
+void SliceKey(const cache::Key& object, uint64_t size, uint64_t index, cache::Key* out) {
+  *out = object;
+  // A control character no request target can carry: no client's variant (a query string, Vary
+  // values) looks like a slice's.
+  out->variant += '\x1f';
+  absl::StrAppend(&out->variant, size, "/", index);
+}
+
+std::optional<ContentRange> SliceOf(const cache::EntryMetadata& meta) {
+  if (meta.status != 206) return std::nullopt;
+  for (const auto& [name, value] : meta.headers) {
+    if (http::EqualsIgnoreCase(name, "content-range")) return ParseContentRange(value);
+  }
+  return std::nullopt;
+}
+
+bool SameVersion(const cache::EntryMetadata& a, const cache::EntryMetadata& b) {
+  const std::optional<ContentRange> x = SliceOf(a), y = SliceOf(b);
+  return x && y && x->total == y->total && a.etag == b.etag;
+}
+
+cache::EntryMetadata ObjectHead(const cache::EntryMetadata& slice) {
+  cache::EntryMetadata head = slice;
+  head.status = 200;
+  std::erase_if(head.headers,
+                [](const auto& field) { return http::EqualsIgnoreCase(field.first, "content-range"); });
+  if (const std::optional<ContentRange> range = SliceOf(slice)) head.body_length = range->total;
+  return head;
+}
+
+}  // namespace edge

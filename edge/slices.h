@@ -1,0 +1,65 @@
+// Large objects in fixed-size slices. The first fetch of an object asks the origin for a range
+// (ProbeRange): an object that fits in it is stored whole from that one answer; a larger one is
+// stored as slices, each an entry of its own under SliceKey (placed, coalesced, fenced and evicted
+// like any other), fetched with Range when a client needs its bytes. A slice's name and variant
+// are its object's, so one object invalidation removes every slice.
+//
+// A slice entry is the origin's 206 for exactly that slice: status 206, the object's headers, and
+// its own Content-Range "bytes first-last/total". Every slice of one answer must come with the
+// ETag and total length of the first one (SameVersion), so a body never mixes two versions.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string_view>
+
+#include "cache/entry_format.h"
+#include "cache/key.h"
+#include "edge/http_rules.h"
+#include "vhost-config/tenant.h"
+
+namespace edge {
+
+// A tenant's slicing: objects larger than `threshold` are stored in slices of `size` bytes.
+struct Slicing {
+  uint64_t size = 0;       // 0: slicing is off, every object is fetched and stored whole
+  uint64_t threshold = 0;  // >= size
+};
+inline Slicing SlicingOf(const vhost::CachePolicy& cache) {
+  return {cache.slice_size, cache.slice_threshold};
+}
+
+// "bytes first-last/total" (RFC 9110 14.4), strictly; nullopt for anything else (an unknown total
+// "*" included: a slice must know its object's length).
+struct ContentRange {
+  uint64_t first = 0;
+  uint64_t last = 0;
+  uint64_t total = 0;
+};
+std::optional<ContentRange> ParseContentRange(std::string_view value);
+
+// The first byte a request asks for: its first range's start, 0 when it has none (no Range, a
+// suffix range, a Range the edge ignores).
+uint64_t FirstWantedByte(std::string_view range);
+
+// What the first fetch of an unknown object asks for, wanting bytes from `start` on: everything up
+// to the threshold (a small object comes whole in one answer), or the slice holding `start`.
+ByteRange ProbeRange(const Slicing& slicing, uint64_t start);
+
+// The bytes of slice `index` of an object of `total` bytes.
+ByteRange SliceBytes(const Slicing& slicing, uint64_t index, uint64_t total);
+
+// The key of slice `index` of `object`, into `out` (its strings' capacity reused).
+void SliceKey(const cache::Key& object, uint64_t size, uint64_t index, cache::Key* out);
+
+// What a slice entry (or a fill's metadata) says: its Content-Range; nullopt if it is not a slice.
+std::optional<ContentRange> SliceOf(const cache::EntryMetadata& meta);
+
+// Whether two slices are of the same version of their object: the same ETag and total length.
+bool SameVersion(const cache::EntryMetadata& a, const cache::EntryMetadata& b);
+
+// The object's answer as a whole entry would store it, made from one of its slices: status 200,
+// without the slice's Content-Range.
+cache::EntryMetadata ObjectHead(const cache::EntryMetadata& slice);
+
+}  // namespace edge

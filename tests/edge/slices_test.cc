@@ -1,0 +1,270 @@
+// Large objects in slices (edge/slices.h): the pure parts, then the request path in one process
+// in front of an origin that answers ranges as Swift does.
+#include "edge/slices.h"
+
+#include <random>
+
+#include "tests/edge/pipeline_fixture.h"
+
+namespace edge {
+
+namespace {
+
+constexpr uint64_t kSlice = 64 << 10;
+// 64 KiB slices, objects above 128 KiB sliced.
+const std::string kSmallSlices = "cache.slice_size = \"64K\"\ncache.slice_threshold = \"128K\"\n";
+
+std::string Bytes(size_t n, unsigned seed) {
+  std::mt19937 random(seed);
+  std::string out(n, '\0');
+  for (char& c : out) c = static_cast<char>(random());
+  return out;
+}
+
+Script RangedObject(std::string body, std::string etag) {
+  Script s = Object(std::move(body));
+  s.ranges = true;
+  s.etag = std::move(etag);
+  return s;
+}
+
+uint64_t SliceCounter(const Edge& edge, std::string_view event) {
+  const std::string text = edge.metrics.Render(edge.store->GetStats(), 0, 0);
+  const std::string name = "edge_slices_total{event=\"" + std::string(event) + "\"} ";
+  const size_t at = text.find(name);
+  return at == std::string::npos ? 0 : std::stoull(text.substr(at + name.size()));
+}
+
+}  // namespace
+
+TEST_CASE("Content-Range, the first byte a request wants, the probe's range and slice keys") {
+  CHECK(ParseContentRange("bytes 0-99/1000")->total == 1000);
+  CHECK(ParseContentRange("bytes 10-19/20")->first == 10);
+  for (std::string_view bad : {"bytes 0-99/*", "bytes */1000", "bytes 5-4/10", "bytes 0-10/10", "items 0-1/2",
+                               "bytes 0-1/2x", "bytes -1/2", ""}) {
+    CAPTURE(bad);
+    CHECK_FALSE(ParseContentRange(bad));
+  }
+  CHECK(FirstWantedByte("") == 0);
+  CHECK(FirstWantedByte("bytes=500-") == 500);
+  CHECK(FirstWantedByte("bytes= 70-80, 10-20") == 70);
+  CHECK(FirstWantedByte("bytes=-500") == 0);  // a suffix: the length decides
+  CHECK(FirstWantedByte("lines=5-") == 0);
+  const Slicing slicing{kSlice, 2 * kSlice};
+  CHECK(ProbeRange(slicing, 0).last == 2 * kSlice - 1);
+  CHECK(ProbeRange(slicing, 2 * kSlice - 1).first == 0);
+  CHECK(ProbeRange(slicing, 5 * kSlice + 7).first == 5 * kSlice);
+  CHECK(ProbeRange(slicing, 5 * kSlice + 7).last == 6 * kSlice - 1);
+  CHECK(SliceBytes(slicing, 3, 3 * kSlice + 10).last == 3 * kSlice + 9);  // the last is short
+  cache::Key object{cache::KeyKind::kObject, "AUTH_a", "c", "movie.mp4", "?v=1"};
+  cache::Key slice;
+  SliceKey(object, kSlice, 3, &slice);
+  CHECK(slice.name == object.name);
+  CHECK(slice.variant.starts_with("?v=1"));
+  cache::Key other;
+  SliceKey(object, kSlice, 4, &other);
+  CHECK(other.Encode() != slice.Encode());
+  // One object invalidation covers its slices: the same name, another variant.
+  cache::KeyParts parts;
+  const std::string encoded = slice.Encode();
+  REQUIRE(cache::DecodeKey(encoded, &parts));
+  CHECK(cache::Covers(cache::Invalidation::Object("AUTH_a", "c", "movie.mp4", false), parts, "t", {}));
+}
+
+TEST_CASE(
+    "a large object is stored in slices: whole, ranges, suffixes, several ranges and HEAD, byte for byte") {
+  FakeOrigin origin;
+  const std::string body = Bytes(10 * kSlice + 123, 1);
+  origin.Set("movie", RangedObject(body, "\"v1\""));
+  Edge edge(origin.port(), kSmallSlices);
+  const HttpResponse whole = edge.Get("/movie");
+  CHECK(whole.status == 200);
+  CHECK(whole.header("x-cache") == "MISS");
+  CHECK(whole.header("content-range").empty());
+  CHECK(whole.header("etag") == "\"v1\"");
+  CHECK(whole.body == body);
+  // One request per slice: the probe's answer held the first.
+  CHECK(origin.Count("movie") == 11);
+  CHECK(SliceCounter(edge, "fetched") == 11);
+  CHECK(edge.Get("/movie").header("x-cache") == "HIT");
+  std::mt19937 random(7);
+  for (int i = 0; i < 30; ++i) {
+    const uint64_t first = random() % body.size();
+    const uint64_t last = std::min<uint64_t>(body.size() - 1, first + random() % (3 * kSlice));
+    const std::string range = std::to_string(first) + "-" + std::to_string(last);
+    CAPTURE(range);
+    const HttpResponse r = edge.Get("/movie", {"Range: bytes=" + range});
+    CHECK(r.status == 206);
+    CHECK(r.header("content-range") == "bytes " + range + "/" + std::to_string(body.size()));
+    CHECK(r.body == body.substr(first, last - first + 1));
+  }
+  CHECK(edge.Get("/movie", {"Range: bytes=-1000"}).body == body.substr(body.size() - 1000));
+  CHECK(edge.Get("/movie", {"Range: bytes=" + std::to_string(body.size()) + "-"}).status == 416);
+  const HttpResponse multi = edge.Get("/movie", {"Range: bytes=10-20,300000-400000"});
+  CHECK(multi.status == 206);
+  const auto parts = Parts(multi);
+  REQUIRE(parts.size() == 2);
+  CHECK(parts[0].second == body.substr(10, 11));
+  CHECK(parts[1].second == body.substr(300000, 100001));
+  CHECK(edge.Get("/movie", {"Range: bytes=10-20", "If-Range: \"v1\""}).status == 206);
+  CHECK(edge.Get("/movie", {"Range: bytes=10-20", "If-Range: \"v0\""}).body == body);
+  CHECK(edge.Get("/movie", {"If-None-Match: \"v1\""}).status == 304);
+  const HttpResponse head = HttpRequest("HEAD", edge.Url("/movie"), {"Host: t.test"});
+  CHECK(head.status == 200);
+  CHECK(head.header("content-length") == std::to_string(body.size()));
+  CHECK(origin.Count("movie") == 11);  // all of it from the slices
+}
+
+TEST_CASE("a seek into a cold large object fetches only the slice it needs, in one round trip") {
+  FakeOrigin origin;
+  const std::string body = Bytes(64 * kSlice, 2);
+  origin.Set("movie", RangedObject(body, "\"v1\""));
+  Edge edge(origin.port(), kSmallSlices);
+  const uint64_t at = body.size() * 9 / 10;
+  const HttpResponse r =
+      edge.Get("/movie", {"Range: bytes=" + std::to_string(at) + "-" + std::to_string(at + 999)});
+  CHECK(r.status == 206);
+  CHECK(r.body == body.substr(at, 1000));
+  CHECK(origin.Count("movie") == 1);
+  const uint64_t slice = at / kSlice * kSlice;
+  CHECK(origin.LastHeader("movie", "range") ==
+        "bytes=" + std::to_string(slice) + "-" + std::to_string(slice + kSlice - 1));
+  CHECK(origin.BodyBytes("movie") == kSlice);
+  // The slice is stored: the same range again is a hit, from no origin request.
+  CHECK(edge.Get("/movie", {"Range: bytes=" + std::to_string(at) + "-"}).status == 206);
+  CHECK(edge.Get("/movie", {"Range: bytes=" + std::to_string(at) + "-" + std::to_string(at + 9)})
+            .header("x-cache") == "HIT");
+}
+
+TEST_CASE("a small object comes whole in the probe's one answer and is stored as the object") {
+  FakeOrigin origin;
+  const std::string body = Bytes(1000, 3);
+  origin.Set("photo", RangedObject(body, "\"p\""));
+  Edge edge(origin.port(), kSmallSlices);
+  const HttpResponse first = edge.Get("/photo");
+  CHECK(first.status == 200);
+  CHECK(first.body == body);
+  CHECK(first.header("content-range").empty());
+  CHECK(origin.LastHeader("photo", "range") == "bytes=0-" + std::to_string(2 * kSlice - 1));
+  CHECK(edge.Get("/photo").header("x-cache") == "HIT");
+  const HttpResponse part = edge.Get("/photo", {"Range: bytes=5-9"});
+  CHECK(part.body == body.substr(5, 5));
+  CHECK(part.header("x-cache") == "HIT");
+  CHECK(origin.Count("photo") == 1);
+  CHECK(SliceCounter(edge, "fetched") == 0);
+}
+
+TEST_CASE(
+    "an object that changes between two slices: the answer is cut, never spliced, and the next is whole") {
+  FakeOrigin origin;
+  const std::string v1 = Bytes(8 * kSlice, 4), v2 = Bytes(8 * kSlice, 5);
+  origin.Set("movie", RangedObject(v1, "\"v1\""));
+  Edge edge(origin.port(), kSmallSlices);
+  CHECK(edge.Get("/movie", {"Range: bytes=0-99"}).body == v1.substr(0, 100));  // slice 0 of v1 stored
+  origin.Set("movie", RangedObject(v2, "\"v2\""));                             // written, and no purge came
+  const HttpResponse cut = edge.Get("/movie");
+  CHECK(cut.body.size() < v1.size());
+  CHECK(v1.compare(0, cut.body.size(), cut.body) == 0);  // only bytes of the version it began with
+  CHECK(SliceCounter(edge, "version_changed") >= 1);
+  const HttpResponse next = edge.Get("/movie");
+  CHECK(next.status == 200);
+  CHECK(next.header("etag") == "\"v2\"");
+  CHECK(next.body == v2);
+}
+
+TEST_CASE("one object invalidation removes every slice, and a fetch in flight is fenced") {
+  FakeOrigin origin;
+  const std::string body = Bytes(6 * kSlice, 6);
+  origin.Set("movie", RangedObject(body, "\"v1\""));
+  Edge edge(origin.port(), kSmallSlices);
+  CHECK(edge.Get("/movie").body == body);
+  CHECK(edge.store->Apply(cache::Invalidation::Object("AUTH_test", "c", "movie", false)) == 6);
+  CHECK(edge.Get("/movie", {"Range: bytes=0-9"}).header("x-cache") == "MISS");
+  // A slice being fetched when its object is invalidated is not stored.
+  Script held = RangedObject(body, "\"v1\"");
+  auto hold = Hold(held);
+  origin.Set("movie", held);
+  const int before = origin.Count("movie");
+  HttpResponse seek;
+  std::thread reader(
+      [&] { seek = edge.Get("/movie", {"Range: bytes=" + std::to_string(3 * kSlice) + "-"}); });
+  const bool asked = Eventually([&] { return origin.Count("movie") > before; });
+  edge.store->Apply(cache::Invalidation::Object("AUTH_test", "c", "movie", false));
+  *hold = false;
+  reader.join();
+  REQUIRE(asked);
+  CHECK(seek.body == body.substr(3 * kSlice));
+  const int after = origin.Count("movie");
+  CHECK(edge.Get("/movie",
+                 {"Range: bytes=" + std::to_string(3 * kSlice) + "-" + std::to_string(3 * kSlice + 9)})
+            .header("x-cache") == "MISS");
+  CHECK(origin.Count("movie") > after);
+}
+
+TEST_CASE("an origin that ignores Range: its whole answer is stored as one, and a slice answered 200 cuts the answer") {
+  FakeOrigin origin;
+  const std::string body = Bytes(4 * kSlice, 8);
+  origin.Set("plain", Object(body));  // no ranges: every answer is the whole object
+  Edge edge(origin.port(), kSmallSlices);
+  CHECK(edge.Get("/plain", {"Range: bytes=100-199"}).body == body.substr(100, 100));
+  CHECK(edge.Get("/plain").header("x-cache") == "HIT");
+  CHECK(SliceCounter(edge, "range_ignored") == 1);
+  // An origin that stops answering ranges between two slices.
+  origin.Set("movie", RangedObject(body, "\"v1\""));
+  CHECK(edge.Get("/movie", {"Range: bytes=0-9"}).status == 206);
+  Script whole = Object(body);
+  whole.etag = "\"v1\"";
+  origin.Set("movie", whole);
+  const HttpResponse cut = edge.Get("/movie");
+  CHECK(cut.body.size() < body.size());
+  CHECK(body.compare(0, cut.body.size(), cut.body) == 0);
+  CHECK(SliceCounter(edge, "bad_answer") >= 1);
+}
+
+TEST_CASE("an origin that closes mid-slice: the answer is cut and nothing of it is stored") {
+  FakeOrigin origin;
+  const std::string body = Bytes(4 * kSlice, 9);
+  Script broken = RangedObject(body, "\"v1\"");
+  broken.reset_after = 1000;
+  origin.Set("movie", broken);
+  Edge edge(origin.port(), kSmallSlices);
+  const HttpResponse cut = edge.Get("/movie");
+  CHECK(cut.body.size() < body.size());
+  CHECK(body.compare(0, cut.body.size(), cut.body) == 0);
+  origin.Set("movie", RangedObject(body, "\"v1\""));
+  const HttpResponse again = edge.Get("/movie");
+  CHECK(again.header("x-cache") == "MISS");
+  CHECK(again.body == body);
+}
+
+TEST_CASE("what is not stored keeps the client's Range: a private object's range is relayed as asked") {
+  FakeOrigin origin;
+  const std::string body = Bytes(4 * kSlice, 10);
+  Script mine = RangedObject(body, "\"v1\"");
+  mine.headers = {{"Cache-Control", "private"}};
+  origin.Set("mine", mine);
+  Edge edge(origin.port(), kSmallSlices);
+  const HttpResponse r = edge.Get("/mine", {"Range: bytes=5-14"});
+  CHECK(r.status == 206);
+  CHECK(r.body == body.substr(5, 10));
+  CHECK(r.header("x-cache") == "BYPASS");
+  CHECK(origin.LastHeader("mine", "range") == "bytes=5-14");
+  const HttpResponse full = edge.Get("/mine");
+  CHECK(full.status == 200);
+  CHECK(full.body == body);
+}
+
+TEST_CASE("clients downloading one cold large object at once share each slice's fetch") {
+  FakeOrigin origin;
+  const std::string body = Bytes(16 * kSlice, 11);
+  origin.Set("movie", RangedObject(body, "\"v1\""));
+  Edge edge(origin.port(), kSmallSlices);
+  std::vector<HttpResponse> answers(4);
+  std::vector<std::thread> clients;
+  for (HttpResponse& answer : answers) clients.emplace_back([&] { answer = edge.Get("/movie"); });
+  for (std::thread& t : clients) t.join();
+  for (const HttpResponse& answer : answers) CHECK(answer.body == body);
+  CHECK(origin.Count("movie") == 16);
+}
+
+}  // namespace edge
