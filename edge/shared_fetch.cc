@@ -503,7 +503,9 @@ void SharedFetch::HandleNotModified(HeaderViews headers) {
   const absl::Time now = clock_();
   const vhost::RequestFacts facts{
       .method = "GET", .path = plan_.path, .listing = plan_.listing, .authorization = plan_.authorization};
-  const vhost::CacheDecision decision = vhost::Decide(plan_.tenant->cache, facts, {meta.status, views}, now);
+  // A slice is stored as its object's answer would be (BeginStoring): Decide sees a 200.
+  const int status = meta.status == 206 ? 200 : meta.status;
+  const vhost::CacheDecision decision = vhost::Decide(plan_.tenant->cache, facts, {status, views}, now);
   const int64_t now_seconds = absl::ToUnixSeconds(now);
   meta.stored_at = now_seconds;
   meta.fresh_until = now_seconds + absl::ToInt64Seconds(decision.fresh_for);

@@ -164,9 +164,17 @@ class FakeOrigin : public http::Handler {
       return;
     }
     ByteRanges ranges;
-    if (script.ranges && script.status == 200 &&
-        EvaluateRanges(exchange.request().Find("range"), script.body.size(), 1, &ranges) ==
-            RangeResult::kPartial) {
+    const RangeResult range =
+        script.ranges && script.status == 200
+            ? EvaluateRanges(exchange.request().Find("range"), script.body.size(), 1, &ranges)
+            : RangeResult::kWhole;
+    if (range == RangeResult::kUnsatisfiable) {
+      const http::HeaderField fields[] = {{"Content-Range", "bytes */" + std::to_string(script.body.size())}};
+      exchange.Respond(416, fields, 0);
+      exchange.Finish();
+      return;
+    }
+    if (range == RangeResult::kPartial) {
       Script part = script;
       part.ranges = false;
       part.status = 206;

@@ -154,6 +154,37 @@ TEST_CASE("a small object comes whole in the probe's one answer and is stored as
   CHECK(SliceCounter(edge, "fetched") == 0);
 }
 
+TEST_CASE("an empty object, whose range cannot be satisfied, is asked for again without Range and stored") {
+  FakeOrigin origin;
+  origin.Set("empty", RangedObject("", "\"e\""));
+  Edge edge(origin.port(), kSmallSlices);
+  const HttpResponse first = edge.Get("/empty");
+  CHECK(first.status == 200);
+  CHECK(first.body.empty());
+  CHECK(origin.Count("empty") == 2);
+  CHECK(origin.LastHeader("empty", "range").empty());
+  CHECK(edge.Get("/empty").header("x-cache") == "HIT");
+  CHECK(edge.Get("/empty", {"Range: bytes=0-9"}).status == 416);  // as Swift answers it
+  CHECK(origin.Count("empty") == 2);
+}
+
+TEST_CASE("a stale slice is revalidated with its ETag, and a 304 keeps it") {
+  FakeOrigin origin;
+  const std::string body = Bytes(4 * kSlice, 12);
+  origin.Set("movie", RangedObject(body, "\"v1\""));
+  Edge edge(origin.port(), kSmallSlices);
+  CHECK(edge.Get("/movie").body == body);
+  const int fetched = origin.Count("movie");
+  edge.Advance(120);  // past the tenant's 60 s
+  const HttpResponse again = edge.Get("/movie");
+  CHECK(again.body == body);
+  CHECK(origin.LastHeader("movie", "if-none-match") == "\"v1\"");
+  CHECK(origin.Count("movie") > fetched);
+  const int revalidated = origin.Count("movie");
+  CHECK(edge.Get("/movie").body == body);
+  CHECK(origin.Count("movie") == revalidated);  // refreshed: fresh again
+}
+
 TEST_CASE(
     "an object that changes between two slices: the answer is cut, never spliced, and the next is whole") {
   FakeOrigin origin;
@@ -201,7 +232,9 @@ TEST_CASE("one object invalidation removes every slice, and a fetch in flight is
   CHECK(origin.Count("movie") > after);
 }
 
-TEST_CASE("an origin that ignores Range: its whole answer is stored as one, and a slice answered 200 cuts the answer") {
+TEST_CASE(
+    "an origin that ignores Range: its whole answer is stored as one, and a slice answered 200 cuts the "
+    "answer") {
   FakeOrigin origin;
   const std::string body = Bytes(4 * kSlice, 8);
   origin.Set("plain", Object(body));  // no ranges: every answer is the whole object
