@@ -409,14 +409,10 @@ bool SharedFetch::PrepareSlice(HeaderViews headers, cache::EntryMetadata* meta, 
   const FillPlan::SliceRequest& asked = *plan_.slice;
   const std::optional<ContentRange> range = ParseContentRange(FindHeader(headers, "content-range"));
   if (!range) return false;
-  auto drop_content_range = [meta] {
-    std::erase_if(meta->headers,
-                  [](const auto& field) { return http::EqualsIgnoreCase(field.first, "content-range"); });
-  };
   if (asked.probe && range->first == 0 && range->last + 1 == range->total &&
       range->total <= asked.slicing.threshold) {
     meta->status = 200;  // the whole object, in the one answer
-    drop_content_range();
+    DropContentRange(meta);
     *length = range->total;
     return true;
   }
@@ -425,7 +421,7 @@ bool SharedFetch::PrepareSlice(HeaderViews headers, cache::EntryMetadata* meta, 
   const uint64_t index = range->first / size;
   const ByteRange slice = SliceBytes(asked.slicing, index, range->total);
   if (range->last < slice.last) return false;  // the answer must hold the whole slice
-  drop_content_range();
+  DropContentRange(meta);
   char content_range[80];
   std::snprintf(content_range, sizeof(content_range), "bytes %llu-%llu/%llu",
                 static_cast<unsigned long long>(slice.first), static_cast<unsigned long long>(slice.last),

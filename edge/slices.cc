@@ -3,7 +3,6 @@
 #include <charconv>
 
 #include "absl/strings/str_cat.h"
-
 #include "edge/http/request_parser.h"
 
 namespace edge {
@@ -77,11 +76,15 @@ bool SameVersion(const cache::EntryMetadata& a, const cache::EntryMetadata& b) {
   return x && y && x->total == y->total && a.etag == b.etag;
 }
 
+void DropContentRange(cache::EntryMetadata* meta) {
+  std::erase_if(meta->headers,
+                [](const auto& field) { return http::EqualsIgnoreCase(field.first, "content-range"); });
+}
+
 cache::EntryMetadata ObjectHead(const cache::EntryMetadata& slice) {
   cache::EntryMetadata head = slice;
   head.status = 200;
-  std::erase_if(head.headers,
-                [](const auto& field) { return http::EqualsIgnoreCase(field.first, "content-range"); });
+  DropContentRange(&head);
   if (const std::optional<ContentRange> range = SliceOf(slice)) head.body_length = range->total;
   return head;
 }

@@ -58,6 +58,9 @@ std::optional<ContentRange> SliceOf(const cache::EntryMetadata& meta);
 // Whether two slices are of the same version of their object: the same ETag and total length.
 bool SameVersion(const cache::EntryMetadata& a, const cache::EntryMetadata& b);
 
+// Removes the stored Content-Range: what stands for the whole object has none.
+void DropContentRange(cache::EntryMetadata* meta);
+
 // The object's answer as a whole entry would store it, made from one of its slices: status 200,
 // without the slice's Content-Range.
 cache::EntryMetadata ObjectHead(const cache::EntryMetadata& slice);

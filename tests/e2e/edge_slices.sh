@@ -32,6 +32,9 @@ put seek.bin "$state/v1.bin"
 swift_cli() { swift -A "$swift/auth/v1.0" -U test:tester -K testing "$@"; }
 (cd "$state" && swift_cli upload -S $((8 << 20)) --object-name dlo.bin media large.bin >/dev/null)
 (cd "$state" && swift_cli upload -S $((8 << 20)) --use-slo --object-name slo.bin media large.bin >/dev/null)
+# Swift reads a large object's segments with the client's rights (a DLO's by listing their
+# container): anyone may read and list them too.
+swift_cli post -r '.r:*,.rlistings' media_segments
 
 edge_dir=$state/edge
 mkdir -p "$edge_dir"
