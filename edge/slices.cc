@@ -44,8 +44,8 @@ uint64_t FirstWantedByte(std::string_view range) {
   return first;
 }
 
-ByteRange ProbeRange(const Slicing& slicing, uint64_t start) {
-  if (start < slicing.threshold) return {0, slicing.threshold - 1};
+ByteRange ProbeRange(const Slicing& slicing, bool ranged, uint64_t start) {
+  if (!ranged) return {0, slicing.threshold - 1};
   const uint64_t first = start / slicing.size * slicing.size;
   return {first, first + slicing.size - 1};
 }

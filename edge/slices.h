@@ -42,9 +42,11 @@ std::optional<ContentRange> ParseContentRange(std::string_view value);
 // suffix range, a Range the edge ignores).
 uint64_t FirstWantedByte(std::string_view range);
 
-// What the first fetch of an unknown object asks for, wanting bytes from `start` on: everything up
-// to the threshold (a small object comes whole in one answer), or the slice holding `start`.
-ByteRange ProbeRange(const Slicing& slicing, uint64_t start);
+// What the first fetch of an unknown object asks for: for a whole object, everything up to the
+// threshold (a small object comes whole in one answer); for a range beginning at `start`, the
+// slice holding it, so a seek costs one slice (a small object's range may then be stored as a
+// slice, until a whole request stores the object).
+ByteRange ProbeRange(const Slicing& slicing, bool ranged, uint64_t start);
 
 // The bytes of slice `index` of an object of `total` bytes.
 ByteRange SliceBytes(const Slicing& slicing, uint64_t index, uint64_t total);

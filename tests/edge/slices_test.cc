@@ -51,10 +51,11 @@ TEST_CASE("Content-Range, the first byte a request wants, the probe's range and 
   CHECK(FirstWantedByte("bytes=-500") == 0);  // a suffix: the length decides
   CHECK(FirstWantedByte("lines=5-") == 0);
   const Slicing slicing{kSlice, 2 * kSlice};
-  CHECK(ProbeRange(slicing, 0).last == 2 * kSlice - 1);
-  CHECK(ProbeRange(slicing, 2 * kSlice - 1).first == 0);
-  CHECK(ProbeRange(slicing, 5 * kSlice + 7).first == 5 * kSlice);
-  CHECK(ProbeRange(slicing, 5 * kSlice + 7).last == 6 * kSlice - 1);
+  CHECK(ProbeRange(slicing, false, 0).last == 2 * kSlice - 1);  // a whole object: up to the threshold
+  CHECK(ProbeRange(slicing, true, 0).last == kSlice - 1);       // a range: its slice
+  CHECK(ProbeRange(slicing, true, kSlice + 7).first == kSlice);
+  CHECK(ProbeRange(slicing, true, 5 * kSlice + 7).first == 5 * kSlice);
+  CHECK(ProbeRange(slicing, true, 5 * kSlice + 7).last == 6 * kSlice - 1);
   CHECK(SliceBytes(slicing, 3, 3 * kSlice + 10).last == 3 * kSlice + 9);  // the last is short
   cache::Key object{cache::KeyKind::kObject, "AUTH_a", "c", "movie.mp4", "?v=1"};
   cache::Key slice;

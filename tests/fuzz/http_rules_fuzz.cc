@@ -38,8 +38,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   const edge::Slicing slicing{(length % (uint64_t{1} << 30)) + 1, uint64_t{1} << 30};
   const uint64_t wanted = edge::FirstWantedByte(text);
-  const edge::ByteRange probe = edge::ProbeRange(slicing, wanted);
-  if (probe.first > wanted && wanted >= slicing.threshold) std::abort();
+  const edge::ByteRange probe = edge::ProbeRange(slicing, true, wanted);
+  if (probe.first > wanted || probe.last < wanted || probe.length() != slicing.size) std::abort();
   if (length > 0) {
     const uint64_t index = (wanted % length) / slicing.size;
     const edge::ByteRange slice = edge::SliceBytes(slicing, index, length);
