@@ -8,6 +8,10 @@
 #
 #   benchmarks/edge_vs_peers.sh            (run with nothing else busy: this machine has 2 cores)
 #   ROUNDS=3 DURATION=10 CONNECTIONS=64 WORKERS=2 OUT=benchmarks/results  (defaults)
+#   SERVERS="edge nginx ats varnish static"  (the default; the targets are judged with all five)
+#   PERF=1  records each server's processes (perf record -g) under each 1 MiB load and writes
+#           OUT/perf-SERVER-LOAD.txt (self time by library, then by symbol); its figures are then
+#           not for comparing
 #
 # Plain HTTP, every server: 1 KiB hits (req/s, p99), 1 MiB hits (throughput and server CPU per MiB
 # with wrk; throughput with discard_load, a client that discards bodies in its kernel, so that the
@@ -33,7 +37,7 @@ workers=${WORKERS:-2}
 out=${OUT:-$source_dir/benchmarks/results}
 miss_objects=${MISS_OBJECTS:-2000}
 handshake_threads=${HANDSHAKE_THREADS:-4}
-servers="edge nginx ats varnish static"
+servers=${SERVERS:-edge nginx ats varnish static}
 
 bin=build/release
 for b in edge discard_load sendfile_floor tls_handshakes; do
@@ -45,7 +49,7 @@ chmod 755 "$work"  # Varnish's and Traffic Server's workers read their files und
 free_port() { python3 tests/support/free_ports.py "$@"; }
 swift_port=$(free_port 5)  # swift-dev's servers take the four ports after the proxy's
 declare -A plain_port tls_port
-for s in $servers floor; do plain_port[$s]=$(free_port); tls_port[$s]=$(free_port); done
+for s in edge nginx ats varnish static floor; do plain_port[$s]=$(free_port); tls_port[$s]=$(free_port); done
 pids=()
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
@@ -283,13 +287,31 @@ parse_wrk() {
 run_wrk() {  # CONNECTIONS PATH
   wrk -t2 -c"$1" -d"${duration}s" --latency -s benchmarks/lib/wrk_loopback.lua -H 'Host: demo.test' "$url$2" | parse_wrk
 }
+# With PERF set, a profile of SERVER's processes from profile_start SERVER to profile_stop SERVER
+# LOAD, reported in $out/perf-SERVER-LOAD.txt.
+profile_start() {
+  [ -n "${PERF:-}" ] || return 0
+  perf record -g -o "$work/perf.data" -p "$(server_pids "$1" | tr -s ' \n' ',' | sed 's/,$//')" >/dev/null 2>&1 &
+  perf_pid=$!
+}
+profile_stop() {
+  [ -n "${PERF:-}" ] || return 0
+  kill -INT "$perf_pid"
+  wait "$perf_pid" || true
+  mkdir -p "$out"
+  { perf report -i "$work/perf.data" --no-children -g none --sort dso --stdio 2>/dev/null
+    perf report -i "$work/perf.data" --no-children -g none --sort comm,dso,sym --percent-limit 0.3 --stdio 2>/dev/null
+  } | grep -v '^$' >"$out/perf-$1-$2.txt"
+}
 # 1 MiB hits with wrk on $url; prints "mib_per_s server_cpu_ms_per_mib".
 large_hits() {
   local pids_now before after mib
   pids_now=$(server_pids "$1")
   # shellcheck disable=SC2086
   before=$(cpu_ticks $pids_now)
+  profile_start "$1"
   read -r _ _ mib < <(run_wrk 16 /large.bin)
+  profile_stop "$1" "wrk-${url%%:*}"
   # shellcheck disable=SC2086
   after=$(cpu_ticks $pids_now)
   awk -v mib="$mib" -v ticks=$((after - before)) -v hz="$(getconf CLK_TCK)" -v d="$duration" \
@@ -329,7 +351,9 @@ for round in $(seq 0 $((rounds - 1))); do
     read -r mib cpu < <(large_hits "$server")
     record "$server" large_mib_s "$mib"
     record "$server" large_cpu_ms_per_mib "$cpu"
+    profile_start "$server"
     read -r _ mib broken < <($bin/discard_load 127.0.0.1 "$port" demo.test /large.bin 16 "$duration")
+    profile_stop "$server" discard
     [ "$broken" = 0 ] || { echo "$server: $broken broken connections for 1 MiB hits" >&2; exit 1; }
     record "$server" large_discard_mib_s "$mib"
     if [ "$server" = edge ] || [ "$server" = nginx ]; then
@@ -364,7 +388,9 @@ for round in $(seq 0 $((rounds - 1))); do
   read -r mib cpu < <(large_hits floor)
   record floor large_mib_s "$mib"
   record floor large_cpu_ms_per_mib "$cpu"
+  profile_start floor
   read -r _ mib _ < <($bin/discard_load 127.0.0.1 "$port" demo.test /large.bin 16 "$duration")
+  profile_stop floor discard
   record floor large_discard_mib_s "$mib"
   stop_server floor
   order=("${order[@]:1}" "${order[0]}")  # the next round starts with the next server
@@ -372,6 +398,6 @@ done
 
 mkdir -p "$out"
 python3 benchmarks/lib/peers_report.py "$results" "$out/edge_vs_peers.json" "$rounds" "$workers" "$connections" \
-  "$duration" "$handshake_threads" "$(nginx -v 2>&1 | sed 's/.*\///'), $(traffic_server -V 2>&1 | awk '/Traffic Server/ {print "ATS " $3; exit}'), $(varnishd -V 2>&1 | sed -n 's/.*(varnish-\([0-9.]*\).*/Varnish \1/p;q'), $(openssl version | cut -d' ' -f1,2)"
+  "$duration" "$handshake_threads" "nginx $(nginx -v 2>&1 | sed 's/.*\///'), $(traffic_server -V 2>&1 | awk '/Traffic Server/ {print "ATS " $3; exit}'), $(varnishd -V 2>&1 | sed -n 's/.*(varnish-\([0-9.]*\).*/Varnish \1/p;q'), $(openssl version | cut -d' ' -f1,2)"
 /usr/bin/python3 benchmarks/lib/plot.py "$out/edge_vs_peers.json" "$out/edge_vs_peers.png"
 echo "wrote $out/edge_vs_peers.json and $out/edge_vs_peers.png"

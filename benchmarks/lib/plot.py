@@ -25,7 +25,7 @@ for ax, metric in zip(axes.flat, metrics):
     ax.set_ylabel(metric["unit"])
     ax.tick_params(axis="x", labelsize=7, labelrotation=20)
     for bar, value in zip(bars, values):
-        ax.annotate(f"{value:.3g}", (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center", va="bottom",
+        ax.annotate(f"{value:,.0f}".replace(",", " ") if value >= 1000 else f"{value:.3g}", (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center", va="bottom",
                     fontsize=8)
 fig.suptitle(f"edge vs its peers, median of {results['rounds']} rounds ({results['machine']}; {results['versions']})",
              fontsize=10)
