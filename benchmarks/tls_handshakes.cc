@@ -5,6 +5,7 @@
 //
 // usage: tls_handshakes HOST PORT NAME PATH THREADS SECONDS new|reuse [PER_SECOND]
 // prints: handshakes_per_second resumed_fraction failures (a failed handshake or a non-200 answer)
+// PATH "-" (with `new`): the handshake only, no request, as a handshake flood makes them.
 // PER_SECOND (all threads together; 0 or none: as fast as they can) paces the load, for a flood
 // of a given rate rather than the most the server takes.
 //
@@ -67,19 +68,20 @@ bool OneConnection(SSL_CTX* ctx, const sockaddr_in& address, const char* name, c
   SSL_set_tlsext_host_name(ssl.get(), name);
   if (reuse && session) SSL_set_session(ssl.get(), session.get());
   SSL_set_fd(ssl.get(), fd);
-  bool ok =
-      SSL_connect(ssl.get()) == 1 && SSL_write(ssl.get(), request.data(), static_cast<int>(request.size())) ==
-                                         static_cast<int>(request.size());
+  bool ok = SSL_connect(ssl.get()) == 1;
   resumed = ok && SSL_session_reused(ssl.get());
+  const bool ask = !request.empty();
+  ok = ok && (!ask || SSL_write(ssl.get(), request.data(), static_cast<int>(request.size())) ==
+                          static_cast<int>(request.size()));
   char buffer[16 * 1024];
-  bool first = true;
-  while (ok) {
+  bool first = ask;  // no answer to wait for when nothing was asked
+  while (ok && ask) {
     const int n = SSL_read(ssl.get(), buffer, sizeof(buffer));
     if (n <= 0) break;  // the server closes after its answer (Connection: close)
     if (first && (n < 12 || std::memcmp(buffer, "HTTP/1.1 200", 12) != 0)) ok = false;
     first = false;
   }
-  ok = ok && !first;
+  ok = ok && !first;  // an answer came, or none was asked for
   // TLS 1.3 tickets come after the handshake: the newest one is known once the answer was read.
   if (ok && reuse) session.reset(SSL_get1_session(ssl.get()));
   // Done with the connection as agreed: without this, SSL_free takes the session for a broken
@@ -119,7 +121,9 @@ int main(int argc, char** argv) {
   // A server that closes after its answer without close_notify has still answered.
   SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
   const std::string request =
-      std::string("GET ") + argv[4] + " HTTP/1.1\r\nHost: " + name + "\r\nConnection: close\r\n\r\n";
+      std::strcmp(argv[4], "-") == 0
+          ? std::string()
+          : std::string("GET ") + argv[4] + " HTTP/1.1\r\nHost: " + name + "\r\nConnection: close\r\n\r\n";
 
   Totals totals;
   const auto start = std::chrono::steady_clock::now();
