@@ -94,6 +94,7 @@ for m in metrics:
     print(f"| {m['title']} ({m['unit']}, {m['better']} is better) | " + " | ".join(cells) + " | " +
           " | ".join(f"{r:.2f}" if r is not None else "" for r in ratios) + " |")
 print(f"| one direct origin fetch of 1 MiB (s) | {get('origin', 'origin_s'):.4g} |" + " |" * (len(present) + 3))
-print("\n| target | met | figures |\n|---|---|---|")
+if targets:
+    print("\n| target | met | figures |\n|---|---|---|")
 for t in targets:
     print(f"| {t['target']} | {'met' if t['met'] else 'missed'} | {t['detail']} |")
