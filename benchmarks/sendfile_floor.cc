@@ -4,7 +4,7 @@
 //
 // usage: sendfile_floor PORT FILE WORKERS   (one epoll loop per worker, SO_REUSEPORT listeners)
 //
-// Run in place of a server under the same load (benchmarks/edge_vs_nginx.sh does, as "floor"):
+// Run in place of a server under the same load (benchmarks/edge_vs_peers.sh does, as "floor"):
 // the load generator shares the two cores with the server, so a server can only raise throughput
 // by the CPU it leaves to the client, and this one leaves the most.
 #include <fcntl.h>

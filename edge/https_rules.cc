@@ -4,6 +4,10 @@
 
 namespace edge {
 
+std::string_view RequestedHost(std::string_view host, std::string_view server_name) {
+  return host.empty() ? server_name : host;
+}
+
 HttpsAction DecideHttps(bool tls, std::string_view server_name, const vhost::Tenant* sni_tenant,
                         const vhost::Tenant& host_tenant) {
   if (!tls) return host_tenant.https_redirect ? HttpsAction::kRedirect : HttpsAction::kServe;

@@ -13,6 +13,11 @@ namespace edge {
 
 enum class HttpsAction { kServe, kMisdirected, kRedirect };
 
+// The name a request asks for: its Host, or, for a request without one (HTTP/1.0 needs none) on
+// a TLS connection, the server name (SNI) the client connected with: that name chose the
+// certificate the client accepted, so it stands for the missing Host.
+std::string_view RequestedHost(std::string_view host, std::string_view server_name);
+
 // `host_tenant` serves the request's Host; `sni_tenant` the connection's TLS server name
 // (`server_name`, empty without SNI or over plain HTTP), or null when no tenant claims it. A
 // client without SNI chose no tenant, so any Host is its own.

@@ -1178,7 +1178,8 @@ void Pipeline::OnRequest(http::Exchange& exchange) {
     route.tenants.reset();
     w.spare_route = std::move(route);
   };
-  route.tenant = w.tenants ? w.tenants->FindByHost(request.host) : nullptr;
+  const std::string_view request_host = RequestedHost(request.host, exchange.tls_server_name());
+  route.tenant = w.tenants ? w.tenants->FindByHost(request_host) : nullptr;
   if (route.tenant == nullptr) {
     // Never another tenant's data: a host nobody configured is misdirected.
     Reply(exchange, nullptr, 421, "no site is served for this host here\n", start);
@@ -1189,7 +1190,7 @@ void Pipeline::OnRequest(http::Exchange& exchange) {
   const std::string_view server_name = exchange.tls_server_name();
   // Most clients send the name they connected to as Host: its tenant is known already.
   const vhost::Tenant* sni_tenant = server_name.empty()           ? nullptr
-                                    : server_name == request.host ? route.tenant
+                                    : server_name == request_host ? route.tenant
                                                                   : w.tenants->FindByHost(server_name);
   switch (DecideHttps(exchange.tls(), server_name, sni_tenant, *route.tenant)) {
     case HttpsAction::kMisdirected:

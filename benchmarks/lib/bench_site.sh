@@ -5,8 +5,10 @@
 #       $edge_pid (empty); on exit the edge at $edge_pid and Swift are stopped and $work removed
 #   start_bench_swift WORK PORT
 #       starts scripts/swift-dev in WORK/swift on PORT (and the next four); sets $swift and $token
-#   write_edge_config DIR NODE PORT WORKERS ZONE_SIZE
-#       writes DIR/vhosts.toml and DIR/edge.toml: two cache zones of ZONE_SIZE each
+#   write_edge_config DIR NODE PORT WORKERS ZONE_SIZE [TLS_PORT CERTIFICATE KEY [TLS_SETTINGS]]
+#       writes DIR/vhosts.toml and DIR/edge.toml: two cache zones of ZONE_SIZE each; with TLS_PORT,
+#       HTTPS there too, demo.test's certificate and key the files given, TLS_SETTINGS (TOML lines)
+#       in [tls]
 bench_init() {
   work=$(mktemp -d)
   swift_port=$(python3 tests/support/free_ports.py 5)  # swift-dev's servers take the next four ports
@@ -31,7 +33,8 @@ start_bench_swift() {
 }
 
 write_edge_config() {
-  local dir=$1 node=$2 port=$3 workers=$4 zone_size=$5
+  local dir=$1 node=$2 port=$3 workers=$4 zone_size=$5 tls_port=${6:-} certificate=${7:-} key=${8:-}
+  local tls_settings=${9:-}
   mkdir -p "$dir"
   cat >"$dir/vhosts.toml" <<CONF
 [[tenant]]
@@ -41,13 +44,19 @@ origin.url = "$swift"
 origin.account = "AUTH_test"
 origin.container = "bench"
 CONF
+  [ -z "$tls_port" ] || printf '  [[tenant.tls]]\n  certificate = "%s"\n  key = "%s"\n' "$certificate" "$key" \
+    >>"$dir/vhosts.toml"
   cat >"$dir/edge.toml" <<CONF
 node_id = "$node"
 tenants = "vhosts.toml"
-listen.port = $port
-listen.workers = $workers
+server.workers = $workers
 admin.port = 0
 log.access = "access.log"
+[[listen]]
+port = $port
+CONF
+  [ -z "$tls_port" ] || printf '[[listen]]\nport = %s\ntls = true\n' "$tls_port" >>"$dir/edge.toml"
+  cat >>"$dir/edge.toml" <<CONF
 [[cache.zone]]
 path = "zone-a"
 size = "$zone_size"
@@ -55,4 +64,5 @@ size = "$zone_size"
 path = "zone-b"
 size = "$zone_size"
 CONF
+  [ -z "$tls_port" ] || printf '[tls]\n%s\n' "$tls_settings" >>"$dir/edge.toml"
 }

@@ -10,13 +10,10 @@ chain against it, never the host name: the tests check which certificate came by
                                    4 kept-alive connections GET PATH until STOPFILE exists; prints
                                    "ok N failed M reconnects R", exit 1 on any failure
   silent PORT                      opens TCP, sends nothing: seconds until the edge closes it
-  flood PORT SNI RATE SECONDS      new full handshakes (no resumption) at RATE/s from 2
-                                   processes; prints "handshakes N failed M rate R"
   latency PORT SNI HOST PATH CONNECTIONS SECONDS
                                    kept-alive GETs: prints "requests N failed M p50_ms A p99_ms B"
 """
 import http.client
-import multiprocessing
 import os
 import socket
 import ssl
@@ -119,64 +116,6 @@ def silent(_ca, port):
     print(f"{time.monotonic() - start:.2f}")
 
 
-def flood_process(ca, port, sni, rate, seconds, out):
-    ctx = context(ca)  # a new context per process, and no session offered: full handshakes
-    done = failed = 0
-    lock = threading.Lock()
-    threads_n = 8
-    deadline = time.monotonic() + seconds
-
-    def run():
-        nonlocal done, failed
-        interval = threads_n / rate
-        next_at = time.monotonic()
-        while True:
-            now = time.monotonic()
-            if now >= deadline:
-                return
-            if next_at > now:
-                time.sleep(next_at - now)
-            next_at += interval
-            try:
-                with connect(ctx, port, sni):
-                    pass
-                ok = True
-            except OSError:
-                ok = False
-            with lock:
-                if ok:
-                    done += 1
-                else:
-                    failed += 1
-
-    threads = [threading.Thread(target=run) for _ in range(threads_n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    out.put((done, failed))
-
-
-def flood(ca, port, sni, rate, seconds):
-    processes_n = 2
-    out = multiprocessing.Queue()
-    start = time.monotonic()
-    processes = [
-        multiprocessing.Process(
-            target=flood_process, args=(ca, int(port), sni, float(rate) / processes_n, float(seconds), out))
-        for _ in range(processes_n)
-    ]
-    for p in processes:
-        p.start()
-    results = [out.get() for _ in processes]
-    for p in processes:
-        p.join()
-    elapsed = time.monotonic() - start
-    done = sum(r[0] for r in results)
-    failed = sum(r[1] for r in results)
-    print(f"handshakes {done} failed {failed} rate {done / elapsed:.0f}")
-
-
 def latency(ca, port, sni, host, path, connections, seconds):
     ctx = context(ca)
     samples = []
@@ -221,7 +160,7 @@ def latency(ca, port, sni, host, path, connections, seconds):
 
 
 COMMANDS = {"peer": peer, "resume": resume, "alpn": alpn, "keepalive": keepalive, "silent": silent,
-            "flood": flood, "latency": latency}
+            "latency": latency}
 
 if __name__ == "__main__":
     COMMANDS[sys.argv[2]](sys.argv[1], *sys.argv[3:])

@@ -19,6 +19,13 @@ TEST_CASE("a request over TLS goes to the tenant its TLS name chose, or is misdi
   CHECK(DecideHttps(true, "shop.example", &shop, shop) == HttpsAction::kServe);
 }
 
+TEST_CASE("a request without Host over TLS asks for the name its TLS handshake sent") {
+  CHECK(RequestedHost("", "shop.example") == "shop.example");              // HTTP/1.0 over TLS, with SNI
+  CHECK(RequestedHost("blog.example", "shop.example") == "blog.example");  // Host decides (or 421)
+  CHECK(RequestedHost("", "").empty());                                    // no name at all: no tenant
+  CHECK(RequestedHost("shop.example", "") == "shop.example");              // plain HTTP, or TLS without SNI
+}
+
 TEST_CASE("plain HTTP is redirected for tenants that ask for it") {
   vhost::Tenant shop;
   CHECK(DecideHttps(false, "", nullptr, shop) == HttpsAction::kServe);
