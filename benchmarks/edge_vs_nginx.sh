@@ -163,8 +163,6 @@ server_pids() {
     floor) echo "$floor_pid" ;;
   esac
 }
-# CPU time (user + system, all threads) of the given processes, in clock ticks.
-cpu_ticks() { for pid in "$@"; do cut -d' ' -f14,15 "/proc/$pid/stat"; done | awk '{t += $1 + $2} END {print t}'; }
 # Runs wrk for 1 MiB hits on $port; prints "mib_per_s server_cpu_ms_per_mib".
 large_hits() {
   local pids_now before after mib

@@ -5,8 +5,15 @@
 #       $edge_pid (empty); on exit the edge at $edge_pid and Swift are stopped and $work removed
 #   start_bench_swift WORK PORT
 #       starts scripts/swift-dev in WORK/swift on PORT (and the next four); sets $swift and $token
-#   write_edge_config DIR NODE PORT WORKERS ZONE_SIZE
-#       writes DIR/vhosts.toml and DIR/edge.toml: two cache zones of ZONE_SIZE each
+#   write_edge_config DIR NODE PORT WORKERS ZONE_SIZE [ADMIN_PORT]
+#       writes DIR/vhosts.toml and DIR/edge.toml: two cache zones of ZONE_SIZE each; the admin
+#       listener (/metrics) on ADMIN_PORT, off without it. Tenant settings appended to
+#       DIR/vhosts.toml apply to the tenant.
+#   cpu_ticks PID...
+#       CPU time (user + system, all threads) of the given processes, in clock ticks
+#   start_bench_edge DIR PORT
+#       starts build/release/edge with DIR/edge.toml and empty zones (appends its output to
+#       DIR/edge.log), sets $edge_pid and returns once it answers on PORT
 bench_init() {
   work=$(mktemp -d)
   swift_port=$(python3 tests/support/free_ports.py 5)  # swift-dev's servers take the next four ports
@@ -31,7 +38,7 @@ start_bench_swift() {
 }
 
 write_edge_config() {
-  local dir=$1 node=$2 port=$3 workers=$4 zone_size=$5
+  local dir=$1 node=$2 port=$3 workers=$4 zone_size=$5 admin_port=${6:-0}
   mkdir -p "$dir"
   cat >"$dir/vhosts.toml" <<CONF
 [[tenant]]
@@ -46,7 +53,7 @@ node_id = "$node"
 tenants = "vhosts.toml"
 listen.port = $port
 listen.workers = $workers
-admin.port = 0
+admin.port = $admin_port
 log.access = "access.log"
 [[cache.zone]]
 path = "zone-a"
@@ -55,4 +62,21 @@ size = "$zone_size"
 path = "zone-b"
 size = "$zone_size"
 CONF
+}
+
+cpu_ticks() { for pid in "$@"; do cut -d' ' -f14,15 "/proc/$pid/stat"; done | awk '{t += $1 + $2} END {print t}'; }
+
+start_bench_edge() {
+  local dir=$1 port=$2 binary
+  binary=$(realpath build/release/edge)
+  rm -rf "$dir/zone-a" "$dir/zone-b"
+  (cd "$dir" && exec "$binary" --config edge.toml </dev/null >>edge.log 2>&1) &
+  edge_pid=$!
+  for _ in $(seq 1 100); do
+    # Any answer (the container's listing may be refused): it listens.
+    [ "$(curl -s -o /dev/null -w '%{http_code}' -H 'Host: demo.test' "http://127.0.0.1:$port/")" != 000 ] && return 0
+    sleep 0.1
+  done
+  echo "the edge in $dir did not start" >&2
+  return 1
 }
