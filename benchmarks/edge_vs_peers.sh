@@ -268,9 +268,6 @@ server_pids() {
     varnish) local pid; pid=$(cat "$work/varnish/varnishd.pid"); echo "$pid $(pgrep -P "$pid") $server_pid" ;;
   esac
 }
-# CPU time (user + system, all threads) of the given processes, in clock ticks.
-cpu_ticks() { for pid in "$@"; do cut -d' ' -f14,15 "/proc/$pid/stat"; done | awk '{t += $1 + $2} END {print t}'; }
-
 # wrk output -> "req_per_s p99_ms mib_per_s"
 parse_wrk() {
   awk '

@@ -8,7 +8,13 @@
 #   write_edge_config DIR NODE PORT WORKERS ZONE_SIZE [TLS_PORT CERTIFICATE KEY [TLS_SETTINGS]]
 #       writes DIR/vhosts.toml and DIR/edge.toml: two cache zones of ZONE_SIZE each; with TLS_PORT,
 #       HTTPS there too, demo.test's certificate and key the files given, TLS_SETTINGS (TOML lines)
-#       in [tls]
+#       in [tls]. The admin listener (/metrics) on $bench_admin_port, off without it. Tenant
+#       settings appended to DIR/vhosts.toml apply to the tenant.
+#   cpu_ticks PID...
+#       CPU time (user + system, all threads) of the given processes, in clock ticks
+#   start_bench_edge DIR PORT
+#       starts build/release/edge with DIR/edge.toml and empty zones (appends its output to
+#       DIR/edge.log), sets $edge_pid and returns once it answers on PORT
 bench_init() {
   work=$(mktemp -d)
   swift_port=$(python3 tests/support/free_ports.py 5)  # swift-dev's servers take the next four ports
@@ -50,7 +56,7 @@ CONF
 node_id = "$node"
 tenants = "vhosts.toml"
 server.workers = $workers
-admin.port = 0
+admin.port = ${bench_admin_port:-0}
 log.access = "access.log"
 [[listen]]
 port = $port
@@ -65,4 +71,21 @@ path = "zone-b"
 size = "$zone_size"
 CONF
   [ -z "$tls_port" ] || printf '[tls]\n%s\n' "$tls_settings" >>"$dir/edge.toml"
+}
+
+cpu_ticks() { for pid in "$@"; do cut -d' ' -f14,15 "/proc/$pid/stat"; done | awk '{t += $1 + $2} END {print t}'; }
+
+start_bench_edge() {
+  local dir=$1 port=$2 binary
+  binary=$(realpath build/release/edge)
+  rm -rf "$dir/zone-a" "$dir/zone-b"
+  (cd "$dir" && exec "$binary" --config edge.toml </dev/null >>edge.log 2>&1) &
+  edge_pid=$!
+  for _ in $(seq 1 100); do
+    # Any answer (the container's listing may be refused): it listens.
+    [ "$(curl -s -o /dev/null -w '%{http_code}' -H 'Host: demo.test' "http://127.0.0.1:$port/")" != 000 ] && return 0
+    sleep 0.1
+  done
+  echo "the edge in $dir did not start" >&2
+  return 1
 }
