@@ -4,6 +4,7 @@
 // access log, SIGTERM (or SIGINT) stops accepting, lets requests in flight finish within
 // shutdown.grace, then exits.
 #include <event2/event.h>
+#include <malloc.h>
 #include <signal.h>
 #include <sys/resource.h>
 
@@ -120,6 +121,11 @@ void OnTick(Runtime& rt) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // A TLS body goes out in file pieces of 128 KiB (tls_file_piece), each a buffer of its own: at
+  // glibc's default threshold every one was an mmap, its page faults and an munmap, 13% of the
+  // edge's time at 1 MiB HTTPS hits (benchmarks/RESULTS.md). From the heap they are reused.
+  mallopt(M_MMAP_THRESHOLD, 4 << 20);
+  mallopt(M_TRIM_THRESHOLD, 64 << 20);
   std::string config_path;
   bool check = false;
   for (int i = 1; i < argc; ++i) {

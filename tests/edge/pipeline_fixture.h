@@ -169,7 +169,8 @@ class FakeOrigin : public http::Handler {
             ? EvaluateRanges(exchange.request().Find("range"), script.body.size(), 1, &ranges)
             : RangeResult::kWhole;
     if (range == RangeResult::kUnsatisfiable) {
-      const http::HeaderField fields[] = {{"Content-Range", "bytes */" + std::to_string(script.body.size())}};
+      const std::string unsatisfied = "bytes */" + std::to_string(script.body.size());
+      const http::HeaderField fields[] = {{"Content-Range", unsatisfied}};
       exchange.Respond(416, fields, 0);
       exchange.Finish();
       return;
