@@ -379,6 +379,7 @@ bool SharedFetch::BeginStoring(int status, HeaderViews headers) {
     key = plan_.base_key;
     key.variant += variant;
   }
+  if (sliced) metrics_->CountSlice(worker_, SliceEvent::kFetched);
   PendingFill pending{std::move(key), std::move(meta), length, std::move(variant)};
   // A Swift large object's manifest: the entry depends on its segments (cache/dependencies.h).
   if (plan_.tenant->origin.kind != vhost::OriginKind::kHttp && !plan_.listing) {
@@ -400,7 +401,6 @@ bool SharedFetch::BeginStoring(int status, HeaderViews headers) {
       return true;
     }
   }
-  if (sliced) metrics_->CountSlice(worker_, SliceEvent::kFetched);
   return StartFill(std::move(pending));
 }
 
