@@ -291,9 +291,15 @@ void SharedFetch::OnHeaders(int status, HeaderViews headers) {
     return;
   }
   if (plan_.slice && plan_.slice->probe && status == 416) {
-    // An empty object has no byte to give: it is asked for again, without Range.
+    // A range past the object's end is asked again from its first byte (a bounded answer that
+    // tells the length: the client's range is then judged against it); one from the first byte
+    // past the end means an empty object, asked for again without Range.
     client_->Cancel(fetch_id_);
-    plan_.slice.reset();
+    if (plan_.slice->bytes.first != 0) {
+      plan_.slice->bytes = ProbeRange(plan_.slice->slicing, /*ranged=*/false, 0);
+    } else {
+      plan_.slice.reset();
+    }
     SendRequest();
     return;
   }

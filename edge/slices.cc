@@ -47,7 +47,8 @@ uint64_t FirstWantedByte(std::string_view range) {
 ByteRange ProbeRange(const Slicing& slicing, bool ranged, uint64_t start) {
   if (!ranged) return {0, slicing.threshold - 1};
   const uint64_t first = start / slicing.size * slicing.size;
-  return {first, first + slicing.size - 1};
+  // A start near 2^64 (a client's number) must not wrap the end around.
+  return {first, first + std::min(slicing.size - 1, UINT64_MAX - first)};
 }
 
 ByteRange SliceBytes(const Slicing& slicing, uint64_t index, uint64_t total) {

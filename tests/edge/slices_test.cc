@@ -169,6 +169,19 @@ TEST_CASE("an empty object, whose range cannot be satisfied, is asked for again 
   CHECK(origin.Count("empty") == 2);
 }
 
+TEST_CASE("a range past the end of a cold object costs a bounded probe, never the whole object") {
+  FakeOrigin origin;
+  const std::string body = Bytes(10 * kSlice, 13);
+  origin.Set("movie", RangedObject(body, "\"v1\""));
+  Edge edge(origin.port(), kSmallSlices);
+  const HttpResponse past = edge.Get("/movie", {"Range: bytes=" + std::to_string(body.size() + 5) + "-"});
+  CHECK(past.status == 416);
+  CHECK(past.header("content-range") == "bytes */" + std::to_string(body.size()));
+  CHECK(origin.Count("movie") == 2);  // the client's slice (416), then the probe from byte 0
+  CHECK(origin.BodyBytes("movie") <= 2 * kSlice);
+  CHECK(ProbeRange({kSlice, 2 * kSlice}, true, UINT64_MAX).last == UINT64_MAX);  // no wrap-around
+}
+
 TEST_CASE("a stale slice is revalidated with its ETag, and a 304 keeps it") {
   FakeOrigin origin;
   const std::string body = Bytes(4 * kSlice, 12);
