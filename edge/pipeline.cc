@@ -90,6 +90,11 @@ std::optional<uint64_t> ParseLength(std::string_view text) {
   return value;
 }
 
+// The Range that chooses a request's slices: none for a HEAD, answered as a whole GET would be.
+std::string_view SlicedRange(const http::Request& request) {
+  return request.method == "HEAD" ? std::string_view() : request.Find("range");
+}
+
 // Sends [first, first + length) of a hit's body, from memory or from its file.
 absl::Status SendBody(http::Exchange& exchange, const cache::Hit& hit, uint64_t first, uint64_t length) {
   if (const std::optional<std::string_view> body = hit.body_in_memory()) {
@@ -823,8 +828,7 @@ class ClientStream : public http::Exchange::Observer,
       SliceKey(route_.key, s.slicing.size, index, &s.key);
       std::optional<cache::Hit> hit = pipeline_.store_.Lookup(s.key);
       const ByteRange bytes = SliceBytes(s.slicing, index, s.total);
-      if (hit && (!SameVersion(hit->metadata(), *s.first) || SliceOf(hit->metadata())->first != bytes.first ||
-                  hit->body_length() != bytes.length())) {
+      if (hit && (!IsSliceOf(hit->metadata(), *s.first, bytes) || hit->body_length() != bytes.length())) {
         // Stored from another version: the object changed. Its slices go; this answer goes on
         // only while the origin still has the version it began with.
         ObjectChanged();
@@ -904,8 +908,7 @@ class ClientStream : public http::Exchange::Observer,
       case SharedFetch::Outcome::kPending:
         return;
       case SharedFetch::Outcome::kStreaming: {
-        const std::optional<ContentRange> range = SliceOf(*view.metadata);
-        if (!range || range->first != bytes.first || !SameVersion(*view.metadata, *s.first)) {
+        if (!IsSliceOf(*view.metadata, *s.first, bytes)) {
           // The origin has another version now: what was sent cannot be completed with it.
           ObjectChanged();
           Abort(CutCause::kOrigin);
@@ -1308,7 +1311,7 @@ std::optional<cache::Hit> Pipeline::FindSlice(const Route& route, const http::Re
   const Slicing slicing = SlicingOf(route.tenant->cache);
   // The slice the request begins in: without it, the probe for it tells the object's length and
   // head as well, in the same round trip.
-  const uint64_t index = request.method == "HEAD" ? 0 : FirstWantedByte(request.Find("range")) / slicing.size;
+  const uint64_t index = FirstWantedByte(SlicedRange(request)) / slicing.size;
   thread_local cache::Key key;
   SliceKey(route.key, slicing.size, index, &key);
   std::optional<cache::Hit> slice = store_.Lookup(key);
@@ -1403,7 +1406,7 @@ void Pipeline::StartShared(http::Exchange& exchange, Route route, std::optional<
     // The object is unknown: its first answer tells its length, and holds it if it is small.
     const Slicing slicing = SlicingOf(route.tenant->cache);
     const http::Request& request = exchange.request();
-    const std::string_view range = request.method == "HEAD" ? std::string_view() : request.Find("range");
+    const std::string_view range = SlicedRange(request);
     plan.slice = FillPlan::SliceRequest{slicing, ProbeRange(slicing, !range.empty(), FirstWantedByte(range)),
                                         true, std::nullopt};
   }

@@ -83,7 +83,7 @@ struct FillPlan {
     ByteRange bytes;
     bool probe = false;
     // A slice of a static large object: the segments its first slice depends on (the manifest is
-    // not fetched again per slice; a changed object has another ETag, which SameVersion catches).
+    // not fetched again per slice; a changed object has another ETag, which IsSliceOf catches).
     std::optional<std::vector<std::string>> dependencies;
   };
   std::optional<SliceRequest> slice;

@@ -72,9 +72,10 @@ std::optional<ContentRange> SliceOf(const cache::EntryMetadata& meta) {
   return std::nullopt;
 }
 
-bool SameVersion(const cache::EntryMetadata& a, const cache::EntryMetadata& b) {
-  const std::optional<ContentRange> x = SliceOf(a), y = SliceOf(b);
-  return x && y && x->total == y->total && a.etag == b.etag;
+bool IsSliceOf(const cache::EntryMetadata& slice, const cache::EntryMetadata& first, ByteRange bytes) {
+  const std::optional<ContentRange> x = SliceOf(slice), y = SliceOf(first);
+  return x && y && x->first == bytes.first && x->last == bytes.last && x->total == y->total &&
+         slice.etag == first.etag;
 }
 
 void DropContentRange(cache::EntryMetadata* meta) {

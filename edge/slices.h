@@ -6,7 +6,7 @@
 //
 // A slice entry is the origin's 206 for exactly that slice: status 206, the object's headers, and
 // its own Content-Range "bytes first-last/total". Every slice of one answer must come with the
-// ETag and total length of the first one (SameVersion), so a body never mixes two versions.
+// ETag and total length of the first one (IsSliceOf), so a body never mixes two versions.
 #pragma once
 
 #include <cstdint>
@@ -57,8 +57,9 @@ void SliceKey(const cache::Key& object, uint64_t size, uint64_t index, cache::Ke
 // What a slice entry (or a fill's metadata) says: its Content-Range; nullopt if it is not a slice.
 std::optional<ContentRange> SliceOf(const cache::EntryMetadata& meta);
 
-// Whether two slices are of the same version of their object: the same ETag and total length.
-bool SameVersion(const cache::EntryMetadata& a, const cache::EntryMetadata& b);
+// Whether `slice` holds exactly `bytes` of the version `first` is of: the same ETag and total
+// length (a body never mixes versions).
+bool IsSliceOf(const cache::EntryMetadata& slice, const cache::EntryMetadata& first, ByteRange bytes);
 
 // Removes the stored Content-Range: what stands for the whole object has none.
 void DropContentRange(cache::EntryMetadata* meta);

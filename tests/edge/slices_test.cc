@@ -35,6 +35,12 @@ uint64_t SliceCounter(const Edge& edge, std::string_view event) {
   return at == std::string::npos ? 0 : std::stoull(text.substr(at + name.size()));
 }
 
+// `answer` was cut short, and what came of it is the start of `version` (never another's bytes).
+void CheckCutShort(const HttpResponse& answer, const std::string& version) {
+  CHECK(answer.body.size() < version.size());
+  CHECK(version.compare(0, answer.body.size(), answer.body) == 0);
+}
+
 }  // namespace
 
 TEST_CASE("Content-Range, the first byte a request wants, the probe's range and slice keys") {
@@ -208,8 +214,7 @@ TEST_CASE(
   CHECK(edge.Get("/movie", {"Range: bytes=0-99"}).body == v1.substr(0, 100));  // slice 0 of v1 stored
   origin.Set("movie", RangedObject(v2, "\"v2\""));                             // written, and no purge came
   const HttpResponse cut = edge.Get("/movie");
-  CHECK(cut.body.size() < v1.size());
-  CHECK(v1.compare(0, cut.body.size(), cut.body) == 0);  // only bytes of the version it began with
+  CheckCutShort(cut, v1);
   CHECK(SliceCounter(edge, "version_changed") >= 1);
   const HttpResponse next = edge.Get("/movie");
   CHECK(next.status == 200);
@@ -263,8 +268,7 @@ TEST_CASE(
   whole.etag = "\"v1\"";
   origin.Set("movie", whole);
   const HttpResponse cut = edge.Get("/movie");
-  CHECK(cut.body.size() < body.size());
-  CHECK(body.compare(0, cut.body.size(), cut.body) == 0);
+  CheckCutShort(cut, body);
   CHECK(SliceCounter(edge, "bad_answer") >= 1);
 }
 
@@ -276,8 +280,7 @@ TEST_CASE("an origin that closes mid-slice: the answer is cut and nothing of it 
   origin.Set("movie", broken);
   Edge edge(origin.port(), kSmallSlices);
   const HttpResponse cut = edge.Get("/movie");
-  CHECK(cut.body.size() < body.size());
-  CHECK(body.compare(0, cut.body.size(), cut.body) == 0);
+  CheckCutShort(cut, body);
   origin.Set("movie", RangedObject(body, "\"v1\""));
   const HttpResponse again = edge.Get("/movie");
   CHECK(again.header("x-cache") == "MISS");
