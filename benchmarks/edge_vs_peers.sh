@@ -9,6 +9,8 @@
 #   benchmarks/edge_vs_peers.sh            (run with nothing else busy: this machine has 2 cores)
 #   ROUNDS=3 DURATION=10 CONNECTIONS=64 WORKERS=2 OUT=benchmarks/results  (defaults)
 #   SERVERS="edge nginx ats varnish static"  (the default; the targets are judged with all five)
+#   LOADS="small large discard misses tls_small handshakes tls_large"  (the default: all); a subset
+#           runs only those loads, e.g. LOADS="tls_small handshakes" to compare HTTPS hits alone
 #   PERF=1  records each server's processes (perf record -g) under each 1 MiB load and writes
 #           OUT/perf-SERVER-LOAD.txt (self time by library, then by symbol); its figures are then
 #           not for comparing
@@ -38,6 +40,8 @@ out=${OUT:-$source_dir/benchmarks/results}
 miss_objects=${MISS_OBJECTS:-2000}
 handshake_threads=${HANDSHAKE_THREADS:-4}
 servers=${SERVERS:-edge nginx ats varnish static}
+loads=" ${LOADS:-small large discard misses tls_small handshakes tls_large} "
+want() { [[ $loads == *" $1 "* ]]; }
 
 bin=build/release
 for b in edge discard_load sendfile_floor tls_handshakes; do
@@ -342,18 +346,24 @@ for round in $(seq 0 $((rounds - 1))); do
     start_server "$server"
     url=http://127.0.0.1:$port
     curl -fsS -o /dev/null -H 'Host: demo.test' "$url/large.bin"  # both now cached
-    read -r rps p99 _ < <(run_wrk "$connections" /small.bin)
-    record "$server" small_rps "$rps"
-    record "$server" small_p99_ms "$p99"
-    read -r mib cpu < <(large_hits "$server")
-    record "$server" large_mib_s "$mib"
-    record "$server" large_cpu_ms_per_mib "$cpu"
-    profile_start "$server"
-    read -r _ mib broken < <($bin/discard_load 127.0.0.1 "$port" demo.test /large.bin 16 "$duration")
-    profile_stop "$server" discard
-    [ "$broken" = 0 ] || { echo "$server: $broken broken connections for 1 MiB hits" >&2; exit 1; }
-    record "$server" large_discard_mib_s "$mib"
-    if [ "$server" = edge ] || [ "$server" = nginx ]; then
+    if want small; then
+      read -r rps p99 _ < <(run_wrk "$connections" /small.bin)
+      record "$server" small_rps "$rps"
+      record "$server" small_p99_ms "$p99"
+    fi
+    if want large; then
+      read -r mib cpu < <(large_hits "$server")
+      record "$server" large_mib_s "$mib"
+      record "$server" large_cpu_ms_per_mib "$cpu"
+    fi
+    if want discard; then
+      profile_start "$server"
+      read -r _ mib broken < <($bin/discard_load 127.0.0.1 "$port" demo.test /large.bin 16 "$duration")
+      profile_stop "$server" discard
+      [ "$broken" = 0 ] || { echo "$server: $broken broken connections for 1 MiB hits" >&2; exit 1; }
+      record "$server" large_discard_mib_s "$mib"
+    fi
+    if want misses && { [ "$server" = edge ] || [ "$server" = nginx ]; }; then
       read -r _ mib < <(python3 benchmarks/lib/misses.py 127.0.0.1 "$port" demo.test "$miss_objects" 16)
       record "$server" miss_mib_s "$mib"
       read -r head_s body_s bad < <(python3 benchmarks/lib/coalesce.py 127.0.0.1 "$port" \
@@ -362,34 +372,42 @@ for round in $(seq 0 $((rounds - 1))); do
       record "$server" coalesce_head_s "$head_s"
       record "$server" coalesce_s "$body_s"
     fi
-    if [ "$server" != varnish ]; then
+    if [ "$server" != varnish ] && { want tls_small || want handshakes || want tls_large; }; then
       url=https://demo.test:${tls_port[$server]}
       curl -fsS -o /dev/null --cacert "$tls/ca.pem" --resolve "demo.test:${tls_port[$server]}:127.0.0.1" \
         -H 'Host: demo.test' --tlsv1.3 --tls13-ciphers "$tls13_suite" "$url/small.bin"
-      read -r rps p99 _ < <(run_wrk "$connections" /small.bin)
-      record "$server" tls_small_rps "$rps"
-      record "$server" tls_small_p99_ms "$p99"
-      rate=$(handshakes "$server" new)
-      record "$server" tls_full_hs "$rate"
-      rate=$(handshakes "$server" reuse)
-      record "$server" tls_resumed_hs "$rate"
-      read -r mib cpu < <(large_hits "$server")
-      record "$server" tls_large_mib_s "$mib"
-      record "$server" tls_large_cpu_ms_per_mib "$cpu"
+      if want tls_small; then
+        read -r rps p99 _ < <(run_wrk "$connections" /small.bin)
+        record "$server" tls_small_rps "$rps"
+        record "$server" tls_small_p99_ms "$p99"
+      fi
+      if want handshakes; then
+        rate=$(handshakes "$server" new)
+        record "$server" tls_full_hs "$rate"
+        rate=$(handshakes "$server" reuse)
+        record "$server" tls_resumed_hs "$rate"
+      fi
+      if want tls_large; then
+        read -r mib cpu < <(large_hits "$server")
+        record "$server" tls_large_mib_s "$mib"
+        record "$server" tls_large_cpu_ms_per_mib "$cpu"
+      fi
     fi
     stop_server "$server"
   done
-  echo "== round $((round + 1))/$rounds: floor (plain 1 MiB hits only)"
-  start_server floor
-  url=http://127.0.0.1:$port
-  read -r mib cpu < <(large_hits floor)
-  record floor large_mib_s "$mib"
-  record floor large_cpu_ms_per_mib "$cpu"
-  profile_start floor
-  read -r _ mib _ < <($bin/discard_load 127.0.0.1 "$port" demo.test /large.bin 16 "$duration")
-  profile_stop floor discard
-  record floor large_discard_mib_s "$mib"
-  stop_server floor
+  if want large || want discard; then
+    echo "== round $((round + 1))/$rounds: floor (plain 1 MiB hits only)"
+    start_server floor
+    url=http://127.0.0.1:$port
+    read -r mib cpu < <(large_hits floor)
+    record floor large_mib_s "$mib"
+    record floor large_cpu_ms_per_mib "$cpu"
+    profile_start floor
+    read -r _ mib _ < <($bin/discard_load 127.0.0.1 "$port" demo.test /large.bin 16 "$duration")
+    profile_stop floor discard
+    record floor large_discard_mib_s "$mib"
+    stop_server floor
+  fi
   order=("${order[@]:1}" "${order[0]}")  # the next round starts with the next server
 done
 

@@ -1,5 +1,8 @@
 #include "edge/http/request_parser.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 namespace edge::http {
 
 namespace {
@@ -62,11 +65,15 @@ bool IsValidHost(std::string_view host) {
   if (host.empty()) return true;  // allowed (no authority); it names no site
   std::string_view port;
   if (host.front() == '[') {
+    // An IPv6 address exactly as inet_pton reads it (no zone, no IPvFuture): "[::1..2]" is no
+    // address, and is refused rather than matched as text.
     const size_t close = host.find(']');
-    if (close == std::string_view::npos || close == 1) return false;
-    for (unsigned char c : host.substr(1, close - 1)) {
-      if (!IsDigit(c) && !((c | 0x20) >= 'a' && (c | 0x20) <= 'f') && c != ':' && c != '.') return false;
-    }
+    if (close == std::string_view::npos || close - 1 >= INET6_ADDRSTRLEN) return false;
+    char literal[INET6_ADDRSTRLEN];
+    host.copy(literal, close - 1, 1);
+    literal[close - 1] = '\0';
+    in6_addr address;
+    if (inet_pton(AF_INET6, literal, &address) != 1) return false;
     const std::string_view rest = host.substr(close + 1);
     if (!rest.empty() && rest.front() != ':') return false;
     port = rest;

@@ -201,13 +201,18 @@ class Connection {
   const ServerOptions& options() const { return worker_->server->options_; }
   TlsStats& tls_stats() const { return worker_->server->tls_stats_; }
   evbuffer* input() const { return bufferevent_get_input(bev_); }
-  // Where the response's next bytes go: the socket's output, or behind the last file body still
-  // waiting to be read into it (TLS).
+  // Where the response's next bytes go: the sink, or behind the last file body still waiting to
+  // be read into it (TLS).
   evbuffer* output() const { return files_.empty() ? sink() : files_.back().after; }
-  // What the bufferevent sends from.
-  evbuffer* sink() const { return bufferevent_get_output(bev_); }
+  // Where response bytes wait for the socket: the bufferevent's output or, with TLS, the bytes
+  // not yet given to OpenSSL (see WriteTls).
+  evbuffer* sink() const { return tls_ ? tls_pending_ : bufferevent_get_output(bev_); }
+  // The response bytes buffered before the socket.
+  size_t Buffered() const {
+    return evbuffer_get_length(sink()) + (tls_ ? evbuffer_get_length(bufferevent_get_output(bev_)) : 0);
+  }
   // Something of a response is still to be sent.
-  bool Sending() const { return !files_.empty() || evbuffer_get_length(sink()) > 0; }
+  bool Sending() const { return !files_.empty() || Buffered() > 0; }
 
   // Parses heads, runs exchanges and delivers bodies until it must wait for bytes or the handler.
   void Process();
@@ -219,7 +224,15 @@ class Connection {
   // The bufferevent's events: the TLS handshake done, an error, the end of the stream.
   void OnEvent(short what);
   void OnHandshake();
-  // TLS: moves file bodies into the output as it drains (or sends them by SSL_sendfile with kernel
+  // TLS: writes what is pending and the next piece of a file body behind it; false if that
+  // closed the connection.
+  bool SendTls();
+  // TLS: SSL_write of the pending bytes, straight from here while the socket takes them: a small
+  // response costs one write and no EPOLLOUT round (bufferevent_openssl would arm EPOLLOUT for
+  // each response and write on the next turn of the loop). What the socket does not take goes to
+  // the bufferevent, which sends it, and whatever follows it, when the socket is writable.
+  bool WriteTls();
+  // TLS: moves file bodies into the sink as it drains (or sends them by SSL_sendfile with kernel
   // TLS); false if that closed the connection.
   bool PumpFiles();
   bool SendFileKtls();
@@ -229,13 +242,13 @@ class Connection {
   // socket is writable; inside, Process flushes it at its end, with anything else it adds.
   void OutputAdded() {
     if (processing_ || closed_) return;
-    bufferevent_enable(bev_, EV_WRITE);
-    // TLS: a file body is read into the output by the write callback (PumpFiles), which
-    // bufferevent_openssl calls only after writing something; with the output already sent
-    // (a miss relaying its spool) it would never come. Run it from the loop, outside this call.
-    if (tls_ && !files_.empty() && evbuffer_get_length(sink()) == 0) {
+    if (tls_) {
+      // Written by the write callback (SendTls), run from the loop after this callback: what the
+      // caller adds next goes out with it.
       bufferevent_trigger(bev_, EV_WRITE, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+      return;
     }
+    bufferevent_enable(bev_, EV_WRITE);
   }
   void Rearm();
 
@@ -250,7 +263,8 @@ class Connection {
   Server::Worker* worker_;
   bufferevent* bev_ = nullptr;
   event* deadline_;
-  SSL* ssl_ = nullptr;  // owned by bev_ (freed with it)
+  SSL* ssl_ = nullptr;               // owned by bev_ (freed with it)
+  evbuffer* tls_pending_ = nullptr;  // TLS: response bytes not yet given to OpenSSL
   bool tls_ = false;
   bool handshaking_ = false;     // TLS: until the handshake is done
   bool tls_failed_ = false;      // a fatal TLS error: no close_notify
@@ -290,6 +304,7 @@ Connection::Connection(Server::Worker* worker, evutil_socket_t fd, const sockadd
     bev_ = bufferevent_openssl_socket_new(worker->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
                                           BEV_OPT_CLOSE_ON_FREE);
     bufferevent_openssl_set_allow_dirty_shutdown(bev_, 1);
+    tls_pending_ = evbuffer_new();
     // libevent writes 16 KiB per write event by default: a file piece in one turn instead.
     bufferevent_set_max_single_write(
         bev_, static_cast<ev_ssize_t>(worker->server->options_.tls_file_piece + kOutputLowWater));
@@ -341,6 +356,7 @@ void Connection::Close() {
     files_.clear();
     for (evbuffer* buffer : spare_buffers_) evbuffer_free(buffer);
     spare_buffers_.clear();
+    evbuffer_free(std::exchange(tls_pending_, nullptr));
   } else {
     // The socket is closed here, not when libevent frees the bufferevent after the callback in
     // progress: out of descriptors, another thread's accept() would take the number first. So a
@@ -410,8 +426,7 @@ void Connection::Flush() {
   if (closed_) return;
   evbuffer* out = sink();
   if (tls_) {
-    // OpenSSL writes from the output when the socket is writable (bufferevent_openssl).
-    if (!PumpFiles()) return;
+    if (!SendTls()) return;
   } else if (evbuffer_get_length(out) > 0) {
     // A socket bufferevent keeps its output's start frozen so that only it drains the buffer; it
     // unfreezes around its own writes, as this does.
@@ -427,7 +442,7 @@ void Connection::Flush() {
       return;
     }
   }
-  if (evbuffer_get_length(out) > 0) {
+  if (Buffered() > 0) {
     bufferevent_enable(bev_, EV_WRITE);
   } else if (closing_ && files_.empty()) {
     Close();
@@ -435,7 +450,7 @@ void Connection::Flush() {
   }
   // Output this drained below the low-water mark never reaches the write event, so the exchange
   // waiting to write more (a paused relay) hears it here.
-  if (evbuffer_get_length(out) <= kOutputLowWater && files_.empty() && in_exchange_ && !exchange_.finished_ &&
+  if (Buffered() <= kOutputLowWater && files_.empty() && in_exchange_ && !exchange_.finished_ &&
       exchange_.observer_ != nullptr) {
     exchange_.observer_->OnWritable();
   }
@@ -558,8 +573,8 @@ void Connection::SendError(int status, std::string_view reason) {
 }
 
 void Connection::OnWritable() {
-  if (tls_ && !PumpFiles()) return;
-  if (evbuffer_get_length(sink()) == 0) {
+  if (tls_ && !SendTls()) return;
+  if (Buffered() == 0) {
     bufferevent_disable(bev_, EV_WRITE);
     if (closing_ && files_.empty()) {
       Close();
@@ -646,6 +661,57 @@ void Connection::OnHandshake() {
   Rearm();
 }
 
+bool Connection::SendTls() {
+  if (!WriteTls()) return false;
+  if (files_.empty()) return true;
+  if (ktls_) return PumpFiles();
+  if (Buffered() > kOutputLowWater) return true;  // the write callback comes once it drains
+  if (!PumpFiles() || !WriteTls()) return false;
+  // The socket took all of it: the next piece on the next turn of the loop, so that a large
+  // body does not hold the loop from the other connections.
+  if (!files_.empty() && Buffered() == 0) {
+    bufferevent_trigger(bev_, EV_WRITE, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+  }
+  return true;
+}
+
+bool Connection::WriteTls() {
+  evbuffer* socket_output = bufferevent_get_output(bev_);
+  while (evbuffer_get_length(tls_pending_) > 0) {
+    if (evbuffer_get_length(socket_output) > 0) {
+      // The bufferevent is sending: what follows joins it there, in order.
+      evbuffer_add_buffer(socket_output, tls_pending_);
+      return true;
+    }
+    // The first buffer chunk whole, or up to one record's worth made contiguous; never more
+    // than the bufferevent writes at once, which a retry must not fall short of.
+    const size_t want = std::min(std::max(evbuffer_get_contiguous_space(tls_pending_),
+                                          std::min<size_t>(evbuffer_get_length(tls_pending_), 16 * 1024)),
+                                 static_cast<size_t>(bufferevent_get_max_single_write(bev_)));
+    const unsigned char* data = evbuffer_pullup(tls_pending_, static_cast<ev_ssize_t>(want));
+    ERR_clear_error();
+    const int written = SSL_write(ssl_, data, static_cast<int>(want));
+    if (written > 0) {
+      evbuffer_drain(tls_pending_, static_cast<size_t>(written));
+      continue;
+    }
+    const int error = SSL_get_error(ssl_, written);
+    if (error != SSL_ERROR_WANT_WRITE && error != SSL_ERROR_WANT_READ) {
+      ERR_clear_error();
+      tls_failed_ = true;
+      Close();
+      return false;
+    }
+    // OpenSSL keeps the record it began and must be asked again with the same bytes first: moved
+    // whole, the buffer's first chunk still starts with them and is no shorter, and the
+    // bufferevent's next SSL_write is of that chunk.
+    evbuffer_add_buffer(socket_output, tls_pending_);
+    bufferevent_enable(bev_, EV_WRITE);
+    return true;
+  }
+  return true;
+}
+
 bool Connection::PumpFiles() {
   evbuffer* out = sink();
   const uint64_t piece = std::max<uint64_t>(options().tls_file_piece, 1);
@@ -654,12 +720,12 @@ bool Connection::PumpFiles() {
     if (file.remaining > 0) {
       if (ktls_) {
         // The bytes before the file go first; then the kernel encrypts from the page cache.
-        if (evbuffer_get_length(out) > 0) return true;
+        if (Buffered() > 0) return true;
         return SendFileKtls();
       }
       // A piece at a time, the next once the output drained below the low-water mark (the write
       // callback): a large body holds about a piece and 64 KiB, whatever its length.
-      if (evbuffer_get_length(out) > kOutputLowWater) return true;
+      if (Buffered() > kOutputLowWater) return true;
       const size_t want = static_cast<size_t>(std::min(piece, file.remaining));
       evbuffer_iovec space;
       if (evbuffer_reserve_space(out, static_cast<ev_ssize_t>(want), &space, 1) < 1) {
@@ -950,7 +1016,7 @@ void Exchange::Reply(int status, std::string_view content_type, std::string_view
 
 size_t Exchange::output_buffered() const {
   if (connection_->closed_) return 0;
-  size_t buffered = evbuffer_get_length(connection_->sink());
+  size_t buffered = connection_->Buffered();
   for (const Connection::PendingFile& file : connection_->files_) {
     buffered += file.remaining + evbuffer_get_length(file.after);
   }

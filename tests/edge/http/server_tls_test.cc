@@ -81,10 +81,13 @@ class TlsHandler : public Handler {
             CHECK(self->later->SendFile(self->file_fd, 0, self->file_length / 2).ok());
           },
           this, &kDelay);
+    } else if (target == "/memory") {
+      exchange.Reply(200, "application/octet-stream", memory_body);
     } else {
       exchange.Reply(200, "text/plain", "hello");
     }
   }
+  std::string memory_body;
   int file_fd = -1;
   uint64_t file_length = 0;
   Exchange* later = nullptr;
@@ -173,19 +176,29 @@ class TlsClient {
     const std::string request = "GET " + path + " HTTP/1.1\r\nHost: " + host + "\r\n\r\n";
     REQUIRE(SSL_write(ssl_, request.data(), static_cast<int>(request.size())) ==
             static_cast<int>(request.size()));
-    std::string response;
+    return ReadResponse();
+  }
+  // The next response; what was read beyond it waits for the next call.
+  std::string ReadResponse() {
+    std::string response = std::move(unread_);
+    unread_.clear();
     size_t head_end = std::string::npos, want = 0;
     char buffer[65536];
-    while (head_end == std::string::npos || response.size() < want) {
-      const int n = SSL_read(ssl_, buffer, sizeof(buffer));
-      if (n <= 0) break;
-      response.append(buffer, static_cast<size_t>(n));
+    for (;;) {
       if (head_end == std::string::npos && (head_end = response.find("\r\n\r\n")) != std::string::npos) {
         const size_t at = response.find("Content-Length: ");
         want = head_end + 4 + (at < head_end ? std::stoull(response.substr(at + 16)) : 0);
       }
+      if (head_end != std::string::npos && response.size() >= want) break;
+      const int n = SSL_read(ssl_, buffer, sizeof(buffer));
+      if (n <= 0) break;
+      response.append(buffer, static_cast<size_t>(n));
     }
     ERR_clear_error();
+    if (head_end != std::string::npos && response.size() > want) {
+      unread_ = response.substr(want);
+      response.resize(want);
+    }
     return response;
   }
   std::string Body(const std::string& path) {
@@ -217,6 +230,7 @@ class TlsClient {
   SSL_CTX* ctx_ = nullptr;
   SSL* ssl_ = nullptr;
   int fd_ = -1;
+  std::string unread_;
 };
 
 uint64_t Failures(const Server& server, HandshakeFailure failure) {
@@ -379,6 +393,47 @@ TEST_CASE("a large file body over TLS arrives intact, read from the file a piece
   // Kernel TLS is not on this machine (no tls module), so the pieces went by SSL_write.
   CHECK(f.server->tls_stats().write_body_bytes.load() + f.server->tls_stats().ktls_body_bytes.load() >= size);
   CHECK(client.Body("/hello") == "hello");  // the connection goes on after the file
+  ::close(f.handler.file_fd);
+}
+
+TEST_CASE("responses the socket cannot take at once over TLS arrive whole and in order") {
+  // Responses are written by SSL_write at once while the socket takes them; when it is full,
+  // OpenSSL has begun a record that must be finished before any other byte, so the rest goes
+  // to the bufferevent. A client that reads only after its socket filled, three pipelined
+  // requests (a body from memory, one from a file, a small one), gets each whole, in order.
+  testing_support::TempDir files;
+  auto pattern = [](size_t size, uint64_t seed) {
+    std::string bytes(size, '\0');
+    for (size_t i = 0; i + 8 <= size; i += 8) {
+      const uint64_t value = (i + seed) * 0x9E3779B97F4A7C15ull;
+      std::memcpy(&bytes[i], &value, 8);
+    }
+    return bytes;
+  };
+  const std::string file_content = pattern(3 << 20, 1);
+  std::ofstream(files / "body", std::ios::binary)
+      .write(file_content.data(), static_cast<std::streamsize>(file_content.size()));
+  ServerOptions options;
+  options.tls_file_piece = 64 * 1024;
+  TlsFixture f(options);
+  f.handler.memory_body = pattern(2 << 20, 2);
+  f.handler.file_fd = ::open((files / "body").c_str(), O_RDONLY);
+  f.handler.file_length = file_content.size();
+  TlsClient client(f.port(), {.sni = "a.example", .receive_buffer = 32 * 1024});
+  REQUIRE(client.connected);
+  const std::string requests =
+      "GET /memory HTTP/1.1\r\nHost: h\r\n\r\nGET /file HTTP/1.1\r\nHost: h\r\n\r\n"
+      "GET /hello HTTP/1.1\r\nHost: h\r\n\r\n";
+  REQUIRE(SSL_write(client.ssl(), requests.data(), static_cast<int>(requests.size())) > 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  auto body = [](const std::string& response) {
+    const size_t end = response.find("\r\n\r\n");
+    return end == std::string::npos ? std::string() : response.substr(end + 4);
+  };
+  CHECK((body(client.ReadResponse()) == f.handler.memory_body));
+  CHECK((body(client.ReadResponse()) == file_content));
+  CHECK(body(client.ReadResponse()) == "hello");
+  CHECK(client.Body("/hello") == "hello");
   ::close(f.handler.file_fd);
 }
 
