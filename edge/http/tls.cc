@@ -1,12 +1,17 @@
 #include "edge/http/tls.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <ctime>
 #include <fstream>
@@ -28,6 +33,20 @@ std::string OpenSslErrors() {
     absl::StrAppend(&out, out.empty() ? "" : "; ", text);
   }
   return out.empty() ? "unknown OpenSSL error" : out;
+}
+
+// Whether the kernel has the `tls` upper-layer protocol: without it, OpenSSL's attempt to turn on
+// kernel TLS costs two failing setsockopt calls per connection. An unconnected socket answers
+// ENOENT without the module, ENOTCONN with it.
+bool KernelHasTls() {
+  static const bool has = [] {
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return true;  // cannot tell: let OpenSSL try
+    const bool missing = ::setsockopt(fd, SOL_TCP, TCP_ULP, "tls", 3) != 0 && errno == ENOENT;
+    ::close(fd);
+    return !missing;
+  }();
+  return has;
 }
 
 int FailureIndex() {
@@ -269,9 +288,9 @@ absl::StatusOr<std::unique_ptr<TlsContext>> TlsContext::Make(const TlsOptions& o
   SSL_CTX_set_ciphersuites(ctx, options.ciphersuites.c_str());
   // The server's order of preference for 1.2 (1.3 clients choose among strong suites anyway);
   // no renegotiation (a client-triggered CPU cost); kernel TLS where the kernel has it, which
-  // SSL_sendfile needs. OpenSSL falls back silently where it has not.
-  SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_RENEGOTIATION | SSL_OP_ENABLE_KTLS |
-                               SSL_OP_NO_COMPRESSION);
+  // SSL_sendfile needs (OpenSSL also falls back where the cipher does not allow it).
+  SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
+                               (KernelHasTls() ? SSL_OP_ENABLE_KTLS : 0));
   // Tickets only: a server-side session cache would be per process, and a resumption must work on
   // any worker and any edge that shares the key file.
   SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
@@ -283,7 +302,10 @@ absl::StatusOr<std::unique_ptr<TlsContext>> TlsContext::Make(const TlsOptions& o
   // libevent's bufferevent writes from an evbuffer whose chunks move between retries. No
   // SSL_MODE_ENABLE_PARTIAL_WRITE: libevent goes on to the next chunk after a partial write of
   // one larger than a record, which skipped bytes once it wrote more than 16 KiB per event.
-  SSL_CTX_set_mode(ctx, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
+  // No automatic chain: the files give the whole chain (checked by `vhost-config check`), and
+  // OpenSSL would otherwise try to build one from an empty store on every handshake.
+  SSL_CTX_set_mode(ctx,
+                   SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS | SSL_MODE_NO_AUTO_CHAIN);
   return context;
 }
 
@@ -357,9 +379,12 @@ int TlsContext::OnTicketKey(SSL* ssl, unsigned char* name, unsigned char* iv, EV
   auto* context = static_cast<TlsContext*>(SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl)));
   TicketKeys::Key key;
   bool current = true;
+  // Fetched once: EVP_aes_256_cbc() is looked up by name on every use in OpenSSL 3.
+  static EVP_CIPHER* const kCipher = EVP_CIPHER_fetch(nullptr, "AES-256-CBC", nullptr);
+  if (kCipher == nullptr) return -1;
   if (encrypt) {
     key = context->keys_->Current(absl::Now());
-    if (RAND_bytes(iv, EVP_CIPHER_get_iv_length(EVP_aes_256_cbc())) != 1) return -1;
+    if (RAND_bytes(iv, EVP_CIPHER_get_iv_length(kCipher)) != 1) return -1;
     std::copy(key.name.begin(), key.name.end(), name);
   } else if (!context->keys_->Find(name, &key, &current)) {
     return 0;  // unknown key: a full handshake, and a new ticket
@@ -371,8 +396,8 @@ int TlsContext::OnTicketKey(SSL* ssl, unsigned char* name, unsigned char* iv, EV
       OSSL_PARAM_construct_end(),
   };
   if (EVP_MAC_CTX_set_params(mac, params) != 1) return -1;
-  const int ok = encrypt ? EVP_EncryptInit_ex(cipher, EVP_aes_256_cbc(), nullptr, key.aes.data(), iv)
-                         : EVP_DecryptInit_ex(cipher, EVP_aes_256_cbc(), nullptr, key.aes.data(), iv);
+  const int ok = encrypt ? EVP_EncryptInit_ex(cipher, kCipher, nullptr, key.aes.data(), iv)
+                         : EVP_DecryptInit_ex(cipher, kCipher, nullptr, key.aes.data(), iv);
   if (ok != 1) return -1;
   return current ? 1 : 2;  // 2: decrypted with the previous key, so a new ticket is sent
 }

@@ -317,4 +317,34 @@ TEST_CASE("clients downloading one cold large object at once share each slice's 
   CHECK(origin.Count("movie") == 16);
 }
 
+TEST_CASE("a client that reads nothing does not hold back another downloading the same cold object") {
+  // Slices are fetched into the zone, not paced by whoever asked first: the fast client fetches
+  // the slices the slow one has not reached, and the slow one later reads them from the zone.
+  FakeOrigin origin;
+  const std::string body = Bytes(128 * kSlice, 12);
+  origin.Set("movie", RangedObject(body, "\"v1\""));
+  Edge edge(origin.port(), kSmallSlices);
+  const int slow = Connect(edge.server->port(), 4096);
+  const std::string request = "GET /movie HTTP/1.1\r\nHost: t.test\r\n\r\n";
+  REQUIRE(::write(slow, request.data(), request.size()) == static_cast<ssize_t>(request.size()));
+  REQUIRE(testing_support::Eventually([&] { return origin.Count("movie") >= 1; }));
+  const HttpResponse fast = edge.Get("/movie");
+  CHECK(fast.status == 200);
+  CHECK((fast.body == body));
+  std::string received;
+  timeval timeout{5, 0};
+  setsockopt(slow, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+  char buffer[65536];
+  for (ssize_t n; received.find("\r\n\r\n") == std::string::npos ||
+                  received.size() < received.find("\r\n\r\n") + 4 + body.size();) {
+    if ((n = ::read(slow, buffer, sizeof(buffer))) <= 0) break;
+    received.append(buffer, static_cast<size_t>(n));
+  }
+  ::close(slow);
+  const size_t head_end = received.find("\r\n\r\n");
+  REQUIRE(head_end != std::string::npos);
+  CHECK((received.substr(head_end + 4) == body));
+  CHECK(origin.Count("movie") == 128);  // each slice once, for both
+}
+
 }  // namespace edge
