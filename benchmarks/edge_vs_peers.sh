@@ -26,7 +26,8 @@
 # HTTPS, every server but Varnish (which has no TLS), all with one certificate (EC P-256, from a
 # local CA) and one cipher, TLS 1.3 TLS_AES_128_GCM_SHA256 (1.2: ECDHE-ECDSA-AES128-GCM-SHA256),
 # session tickets on: 1 KiB hits on kept-alive connections (wrk, req/s, p99), new full handshakes
-# and resumed ones per second (benchmarks/tls_handshakes.cc: one request per connection), and
+# and resumed ones per second (benchmarks/tls_handshakes.cc: one request per connection; with the
+# server's CPU per handshake, which the client's share of the two cores does not blur), and
 # 1 MiB hits (wrk, MiB/s and server CPU per MiB). The server's CPU is that of all its processes
 # (/proc/PID/stat).
 set -euo pipefail
@@ -318,8 +319,11 @@ large_hits() {
   awk -v mib="$mib" -v ticks=$((after - before)) -v hz="$(getconf CLK_TCK)" -v d="$duration" \
     'BEGIN { printf "%s %.4f\n", mib, ticks * 1000 / hz / (mib * d) }'
 }
-handshakes() {  # SERVER new|reuse: prints handshakes per second
-  local rate resumed failed
+handshakes() {  # SERVER new|reuse: prints "handshakes_per_s server_cpu_ms_per_handshake"
+  local rate resumed failed pids_now before after
+  pids_now=$(server_pids "$1")
+  # shellcheck disable=SC2086
+  before=$(cpu_ticks $pids_now)
   read -r rate resumed failed < <($bin/tls_handshakes 127.0.0.1 "${tls_port[$1]}" demo.test /small.bin \
     "$handshake_threads" "$duration" "$2")
   [ "$failed" -le 1 ] || { echo "$1: $failed failed handshakes ($2)" >&2; exit 1; }
@@ -328,7 +332,10 @@ handshakes() {  # SERVER new|reuse: prints handshakes per second
     echo "$1: only $resumed of the connections resumed" >&2
     exit 1
   fi
-  echo "$rate"
+  # shellcheck disable=SC2086
+  after=$(cpu_ticks $pids_now)
+  awk -v rate="$rate" -v ticks=$((after - before)) -v hz="$(getconf CLK_TCK)" -v d="$duration" \
+    'BEGIN { printf "%s %.4f\n", rate, ticks * 1000 / hz / (rate * d) }'
 }
 
 results=$work/results.txt
@@ -382,10 +389,12 @@ for round in $(seq 0 $((rounds - 1))); do
         record "$server" tls_small_p99_ms "$p99"
       fi
       if want handshakes; then
-        rate=$(handshakes "$server" new)
+        read -r rate cpu < <(handshakes "$server" new)
         record "$server" tls_full_hs "$rate"
-        rate=$(handshakes "$server" reuse)
+        record "$server" tls_full_hs_cpu_ms "$cpu"
+        read -r rate cpu < <(handshakes "$server" reuse)
         record "$server" tls_resumed_hs "$rate"
+        record "$server" tls_resumed_hs_cpu_ms "$cpu"
       fi
       if want tls_large; then
         read -r mib cpu < <(large_hits "$server")
