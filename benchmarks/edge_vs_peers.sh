@@ -305,9 +305,20 @@ profile_stop() {
     perf report -i "$work/perf.data" --no-children -g none --sort comm,dso,sym --percent-limit 0.3 --stdio 2>/dev/null
   } | grep -v '^$' >"$out/perf-$1-$2.txt"
 }
+# RATE TICKS_BEFORE TICKS_AFTER -> "RATE server_cpu_ms_per_unit" over the load's $duration.
+per_unit_cpu() {
+  awk -v rate="$1" -v ticks=$(($3 - $2)) -v hz="$(getconf CLK_TCK)" -v d="$duration" \
+    'BEGIN { printf "%s %.4f\n", rate, ticks * 1000 / hz / (rate * d) }'
+}
+# 1 KiB hits with wrk on $url, recorded as PREFIXsmall_rps and PREFIXsmall_p99_ms.
+small_hits() {  # SERVER PREFIX
+  read -r rps p99 _ < <(run_wrk "$connections" /small.bin)
+  record "$1" "${2}small_rps" "$rps"
+  record "$1" "${2}small_p99_ms" "$p99"
+}
 # 1 MiB hits with wrk on $url; prints "mib_per_s server_cpu_ms_per_mib".
 large_hits() {
-  local pids_now before after mib
+  local pids_now before mib
   pids_now=$(server_pids "$1")
   # shellcheck disable=SC2086
   before=$(cpu_ticks $pids_now)
@@ -315,12 +326,10 @@ large_hits() {
   read -r _ _ mib < <(run_wrk 16 /large.bin)
   profile_stop "$1" "wrk-${url%%:*}"
   # shellcheck disable=SC2086
-  after=$(cpu_ticks $pids_now)
-  awk -v mib="$mib" -v ticks=$((after - before)) -v hz="$(getconf CLK_TCK)" -v d="$duration" \
-    'BEGIN { printf "%s %.4f\n", mib, ticks * 1000 / hz / (mib * d) }'
+  per_unit_cpu "$mib" "$before" "$(cpu_ticks $pids_now)"
 }
 handshakes() {  # SERVER new|reuse: prints "handshakes_per_s server_cpu_ms_per_handshake"
-  local rate resumed failed pids_now before after
+  local rate resumed failed pids_now before
   pids_now=$(server_pids "$1")
   # shellcheck disable=SC2086
   before=$(cpu_ticks $pids_now)
@@ -333,9 +342,7 @@ handshakes() {  # SERVER new|reuse: prints "handshakes_per_s server_cpu_ms_per_h
     exit 1
   fi
   # shellcheck disable=SC2086
-  after=$(cpu_ticks $pids_now)
-  awk -v rate="$rate" -v ticks=$((after - before)) -v hz="$(getconf CLK_TCK)" -v d="$duration" \
-    'BEGIN { printf "%s %.4f\n", rate, ticks * 1000 / hz / (rate * d) }'
+  per_unit_cpu "$rate" "$before" "$(cpu_ticks $pids_now)"
 }
 
 results=$work/results.txt
@@ -353,11 +360,7 @@ for round in $(seq 0 $((rounds - 1))); do
     start_server "$server"
     url=http://127.0.0.1:$port
     curl -fsS -o /dev/null -H 'Host: demo.test' "$url/large.bin"  # both now cached
-    if want small; then
-      read -r rps p99 _ < <(run_wrk "$connections" /small.bin)
-      record "$server" small_rps "$rps"
-      record "$server" small_p99_ms "$p99"
-    fi
+    if want small; then small_hits "$server" ""; fi
     if want large; then
       read -r mib cpu < <(large_hits "$server")
       record "$server" large_mib_s "$mib"
@@ -383,11 +386,7 @@ for round in $(seq 0 $((rounds - 1))); do
       url=https://demo.test:${tls_port[$server]}
       curl -fsS -o /dev/null --cacert "$tls/ca.pem" --resolve "demo.test:${tls_port[$server]}:127.0.0.1" \
         -H 'Host: demo.test' --tlsv1.3 --tls13-ciphers "$tls13_suite" "$url/small.bin"
-      if want tls_small; then
-        read -r rps p99 _ < <(run_wrk "$connections" /small.bin)
-        record "$server" tls_small_rps "$rps"
-        record "$server" tls_small_p99_ms "$p99"
-      fi
+      if want tls_small; then small_hits "$server" tls_; fi
       if want handshakes; then
         read -r rate cpu < <(handshakes "$server" new)
         record "$server" tls_full_hs "$rate"
