@@ -243,12 +243,15 @@ class Connection {
   void OutputAdded() {
     if (processing_ || closed_) return;
     if (tls_) {
-      // Written by the write callback (SendTls), run from the loop after this callback: what the
-      // caller adds next goes out with it.
-      bufferevent_trigger(bev_, EV_WRITE, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+      ScheduleSend();  // what the caller adds next in this callback goes out with it
       return;
     }
     bufferevent_enable(bev_, EV_WRITE);
+  }
+  // TLS: SendTls from the loop, after the callback in progress (by the write callback, which
+  // tells the exchange only what the buffer's level says).
+  void ScheduleSend() {
+    bufferevent_trigger(bev_, EV_WRITE, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
   }
   void Rearm();
 
@@ -424,10 +427,9 @@ void Connection::Process() {
 
 void Connection::Flush() {
   if (closed_) return;
-  evbuffer* out = sink();
   if (tls_) {
     if (!SendTls()) return;
-  } else if (evbuffer_get_length(out) > 0) {
+  } else if (evbuffer* out = sink(); evbuffer_get_length(out) > 0) {
     // A socket bufferevent keeps its output's start frozen so that only it drains the buffer; it
     // unfreezes around its own writes, as this does.
     evbuffer_unfreeze(out, 1);
@@ -442,7 +444,8 @@ void Connection::Flush() {
       return;
     }
   }
-  if (Buffered() > 0) {
+  const size_t buffered = Buffered();
+  if (buffered > 0) {
     bufferevent_enable(bev_, EV_WRITE);
   } else if (closing_ && files_.empty()) {
     Close();
@@ -450,7 +453,7 @@ void Connection::Flush() {
   }
   // Output this drained below the low-water mark never reaches the write event, so the exchange
   // waiting to write more (a paused relay) hears it here.
-  if (Buffered() <= kOutputLowWater && files_.empty() && in_exchange_ && !exchange_.finished_ &&
+  if (buffered <= kOutputLowWater && files_.empty() && in_exchange_ && !exchange_.finished_ &&
       exchange_.observer_ != nullptr) {
     exchange_.observer_->OnWritable();
   }
@@ -581,7 +584,9 @@ void Connection::OnWritable() {
       return;
     }
   }
-  if (in_exchange_ && !exchange_.finished_ && exchange_.observer_ != nullptr)
+  // Only once drained, as Observer::OnWritable promises: this also runs for ScheduleSend, whatever
+  // is buffered, and a relay that resumed then would run ahead of a client that reads nothing.
+  if (Buffered() <= kOutputLowWater && in_exchange_ && !exchange_.finished_ && exchange_.observer_ != nullptr)
     exchange_.observer_->OnWritable();
   if (!closed_) Rearm();
 }
@@ -669,9 +674,7 @@ bool Connection::SendTls() {
   if (!PumpFiles() || !WriteTls()) return false;
   // The socket took all of it: the next piece on the next turn of the loop, so that a large
   // body does not hold the loop from the other connections.
-  if (!files_.empty() && Buffered() == 0) {
-    bufferevent_trigger(bev_, EV_WRITE, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
-  }
+  if (!files_.empty() && Buffered() == 0) ScheduleSend();
   return true;
 }
 
@@ -683,8 +686,8 @@ bool Connection::WriteTls() {
       evbuffer_add_buffer(socket_output, tls_pending_);
       return true;
     }
-    // The first buffer chunk whole, or up to one record's worth made contiguous; never more
-    // than the bufferevent writes at once, which a retry must not fall short of.
+    // The first buffer chunk whole, or up to one record's worth made contiguous, bounded as the
+    // bufferevent bounds its own writes.
     const size_t want = std::min(std::max(evbuffer_get_contiguous_space(tls_pending_),
                                           std::min<size_t>(evbuffer_get_length(tls_pending_), 16 * 1024)),
                                  static_cast<size_t>(bufferevent_get_max_single_write(bev_)));
@@ -719,7 +722,9 @@ bool Connection::PumpFiles() {
     PendingFile& file = files_.front();
     if (file.remaining > 0) {
       if (ktls_) {
-        // The bytes before the file go first; then the kernel encrypts from the page cache.
+        // The bytes before the file go first (those that followed the last one among them);
+        // then the kernel encrypts from the page cache.
+        if (!WriteTls()) return false;
         if (Buffered() > 0) return true;
         return SendFileKtls();
       }

@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -81,12 +82,30 @@ class TlsHandler : public Handler {
             CHECK(self->later->SendFile(self->file_fd, 0, self->file_length / 2).ok());
           },
           this, &kDelay);
+    } else if (target == "/stream") {
+      // A relay as the pipeline runs one: each OnWritable brings another piece, whatever is
+      // buffered, so it is the server's promise (called only once drained) that bounds it.
+      exchange.Respond(200, {}, std::nullopt);
+      exchange.SetObserver(&stream);
+      stream.exchange = &exchange;
+      stream.OnWritable();
     } else if (target == "/memory") {
       exchange.Reply(200, "application/octet-stream", memory_body);
     } else {
       exchange.Reply(200, "text/plain", "hello");
     }
   }
+  struct Stream : Exchange::Observer {
+    void OnWritable() override {
+      if (exchange == nullptr || produced >= kLimit) return;
+      exchange->Write(std::string(64 * 1024, 's'));
+      produced += 64 * 1024;
+    }
+    void OnAbort() override { exchange = nullptr; }
+    static constexpr uint64_t kLimit = 64 << 20;
+    Exchange* exchange = nullptr;
+    std::atomic<uint64_t> produced{0};
+  } stream;
   std::string memory_body;
   int file_fd = -1;
   uint64_t file_length = 0;
@@ -435,6 +454,19 @@ TEST_CASE("responses the socket cannot take at once over TLS arrive whole and in
   CHECK(body(client.ReadResponse()) == "hello");
   CHECK(client.Body("/hello") == "hello");
   ::close(f.handler.file_fd);
+}
+
+TEST_CASE("a relay over TLS that writes on each OnWritable stays bounded for a client that reads nothing") {
+  // Regression: output added outside a callback ran the write callback at once, which told the
+  // relay the buffer had drained whatever it held: the relay wrote on without bound.
+  TlsFixture f;
+  TlsClient client(f.port(), {.sni = "a.example", .receive_buffer = 16 * 1024});
+  REQUIRE(client.connected);
+  const std::string request = "GET /stream HTTP/1.1\r\nHost: h\r\n\r\n";
+  REQUIRE(SSL_write(client.ssl(), request.data(), static_cast<int>(request.size())) > 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  CHECK(f.handler.stream.produced.load() > 0);
+  CHECK(f.handler.stream.produced.load() < (8u << 20));
 }
 
 TEST_CASE("a file body sent after the head went out (a later callback) is sent over TLS too") {
