@@ -73,7 +73,11 @@ CONF
   [ -z "$tls_port" ] || printf '[tls]\n%s\n' "$tls_settings" >>"$dir/edge.toml"
 }
 
-cpu_ticks() { for pid in "$@"; do cut -d' ' -f14,15 "/proc/$pid/stat"; done | awk '{t += $1 + $2} END {print t}'; }
+# A process gone meanwhile (nginx's cache loader exits a minute in) counts for nothing.
+cpu_ticks() {
+  for pid in "$@"; do cut -d' ' -f14,15 "/proc/$pid/stat" 2>/dev/null || echo "0 0"; done |
+    awk '{t += $1 + $2} END {print t}'
+}
 
 start_bench_edge() {
   local dir=$1 port=$2 binary
