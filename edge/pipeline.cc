@@ -1181,7 +1181,8 @@ void Pipeline::OnRequest(http::Exchange& exchange) {
     route.tenants.reset();
     w.spare_route = std::move(route);
   };
-  const std::string_view request_host = RequestedHost(request.host, exchange.tls_server_name());
+  const std::string_view server_name = exchange.tls_server_name();
+  const std::string_view request_host = RequestedHost(request.host, server_name);
   route.tenant = w.tenants ? w.tenants->FindByHost(request_host) : nullptr;
   if (route.tenant == nullptr) {
     // Never another tenant's data: a host nobody configured is misdirected.
@@ -1190,7 +1191,6 @@ void Pipeline::OnRequest(http::Exchange& exchange) {
   }
   route.tenants = w.tenants;
   route.hsts = exchange.tls() ? std::string_view(route.tenant->hsts) : std::string_view();
-  const std::string_view server_name = exchange.tls_server_name();
   // Most clients send the name they connected to as Host: its tenant is known already.
   const vhost::Tenant* sni_tenant = server_name.empty()           ? nullptr
                                     : server_name == request_host ? route.tenant

@@ -1,6 +1,5 @@
 #include "edge/http/tls.h"
 
-#include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <openssl/core_names.h>
 #include <openssl/err.h>
