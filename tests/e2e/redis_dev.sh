@@ -11,5 +11,5 @@ pid=$(cat "$state/redis.pid")
 [ "$(redis-cli -p "$port" XLEN edge:test)" = 1 ]
 "$source_dir/scripts/redis-dev" status >/dev/null
 "$source_dir/scripts/redis-dev" stop
-if kill -0 "$pid" 2>/dev/null; then echo "redis-server $pid still running" >&2; exit 1; fi
+if running "$pid"; then echo "redis-server $pid still running" >&2; exit 1; fi
 echo "1 passed, 0 failed"

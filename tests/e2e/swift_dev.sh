@@ -121,6 +121,6 @@ expect_event 'PUT AUTH_test public dir/away.txt 201 -'
 "$source_dir/scripts/swift-dev" stop
 stop_redis
 for pid in $pids; do
-  if kill -0 "$pid" 2>/dev/null; then echo "process $pid still running after stop" >&2; exit 1; fi
+  if running "$pid"; then echo "process $pid still running after stop" >&2; exit 1; fi
 done
 echo "1 passed, 0 failed"

@@ -167,8 +167,9 @@ TEST_CASE("mapping into a reused target gives what a fresh one gives") {
   };
   OriginTarget reused;
   for (int pass = 0; pass < 2; ++pass) {
-    for (const auto& [tenant, target] : requests) {
-      INFO(target);
+    for (const auto& request : requests) {
+      const auto& [tenant, target] = request;
+      INFO(request.second);  // INFO captures by reference, which clang 14 refuses for a binding
       const absl::StatusOr<OriginTarget> fresh = MapRequest(*tenant, target, "text/xml");
       const absl::Status status = MapRequest(*tenant, target, "text/xml", &reused);
       REQUIRE(status.ok() == fresh.ok());

@@ -2,6 +2,7 @@
 # port, and stops it (by the PID it recorded) and removes the directory when the test exits.
 #   use_dev_service SERVICE VAR_PREFIX   e.g. use_dev_service swift-dev SWIFT_DEV
 # Sets: state, port.
+source "$source_dir/scripts/lib/processes.sh"
 use_dev_service() {
   dev_service=$source_dir/scripts/$1
   state=$(mktemp -d)

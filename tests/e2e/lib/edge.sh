@@ -3,20 +3,14 @@
 # belongs to (its second argument), else of the release build.
 build_dir=${build_dir:-$source_dir/build/release}
 started_pids=()
+source "$source_dir/scripts/lib/processes.sh"
 
 free_port() {
   python3 "$source_dir/tests/support/free_ports.py"
 }
 
 stop_started() {
-  local pid
-  for pid in "${started_pids[@]}"; do
-    kill "$pid" 2>/dev/null || true
-  done
-  for pid in "${started_pids[@]}"; do
-    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$pid" 2>/dev/null || true
-  done
+  [ ${#started_pids[@]} -eq 0 ] || stop_pids 5 "${started_pids[@]}"
 }
 
 # start_edge DIR: runs build/edge with DIR/edge.toml, output to DIR/edge.log; waits for /healthz on
@@ -30,10 +24,10 @@ start_edge() {
     started_pids+=("$edge_pid")
     for _ in $(seq 1 100); do
       curl -fsS -m 1 -o /dev/null "http://127.0.0.1:$admin_port/healthz" 2>/dev/null && return 0
-      kill -0 "$edge_pid" 2>/dev/null || break
+      running "$edge_pid" || break
       sleep 0.1
     done
-    if ! kill -0 "$edge_pid" 2>/dev/null && tail -3 "$1/edge.log" | grep -q "cannot listen on"; then
+    if ! running "$edge_pid" && tail -3 "$1/edge.log" | grep -q "cannot listen on"; then
       edge_port=$(free_port)
       admin_port=$(free_port)
       sed -i -e "s/^listen.port = .*/listen.port = $edge_port/" -e "s/^admin.port = .*/admin.port = $admin_port/" \
