@@ -71,7 +71,8 @@ constexpr std::array kEdgeKeys = {
     KeySpec{
         "limits.ranges", KeyType::kInteger, "16", false,
         "Most byte ranges one request is answered as `multipart/byteranges`; more get `200` and the whole "
-        "body, as nginx's `max_ranges`. 0 ignores `Range`."},
+        "body, as nginx's `max_ranges`. 0 ignores `Range`. A sliced object (`cache.slice_size`) is answered "
+        "in at most 4 parts."},
     KeySpec{"admin.address", KeyType::kString, "\"127.0.0.1\"", false,
             "Address of the admin listener (`/metrics`, `/healthz`)."},
     KeySpec{"admin.port", KeyType::kInteger, "9090", false, "Port of the admin listener; 0 turns it off."},

@@ -199,10 +199,11 @@ std::string Metrics::Render(const cache::StoreStats& store, size_t connections,
                      "Fills whose zone failed mid-body; their clients got the rest uncached.", fills_spilled);
   out +=
       "# HELP edge_slices_total Slices of large objects: fetched to be stored, and the origin's answers "
-      "that could not be used (whole objects to ranged requests, wrong ranges, another version).\n"
+      "that could not be used (whole objects to ranged requests, wrong ranges, another version, no strong "
+      "ETag).\n"
       "# TYPE edge_slices_total counter\n";
-  constexpr std::array<const char*, kSliceEvents> kSliceEventNames = {"fetched", "range_ignored",
-                                                                      "bad_answer", "version_changed"};
+  constexpr std::array<const char*, kSliceEvents> kSliceEventNames = {
+      "fetched", "range_ignored", "bad_answer", "version_changed", "no_validator"};
   for (size_t i = 0; i < kSliceEvents; ++i) {
     absl::StrAppend(&out, "edge_slices_total{event=\"", kSliceEventNames[i], "\"} ", slices[i], "\n");
   }

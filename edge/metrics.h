@@ -36,8 +36,9 @@ enum class SliceEvent : uint8_t {
   kRangeIgnored,    // the origin answered a ranged request with the whole object (200)
   kBadAnswer,       // a 206 that was not the range asked for, or a slice request not answered 206
   kVersionChanged,  // a slice of another version (ETag, length) than the answer's first slice
+  kNoValidator,     // a probe answered without a strong ETag: the object is stored whole
 };
-inline constexpr size_t kSliceEvents = 4;
+inline constexpr size_t kSliceEvents = 5;
 
 struct TenantCounters {
   uint64_t requests = 0;

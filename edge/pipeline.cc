@@ -90,6 +90,13 @@ std::optional<uint64_t> ParseLength(std::string_view text) {
   return value;
 }
 
+// Whether an origin's answer to a slice's request, other than the slice's 206, says the object is
+// no longer the one its stored slices are of (a 408 or 429 says only that the origin was busy).
+bool SaysObjectChanged(int status) {
+  return status == 200 || status == 206 || status == 401 || status == 403 || status == 404 || status == 410 ||
+         status == 416;
+}
+
 // The Range that chooses a request's slices: none for a HEAD, answered as a whole GET would be.
 std::string_view SlicedRange(const http::Request& request) {
   return request.method == "HEAD" ? std::string_view() : request.Find("range");
@@ -370,8 +377,8 @@ class ClientStream : public http::Exchange::Observer,
   }
 
   // A large object from its slices, the first found stored (`slice`).
-  void ServeSliced(cache::Hit slice) {
-    label_ = CacheLabel::kHit;
+  void ServeSliced(cache::Hit slice, CacheLabel label) {
+    label_ = label;
     const uint64_t first = SliceOf(slice.metadata())->first;
     BeginSliced(std::make_shared<const cache::EntryMetadata>(slice.metadata()), first);
   }
@@ -786,7 +793,8 @@ class ClientStream : public http::Exchange::Observer,
     EntryBody entry{&s.head, s.total};
     entry.parts_later = true;
     Answer answer =
-        RespondEntry(*exchange_, entry, label_, Now(), pipeline_.options_.max_ranges, route_.hsts, &status_);
+        RespondEntry(*exchange_, entry, label_, Now(),
+                     std::min(pipeline_.options_.max_ranges, kMaxSlicedRanges), route_.hsts, &status_);
     if (answer.parts) {
       for (const ByteRange& r : answer.parts->ranges) s.windows.push_back({r.first, r.last + 1});
       exchange_->Write(answer.parts->framing.part_heads.front());
@@ -926,6 +934,13 @@ class ClientStream : public http::Exchange::Observer,
         return;
       }
       case SharedFetch::Outcome::kNotModified: {
+        if (!own_stale_) {
+          // Another client's revalidation, joined after this one found no copy it could read: a
+          // 304 has no bytes for it. It looks again (the revalidation has left the coalescer).
+          StopWaiting();
+          SendSlices();
+          return;
+        }
         // The stored slice is current: sent from it (its refreshed copy is being stored).
         const cache::Hit& hit = *own_stale_;
         const uint64_t end = std::min(s.windows[s.window].end, bytes.last + 1);
@@ -941,8 +956,13 @@ class ClientStream : public http::Exchange::Observer,
         return;
       }
       case SharedFetch::Outcome::kPass:
-      case SharedFetch::Outcome::kFailed:
+        // Not the slice's 206: the object was deleted, shrunk, made private or is no longer
+        // answered by range. The stored slices would cut every answer begun from them.
+        if (SaysObjectChanged(fetch_->origin_status())) ObjectChanged();
         Abort(CutCause::kOrigin);  // the head is out: a truncated answer, never a wrong one
+        return;
+      case SharedFetch::Outcome::kFailed:
+        Abort(CutCause::kOrigin);
         return;
     }
   }
@@ -1273,8 +1293,8 @@ void Pipeline::OnRequest(http::Exchange& exchange) {
   if (route.tenant->origin.kind == vhost::OriginKind::kHttp) directives = ParseRequestDirectives(request);
   std::optional<cache::Hit> hit = store_.Lookup(route.key);
   if (!hit && !route.target.listing && route.tenant->cache.slice_size != 0) {
-    if (std::optional<cache::Hit> slice = FindSlice(route, request, directives, start)) {
-      NewStream(exchange, std::move(route), start).ServeSliced(std::move(*slice));
+    if (std::optional<SliceStart> found = FindSlice(route, request, directives, start)) {
+      NewStream(exchange, std::move(route), start).ServeSliced(std::move(found->slice), found->label);
       return;
     }
   }
@@ -1306,21 +1326,37 @@ void Pipeline::OnRequest(http::Exchange& exchange) {
   StartShared(exchange, std::move(route), std::move(hit), start);
 }
 
-std::optional<cache::Hit> Pipeline::FindSlice(const Route& route, const http::Request& request,
-                                              const vhost::CacheDirectives& directives, absl::Time start) {
+std::optional<Pipeline::SliceStart> Pipeline::FindSlice(const Route& route, const http::Request& request,
+                                                        const vhost::CacheDirectives& directives,
+                                                        absl::Time start) {
   const Slicing slicing = SlicingOf(route.tenant->cache);
+  const std::string_view range = SlicedRange(request);
   // The slice the request begins in: without it, the probe for it tells the object's length and
   // head as well, in the same round trip.
-  const uint64_t index = FirstWantedByte(SlicedRange(request)) / slicing.size;
+  const uint64_t index = FirstWantedByte(range) / slicing.size;
   thread_local cache::Key key;
   SliceKey(route.key, slicing.size, index, &key);
+  const auto fresh = [&](const std::optional<cache::Hit>& slice) {
+    return slice && SliceOf(slice->metadata()) && IsStrongEtag(slice->metadata().etag) &&
+           vhost::DecideUse(FreshnessOf(*slice), directives, absl::ToUnixSeconds(start), trusted()) ==
+               vhost::Use::kFresh;
+  };
   std::optional<cache::Hit> slice = store_.Lookup(key);
-  if (slice && SliceOf(slice->metadata()) &&
-      vhost::DecideUse(FreshnessOf(*slice), directives, absl::ToUnixSeconds(start), trusted()) ==
-          vhost::Use::kFresh) {
-    return slice;
+  if (!fresh(slice)) return std::nullopt;
+  // A suffix range begins where only the length tells: in another slice, whose own state is the
+  // answer's label.
+  const uint64_t total = SliceOf(slice->metadata())->total;
+  const uint64_t begins = FirstWantedByte(range, total) / slicing.size;
+  CacheLabel label = CacheLabel::kHit;
+  if (begins != index) {
+    SliceKey(route.key, slicing.size, begins, &key);
+    const std::optional<cache::Hit> other = store_.Lookup(key);
+    if (!fresh(other) ||
+        !IsSliceOf(other->metadata(), slice->metadata(), SliceBytes(slicing, begins, total))) {
+      label = CacheLabel::kMiss;
+    }
   }
-  return std::nullopt;
+  return SliceStart{std::move(*slice), label};
 }
 
 void Pipeline::ServeHit(http::Exchange& exchange, const Route& route, cache::Hit& hit, CacheLabel label,

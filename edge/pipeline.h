@@ -92,8 +92,13 @@ class Pipeline : public http::Handler {
   // A short text answer; `route` null when no tenant was found.
   void Reply(http::Exchange& exchange, const Route* route, int status, std::string_view message,
              absl::Time start, std::span<const http::HeaderField> headers = {});
-  // A fresh stored slice of the route's object, to answer from (edge/slices.h).
-  std::optional<cache::Hit> FindSlice(const Route& route, const http::Request& request,
+  // A fresh stored slice of the route's object, to answer from (edge/slices.h), and the answer's
+  // label: a hit if the slice its first byte is in is stored fresh too.
+  struct SliceStart {
+    cache::Hit slice;
+    CacheLabel label;
+  };
+  std::optional<SliceStart> FindSlice(const Route& route, const http::Request& request,
                                       const vhost::CacheDirectives& directives, absl::Time start);
   FillPlan MakePlan(const Route& route, const http::Request& request, std::optional<cache::Hit> stale);
   ClientStream& NewStream(http::Exchange& exchange, Route route, absl::Time start);

@@ -303,6 +303,26 @@ void SharedFetch::OnHeaders(int status, HeaderViews headers) {
     SendRequest();
     return;
   }
+  if (plan_.slice && plan_.slice->probe && status == 206) {
+    const std::optional<ContentRange> range = ParseContentRange(FindHeader(headers, "content-range"));
+    const bool whole = range && range->first == 0 && range->last + 1 == range->total;
+    if (!whole && !IsStrongEtag(FindHeader(headers, "etag"))) {
+      // Slices without a strong ETag could not be told from another version's: the object is
+      // asked for again without Range and stored whole, as if unsliced.
+      metrics_->CountSlice(worker_, SliceEvent::kNoValidator);
+      client_->Cancel(fetch_id_);
+      plan_.slice.reset();
+      SendRequest();
+      return;
+    }
+    if (!whole && range && range->total <= plan_.slice->slicing.threshold) {
+      // Too small to slice, asked for by a range: asked again from byte 0, stored whole.
+      client_->Cancel(fetch_id_);
+      plan_.slice->bytes = ProbeRange(plan_.slice->slicing, /*ranged=*/false, 0);
+      SendRequest();
+      return;
+    }
+  }
   if (plan_.slice && status == 200) metrics_->CountSlice(worker_, SliceEvent::kRangeIgnored);
   if (!BeginStoring(status, headers)) Pass(status, headers);
 }

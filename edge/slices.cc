@@ -33,15 +33,19 @@ std::optional<ContentRange> ParseContentRange(std::string_view value) {
   return r;
 }
 
-uint64_t FirstWantedByte(std::string_view range) {
+uint64_t FirstWantedByte(std::string_view range, uint64_t total) {
   range = Trim(range);
   if (range.size() < 6 || !http::EqualsIgnoreCase(range.substr(0, 6), "bytes=")) return 0;
   range.remove_prefix(6);
   range = Trim(range.substr(0, range.find(',')));
   const size_t dash = range.find('-');
-  uint64_t first = 0;
-  if (dash == std::string_view::npos || !ReadNumber(Trim(range.substr(0, dash)), &first)) return 0;
-  return first;
+  if (dash == std::string_view::npos) return 0;
+  uint64_t n = 0;
+  const std::string_view before = Trim(range.substr(0, dash));
+  if (before.empty()) {  // a suffix: the last n bytes
+    return ReadNumber(Trim(range.substr(dash + 1)), &n) ? total - std::min(n, total) : 0;
+  }
+  return ReadNumber(before, &n) ? n : 0;
 }
 
 ByteRange ProbeRange(const Slicing& slicing, bool ranged, uint64_t start) {
@@ -72,10 +76,14 @@ std::optional<ContentRange> SliceOf(const cache::EntryMetadata& meta) {
   return std::nullopt;
 }
 
+bool IsStrongEtag(std::string_view etag) {
+  return !etag.empty() && !etag.starts_with("W/");
+}
+
 bool IsSliceOf(const cache::EntryMetadata& slice, const cache::EntryMetadata& first, ByteRange bytes) {
   const std::optional<ContentRange> x = SliceOf(slice), y = SliceOf(first);
   return x && y && x->first == bytes.first && x->last == bytes.last && x->total == y->total &&
-         slice.etag == first.etag;
+         IsStrongEtag(first.etag) && slice.etag == first.etag;
 }
 
 void DropContentRange(cache::EntryMetadata* meta) {

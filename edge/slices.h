@@ -29,6 +29,12 @@ inline Slicing SlicingOf(const vhost::CachePolicy& cache) {
   return {cache.slice_size, cache.slice_threshold};
 }
 
+// The most ranges a sliced answer serves as parts; with more it is the whole object (RFC 9110 14.2
+// lets a server ignore many small ranges). Each part may cost a slice from the origin that the
+// client's reading does not pace (a few bytes fill no buffer): a request with many tiny parts
+// would pull many slices for a few bytes sent. nginx's slice module allows one.
+inline constexpr size_t kMaxSlicedRanges = 4;
+
 // "bytes first-last/total" (RFC 9110 14.4), strictly; nullopt for anything else (an unknown total
 // "*" included: a slice must know its object's length).
 struct ContentRange {
@@ -38,14 +44,15 @@ struct ContentRange {
 };
 std::optional<ContentRange> ParseContentRange(std::string_view value);
 
-// The first byte a request asks for: its first range's start, 0 when it has none (no Range, a
-// suffix range, a Range the edge ignores).
-uint64_t FirstWantedByte(std::string_view range);
+// The first byte a request asks for of an object of `total` bytes: its first range's start, 0 when
+// it has none (no Range, a Range the edge ignores). A suffix range's needs the length: with
+// `total` 0 (unknown) it is 0.
+uint64_t FirstWantedByte(std::string_view range, uint64_t total = 0);
 
 // What the first fetch of an unknown object asks for: for a whole object, everything up to the
 // threshold (a small object comes whole in one answer); for a range beginning at `start`, the
-// slice holding it, so a seek costs one slice (a small object's range may then be stored as a
-// slice, until a whole request stores the object).
+// slice holding it, so a seek costs one slice (an object no larger than the threshold is then
+// asked for again from byte 0, and stored whole).
 ByteRange ProbeRange(const Slicing& slicing, bool ranged, uint64_t start);
 
 // The bytes of slice `index` of an object of `total` bytes.
@@ -57,8 +64,13 @@ void SliceKey(const cache::Key& object, uint64_t size, uint64_t index, cache::Ke
 // What a slice entry (or a fill's metadata) says: its Content-Range; nullopt if it is not a slice.
 std::optional<ContentRange> SliceOf(const cache::EntryMetadata& meta);
 
-// Whether `slice` holds exactly `bytes` of the version `first` is of: the same ETag and total
-// length (a body never mixes versions).
+// Whether `etag` tells one version of an object from another: a strong validator (RFC 9110 8.8.1;
+// Swift's unquoted hex ETags are). Only an object with one is sliced: ranges of two versions may
+// be combined into one answer only under the same strong validator (RFC 9110 15.3.7.3).
+bool IsStrongEtag(std::string_view etag);
+
+// Whether `slice` holds exactly `bytes` of the version `first` is of: the same strong ETag and
+// total length (a body never mixes versions).
 bool IsSliceOf(const cache::EntryMetadata& slice, const cache::EntryMetadata& first, ByteRange bytes);
 
 // Removes the stored Content-Range: what stands for the whole object has none.
