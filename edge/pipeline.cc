@@ -842,9 +842,16 @@ class ClientStream : public http::Exchange::Observer,
         ObjectChanged();
         hit.reset();
       }
-      if (hit && vhost::DecideUse(FreshnessOf(*hit), {}, Now(), pipeline_.trusted()) != vhost::Use::kFresh) {
-        FetchSlice(index, std::move(hit));  // revalidated
-        return;
+      if (hit) {
+        const vhost::Use use = vhost::DecideUse(FreshnessOf(*hit), {}, Now(), pipeline_.trusted());
+        if (use == vhost::Use::kStaleWhileRevalidate) {
+          // Sent as it is, and refreshed meanwhile.
+          std::optional<cache::Hit> copy = hit->Duplicate();
+          if (copy) pipeline_.StartFetch(worker_, SlicePlan(s.key, index, std::move(copy)));
+        } else if (use != vhost::Use::kFresh) {
+          FetchSlice(index, std::move(hit));  // revalidated first
+          return;
+        }
       }
       if (!hit) {
         FetchSlice(index, std::nullopt);
@@ -879,20 +886,15 @@ class ClientStream : public http::Exchange::Observer,
     for (uint64_t next = std::max(index + 1, s.read_ahead); next <= until; ++next) {
       SliceKey(route_.key, s.slicing.size, next, &key);
       if (pipeline_.store_.Lookup(key)) continue;
-      FillPlan plan = SlicePlan(key, next, std::nullopt);
-      Coalescer::Acquired acquired = pipeline_.coalescer_.Acquire(plan, pipeline_.store_, pipeline_.clock_);
-      if (acquired.started_here) acquired.fetch->Start(worker_.fetch_loop(pipeline_.metrics_), nullptr);
+      pipeline_.StartFetch(worker_, SlicePlan(key, next, std::nullopt));
     }
     s.read_ahead = std::max(s.read_ahead, until + 1);
   }
 
   FillPlan SlicePlan(const cache::Key& key, uint64_t index, std::optional<cache::Hit> stale) {
     const Sliced& s = *sliced_;
-    FillPlan plan = pipeline_.MakePlan(route_, exchange_->request(), std::move(stale));
-    plan.key = key;
-    plan.slice =
-        FillPlan::SliceRequest{s.slicing, SliceBytes(s.slicing, index, s.total), false, s.dependencies};
-    return plan;
+    return pipeline_.MakeSlicePlan(route_, exchange_->request(), key, SliceBytes(s.slicing, index, s.total),
+                                   s.dependencies, std::move(stale));
   }
 
   // Waits for slice `index` (s.key), revalidating `stale` if there is one.
@@ -941,30 +943,43 @@ class ClientStream : public http::Exchange::Observer,
           SendSlices();
           return;
         }
-        // The stored slice is current: sent from it (its refreshed copy is being stored).
-        const cache::Hit& hit = *own_stale_;
-        const uint64_t end = std::min(s.windows[s.window].end, bytes.last + 1);
-        const absl::Status sent = SendBody(*exchange_, hit, s.at - bytes.first, end - s.at);
-        if (!sent.ok()) {
-          Abort(CutCause::kZone);
-          return;
-        }
-        bytes_ += end - s.at;
-        s.at = end;
-        StopWaiting();
-        SendSlices();
+        SendOwnStaleSlice(bytes);  // current: its refreshed copy is being stored
         return;
       }
       case SharedFetch::Outcome::kPass:
+        if (fetch_->origin_status() >= 500 && own_stale_ && UsableOnError(*own_stale_, Now())) {
+          SendOwnStaleSlice(bytes);  // stale-if-error
+          return;
+        }
         // Not the slice's 206: the object was deleted, shrunk, made private or is no longer
         // answered by range. The stored slices would cut every answer begun from them.
         if (SaysObjectChanged(fetch_->origin_status())) ObjectChanged();
         Abort(CutCause::kOrigin);  // the head is out: a truncated answer, never a wrong one
         return;
       case SharedFetch::Outcome::kFailed:
+        if (own_stale_ && UsableOnError(*own_stale_, Now())) {
+          SendOwnStaleSlice(bytes);
+          return;
+        }
         Abort(CutCause::kOrigin);
         return;
     }
+  }
+
+  // Sends the answer's bytes of the slice being fetched (`bytes`) from this client's stored copy,
+  // then goes on.
+  void SendOwnStaleSlice(ByteRange bytes) {
+    Sliced& s = *sliced_;
+    const uint64_t end = std::min(s.windows[s.window].end, bytes.last + 1);
+    const absl::Status sent = SendBody(*exchange_, *own_stale_, s.at - bytes.first, end - s.at);
+    if (!sent.ok()) {
+      Abort(CutCause::kZone);
+      return;
+    }
+    bytes_ += end - s.at;
+    s.at = end;
+    StopWaiting();
+    SendSlices();
   }
 
   // The fetched slice is sent (window_, in its own offsets): on to the next.
@@ -1293,7 +1308,7 @@ void Pipeline::OnRequest(http::Exchange& exchange) {
   if (route.tenant->origin.kind == vhost::OriginKind::kHttp) directives = ParseRequestDirectives(request);
   std::optional<cache::Hit> hit = store_.Lookup(route.key);
   if (!hit && !route.target.listing && route.tenant->cache.slice_size != 0) {
-    if (std::optional<SliceStart> found = FindSlice(route, request, directives, start)) {
+    if (std::optional<SliceStart> found = FindSlice(w, route, request, directives, start)) {
       NewStream(exchange, std::move(route), start).ServeSliced(std::move(found->slice), found->label);
       return;
     }
@@ -1326,7 +1341,8 @@ void Pipeline::OnRequest(http::Exchange& exchange) {
   StartShared(exchange, std::move(route), std::move(hit), start);
 }
 
-std::optional<Pipeline::SliceStart> Pipeline::FindSlice(const Route& route, const http::Request& request,
+std::optional<Pipeline::SliceStart> Pipeline::FindSlice(Worker& w, const Route& route,
+                                                        const http::Request& request,
                                                         const vhost::CacheDirectives& directives,
                                                         absl::Time start) {
   const Slicing slicing = SlicingOf(route.tenant->cache);
@@ -1336,25 +1352,39 @@ std::optional<Pipeline::SliceStart> Pipeline::FindSlice(const Route& route, cons
   const uint64_t index = FirstWantedByte(range) / slicing.size;
   thread_local cache::Key key;
   SliceKey(route.key, slicing.size, index, &key);
-  const auto fresh = [&](const std::optional<cache::Hit>& slice) {
-    return slice && SliceOf(slice->metadata()) && IsStrongEtag(slice->metadata().etag) &&
-           vhost::DecideUse(FreshnessOf(*slice), directives, absl::ToUnixSeconds(start), trusted()) ==
-               vhost::Use::kFresh;
+  const auto use = [&](const std::optional<cache::Hit>& slice) {
+    return slice && SliceOf(slice->metadata()) && IsStrongEtag(slice->metadata().etag)
+               ? vhost::DecideUse(FreshnessOf(*slice), directives, absl::ToUnixSeconds(start), trusted())
+               : vhost::Use::kRevalidate;
   };
+  const auto fresh = [&](const std::optional<cache::Hit>& slice) { return use(slice) == vhost::Use::kFresh; };
   std::optional<cache::Hit> slice = store_.Lookup(key);
-  if (!fresh(slice)) return std::nullopt;
+  const vhost::Use first_use = use(slice);
+  if (first_use != vhost::Use::kFresh && first_use != vhost::Use::kStaleWhileRevalidate) return std::nullopt;
+  const uint64_t total = SliceOf(slice->metadata())->total;
+  CacheLabel label = CacheLabel::kHit;
+  if (first_use == vhost::Use::kStaleWhileRevalidate) {
+    // Answered from it as it is, and refreshed meanwhile.
+    label = CacheLabel::kStale;
+    if (std::optional<cache::Hit> copy = slice->Duplicate()) {
+      std::vector<std::string> dependencies;
+      for (const std::string& tag : slice->metadata().tags) {
+        if (cache::IsDependencyTag(tag)) dependencies.push_back(tag);
+      }
+      StartFetch(w, MakeSlicePlan(route, request, key, SliceBytes(slicing, index, total),
+                                  std::move(dependencies), std::move(copy)));
+    }
+  }
   // A suffix range begins where only the length tells: in another slice, whose own state is the
   // answer's label.
-  const uint64_t total = SliceOf(slice->metadata())->total;
   const uint64_t begins = FirstWantedByte(range, total) / slicing.size;
-  CacheLabel label = CacheLabel::kHit;
   if (begins != index) {
     SliceKey(route.key, slicing.size, begins, &key);
     const std::optional<cache::Hit> other = store_.Lookup(key);
-    if (!fresh(other) ||
-        !IsSliceOf(other->metadata(), slice->metadata(), SliceBytes(slicing, begins, total))) {
-      label = CacheLabel::kMiss;
-    }
+    label =
+        fresh(other) && IsSliceOf(other->metadata(), slice->metadata(), SliceBytes(slicing, begins, total))
+            ? CacheLabel::kHit
+            : CacheLabel::kMiss;
   }
   return SliceStart{std::move(*slice), label};
 }
@@ -1456,7 +1486,19 @@ void Pipeline::RevalidateInBackground(Worker& w, const Route& route, const http:
                                       const cache::Hit& hit) {
   std::optional<cache::Hit> copy = hit.Duplicate();
   if (!copy) return;
-  FillPlan plan = MakePlan(route, request, std::move(copy));
+  StartFetch(w, MakePlan(route, request, std::move(copy)));
+}
+
+FillPlan Pipeline::MakeSlicePlan(const Route& route, const http::Request& request, const cache::Key& key,
+                                 ByteRange bytes, std::vector<std::string> dependencies,
+                                 std::optional<cache::Hit> stale) {
+  FillPlan plan = MakePlan(route, request, std::move(stale));
+  plan.key = key;
+  plan.slice = FillPlan::SliceRequest{SlicingOf(route.tenant->cache), bytes, false, std::move(dependencies)};
+  return plan;
+}
+
+void Pipeline::StartFetch(Worker& w, FillPlan plan) {
   Coalescer::Acquired acquired = coalescer_.Acquire(plan, store_, clock_);
   if (acquired.started_here) acquired.fetch->Start(w.fetch_loop(metrics_), nullptr);
 }

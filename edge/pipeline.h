@@ -81,6 +81,9 @@ class Pipeline : public http::Handler {
   void StartShared(http::Exchange& exchange, Route route, std::optional<cache::Hit> stale, absl::Time start);
   void RevalidateInBackground(Worker& worker, const Route& route, const http::Request& request,
                               const cache::Hit& hit);
+  // A fetch into the cache that no client waits on (a revalidation in the background, a slice
+  // read ahead); one already in flight for its key stands for it.
+  void StartFetch(Worker& worker, FillPlan plan);
   void StartRelay(http::Exchange& exchange, Route route, absl::Time start);
   void StartPurge(http::Exchange& exchange, Route route, absl::Time start);
   // A write through this edge succeeded (or may have: status 0): invalidate here at once, then
@@ -92,14 +95,18 @@ class Pipeline : public http::Handler {
   // A short text answer; `route` null when no tenant was found.
   void Reply(http::Exchange& exchange, const Route* route, int status, std::string_view message,
              absl::Time start, std::span<const http::HeaderField> headers = {});
-  // A fresh stored slice of the route's object, to answer from (edge/slices.h), and the answer's
-  // label: a hit if the slice its first byte is in is stored fresh too.
+  // A stored slice of the route's object to answer from (edge/slices.h), fresh or within
+  // stale-while-revalidate (then refreshed in the background), and the answer's label: a hit if
+  // the slice its first byte is in is stored fresh too.
   struct SliceStart {
     cache::Hit slice;
     CacheLabel label;
   };
-  std::optional<SliceStart> FindSlice(const Route& route, const http::Request& request,
+  std::optional<SliceStart> FindSlice(Worker& worker, const Route& route, const http::Request& request,
                                       const vhost::CacheDirectives& directives, absl::Time start);
+  FillPlan MakeSlicePlan(const Route& route, const http::Request& request, const cache::Key& key,
+                         ByteRange bytes, std::vector<std::string> dependencies,
+                         std::optional<cache::Hit> stale);
   FillPlan MakePlan(const Route& route, const http::Request& request, std::optional<cache::Hit> stale);
   ClientStream& NewStream(http::Exchange& exchange, Route route, absl::Time start);
   void Retire(Worker& worker, ClientStream* stream);

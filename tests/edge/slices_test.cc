@@ -500,4 +500,43 @@ TEST_CASE("a client that joins another's revalidation of a slice it could not re
   CHECK(second.body == body.substr(0, kLarge + 10));
 }
 
+TEST_CASE("stale slices within stale-while-revalidate are sent at once and refreshed meanwhile") {
+  FakeOrigin origin;
+  const std::string body = Bytes(4 * kSlice, 22);
+  origin.Set("movie", RangedObject(body, "\"v1\""));
+  Edge edge(origin.port(), kSmallSlices + "cache.stale_while_revalidate = \"30s\"\n");
+  CHECK(edge.Get("/movie").body == body);
+  edge.Advance(70);  // past the tenant's 60 s, within its 30 s of stale-while-revalidate
+  Script held = RangedObject(body, "\"v1\"");
+  auto hold = Hold(held);
+  origin.Set("movie", held);
+  const int before = origin.Count("movie");
+  const HttpResponse stale = edge.Get("/movie");  // answered while the origin holds every answer
+  CHECK(stale.status == 200);
+  CHECK(stale.header("x-cache") == "STALE");
+  CHECK((stale.body == body));
+  *hold = false;
+  CHECK(Eventually([&] { return origin.Count("movie") == before + 4; }));  // each slice revalidated
+  CHECK(origin.LastHeader("movie", "if-none-match") == "\"v1\"");
+  CHECK(Eventually([&] { return edge.Get("/movie").header("x-cache") == "HIT"; }));
+  CHECK(origin.Count("movie") == before + 4);
+}
+
+TEST_CASE("an origin that fails while an answer goes slice by slice: stale slices within stale-if-error") {
+  FakeOrigin origin;
+  const std::string body = Bytes(4 * kSlice, 23);
+  origin.Set("movie", RangedObject(body, "\"v1\""));
+  Edge edge(origin.port(), kSmallSlices);
+  CHECK(edge.Get("/movie").body == body);
+  edge.Advance(120);  // stale past stale-while-revalidate, within the 5 min of stale-if-error
+  CHECK(edge.Get("/movie", {"Range: bytes=0-9"}).status == 206);  // slice 0 fresh again
+  Script failing;
+  failing.status = 503;
+  failing.body = "busy";
+  origin.Set("movie", failing);
+  const HttpResponse whole = edge.Get("/movie");
+  CHECK(whole.status == 200);
+  CHECK((whole.body == body));  // slices 1-3 from their stale copies, not cut
+}
+
 }  // namespace edge
