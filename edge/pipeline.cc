@@ -90,13 +90,6 @@ std::optional<uint64_t> ParseLength(std::string_view text) {
   return value;
 }
 
-// Whether an origin's answer to a slice's request, other than the slice's 206, says the object is
-// no longer the one its stored slices are of (a 408 or 429 says only that the origin was busy).
-bool SaysObjectChanged(int status) {
-  return status == 200 || status == 206 || status == 401 || status == 403 || status == 404 || status == 410 ||
-         status == 416;
-}
-
 // The Range that chooses a request's slices: none for a HEAD, answered as a whole GET would be.
 std::string_view SlicedRange(const http::Request& request) {
   return request.method == "HEAD" ? std::string_view() : request.Find("range");
@@ -787,9 +780,6 @@ class ClientStream : public http::Exchange::Observer,
     s.head = ObjectHead(*first_slice);
     s.first = std::move(first_slice);
     s.fetching = fetch_ ? first_byte / s.slicing.size : kUnbounded;
-    for (const std::string& tag : s.first->tags) {
-      if (cache::IsDependencyTag(tag)) s.dependencies.push_back(tag);
-    }
     EntryBody entry{&s.head, s.total};
     entry.parts_later = true;
     Answer answer =
@@ -894,7 +884,7 @@ class ClientStream : public http::Exchange::Observer,
   FillPlan SlicePlan(const cache::Key& key, uint64_t index, std::optional<cache::Hit> stale) {
     const Sliced& s = *sliced_;
     return pipeline_.MakeSlicePlan(route_, exchange_->request(), key, SliceBytes(s.slicing, index, s.total),
-                                   s.dependencies, std::move(stale));
+                                   *s.first, std::move(stale));
   }
 
   // Waits for slice `index` (s.key), revalidating `stale` if there is one.
@@ -951,9 +941,7 @@ class ClientStream : public http::Exchange::Observer,
           SendOwnStaleSlice(bytes);  // stale-if-error
           return;
         }
-        // Not the slice's 206: the object was deleted, shrunk, made private or is no longer
-        // answered by range. The stored slices would cut every answer begun from them.
-        if (SaysObjectChanged(fetch_->origin_status())) ObjectChanged();
+        // Not the slice's 206 (if it says the object changed, the fetch dropped its slices).
         Abort(CutCause::kOrigin);  // the head is out: a truncated answer, never a wrong one
         return;
       case SharedFetch::Outcome::kFailed:
@@ -1125,9 +1113,8 @@ class ClientStream : public http::Exchange::Observer,
     cache::EntryMetadata head;                          // the object's answer (ObjectHead)
     Slicing slicing;
     uint64_t total = 0;
-    std::vector<std::string> dependencies;  // a static large object's segments
-    std::vector<Window> windows;            // the byte windows to send, in order
-    std::optional<Answer::Parts> parts;     // several windows: the multipart framing around them
+    std::vector<Window> windows;         // the byte windows to send, in order
+    std::optional<Answer::Parts> parts;  // several windows: the multipart framing around them
     size_t window = 0;
     uint64_t at = 0;                 // the next byte to send, in the object
     uint64_t fetching = kUnbounded;  // the slice fetch_ is of
@@ -1367,12 +1354,8 @@ std::optional<Pipeline::SliceStart> Pipeline::FindSlice(Worker& w, const Route& 
     // Answered from it as it is, and refreshed meanwhile.
     label = CacheLabel::kStale;
     if (std::optional<cache::Hit> copy = slice->Duplicate()) {
-      std::vector<std::string> dependencies;
-      for (const std::string& tag : slice->metadata().tags) {
-        if (cache::IsDependencyTag(tag)) dependencies.push_back(tag);
-      }
-      StartFetch(w, MakeSlicePlan(route, request, key, SliceBytes(slicing, index, total),
-                                  std::move(dependencies), std::move(copy)));
+      StartFetch(w, MakeSlicePlan(route, request, key, SliceBytes(slicing, index, total), slice->metadata(),
+                                  std::move(copy)));
     }
   }
   // A suffix range begins where only the length tells: in another slice, whose own state is the
@@ -1474,7 +1457,7 @@ void Pipeline::StartShared(http::Exchange& exchange, Route route, std::optional<
     const http::Request& request = exchange.request();
     const std::string_view range = SlicedRange(request);
     plan.slice = FillPlan::SliceRequest{slicing, ProbeRange(slicing, !range.empty(), FirstWantedByte(range)),
-                                        true, std::nullopt};
+                                        true, std::nullopt, ""};
   }
   Coalescer::Acquired acquired = coalescer_.Acquire(plan, store_, clock_);
   ClientStream& stream = NewStream(exchange, std::move(route), start);
@@ -1490,11 +1473,16 @@ void Pipeline::RevalidateInBackground(Worker& w, const Route& route, const http:
 }
 
 FillPlan Pipeline::MakeSlicePlan(const Route& route, const http::Request& request, const cache::Key& key,
-                                 ByteRange bytes, std::vector<std::string> dependencies,
+                                 ByteRange bytes, const cache::EntryMetadata& first,
                                  std::optional<cache::Hit> stale) {
   FillPlan plan = MakePlan(route, request, std::move(stale));
   plan.key = key;
-  plan.slice = FillPlan::SliceRequest{SlicingOf(route.tenant->cache), bytes, false, std::move(dependencies)};
+  std::vector<std::string> dependencies;  // a static large object's segments
+  for (const std::string& tag : first.tags) {
+    if (cache::IsDependencyTag(tag)) dependencies.push_back(tag);
+  }
+  plan.slice = FillPlan::SliceRequest{SlicingOf(route.tenant->cache), bytes, false, std::move(dependencies),
+                                      first.etag};
   return plan;
 }
 

@@ -104,9 +104,9 @@ class Pipeline : public http::Handler {
   };
   std::optional<SliceStart> FindSlice(Worker& worker, const Route& route, const http::Request& request,
                                       const vhost::CacheDirectives& directives, absl::Time start);
+  // The fetch of `bytes` of the route's object, a slice of the version `first` is of.
   FillPlan MakeSlicePlan(const Route& route, const http::Request& request, const cache::Key& key,
-                         ByteRange bytes, std::vector<std::string> dependencies,
-                         std::optional<cache::Hit> stale);
+                         ByteRange bytes, const cache::EntryMetadata& first, std::optional<cache::Hit> stale);
   FillPlan MakePlan(const Route& route, const http::Request& request, std::optional<cache::Hit> stale);
   ClientStream& NewStream(http::Exchange& exchange, Route route, absl::Time start);
   void Retire(Worker& worker, ClientStream* stream);

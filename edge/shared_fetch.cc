@@ -303,26 +303,6 @@ void SharedFetch::OnHeaders(int status, HeaderViews headers) {
     SendRequest();
     return;
   }
-  if (plan_.slice && plan_.slice->probe && status == 206) {
-    const std::optional<ContentRange> range = ParseContentRange(FindHeader(headers, "content-range"));
-    const bool whole = range && range->first == 0 && range->last + 1 == range->total;
-    if (!whole && !IsStrongEtag(FindHeader(headers, "etag"))) {
-      // Slices without a strong ETag could not be told from another version's: the object is
-      // asked for again without Range and stored whole, as if unsliced.
-      metrics_->CountSlice(worker_, SliceEvent::kNoValidator);
-      client_->Cancel(fetch_id_);
-      plan_.slice.reset();
-      SendRequest();
-      return;
-    }
-    if (!whole && range && range->total <= plan_.slice->slicing.threshold) {
-      // Too small to slice, asked for by a range: asked again from byte 0, stored whole.
-      client_->Cancel(fetch_id_);
-      plan_.slice->bytes = ProbeRange(plan_.slice->slicing, /*ranged=*/false, 0);
-      SendRequest();
-      return;
-    }
-  }
   if (plan_.slice && status == 200) metrics_->CountSlice(worker_, SliceEvent::kRangeIgnored);
   if (!BeginStoring(status, headers)) Pass(status, headers);
 }
@@ -359,11 +339,17 @@ bool SharedFetch::BeginStoring(int status, HeaderViews headers) {
   const bool ranged = plan_.slice && status == 206;
   if (plan_.slice && !plan_.slice->probe && !ranged) {
     metrics_->CountSlice(worker_, SliceEvent::kBadAnswer);  // a slice must be the 206 for its bytes
+    // Deleted, shrunk, made private or no longer answered by range: the stored slices would cut
+    // every answer begun from them (a 408 or a 429 says only that the origin was busy).
+    if (status == 200 || status == 401 || status == 403 || status == 404 || status == 410 || status == 416) {
+      DropSlices();
+    }
     return false;
   }
   const vhost::CacheDecision decision =
       vhost::Decide(plan_.tenant->cache, facts, {ranged ? 200 : status, headers}, now);
   if (!decision.store) return false;
+  if (ranged && plan_.slice->probe && AskAgain(headers)) return true;
   // A 5xx that may be stored (explicit freshness) does not replace an entry that may still answer
   // for an origin in error (stale-if-error): it is relayed, and the clients get the stale entry.
   if (status >= 500 && plan_.stale &&
@@ -386,8 +372,13 @@ bool SharedFetch::BeginStoring(int status, HeaderViews headers) {
   std::string variant;
   cache::Key key = plan_.key;
   bool sliced = false;
+  if (ranged && !plan_.slice->probe && FindHeader(headers, "etag") != plan_.slice->etag) {
+    DropSlices();  // another version: not stored among this one's slices, with its segment tags
+    return false;
+  }
   if (ranged && !PrepareSlice(headers, &meta, &key, &length, &sliced)) {
     metrics_->CountSlice(worker_, SliceEvent::kBadAnswer);
+    if (!plan_.slice->probe) DropSlices();  // another length, or another version
     return false;
   }
   // Every Vary line counts: "Vary: ," then "Vary: *" is "*" (RFC 9110 5.3).
@@ -428,6 +419,34 @@ bool SharedFetch::BeginStoring(int status, HeaderViews headers) {
     }
   }
   return StartFill(std::move(pending));
+}
+
+bool SharedFetch::AskAgain(HeaderViews headers) {
+  FillPlan::SliceRequest& asked = *plan_.slice;
+  const std::optional<ContentRange> range = ParseContentRange(FindHeader(headers, "content-range"));
+  if (!range || (range->first == 0 && range->last + 1 == range->total)) return false;  // whole
+  const ByteRange from_start = ProbeRange(asked.slicing, /*ranged=*/false, 0);
+  if (!IsStrongEtag(FindHeader(headers, "etag"))) {
+    // Slices without a strong ETag could not be told from another version's: the object is
+    // asked for again without Range and stored whole, as if unsliced.
+    metrics_->CountSlice(worker_, SliceEvent::kNoValidator);
+    plan_.slice.reset();
+  } else if (range->total <= asked.slicing.threshold &&
+             (asked.bytes.first != from_start.first || asked.bytes.last != from_start.last)) {
+    // Too small to slice, asked for by a range: asked again from byte 0 (once), stored whole.
+    asked.bytes = from_start;
+  } else {
+    return false;
+  }
+  client_->Cancel(fetch_id_);
+  SendRequest();
+  return true;
+}
+
+void SharedFetch::DropSlices() {
+  metrics_->CountSlice(worker_, SliceEvent::kVersionChanged);
+  store_.Apply(cache::Invalidation::Object(plan_.key.account, plan_.key.container, plan_.key.name,
+                                           /*soft=*/false));
 }
 
 bool SharedFetch::PrepareSlice(HeaderViews headers, cache::EntryMetadata* meta, cache::Key* key,

@@ -85,6 +85,9 @@ struct FillPlan {
     // A slice of a static large object: the segments its first slice depends on (the manifest is
     // not fetched again per slice; a changed object has another ETag, which IsSliceOf catches).
     std::optional<std::vector<std::string>> dependencies;
+    // Not a probe: the ETag of the version the slice belongs to. An answer with another is not
+    // stored (it would carry that version's segment tags) and drops the object's slices.
+    std::string etag;
   };
   std::optional<SliceRequest> slice;
 };
@@ -177,6 +180,11 @@ class SharedFetch : public origin::FetchObserver, public std::enable_shared_from
   void SendRequest();
   // The body as it arrives, a slice's cut at its end.
   void TakeBody(std::string_view data);
+  // A probe's 206 that may be stored but not as slices: asks again (true) without Range when it
+  // has no strong ETag, or once from byte 0 when the object is no larger than the threshold.
+  bool AskAgain(std::span<const std::pair<std::string_view, std::string_view>> headers);
+  // The answer to a slice's request says its object changed: every stored slice of it goes.
+  void DropSlices();
   // A slice answer (a 206): stores it whole (a probe that holds the whole object) or as its
   // slice, in `meta`, `key` and `length`; false if the answer is not what was asked for.
   bool PrepareSlice(std::span<const std::pair<std::string_view, std::string_view>> headers,

@@ -48,6 +48,7 @@ struct Script {
   int interim = 0;                // an interim response (1xx) with a Link header, before the answer
   std::string echo;               // a request header: its value is appended to the body (no Vary)
   bool ranges = false;            // a single Range is answered 206 with Content-Range, as Swift does
+  size_t range_cap = SIZE_MAX;    // with ranges: at most this many bytes of a range are answered
 };
 
 class FakeOrigin : public http::Handler {
@@ -176,6 +177,8 @@ class FakeOrigin : public http::Handler {
       return;
     }
     if (range == RangeResult::kPartial) {
+      ranges[0].last = std::min<uint64_t>(
+          ranges[0].last, ranges[0].first + std::min<uint64_t>(script.range_cap, ranges[0].length()) - 1);
       Script part = script;
       part.ranges = false;
       part.status = 206;
