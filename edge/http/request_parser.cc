@@ -58,7 +58,7 @@ bool StartsWithIgnoreCase(std::string_view s, std::string_view prefix) {
 }
 
 // uri-host [":" port] (RFC 9110 7.2) as a server names itself: a host name of non-empty labels (one
-// trailing dot allowed), an IPv4 address or a bracketed IPv6 literal, and a port of digits. Lax
+// trailing dot allowed), an IPv4 address or a bracketed IPv6 literal, and a TCP port (0-65535). Lax
 // values ("a..b", ".b", "b:x") are refused rather than guessed at: a host that one component reads
 // differently from another picks the tenant.
 bool IsValidHost(std::string_view host) {
@@ -99,10 +99,12 @@ bool IsValidHost(std::string_view host) {
   if (port.empty()) return true;
   port.remove_prefix(1);
   if (port.empty() || port.size() > 5) return false;
+  uint32_t number = 0;
   for (unsigned char c : port) {
     if (!IsDigit(c)) return false;
+    number = number * 10 + (c - '0');
   }
-  return true;
+  return number <= 65535;  // a TCP port
 }
 
 ParseStatus Fail(ParseError* error, int status, std::string_view reason) {

@@ -137,13 +137,13 @@ TEST_CASE("Host values: a name of non-empty labels, an IPv4 or IPv6 address, a n
   };
   for (std::string_view good :
        {"demo.example.test", "Demo.Example.Test:8090", "a.b.", "127.0.0.1:80", "[::1]", "[::1]:8090",
-        "[2001:db8::7]", "[::ffff:192.0.2.1]:443", "x_y.example.test", "h"}) {
+        "[2001:db8::7]", "[::ffff:192.0.2.1]:443", "x_y.example.test", "h", "h:65535", "h:0"}) {
     CHECK_MESSAGE(host(good) == 0, good);
   }
   for (std::string_view bad :
        {"files.example.test:demo.example.test", ".cdn.example.test", "a..cdn.example.test", "a.b..",
-        "h:", "h:123456", "h:8o", "[::1", "[::1]x", "[]", "a b", "h@evil", "%64emo.example.test",
-        "demo.example.test,other",
+        "h:", "h:123456", "h:65536", "h:99999", "h:8o", "[::1", "[::1]x", "[]", "a b", "h@evil",
+        "%64emo.example.test", "demo.example.test,other",
         // found by the fuzzer: bracketed, but no IPv6 address
         "[::177777..777777BBBBBBBB]:6180", "[1:2:3:4:5:6:7:8:9]", "[fe80::1%25eth0]", "[v1.x]", "[:]"}) {
     CHECK_MESSAGE(host(bad) == 400, bad);
