@@ -980,12 +980,7 @@ class ClientStream : public http::Exchange::Observer,
 
   // A slice of another version than the answer's first: every slice of the object goes, here at
   // once (the purge that should have removed them may still be on its way).
-  void ObjectChanged() {
-    pipeline_.metrics_.CountSlice(worker_.index, SliceEvent::kVersionChanged);
-    pipeline_.store_.Apply(cache::Invalidation::Object(route_.key.account, route_.key.container,
-                                                       route_.key.name,
-                                                       /*soft=*/false));
-  }
+  void ObjectChanged() { DropSlices(pipeline_.store_, pipeline_.metrics_, worker_.index, route_.key); }
 
   // Serves this client's own stale entry, with refreshed headers after a 304.
   void ServeOwnStale(CacheLabel label, const cache::EntryMetadata* refreshed) {

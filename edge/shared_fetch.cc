@@ -444,9 +444,7 @@ bool SharedFetch::AskAgain(HeaderViews headers) {
 }
 
 void SharedFetch::DropSlices() {
-  metrics_->CountSlice(worker_, SliceEvent::kVersionChanged);
-  store_.Apply(cache::Invalidation::Object(plan_.key.account, plan_.key.container, plan_.key.name,
-                                           /*soft=*/false));
+  edge::DropSlices(store_, *metrics_, worker_, plan_.key);
 }
 
 bool SharedFetch::PrepareSlice(HeaderViews headers, cache::EntryMetadata* meta, cache::Key* key,

@@ -86,6 +86,11 @@ bool IsSliceOf(const cache::EntryMetadata& slice, const cache::EntryMetadata& fi
          IsStrongEtag(first.etag) && slice.etag == first.etag;
 }
 
+void DropSlices(cache::Store& store, Metrics& metrics, size_t worker, const cache::Key& object) {
+  metrics.CountSlice(worker, SliceEvent::kVersionChanged);
+  store.Apply(cache::Invalidation::Object(object.account, object.container, object.name, /*soft=*/false));
+}
+
 void DropContentRange(cache::EntryMetadata* meta) {
   std::erase_if(meta->headers,
                 [](const auto& field) { return http::EqualsIgnoreCase(field.first, "content-range"); });

@@ -15,7 +15,9 @@
 
 #include "cache/entry_format.h"
 #include "cache/key.h"
+#include "cache/store.h"
 #include "edge/http_rules.h"
+#include "edge/metrics.h"
 #include "vhost-config/tenant.h"
 
 namespace edge {
@@ -72,6 +74,10 @@ bool IsStrongEtag(std::string_view etag);
 // Whether `slice` holds exactly `bytes` of the version `first` is of: the same strong ETag and
 // total length (a body never mixes versions).
 bool IsSliceOf(const cache::EntryMetadata& slice, const cache::EntryMetadata& first, ByteRange bytes);
+
+// Removes every stored slice of `object` (and the object) in one hard invalidation: it changed
+// since they were stored. Counted as `version_changed` in `metrics`.
+void DropSlices(cache::Store& store, Metrics& metrics, size_t worker, const cache::Key& object);
 
 // Removes the stored Content-Range: what stands for the whole object has none.
 void DropContentRange(cache::EntryMetadata* meta);
