@@ -146,7 +146,7 @@ absl::Status Fill::Fail(absl::Status status) {
 }
 
 absl::Status Fill::ReserveFor(uint64_t bytes) {
-  const uint64_t needed = RoundUpToPage(body_offset_ + written_ + bytes);
+  const uint64_t needed = RoundUpToPage(body_offset_ + std::max(written_, position_ + bytes));
   if (needed > reserved_) {
     const uint64_t more = std::max(needed - reserved_, kReserveStep);
     if (!store_->Reserve(*zone_, more)) {
@@ -173,10 +173,11 @@ absl::Status Fill::Append(std::string_view bytes) {
   if (done_) return absl::FailedPreconditionError("fill is over");
   if (absl::Status status = ReserveFor(bytes.size()); !status.ok()) return status;
   if (const int err = zone_->InjectedFault("write");
-      err != 0 || !WriteAt(fd_, bytes, body_offset_ + written_)) {
+      err != 0 || !WriteAt(fd_, bytes, body_offset_ + position_)) {
     return WriteFailed(err != 0 ? err : errno);
   }
-  written_ += bytes.size();
+  position_ += bytes.size();
+  written_ = std::max(written_, position_);
   return absl::OkStatus();
 }
 
@@ -185,7 +186,7 @@ absl::Status Fill::AppendFromFile(int fd, uint64_t offset, uint64_t length) {
   if (absl::Status status = ReserveFor(length); !status.ok()) return status;
   if (const int err = zone_->InjectedFault("write"); err != 0) return WriteFailed(err);
   loff_t in = static_cast<loff_t>(offset);
-  loff_t out = static_cast<loff_t>(body_offset_ + written_);
+  loff_t out = static_cast<loff_t>(body_offset_ + position_);
   char buffer[64 * 1024];
   while (length > 0) {
     ssize_t n = ::copy_file_range(fd, &in, fd_, &out, length, 0);
@@ -205,7 +206,8 @@ absl::Status Fill::AppendFromFile(int fd, uint64_t offset, uint64_t length) {
     if (n == 0) return Fail(absl::DataLossError("source file is shorter than its entry says"));
     if (n < 0) return WriteFailed(errno);
     length -= static_cast<uint64_t>(n);
-    written_ += static_cast<uint64_t>(n);
+    position_ += static_cast<uint64_t>(n);
+    written_ = std::max(written_, position_);
   }
   return absl::OkStatus();
 }

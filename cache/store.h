@@ -105,17 +105,22 @@ class Fill {
   ~Fill();  // aborts unless committed
   Fill(const Fill&) = delete;
 
+  // Writes at position(), which moves past the bytes.
   absl::Status Append(std::string_view bytes);
   // Appends `length` bytes of `fd` from `offset` (copy_file_range: a 304 refreshes an entry's
   // header without the body passing through memory).
   absl::Status AppendFromFile(int fd, uint64_t offset, uint64_t length);
-  // The temp file, open for reading too: the body so far is [body_offset(), +written()). A dup of
-  // it stays readable after Commit or Abort, so clients can stream a fill while it is written.
+  // The next Append writes at body byte `offset`: a body may be written out of order (a slice
+  // fetched from a client's seek into it, its bytes before that after).
+  void Seek(uint64_t offset) { position_ = offset; }
+  // The temp file, open for reading too: the body is at body_offset() on. A dup of it stays
+  // readable after Commit or Abort, so clients can stream a fill while it is written.
   int fd() const { return fd_; }
   uint32_t body_offset() const { return body_offset_; }
-  uint64_t written() const { return written_; }
-  // Stores the entry. FailedPrecondition if fenced, Unavailable on I/O failure; the fill is over
-  // either way.
+  uint64_t position() const { return position_; }
+  uint64_t written() const { return written_; }  // the end of the furthest byte written
+  // Stores the entry, of written() body bytes (a hole left by Seek is the writer's to fill first).
+  // FailedPrecondition if fenced, Unavailable on I/O failure; the fill is over either way.
   absl::Status Commit();
   void Abort();
 
@@ -138,6 +143,7 @@ class Fill {
   int fd_;
   uint32_t body_offset_;
   uint64_t reserved_;
+  uint64_t position_ = 0;
   uint64_t written_ = 0;
   bool done_ = false;
   std::optional<FileRef> replaces_;  // a refresh: committed only while the index holds this file

@@ -198,12 +198,12 @@ std::string Metrics::Render(const cache::StoreStats& store, size_t connections,
   http::AppendMetric(&out, "edge_fills_spilled_total", "counter",
                      "Fills whose zone failed mid-body; their clients got the rest uncached.", fills_spilled);
   out +=
-      "# HELP edge_slices_total Slices of large objects: fetched to be stored, and the origin's answers "
-      "that could not be used (whole objects to ranged requests, wrong ranges, another version, no strong "
-      "ETag).\n"
+      "# HELP edge_slices_total Slices of large objects: fetched to be stored (seek: from a client's first "
+      "byte in it, then the bytes before), and the origin's answers that could not be used (whole objects "
+      "to ranged requests, wrong ranges, another version, no strong ETag).\n"
       "# TYPE edge_slices_total counter\n";
   constexpr std::array<const char*, kSliceEvents> kSliceEventNames = {
-      "fetched", "range_ignored", "bad_answer", "version_changed", "no_validator"};
+      "fetched", "range_ignored", "bad_answer", "version_changed", "no_validator", "seek"};
   for (size_t i = 0; i < kSliceEvents; ++i) {
     absl::StrAppend(&out, "edge_slices_total{event=\"", kSliceEventNames[i], "\"} ", slices[i], "\n");
   }

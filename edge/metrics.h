@@ -37,8 +37,9 @@ enum class SliceEvent : uint8_t {
   kBadAnswer,       // a 206 that was not the range asked for, or a slice request not answered 206
   kVersionChanged,  // a slice of another version (ETag, length) than the answer's first slice
   kNoValidator,     // a probe answered without a strong ETag: the object is stored whole
+  kSeek,            // a slice fetched from a client's first byte in it, then the bytes before
 };
-inline constexpr size_t kSliceEvents = 5;
+inline constexpr size_t kSliceEvents = 6;
 
 struct TenantCounters {
   uint64_t requests = 0;

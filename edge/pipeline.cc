@@ -741,7 +741,7 @@ class ClientStream : public http::Exchange::Observer,
     // Each queued piece holds a descriptor until it is sent: queue more only once the client has
     // taken what is queued (OnWritable comes back here).
     if (exchange_->output_buffered() > kSpoolQueueAhead) return;
-    const uint64_t end = std::min(view.available, window_.end);
+    const uint64_t end = std::min(view.ReadableFrom(sent_), window_.end);
     while (end > sent_) {
       // The spool up to a failed fill's spill, the spill after it.
       const bool spilled = view.spill && sent_ >= view.spill_from;
@@ -892,6 +892,8 @@ class ClientStream : public http::Exchange::Observer,
     Sliced& s = *sliced_;
     std::optional<cache::Hit> plan_stale = stale ? stale->Duplicate() : std::nullopt;
     FillPlan plan = SlicePlan(s.key, index, std::move(plan_stale));
+    // A seek into a slice to fetch: the client's bytes first (a revalidation is of the whole).
+    if (!stale) plan.slice->seek = SeekInto(s.slicing, s.at - plan.slice->bytes.first);
     Coalescer::Acquired acquired = pipeline_.coalescer_.Acquire(plan, pipeline_.store_, pipeline_.clock_);
     // The head went out as a hit's; the log and the metrics say the origin was asked.
     if (label_ == CacheLabel::kHit) label_ = CacheLabel::kMiss;
@@ -914,9 +916,11 @@ class ClientStream : public http::Exchange::Observer,
           Abort(CutCause::kOrigin);
           return;
         }
-        // The next slices are asked for once this one is in: asked at once, they would share the
-        // origin's throughput with it and delay the client's first byte.
-        if (view.complete) ReadAhead(s.fetching);
+        // The next slices are asked for once this one is in (or its bytes from a seek are): asked
+        // at once, they would share the origin's throughput with it and delay the client's first
+        // byte.
+        if (view.complete || (view.seek != UINT64_MAX && view.seek_end == bytes.length()))
+          ReadAhead(s.fetching);
         if (!s.streaming) {
           s.streaming = true;
           window_ = {s.at - bytes.first, std::min(s.windows[s.window].end, bytes.last + 1) - bytes.first};
@@ -1451,8 +1455,10 @@ void Pipeline::StartShared(http::Exchange& exchange, Route route, std::optional<
     const Slicing slicing = SlicingOf(route.tenant->cache);
     const http::Request& request = exchange.request();
     const std::string_view range = SlicedRange(request);
-    plan.slice = FillPlan::SliceRequest{slicing, ProbeRange(slicing, !range.empty(), FirstWantedByte(range)),
-                                        true, std::nullopt, ""};
+    const uint64_t wanted = FirstWantedByte(range);
+    const ByteRange probe = ProbeRange(slicing, !range.empty(), wanted);
+    plan.slice = FillPlan::SliceRequest{
+        slicing, probe, true, std::nullopt, "", range.empty() ? 0 : SeekInto(slicing, wanted - probe.first)};
   }
   Coalescer::Acquired acquired = coalescer_.Acquire(plan, store_, clock_);
   ClientStream& stream = NewStream(exchange, std::move(route), start);

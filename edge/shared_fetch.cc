@@ -43,6 +43,13 @@ std::vector<std::string> TenantTags(std::string_view tenant, const std::vector<s
   return scoped;
 }
 
+// A slice's request answered so that the object must have changed since its slices were stored:
+// deleted, shrunk, made private or no longer answered by range (a 408 or a 429 says only that the
+// origin was busy).
+bool SaysObjectChanged(int status) {
+  return status == 200 || status == 401 || status == 403 || status == 404 || status == 410 || status == 416;
+}
+
 uint32_t Seconds32(absl::Duration d) {
   return static_cast<uint32_t>(std::clamp<int64_t>(absl::ToInt64Seconds(d), 0, UINT32_MAX));
 }
@@ -160,10 +167,12 @@ void SharedFetch::SendRequest() {
   started_ = clock_();
   origin::FetchRequest request = plan_.request;
   if (plan_.slice) {
+    const FillPlan::SliceRequest& slice = *plan_.slice;
+    const uint64_t first = slice.bytes.first + (before_seek_ ? 0 : slice.seek);
+    const uint64_t last = before_seek_ ? slice.bytes.first + slice.seek - 1 : slice.bytes.last;
     char range[64];
-    std::snprintf(range, sizeof(range), "bytes=%llu-%llu",
-                  static_cast<unsigned long long>(plan_.slice->bytes.first),
-                  static_cast<unsigned long long>(plan_.slice->bytes.last));
+    std::snprintf(range, sizeof(range), "bytes=%llu-%llu", static_cast<unsigned long long>(first),
+                  static_cast<unsigned long long>(last));
     request.headers.emplace_back("Range", range);
   }
   if (plan_.stale) {
@@ -266,20 +275,26 @@ void SharedFetch::Publish(const std::function<void(View&)>& change) {
   for (const Waiter& w : waiters_) event_active(w.wake, EV_READ, 0);
 }
 
-void SharedFetch::PublishBody(uint64_t available) {
+void SharedFetch::PublishBody(uint64_t available, uint64_t seek_end) {
   // Waking every waiter for every buffer libcurl hands over would cost a wakeup per client per
   // 16 KiB; a client with data queued has no use for it.
   constexpr uint64_t kWakeBytes = 64 * 1024;
   absl::MutexLock lock(&mu_);
   view_.available = available;
-  if (available - woken_at_ < kWakeBytes) return;
-  woken_at_ = available;
+  view_.seek_end = seek_end;
+  const uint64_t moved = available + seek_end;  // grows as either part does
+  if (moved - woken_at_ < kWakeBytes) return;
+  woken_at_ = moved;
   for (const Waiter& w : waiters_) event_active(w.wake, EV_READ, 0);
 }
 
 void SharedFetch::OnHeaders(int status, HeaderViews headers) {
   // The leader's callbacks may drop the last other reference to this fetch.
   const std::shared_ptr<SharedFetch> keep_alive = shared_from_this();
+  if (before_seek_) {
+    if (!TakeBytesBeforeSeek(status, headers)) Break(/*zone=*/false);
+    return;
+  }
   {
     absl::MutexLock lock(&mu_);
     head_latency_ = clock_() - started_;
@@ -297,6 +312,7 @@ void SharedFetch::OnHeaders(int status, HeaderViews headers) {
     client_->Cancel(fetch_id_);
     if (plan_.slice->bytes.first != 0) {
       plan_.slice->bytes = ProbeRange(plan_.slice->slicing, /*ranged=*/false, 0);
+      plan_.slice->seek = 0;
     } else {
       plan_.slice.reset();
     }
@@ -339,11 +355,8 @@ bool SharedFetch::BeginStoring(int status, HeaderViews headers) {
   const bool ranged = plan_.slice && status == 206;
   if (plan_.slice && !plan_.slice->probe && !ranged) {
     metrics_->CountSlice(worker_, SliceEvent::kBadAnswer);  // a slice must be the 206 for its bytes
-    // Deleted, shrunk, made private or no longer answered by range: the stored slices would cut
-    // every answer begun from them (a 408 or a 429 says only that the origin was busy).
-    if (status == 200 || status == 401 || status == 403 || status == 404 || status == 410 || status == 416) {
-      DropSlices();
-    }
+    // The stored slices would cut every answer begun from them.
+    if (SaysObjectChanged(status)) DropSlices();
     return false;
   }
   const vhost::CacheDecision decision =
@@ -397,6 +410,7 @@ bool SharedFetch::BeginStoring(int status, HeaderViews headers) {
     key.variant += variant;
   }
   if (sliced) metrics_->CountSlice(worker_, SliceEvent::kFetched);
+  if (seek_ != 0) metrics_->CountSlice(worker_, SliceEvent::kSeek);
   PendingFill pending{std::move(key), std::move(meta), length, std::move(variant)};
   // A Swift large object's manifest: the entry depends on its segments (cache/dependencies.h).
   if (plan_.tenant->origin.kind != vhost::OriginKind::kHttp && !plan_.listing) {
@@ -435,6 +449,7 @@ bool SharedFetch::AskAgain(HeaderViews headers) {
              (asked.bytes.first != from_start.first || asked.bytes.last != from_start.last)) {
     // Too small to slice, asked for by a range: asked again from byte 0 (once), stored whole.
     asked.bytes = from_start;
+    asked.seek = 0;
   } else {
     return false;
   }
@@ -460,10 +475,13 @@ bool SharedFetch::PrepareSlice(HeaderViews headers, cache::EntryMetadata* meta, 
     return true;
   }
   const uint64_t size = asked.slicing.size;
-  if (range->first % size != 0 || (!asked.probe && range->first != asked.bytes.first)) return false;
-  const uint64_t index = range->first / size;
+  if (asked.seek != 0 ? range->first != asked.bytes.first + asked.seek
+                      : range->first % size != 0 || (!asked.probe && range->first != asked.bytes.first)) {
+    return false;
+  }
+  const uint64_t index = (range->first - asked.seek) / size;
   const ByteRange slice = SliceBytes(asked.slicing, index, range->total);
-  if (range->last < slice.last) return false;  // the answer must hold the whole slice
+  if (range->last < slice.last) return false;  // the answer must hold the rest of the slice
   DropContentRange(meta);
   char content_range[80];
   std::snprintf(content_range, sizeof(content_range), "bytes %llu-%llu/%llu",
@@ -474,9 +492,44 @@ bool SharedFetch::PrepareSlice(HeaderViews headers, cache::EntryMetadata* meta, 
   if (asked.probe) SliceKey(plan_.key, size, index, key);  // else plan_.key is the slice's already
   answer_length_ = *length;
   *length = slice.length();
-  body_limit_ = slice.length();
+  seek_ = asked.seek;
+  body_limit_ = slice.length() - seek_;
   *sliced = true;
   return true;
+}
+
+void SharedFetch::AskForBytesBeforeSeek() {
+  before_seek_ = true;
+  body_received_ = 0;
+  body_limit_ = seek_;
+  answer_length_.reset();
+  fill_->Seek(0);
+  SendRequest();
+  // Every byte from the seek on is in: worth a wake-up however few came since the last.
+  const uint64_t seek_end = fill_->written();
+  Publish([seek_end](View& v) { v.seek_end = seek_end; });
+}
+
+bool SharedFetch::TakeBytesBeforeSeek(int status, HeaderViews headers) {
+  std::shared_ptr<const cache::EntryMetadata> meta;
+  {
+    absl::MutexLock lock(&mu_);
+    meta = view_.metadata;
+  }
+  const std::optional<ContentRange> range = ParseContentRange(FindHeader(headers, "content-range"));
+  const std::optional<ContentRange> slice = SliceOf(*meta);
+  const bool same_version =
+      range && range->total == slice->total && FindHeader(headers, "etag") == meta->etag;
+  if (status == 206 && same_version && range->first == slice->first &&
+      range->last + 1 == slice->first + seek_) {
+    answer_length_ = ParseCount(FindHeader(headers, "content-length"));
+    return true;
+  }
+  metrics_->CountSlice(worker_, SliceEvent::kBadAnswer);
+  if (status == 206 ? !same_version : SaysObjectChanged(status)) DropSlices();
+  fill_.reset();  // not stored: the clients that wanted the bytes before the seek are cut
+  coalescer_.Release(this);
+  return false;
 }
 
 bool SharedFetch::StartFill(PendingFill pending) {
@@ -488,6 +541,7 @@ bool SharedFetch::StartFill(PendingFill pending) {
   pending.metadata.key = pending.key.Encode();
   auto shared_meta = std::make_shared<const cache::EntryMetadata>(std::move(pending.metadata));
   auto spool = std::make_shared<const SpoolFile>(spool_fd);
+  if (seek_ != 0) fill_->Seek(seek_);
   Publish([&](View& v) {
     v.outcome = Outcome::kStreaming;
     v.metadata = shared_meta;
@@ -495,6 +549,10 @@ bool SharedFetch::StartFill(PendingFill pending) {
     v.spool = spool;
     v.body_offset = fill_->body_offset();
     v.variant = pending.variant;
+    if (seek_ != 0) {
+      v.seek = seek_;
+      v.seek_end = seek_;
+    }
   });
   return true;
 }
@@ -606,7 +664,7 @@ void SharedFetch::TakeBody(std::string_view data) {
       const uint64_t written = fill_->written();
       fill_.reset();
       coalescer_.Release(this);
-      if (!StartSpill(written)) {
+      if (seek_ != 0 || !StartSpill(written)) {  // the spill holds bytes in order only
         Break(/*zone=*/true);
         return;
       }
@@ -614,7 +672,7 @@ void SharedFetch::TakeBody(std::string_view data) {
       if (Spill(data)) Regulate();
       return;
     }
-    PublishBody(fill_->written());
+    PublishBody(FromFirstByte(), seek_ != 0 ? fill_->written() : 0);
     return;
   }
   if (leader_ != nullptr) {
@@ -623,6 +681,12 @@ void SharedFetch::TakeBody(std::string_view data) {
     client_->Cancel(fetch_id_);
     Finish();
   }
+}
+
+uint64_t SharedFetch::FromFirstByte() const {
+  if (seek_ == 0) return fill_->written();
+  if (!before_seek_) return 0;
+  return fill_->position() < seek_ ? fill_->position() : fill_->written();
 }
 
 void SharedFetch::OnComplete(absl::Status status) {
@@ -639,7 +703,12 @@ void SharedFetch::OnComplete(absl::Status status) {
       v.broken = !v.complete;
     });
   } else if (fill_) {
-    const uint64_t written = fill_->written();
+    if (seek_ != 0 && !before_seek_ && status.ok() && body_received_ == body_limit_) {
+      AskForBytesBeforeSeek();
+      return;
+    }
+    const uint64_t written = FromFirstByte();
+    const uint64_t seek_end = fill_->written();
     bool complete = false;
     std::optional<uint64_t> expected;
     {
@@ -655,6 +724,7 @@ void SharedFetch::OnComplete(absl::Status status) {
     coalescer_.Release(this);
     Publish([&](View& v) {
       v.available = written;
+      v.seek_end = seek_end;
       v.complete = complete;
       v.broken = !complete;
     });
@@ -708,7 +778,7 @@ bool SharedFetch::Spill(std::string_view data) {
     done += static_cast<size_t>(n);
   }
   spilled_ += data.size();
-  PublishBody(spill_from_ + spilled_);
+  PublishBody(spill_from_ + spilled_, 0);
   return true;
 }
 

@@ -88,6 +88,10 @@ struct FillPlan {
     // Not a probe: the ETag of the version the slice belongs to. An answer with another is not
     // stored (it would carry that version's segment tags) and drops the object's slices.
     std::string etag;
+    // > 0 (SeekInto): the slice's bytes from bytes.first + seek on are asked for first, those
+    // before once they have come, both answers into the one entry (the second must be the same
+    // version's). A probe's answer that begins anywhere else is not stored.
+    uint64_t seek = 0;
   };
   std::optional<SliceRequest> slice;
 };
@@ -109,7 +113,15 @@ class SharedFetch : public origin::FetchObserver, public std::enable_shared_from
     std::optional<uint64_t> content_length;  // the origin's, when it sent one
     std::shared_ptr<const SpoolFile> spool;  // the fill's file, readable (kStreaming)
     uint64_t body_offset = 0;
-    uint64_t available = 0;   // body bytes in the spool
+    uint64_t available = 0;  // body bytes in the spool from the first on
+    // A slice fetched from a seek (FillPlan::SliceRequest::seek): its bytes [seek, seek_end) are
+    // in the spool too, before those ahead of them.
+    uint64_t seek = UINT64_MAX;
+    uint64_t seek_end = 0;
+    // The end of the body bytes in the spool that follow on from `offset`.
+    uint64_t ReadableFrom(uint64_t offset) const {
+      return offset >= seek || available >= seek ? std::max(available, seek_end) : available;
+    }
     bool complete = false;    // the whole body is there
     bool broken = false;      // the body ended early: no more will come
     bool zone_broke = false;  // ... because the fill's zone failed and no spill could be made
@@ -193,7 +205,15 @@ class SharedFetch : public origin::FetchObserver, public std::enable_shared_from
   // Applies `change` and wakes the waiters.
   void Publish(const std::function<void(View&)>& change);
   // More body arrived: waiters are woken once enough has come that it is worth their while.
-  void PublishBody(uint64_t available);
+  void PublishBody(uint64_t available, uint64_t seek_end);
+  // The fill's body bytes that follow on from its first (a seek's leave a hole before them).
+  uint64_t FromFirstByte() const;
+  // A slice fetched from a seek: the bytes before it are asked for, into the same fill.
+  void AskForBytesBeforeSeek();
+  // The answer for the bytes before a seek: false (the fetch is over) unless it is those bytes of
+  // the version the fill holds.
+  bool TakeBytesBeforeSeek(int status,
+                           std::span<const std::pair<std::string_view, std::string_view>> headers);
   void HandleNotModified(std::span<const std::pair<std::string_view, std::string_view>> headers);
   bool BeginStoring(int status, std::span<const std::pair<std::string_view, std::string_view>> headers);
   // What BeginStoring decided to store, before the fill begins.
@@ -245,6 +265,10 @@ class SharedFetch : public origin::FetchObserver, public std::enable_shared_from
   uint64_t body_limit_ = UINT64_MAX;
   uint64_t body_received_ = 0;
   std::optional<uint64_t> answer_length_;  // the answer's Content-Length
+  // A slice fetched from a seek: the body offset its first answer began at, and whether the
+  // bytes before it are being fetched now.
+  uint64_t seek_ = 0;
+  bool before_seek_ = false;
   // Taken when the fetch is made, before its request leaves: an invalidation applied after this
   // fences the fill and keeps new clients from joining.
   const uint64_t fence_token_;

@@ -55,6 +55,13 @@ ByteRange ProbeRange(const Slicing& slicing, bool ranged, uint64_t start) {
   return {first, first + std::min(slicing.size - 1, UINT64_MAX - first)};
 }
 
+uint64_t SeekInto(const Slicing& slicing, uint64_t offset) {
+  // 512 KiB come from one Swift proxy in under a millisecond here, a tenth of its time to a
+  // first byte (benchmarks/RESULTS.md); smaller slices wait for an eighth of one at most.
+  constexpr uint64_t kMostWaitedFor = 512 << 10;
+  return offset >= std::min(kMostWaitedFor, slicing.size / 8) && offset < slicing.size ? offset : 0;
+}
+
 ByteRange SliceBytes(const Slicing& slicing, uint64_t index, uint64_t total) {
   const uint64_t first = index * slicing.size;
   return {first, std::min(total, first + slicing.size) - 1};

@@ -57,6 +57,12 @@ uint64_t FirstWantedByte(std::string_view range, uint64_t total = 0);
 // asked for again from byte 0, and stored whole).
 ByteRange ProbeRange(const Slicing& slicing, bool ranged, uint64_t start);
 
+// Where a slice fetched for a client whose first wanted byte is `offset` bytes into it is asked for
+// from first (its bytes before then come in a second answer, into the same entry), so that the
+// client's first byte waits for one origin round trip, not for the bytes before it too; 0 (the
+// slice in one answer) when those are few enough to cost less than the second request.
+uint64_t SeekInto(const Slicing& slicing, uint64_t offset);
+
 // The bytes of slice `index` of an object of `total` bytes.
 ByteRange SliceBytes(const Slicing& slicing, uint64_t index, uint64_t total);
 

@@ -278,6 +278,28 @@ TEST_CASE("an empty body and a multi-megabyte body are stored exactly") {
   CHECK(Fixture::Body(*store.Lookup(Object("empty"))).empty());
 }
 
+TEST_CASE("a body written out of order, its end first, is stored whole") {
+  Fixture f;
+  Store& store = f.Open();
+  std::string body(3 * 65536 + 5, '\0');
+  for (size_t i = 0; i < body.size(); ++i) body[i] = static_cast<char>(i * 7);
+  const size_t seek = 65536 + 3;  // not on a page
+  auto fill = store.BeginFill(Object("seeked"), f.Meta(), std::nullopt, store.FenceToken());
+  REQUIRE(fill.ok());
+  (*fill)->Seek(seek);
+  REQUIRE((*fill)->Append(std::string_view(body).substr(seek)).ok());
+  CHECK((*fill)->written() == body.size());
+  (*fill)->Seek(0);
+  REQUIRE((*fill)->Append(std::string_view(body).substr(0, seek)).ok());
+  CHECK((*fill)->position() == seek);
+  CHECK((*fill)->written() == body.size());
+  REQUIRE((*fill)->Commit().ok());
+  const std::optional<Hit> hit = store.Lookup(Object("seeked"));
+  REQUIRE(hit);
+  CHECK(hit->body_length() == body.size());
+  CHECK(Fixture::Body(*hit) == body);
+}
+
 TEST_CASE("a dropped fill stores nothing and leaves no file") {
   Fixture f;
   Store& store = f.Open();

@@ -63,23 +63,35 @@ class FakeOrigin : public http::Handler {
     std::lock_guard lock(mu_);
     scripts_[name] = std::move(script);
   }
+  // From the request of `name` after its `requests`-th on, it is answered by `script` (an object
+  // changed between two requests of one fetch).
+  void SetAfter(const std::string& name, int requests, Script script) {
+    std::lock_guard lock(mu_);
+    later_[name] = {requests, std::move(script)};
+  }
   int Count(const std::string& name) {
     std::lock_guard lock(mu_);
     return counts_[name];
   }
-  // For each request of `name`, in order: how many answers to it had been sent when it arrived.
   // Body bytes sent for `name`, over all its answers.
   uint64_t BodyBytes(const std::string& name) {
     std::lock_guard lock(mu_);
     return body_bytes_[name];
   }
+  // For each request of `name`, in order: how many answers to it had been sent when it arrived.
   std::vector<int> AnsweredBefore(const std::string& name) {
     std::lock_guard lock(mu_);
     return answered_before_[name];
   }
   std::string LastHeader(const std::string& name, const std::string& header) {
     std::lock_guard lock(mu_);
-    return last_headers_[name + "|" + header];
+    const std::vector<std::string>& values = headers_[name + "|" + header];
+    return values.empty() ? "" : values.back();
+  }
+  // The value of `header` (lower case) in each request of `name`, in order.
+  std::vector<std::string> Headers(const std::string& name, const std::string& header) {
+    std::lock_guard lock(mu_);
+    return headers_[name + "|" + header];
   }
   uint16_t port() const { return server_.port(); }
 
@@ -100,10 +112,14 @@ class FakeOrigin : public http::Handler {
       std::lock_guard lock(mu_);
       name = Name(exchange);
       ++counts_[name];
+      if (auto later = later_.find(name); later != later_.end() && counts_[name] > later->second.first) {
+        scripts_[name] = std::move(later->second.second);
+        later_.erase(later);
+      }
       answered_before_[name].push_back(answered_[name]);
       for (const char* h : {"if-none-match", "if-modified-since", "x-auth-token", "x-client-hop",
                             "authorization", "x-edge-node", "range"}) {
-        last_headers_[name + "|" + h] = std::string(exchange.request().Find(h));
+        headers_[name + "|" + h].emplace_back(exchange.request().Find(h));
       }
       auto it = scripts_.find(name);
       if (it == scripts_.end()) {
@@ -254,7 +270,8 @@ class FakeOrigin : public http::Handler {
   std::map<std::string, int> answered_;
   std::map<std::string, std::vector<int>> answered_before_;
   std::map<std::string, uint64_t> body_bytes_;
-  std::map<std::string, std::string> last_headers_;
+  std::map<std::string, std::vector<std::string>> headers_;
+  std::map<std::string, std::pair<int, Script>> later_;
   http::Server server_;
 };
 

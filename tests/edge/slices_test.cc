@@ -129,25 +129,98 @@ TEST_CASE(
   CHECK(origin.Count("movie") == 11);  // all of it from the slices
 }
 
-TEST_CASE("a seek into a cold large object fetches only the slice it needs, in one round trip") {
+TEST_CASE("a seek into a cold large object is answered from one round trip and fetches only its slice") {
   FakeOrigin origin;
   const std::string body = Bytes(64 * kSlice, 2);
   origin.Set("movie", RangedObject(body, "\"v1\""));
   Edge edge(origin.port(), kSmallSlices);
   const uint64_t at = body.size() * 9 / 10;
-  const HttpResponse r =
-      edge.Get("/movie", {"Range: bytes=" + std::to_string(at) + "-" + std::to_string(at + 999)});
-  CHECK(r.status == 206);
-  CHECK(r.body == body.substr(at, 1000));
-  CHECK(origin.Count("movie") == 1);
   const uint64_t slice = at / kSlice * kSlice;
-  CHECK(origin.LastHeader("movie", "range") ==
-        "bytes=" + std::to_string(slice) + "-" + std::to_string(slice + kSlice - 1));
-  CHECK(origin.BodyBytes("movie") == kSlice);
-  // The slice is stored: the same range again is a hit, from no origin request.
-  CHECK(edge.Get("/movie", {"Range: bytes=" + std::to_string(at) + "-"}).status == 206);
-  CHECK(edge.Get("/movie", {"Range: bytes=" + std::to_string(at) + "-" + std::to_string(at + 9)})
-            .header("x-cache") == "HIT");
+  const std::string slice_end = std::to_string(slice + kSlice - 1);
+  SUBCASE("near its slice's first byte: the slice in one answer") {
+    const uint64_t near = slice + kSlice / 16;
+    const HttpResponse r = edge.Get("/movie", {"Range: bytes=" + std::to_string(near) + "-"});
+    CHECK(r.status == 206);
+    CHECK(r.body == body.substr(near));
+    CHECK(origin.Headers("movie", "range").front() == "bytes=" + std::to_string(slice) + "-" + slice_end);
+    CHECK(SliceCounter(edge, "seek") == 0);
+  }
+  SUBCASE("further in: the client's bytes first, then those before them, into the one slice") {
+    const HttpResponse r =
+        edge.Get("/movie", {"Range: bytes=" + std::to_string(at) + "-" + std::to_string(at + 999)});
+    CHECK(r.status == 206);
+    CHECK(r.body == body.substr(at, 1000));
+    REQUIRE(Eventually([&] { return edge.store->GetStats().entries == 1; }));
+    CHECK(origin.Headers("movie", "range") ==
+          std::vector<std::string>{"bytes=" + std::to_string(at) + "-" + slice_end,
+                                   "bytes=" + std::to_string(slice) + "-" + std::to_string(at - 1)});
+    CHECK(origin.BodyBytes("movie") == kSlice);  // the slice, once
+    CHECK(SliceCounter(edge, "seek") == 1);
+    CHECK(SliceCounter(edge, "fetched") == 1);
+    // The slice is stored whole: any range in it is a hit, from no origin request.
+    const HttpResponse again =
+        edge.Get("/movie", {"Range: bytes=" + std::to_string(slice) + "-" + slice_end});
+    CHECK(again.header("x-cache") == "HIT");
+    CHECK(again.body == body.substr(slice, kSlice));
+    CHECK(origin.Count("movie") == 2);
+  }
+  SUBCASE("into a slice of an object already known") {
+    REQUIRE(edge.Get("/movie", {"Range: bytes=0-9"}).status == 206);  // slice 0, and the length
+    const HttpResponse r = edge.Get("/movie", {"Range: bytes=" + std::to_string(at) + "-"});
+    CHECK(r.body == body.substr(at));
+    CHECK(origin.Headers("movie", "range")[1] == "bytes=" + std::to_string(at) + "-" + slice_end);
+    REQUIRE(Eventually([&] { return SliceCounter(edge, "fetched") == 1 + (64 - at / kSlice); }));
+    CHECK(SliceCounter(edge, "seek") == 1);
+    CHECK(edge.Get("/movie", {"Range: bytes=" + std::to_string(slice) + "-" + slice_end}).body ==
+          body.substr(slice, kSlice));
+  }
+}
+
+TEST_CASE("a seek's slice whose bytes before the seek come from another version is not stored") {
+  FakeOrigin origin;
+  const std::string v1 = Bytes(8 * kSlice, 30), v2 = Bytes(8 * kSlice, 31);
+  origin.Set("movie", RangedObject(v1, "\"v1\""));
+  origin.SetAfter("movie", 1, RangedObject(v2, "\"v2\""));  // overwritten after the first answer
+  Edge edge(origin.port(), kSmallSlices);
+  const uint64_t at = 5 * kSlice + kSlice / 2;
+  const std::string range = "Range: bytes=" + std::to_string(at) + "-" + std::to_string(at + 999);
+  const HttpResponse r = edge.Get("/movie", {range});
+  CHECK(r.status == 206);
+  CHECK(r.body == v1.substr(at, 1000));  // all from the first answer: one version
+  REQUIRE(Eventually([&] { return SliceCounter(edge, "bad_answer") == 1; }));
+  CHECK(SliceCounter(edge, "version_changed") == 1);
+  CHECK(edge.store->GetStats().entries == 0);  // neither version's bytes under the other's name
+  CHECK(edge.Get("/movie", {range}).body == v2.substr(at, 1000));
+}
+
+TEST_CASE("a client that joins a seek's slice for the bytes before the seek gets them once they come") {
+  constexpr uint64_t kLarge = 256 << 10;  // many wake-ups' worth of bytes from the seek on
+  FakeOrigin origin;
+  const std::string body = Bytes(8 * kLarge, 32);
+  origin.Set("movie", RangedObject(body, "\"v1\""));
+  Script held = RangedObject(body, "\"v1\"");
+  auto hold = Hold(held);
+  origin.SetAfter("movie", 1, held);  // the bytes before the seek wait
+  Edge edge(origin.port(), "cache.slice_size = \"256K\"\ncache.slice_threshold = \"512K\"\n");
+  const uint64_t slice = 5 * kLarge, at = slice + 100000, slice_end = slice + kLarge - 1;
+  const auto from = [](uint64_t first, uint64_t last) {
+    return "bytes=" + std::to_string(first) + "-" + std::to_string(last);
+  };
+  // Answered to the slice's last byte while the bytes before the seek are held.
+  const HttpResponse first = edge.Get("/movie", {"Range: " + from(at, slice_end)});
+  CHECK(first.body == body.substr(at, slice_end - at + 1));
+  HttpResponse second;
+  std::thread b([&] { second = edge.Get("/movie", {"Range: bytes=" + std::to_string(slice) + "-"}); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));  // joined: no request of its own
+  const std::vector<std::string> asked_meanwhile = origin.Headers("movie", "range");
+  *hold = false;
+  b.join();
+  // The seek's two answers and the read-ahead of the next two slices, once the seek's bytes came.
+  CHECK(asked_meanwhile == std::vector<std::string>{from(at, slice_end), from(slice, at - 1),
+                                                    from(slice + kLarge, slice + 2 * kLarge - 1),
+                                                    from(slice + 2 * kLarge, slice + 3 * kLarge - 1)});
+  CHECK(second.status == 206);
+  CHECK(second.body == body.substr(slice));
 }
 
 TEST_CASE("a small object comes whole in the probe's one answer and is stored as the object") {
@@ -440,11 +513,13 @@ TEST_CASE("a sliced answer is a hit only when the slice it begins with is stored
   CHECK(tail.status == 206);
   CHECK(tail.body == body.substr(body.size() - 1000));
   CHECK(tail.header("x-cache") == "MISS");
-  CHECK(origin.Count("movie") == before + 1);
+  // Its bytes, then those of its slice before them (a seek into it).
+  REQUIRE(Eventually([&] { return edge.store->GetStats().entries == 2; }));
+  CHECK(origin.Count("movie") == before + 2);
   const HttpResponse again = edge.Get("/movie", {"Range: bytes=-1000"});
   CHECK(again.header("x-cache") == "HIT");
   CHECK(again.body == tail.body);
-  CHECK(origin.Count("movie") == before + 1);
+  CHECK(origin.Count("movie") == before + 2);
 }
 
 TEST_CASE("many ranges of a sliced object are answered with the whole object, not a slice per range") {
