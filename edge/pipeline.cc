@@ -1457,8 +1457,11 @@ void Pipeline::StartShared(http::Exchange& exchange, Route route, std::optional<
     const std::string_view range = SlicedRange(request);
     const uint64_t wanted = FirstWantedByte(range);
     const ByteRange probe = ProbeRange(slicing, !range.empty(), wanted);
-    plan.slice = FillPlan::SliceRequest{
-        slicing, probe, true, std::nullopt, "", range.empty() ? 0 : SeekInto(slicing, wanted - probe.first)};
+    // A seek only into a slice past the threshold: an object that may be smaller comes whole from
+    // its first byte in one answer.
+    const uint64_t seek =
+        !range.empty() && probe.first >= slicing.threshold ? SeekInto(slicing, wanted - probe.first) : 0;
+    plan.slice = FillPlan::SliceRequest{slicing, probe, true, std::nullopt, "", seek};
   }
   Coalescer::Acquired acquired = coalescer_.Acquire(plan, store_, clock_);
   ClientStream& stream = NewStream(exchange, std::move(route), start);

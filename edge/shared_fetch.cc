@@ -525,6 +525,7 @@ bool SharedFetch::TakeBytesBeforeSeek(int status, HeaderViews headers) {
     answer_length_ = ParseCount(FindHeader(headers, "content-length"));
     return true;
   }
+  if (status == 200) metrics_->CountSlice(worker_, SliceEvent::kRangeIgnored);
   metrics_->CountSlice(worker_, SliceEvent::kBadAnswer);
   if (status == 206 ? !same_version : SaysObjectChanged(status)) DropSlices();
   fill_.reset();  // not stored: the clients that wanted the bytes before the seek are cut
@@ -648,6 +649,7 @@ void SharedFetch::OnData(std::string_view data) {
   TakeBody(data);
   if (end && running_ != nullptr && (!answer_length_ || *answer_length_ > body_limit_)) {
     client_->Cancel(fetch_id_);
+    slo_completed_.reset();  // this is the answer's end, whatever came after the bytes held back
     OnComplete(absl::OkStatus());
   }
 }
@@ -703,7 +705,8 @@ void SharedFetch::OnComplete(absl::Status status) {
       v.broken = !v.complete;
     });
   } else if (fill_) {
-    if (seek_ != 0 && !before_seek_ && status.ok() && body_received_ == body_limit_) {
+    // (A purge since the fetch began fences the fill: its bytes before the seek would go nowhere.)
+    if (seek_ != 0 && !before_seek_ && status.ok() && body_received_ == body_limit_ && !Invalidated()) {
       AskForBytesBeforeSeek();
       return;
     }
