@@ -895,6 +895,13 @@ class ClientStream : public http::Exchange::Observer,
     // A seek into a slice to fetch: the client's bytes first (a revalidation is of the whole).
     if (!stale) plan.slice->seek = SeekInto(s.slicing, s.at - plan.slice->bytes.first);
     Coalescer::Acquired acquired = pipeline_.coalescer_.Acquire(plan, pipeline_.store_, pipeline_.clock_);
+    if (acquired.started_here && !stale && pipeline_.store_.Lookup(s.key)) {
+      // Stored since this client looked (the fetch before it committed, then left the
+      // coalescer): from the store, without asking the origin again.
+      pipeline_.coalescer_.Release(acquired.fetch.get());
+      SendSlices();
+      return;
+    }
     // The head went out as a hit's; the log and the metrics say the origin was asked.
     if (label_ == CacheLabel::kHit) label_ = CacheLabel::kMiss;
     s.fetching = index;

@@ -326,8 +326,9 @@ void SharedFetch::OnHeaders(int status, HeaderViews headers) {
 void SharedFetch::Pass(int status, HeaderViews headers) {
   // Not stored: later clients must not wait for this response.
   coalescer_.Release(this);
-  // A range the edge asked for is no client's answer: the leader asks for its own.
-  const bool own = plan_.slice && status == 206;
+  // A range the edge asked for is no client's answer, nor is the whole object asked for in place
+  // of a probe's range (which may have been a client's Range): the leader asks for its own.
+  const bool own = (plan_.slice && status == 206) || (asked_whole_ && status == 200);
   Publish([own](View& v) {
     v.outcome = Outcome::kPass;
     v.relay_own = own;
@@ -445,6 +446,7 @@ bool SharedFetch::AskAgain(HeaderViews headers) {
     // asked for again without Range and stored whole, as if unsliced.
     metrics_->CountSlice(worker_, SliceEvent::kNoValidator);
     plan_.slice.reset();
+    asked_whole_ = true;
   } else if (range->total <= asked.slicing.threshold &&
              (asked.bytes.first != from_start.first || asked.bytes.last != from_start.last)) {
     // Too small to slice, asked for by a range: asked again from byte 0 (once), stored whole.

@@ -133,8 +133,8 @@ class SharedFetch : public origin::FetchObserver, public std::enable_shared_from
     uint64_t spill_from = 0;
     absl::Status failure;  // kFailed
     std::string variant;   // kStreaming, a response with Vary: the VariantSuffix it is stored for
-    // kPass of a range the edge asked for (a slice request): no client gets it, the leader too
-    // fetches what it asked for itself.
+    // kPass of what the edge asked for in place of the client's request (a slice, a probe's
+    // object): no client gets it, the leader too fetches what it asked for itself.
     bool relay_own = false;
   };
 
@@ -269,6 +269,7 @@ class SharedFetch : public origin::FetchObserver, public std::enable_shared_from
   // bytes before it are being fetched now.
   uint64_t seek_ = 0;
   bool before_seek_ = false;
+  bool asked_whole_ = false;  // a probe's range asked for again without Range (AskAgain)
   // Taken when the fetch is made, before its request leaves: an invalidation applied after this
   // fences the fill and keeps new clients from joining.
   const uint64_t fence_token_;

@@ -521,6 +521,21 @@ TEST_CASE("an object without a strong ETag is stored whole, never in slices two 
   }
 }
 
+TEST_CASE("an object without a strong ETag too large to store is relayed with the client's Range") {
+  FakeOrigin origin;
+  const std::string body = Bytes(65 << 20, 35);  // larger than the test edge's one 64 MiB zone
+  Script no_etag = Object(body);
+  no_etag.ranges = true;
+  origin.Set("huge", no_etag);
+  Edge edge(origin.port(), kSmallSlices);
+  const HttpResponse r = edge.Get("/huge", {"Range: bytes=1000-1009"});
+  CHECK(r.status == 206);
+  CHECK(r.body == body.substr(1000, 10));
+  CHECK(r.header("content-range") == "bytes 1000-1009/" + std::to_string(body.size()));
+  CHECK(SliceCounter(edge, "no_validator") == 1);
+  CHECK(origin.LastHeader("huge", "range") == "bytes=1000-1009");  // its own request
+}
+
 TEST_CASE("a slice the origin no longer has cuts that answer, and its object's slices go with it") {
   FakeOrigin origin;
   const std::string v1 = Bytes(8 * kSlice, 16), v2 = Bytes(1000, 17);
