@@ -700,9 +700,11 @@ class ClientStream : public http::Exchange::Observer,
       }
     }
     if (!responded_ && SliceOf(*view.metadata)) {
-      // The object is large: this is the slice the probe's answer began with.
+      // The object is large: this is the slice the probe's answer began with. A stale slice of
+      // it may be of another version: never sent among these.
       origin_time_ = fetch_->head_latency();
-      label_ = CacheLabel::kMiss;
+      label_ = own_stale_ ? CacheLabel::kExpired : CacheLabel::kMiss;
+      own_stale_.reset();
       BeginSliced(view.metadata, SliceOf(*view.metadata)->first);
       return;
     }
@@ -996,6 +998,13 @@ class ClientStream : public http::Exchange::Observer,
   // Serves this client's own stale entry, with refreshed headers after a 304.
   void ServeOwnStale(CacheLabel label, const cache::EntryMetadata* refreshed) {
     StopWaiting();
+    if (SliceOf(own_stale_->metadata())) {
+      // A large object's first slice: the answer goes on from its stored slices, each one that
+      // is stale revalidated and, if the origin still fails, sent within stale-if-error.
+      cache::Hit first = *std::exchange(own_stale_, std::nullopt);
+      ServeSliced(std::move(first), label);
+      return;
+    }
     const cache::Hit& hit = *own_stale_;
     label_ = label;
     const EntryBody entry{refreshed ? refreshed : &hit.metadata(), hit.body_length(), &hit};
@@ -1300,8 +1309,9 @@ void Pipeline::OnRequest(http::Exchange& exchange) {
   vhost::CacheDirectives directives;
   if (route.tenant->origin.kind == vhost::OriginKind::kHttp) directives = ParseRequestDirectives(request);
   std::optional<cache::Hit> hit = store_.Lookup(route.key);
+  std::optional<cache::Hit> stale_slice;
   if (!hit && !route.target.listing && route.tenant->cache.slice_size != 0) {
-    if (std::optional<SliceStart> found = FindSlice(w, route, request, directives, start)) {
+    if (std::optional<SliceStart> found = FindSlice(w, route, request, directives, start, &stale_slice)) {
       NewStream(exchange, std::move(route), start).ServeSliced(std::move(found->slice), found->label);
       return;
     }
@@ -1312,7 +1322,7 @@ void Pipeline::OnRequest(http::Exchange& exchange) {
     } else if (directives.no_store) {
       StartRelay(exchange, std::move(route), start);
     } else {
-      StartShared(exchange, std::move(route), std::nullopt, start);
+      StartShared(exchange, std::move(route), std::nullopt, start, std::move(stale_slice));
     }
     return;
   }
@@ -1337,7 +1347,7 @@ void Pipeline::OnRequest(http::Exchange& exchange) {
 std::optional<Pipeline::SliceStart> Pipeline::FindSlice(Worker& w, const Route& route,
                                                         const http::Request& request,
                                                         const vhost::CacheDirectives& directives,
-                                                        absl::Time start) {
+                                                        absl::Time start, std::optional<cache::Hit>* stale) {
   const Slicing slicing = SlicingOf(route.tenant->cache);
   const std::string_view range = SlicedRange(request);
   // The slice the request begins in: without it, the probe for it tells the object's length and
@@ -1353,6 +1363,10 @@ std::optional<Pipeline::SliceStart> Pipeline::FindSlice(Worker& w, const Route& 
   const auto fresh = [&](const std::optional<cache::Hit>& slice) { return use(slice) == vhost::Use::kFresh; };
   std::optional<cache::Hit> slice = store_.Lookup(key);
   const vhost::Use first_use = use(slice);
+  if (first_use == vhost::Use::kRevalidate && slice && SliceOf(slice->metadata()) &&
+      IsStrongEtag(slice->metadata().etag)) {
+    *stale = std::move(slice);
+  }
   if (first_use != vhost::Use::kFresh && first_use != vhost::Use::kStaleWhileRevalidate) return std::nullopt;
   const uint64_t total = SliceOf(slice->metadata())->total;
   CacheLabel label = CacheLabel::kHit;
@@ -1453,7 +1467,7 @@ ClientStream& Pipeline::NewStream(http::Exchange& exchange, Route route, absl::T
 }
 
 void Pipeline::StartShared(http::Exchange& exchange, Route route, std::optional<cache::Hit> stale,
-                           absl::Time start) {
+                           absl::Time start, std::optional<cache::Hit> stale_slice) {
   Worker& w = *workers_[exchange.worker()];
   std::optional<cache::Hit> plan_stale = stale ? stale->Duplicate() : std::nullopt;
   FillPlan plan = MakePlan(route, exchange.request(), std::move(plan_stale));
@@ -1472,7 +1486,7 @@ void Pipeline::StartShared(http::Exchange& exchange, Route route, std::optional<
   }
   Coalescer::Acquired acquired = coalescer_.Acquire(plan, store_, clock_);
   ClientStream& stream = NewStream(exchange, std::move(route), start);
-  stream.Wait(acquired.fetch, acquired.started_here, std::move(stale));
+  stream.Wait(acquired.fetch, acquired.started_here, stale ? std::move(stale) : std::move(stale_slice));
   if (acquired.started_here) acquired.fetch->Start(w.fetch_loop(metrics_), &stream);
 }
 

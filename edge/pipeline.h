@@ -78,7 +78,10 @@ class Pipeline : public http::Handler {
 
   void ServeHit(http::Exchange& exchange, const Route& route, cache::Hit& hit, CacheLabel label,
                 absl::Time start);
-  void StartShared(http::Exchange& exchange, Route route, std::optional<cache::Hit> stale, absl::Time start);
+  // `stale` is revalidated; `stale_slice` (a large object's first stored slice) only answers for
+  // an origin in error.
+  void StartShared(http::Exchange& exchange, Route route, std::optional<cache::Hit> stale, absl::Time start,
+                   std::optional<cache::Hit> stale_slice = std::nullopt);
   void RevalidateInBackground(Worker& worker, const Route& route, const http::Request& request,
                               const cache::Hit& hit);
   // A fetch into the cache that no client waits on (a revalidation in the background, a slice
@@ -97,13 +100,16 @@ class Pipeline : public http::Handler {
              absl::Time start, std::span<const http::HeaderField> headers = {});
   // A stored slice of the route's object to answer from (edge/slices.h), fresh or within
   // stale-while-revalidate (then refreshed in the background), and the answer's label: a hit if
-  // the slice its first byte is in is stored fresh too.
+  // the slice its first byte is in is stored fresh too. A stored slice that must be revalidated
+  // first goes to `stale` instead: the object is probed again, and an origin in error is answered
+  // from the stored slices within stale-if-error.
   struct SliceStart {
     cache::Hit slice;
     CacheLabel label;
   };
   std::optional<SliceStart> FindSlice(Worker& worker, const Route& route, const http::Request& request,
-                                      const vhost::CacheDirectives& directives, absl::Time start);
+                                      const vhost::CacheDirectives& directives, absl::Time start,
+                                      std::optional<cache::Hit>* stale);
   // The fetch of `bytes` of the route's object, a slice of the version `first` is of.
   FillPlan MakeSlicePlan(const Route& route, const http::Request& request, const cache::Key& key,
                          ByteRange bytes, const cache::EntryMetadata& first, std::optional<cache::Hit> stale);

@@ -719,4 +719,35 @@ TEST_CASE("an origin that fails while an answer goes slice by slice: stale slice
   CHECK((whole.body == body));  // slices 1-3 from their stale copies, not cut
 }
 
+TEST_CASE("an origin in error when an object's first slice is stale: answered from its stale slices") {
+  FakeOrigin origin;
+  const std::string body = Bytes(4 * kSlice, 24);
+  origin.Set("movie", RangedObject(body, "\"v1\""));
+  Edge edge(origin.port(), kSmallSlices);
+  CHECK(edge.Get("/movie").body == body);
+  REQUIRE(Eventually([&] { return edge.store->GetStats().entries == 4; }));
+  edge.Advance(120);  // every slice stale past stale-while-revalidate, within stale-if-error
+  Script failing;
+  failing.status = 503;
+  failing.body = "busy";
+  origin.Set("movie", failing);
+  const HttpResponse whole = edge.Get("/movie");
+  CHECK(whole.status == 200);
+  CHECK(whole.header("x-cache") == "STALE");
+  CHECK((whole.body == body));
+  const uint64_t at = 2 * kSlice + 5;
+  const HttpResponse part = edge.Get("/movie", {"Range: bytes=" + std::to_string(at) + "-"});
+  CHECK(part.status == 206);
+  CHECK((part.body == body.substr(at)));
+  // Past stale-if-error, the origin's error is the answer.
+  edge.Advance(2 * 86400);
+  CHECK(edge.Get("/movie").status == 503);
+  // The origin back with another version: the stale slices are not sent among its bytes.
+  const std::string v2 = Bytes(4 * kSlice, 25);
+  origin.Set("movie", RangedObject(v2, "\"v2\""));
+  const HttpResponse fresh = edge.Get("/movie");
+  CHECK(fresh.header("x-cache") == "EXPIRED");
+  CHECK((fresh.body == v2));
+}
+
 }  // namespace edge
