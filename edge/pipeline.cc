@@ -1478,10 +1478,9 @@ void Pipeline::StartShared(http::Exchange& exchange, Route route, std::optional<
     const std::string_view range = SlicedRange(request);
     const uint64_t wanted = FirstWantedByte(range);
     const ByteRange probe = ProbeRange(slicing, !range.empty(), wanted);
-    // A seek only into a slice past the threshold: an object that may be smaller comes whole from
-    // its first byte in one answer.
-    const uint64_t seek =
-        !range.empty() && probe.first >= slicing.threshold ? SeekInto(slicing, wanted - probe.first) : 0;
+    // No seek into the first slice: an object that may be small comes whole in its one answer.
+    // (Past it, an object no larger than the threshold is asked for from byte 0 again anyway.)
+    const uint64_t seek = !range.empty() && probe.first != 0 ? SeekInto(slicing, wanted - probe.first) : 0;
     plan.slice = FillPlan::SliceRequest{slicing, probe, true, std::nullopt, "", seek};
   }
   Coalescer::Acquired acquired = coalescer_.Acquire(plan, store_, clock_);

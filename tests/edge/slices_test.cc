@@ -301,13 +301,23 @@ TEST_CASE("an object no larger than the threshold, first asked for by a range, i
       edge.Get("/capped", {"Range: bytes=" + std::to_string(kSlice) + "-" + std::to_string(kSlice + 99)});
   CHECK(short_answer.body == body.substr(kSlice, 100));
   CHECK(origin.Count("capped") == 3);  // the probe, once from byte 0, then the client's own range
-  // A seek into the first slices, below the threshold: the object may be small, so it is asked
-  // for from its slice's first byte and comes whole in one answer.
+  // A seek into the first slice: the object may be small, so it is asked for from its first
+  // byte and comes whole in one answer.
   const std::string photo = Bytes(kSlice - 1000, 33);
   origin.Set("photo", RangedObject(photo, "\"p\""));
   CHECK(edge.Get("/photo", {"Range: bytes=30000-"}).body == photo.substr(30000));
   CHECK(origin.Count("photo") == 1);
   CHECK(SliceCounter(edge, "seek") == 0);
+  // Past the first slice the seek's answer tells a small object's length, and it is asked for
+  // from byte 0 again, as an aligned probe's would be.
+  const std::string clip2 = Bytes(kSlice + 40000, 36);
+  origin.Set("clip2", RangedObject(clip2, "\"c2\""));
+  const uint64_t far = kSlice + 20000;
+  CHECK(edge.Get("/clip2", {"Range: bytes=" + std::to_string(far) + "-"}).body == clip2.substr(far));
+  CHECK(origin.Headers("clip2", "range") ==
+        std::vector<std::string>{"bytes=" + std::to_string(far) + "-" + std::to_string(2 * kSlice - 1),
+                                 "bytes=0-" + std::to_string(2 * kSlice - 1)});
+  REQUIRE(Eventually([&] { return edge.store->GetStats().entries == 3; }));  // stored whole
 }
 
 TEST_CASE("an empty object, whose range cannot be satisfied, is asked for again without Range and stored") {
