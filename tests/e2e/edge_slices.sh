@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Large objects in slices, against a real Swift: a 200 MiB object larger than either zone (once
-# relayed whole, Range dropped); a cold seek fetches one slice, from its byte first; random ranges, suffixes and several
-# ranges compared byte for byte with Swift's own answer; full downloads cold and warm; an overwrite
+# relayed whole, Range dropped); a cold seek fetches one slice, from its byte first; random
+# ranges, suffixes and several ranges compared byte for byte with Swift's own answer; full
+# downloads cold and warm; an overwrite
 # between two slices of one download (cut, never spliced); a write through the edge while a slow
 # download streams; a DLO and an SLO uploaded with the swift CLI; the edge's memory while 20 slow
 # clients stream. Release build only (hundreds of MiB through Swift's Python proxy).
