@@ -896,11 +896,11 @@ class ClientStream : public http::Exchange::Observer,
     FillPlan plan = SlicePlan(s.key, index, std::move(plan_stale));
     // A seek into a slice to fetch: the client's bytes first (a revalidation is of the whole).
     if (!stale) plan.slice->seek = SeekInto(s.slicing, s.at - plan.slice->bytes.first);
-    Coalescer::Acquired acquired = pipeline_.coalescer_.Acquire(plan, pipeline_.store_, pipeline_.clock_);
-    if (acquired.started_here && !stale && pipeline_.store_.Lookup(s.key)) {
-      // Stored since this client looked (the fetch before it committed, then left the
-      // coalescer): from the store, without asking the origin again.
-      pipeline_.coalescer_.Release(acquired.fetch.get());
+    // Stored since this client looked (the fetch before committed, then left the coalescer): sent
+    // from the store, not asked for again.
+    Coalescer::Acquired acquired =
+        pipeline_.coalescer_.Acquire(plan, pipeline_.store_, pipeline_.clock_, /*unless_stored=*/!stale);
+    if (!acquired.fetch) {
       SendSlices();
       return;
     }
@@ -1002,6 +1002,7 @@ class ClientStream : public http::Exchange::Observer,
       // A large object's first slice: the answer goes on from its stored slices, each one that
       // is stale revalidated and, if the origin still fails, sent within stale-if-error.
       cache::Hit first = *std::exchange(own_stale_, std::nullopt);
+      if (own_fetch_ != 0) worker_.origin->Cancel(std::exchange(own_fetch_, 0));  // its error's body
       ServeSliced(std::move(first), label);
       return;
     }
@@ -1481,7 +1482,8 @@ void Pipeline::StartShared(http::Exchange& exchange, Route route, std::optional<
     // No seek into the first slice: an object that may be small comes whole in its one answer.
     // (Past it, an object no larger than the threshold is asked for from byte 0 again anyway.)
     const uint64_t seek = !range.empty() && probe.first != 0 ? SeekInto(slicing, wanted - probe.first) : 0;
-    plan.slice = FillPlan::SliceRequest{slicing, probe, true, std::nullopt, "", seek};
+    plan.slice = FillPlan::SliceRequest{slicing, probe, true, std::nullopt, "", seek, !range.empty()};
+    if (stale_slice) plan.stale_slice = FreshnessOf(*stale_slice);
   }
   Coalescer::Acquired acquired = coalescer_.Acquire(plan, store_, clock_);
   ClientStream& stream = NewStream(exchange, std::move(route), start);

@@ -366,8 +366,9 @@ bool SharedFetch::BeginStoring(int status, HeaderViews headers) {
   if (ranged && plan_.slice->probe && AskAgain(headers)) return true;
   // A 5xx that may be stored (explicit freshness) does not replace an entry that may still answer
   // for an origin in error (stale-if-error): it is relayed, and the clients get the stale entry.
-  if (status >= 500 && plan_.stale &&
-      vhost::UsableOnError(FreshnessOf(*plan_.stale), absl::ToUnixSeconds(now)))
+  if (status >= 500 &&
+      ((plan_.stale && vhost::UsableOnError(FreshnessOf(*plan_.stale), absl::ToUnixSeconds(now))) ||
+       (plan_.stale_slice && vhost::UsableOnError(*plan_.stale_slice, absl::ToUnixSeconds(now)))))
     return false;
   cache::EntryMetadata meta;
   meta.tenant = plan_.tenant->name;
@@ -445,8 +446,8 @@ bool SharedFetch::AskAgain(HeaderViews headers) {
     // Slices without a strong ETag could not be told from another version's: the object is
     // asked for again without Range and stored whole, as if unsliced.
     metrics_->CountSlice(worker_, SliceEvent::kNoValidator);
+    asked_whole_ = asked.client_range;
     plan_.slice.reset();
-    asked_whole_ = true;
   } else if (range->total <= asked.slicing.threshold &&
              (asked.bytes.first != from_start.first || asked.bytes.last != from_start.last)) {
     // Too small to slice, asked for by a range: asked again from byte 0 (once), stored whole.
@@ -826,7 +827,8 @@ void SharedFetch::Finish() {
   std::exchange(running_, nullptr)->erase(this);  // may destroy this
 }
 
-Coalescer::Acquired Coalescer::Acquire(FillPlan& plan, cache::Store& store, cache::Clock clock) {
+Coalescer::Acquired Coalescer::Acquire(FillPlan& plan, cache::Store& store, cache::Clock clock,
+                                       bool unless_stored) {
   std::string encoded = plan.key.Encode();
   absl::MutexLock lock(&mu_);
   if (auto it = fetches_.find(encoded); it != fetches_.end()) {
@@ -835,6 +837,7 @@ Coalescer::Acquired Coalescer::Acquire(FillPlan& plan, cache::Store& store, cach
     if (!it->second->Invalidated()) return {it->second, false};
     fetches_.erase(it);
   }
+  if (unless_stored && store.Lookup(plan.key)) return {};
   auto fetch = std::make_shared<SharedFetch>(encoded, std::move(plan), store, *this, std::move(clock));
   fetches_.emplace(std::move(encoded), fetch);
   return {std::move(fetch), true};

@@ -92,8 +92,12 @@ struct FillPlan {
     // before once they have come, both answers into the one entry (the second must be the same
     // version's). A probe's answer that begins anywhere else is not stored.
     uint64_t seek = 0;
+    bool client_range = false;  // a probe for a client's Range
   };
   std::optional<SliceRequest> slice;
+  // A large object's stored first slice, stale: not revalidated (the object is probed), but it
+  // answers an origin in error within stale-if-error, so a 5xx does not replace it.
+  std::optional<vhost::StoredFreshness> stale_slice;
 };
 
 class SharedFetch : public origin::FetchObserver, public std::enable_shared_from_this<SharedFetch> {
@@ -269,7 +273,7 @@ class SharedFetch : public origin::FetchObserver, public std::enable_shared_from
   // bytes before it are being fetched now.
   uint64_t seek_ = 0;
   bool before_seek_ = false;
-  bool asked_whole_ = false;  // a probe's range asked for again without Range (AskAgain)
+  bool asked_whole_ = false;  // a probe for a client's Range asked for again without (AskAgain)
   // Taken when the fetch is made, before its request leaves: an invalidation applied after this
   // fences the fill and keeps new clients from joining.
   const uint64_t fence_token_;
@@ -299,11 +303,13 @@ class SharedFetch : public origin::FetchObserver, public std::enable_shared_from
 class Coalescer {
  public:
   struct Acquired {
-    std::shared_ptr<SharedFetch> fetch;
-    bool started_here = false;  // the caller must Start it
+    std::shared_ptr<SharedFetch> fetch;  // null: stored meanwhile (`unless_stored`)
+    bool started_here = false;           // the caller must Start it
   };
-  // The fetch in flight for the plan's key, or a new one made from `plan` and registered.
-  Acquired Acquire(FillPlan& plan, cache::Store& store, cache::Clock clock);
+  // The fetch in flight for the plan's key, or a new one made from `plan` and registered. With
+  // `unless_stored`, none if the key is stored by then: a fill commits before it leaves, so a
+  // caller whose lookup missed just before never fetches what was stored meanwhile.
+  Acquired Acquire(FillPlan& plan, cache::Store& store, cache::Clock clock, bool unless_stored = false);
   // Unregisters `fetch` if it is still the one registered for its key: later clients look up the
   // cache (or start anew) instead of joining it.
   void Release(const SharedFetch* fetch);

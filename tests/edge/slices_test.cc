@@ -740,24 +740,50 @@ TEST_CASE("an origin in error when an object's first slice is stale: answered fr
   Script failing;
   failing.status = 503;
   failing.body = "busy";
+  failing.headers = {{"Cache-Control", "max-age=60"}};  // storable: it must not replace them
   origin.Set("movie", failing);
-  const HttpResponse whole = edge.Get("/movie");
-  CHECK(whole.status == 200);
-  CHECK(whole.header("x-cache") == "STALE");
-  CHECK((whole.body == body));
+  for (int i = 0; i < 2; ++i) {
+    const HttpResponse whole = edge.Get("/movie");
+    CHECK(whole.status == 200);
+    CHECK(whole.header("x-cache") == "STALE");
+    CHECK((whole.body == body));
+  }
   const uint64_t at = 2 * kSlice + 5;
   const HttpResponse part = edge.Get("/movie", {"Range: bytes=" + std::to_string(at) + "-"});
   CHECK(part.status == 206);
   CHECK((part.body == body.substr(at)));
   // Past stale-if-error, the origin's error is the answer.
   edge.Advance(2 * 86400);
-  CHECK(edge.Get("/movie").status == 503);
+  CHECK(edge.Get("/movie").status == 503);  // and stored, with nothing else to answer for
+  edge.Advance(120);
   // The origin back with another version: the stale slices are not sent among its bytes.
   const std::string v2 = Bytes(4 * kSlice, 25);
   origin.Set("movie", RangedObject(v2, "\"v2\""));
   const HttpResponse fresh = edge.Get("/movie");
   CHECK(fresh.header("x-cache") == "EXPIRED");
   CHECK((fresh.body == v2));
+}
+
+TEST_CASE("a stale first slice answers for a client whose own request meets an origin in error") {
+  FakeOrigin origin;
+  const std::string body = Bytes(4 * kSlice, 26);
+  origin.Set("movie", RangedObject(body, "\"v1\""));
+  Edge edge(origin.port(), kSmallSlices);
+  CHECK(edge.Get("/movie").body == body);
+  REQUIRE(Eventually([&] { return edge.store->GetStats().entries == 4; }));
+  edge.Advance(120);
+  // The probe's answer may not be stored (private): the client asks for its own, which fails.
+  Script private_answer = RangedObject(body, "\"v1\"");
+  private_answer.headers = {{"Cache-Control", "private"}};
+  origin.Set("movie", private_answer);
+  Script failing;
+  failing.status = 503;
+  failing.body = "busy";
+  origin.SetAfter("movie", origin.Count("movie") + 1, failing);
+  const HttpResponse whole = edge.Get("/movie");
+  CHECK(whole.status == 200);
+  CHECK(whole.header("x-cache") == "STALE");
+  CHECK((whole.body == body));  // the error's body nowhere among the object's bytes
 }
 
 }  // namespace edge
