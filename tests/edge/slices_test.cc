@@ -43,6 +43,22 @@ uint64_t SliceCounter(const Edge& edge, std::string_view event) {
   return MetricValue(edge, "edge_slices_total{event=\"" + std::string(event) + "\"}");
 }
 
+// What an origin in error answers.
+Script Busy() {
+  Script s;
+  s.status = 503;
+  s.body = "busy";
+  return s;
+}
+
+// /movie fetched whole into its 4 slices, then stale past stale-while-revalidate, within
+// stale-if-error.
+void StoreThenAge(Edge& edge, const std::string& body) {
+  CHECK(edge.Get("/movie").body == body);
+  REQUIRE(Eventually([&] { return edge.store->GetStats().entries == 4; }));
+  edge.Advance(120);
+}
+
 // `answer` was cut short, and what came of it is the start of `version` (never another's bytes).
 void CheckCutShort(const HttpResponse& answer, const std::string& version) {
   CHECK(answer.body.size() < version.size());
@@ -720,10 +736,7 @@ TEST_CASE("an origin that fails while an answer goes slice by slice: stale slice
   CHECK(edge.Get("/movie").body == body);
   edge.Advance(120);  // stale past stale-while-revalidate, within stale-if-error
   CHECK(edge.Get("/movie", {"Range: bytes=0-9"}).status == 206);  // slice 0 fresh again
-  Script failing;
-  failing.status = 503;
-  failing.body = "busy";
-  origin.Set("movie", failing);
+  origin.Set("movie", Busy());
   const HttpResponse whole = edge.Get("/movie");
   CHECK(whole.status == 200);
   CHECK((whole.body == body));  // slices 1-3 from their stale copies, not cut
@@ -734,12 +747,8 @@ TEST_CASE("an origin in error when an object's first slice is stale: answered fr
   const std::string body = Bytes(4 * kSlice, 24);
   origin.Set("movie", RangedObject(body, "\"v1\""));
   Edge edge(origin.port(), kSmallSlices);
-  CHECK(edge.Get("/movie").body == body);
-  REQUIRE(Eventually([&] { return edge.store->GetStats().entries == 4; }));
-  edge.Advance(120);  // every slice stale past stale-while-revalidate, within stale-if-error
-  Script failing;
-  failing.status = 503;
-  failing.body = "busy";
+  StoreThenAge(edge, body);
+  Script failing = Busy();
   failing.headers = {{"Cache-Control", "max-age=60"}};  // storable: it must not replace them
   origin.Set("movie", failing);
   for (int i = 0; i < 2; ++i) {
@@ -769,17 +778,12 @@ TEST_CASE("a stale first slice answers for a client whose own request meets an o
   const std::string body = Bytes(4 * kSlice, 26);
   origin.Set("movie", RangedObject(body, "\"v1\""));
   Edge edge(origin.port(), kSmallSlices);
-  CHECK(edge.Get("/movie").body == body);
-  REQUIRE(Eventually([&] { return edge.store->GetStats().entries == 4; }));
-  edge.Advance(120);
+  StoreThenAge(edge, body);
   // The probe's answer may not be stored (private): the client asks for its own, which fails.
   Script private_answer = RangedObject(body, "\"v1\"");
   private_answer.headers = {{"Cache-Control", "private"}};
   origin.Set("movie", private_answer);
-  Script failing;
-  failing.status = 503;
-  failing.body = "busy";
-  origin.SetAfter("movie", origin.Count("movie") + 1, failing);
+  origin.SetAfter("movie", origin.Count("movie") + 1, Busy());
   const HttpResponse whole = edge.Get("/movie");
   CHECK(whole.status == 200);
   CHECK(whole.header("x-cache") == "STALE");
