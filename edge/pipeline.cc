@@ -462,7 +462,7 @@ class ClientStream : public http::Exchange::Observer,
       Retire();  // a write whose client left: its answer was all it waited for
       return;
     }
-    if (status >= 500 && own_stale_ && UsableOnError(*own_stale_, Now())) {
+    if (status >= 500 && StaleAnswersError()) {
       ServeOwnStale(CacheLabel::kStale, nullptr);
       return;
     }
@@ -645,6 +645,8 @@ class ClientStream : public http::Exchange::Observer,
   }
 
   int64_t Now() const { return absl::ToUnixSeconds(pipeline_.clock_()); }
+  // This client's stale entry may answer for an origin in error (stale-if-error).
+  bool StaleAnswersError() const { return own_stale_ && UsableOnError(*own_stale_, Now()); }
 
   void OnWake() {
     if (exchange_ == nullptr || !fetch_) return;
@@ -670,7 +672,7 @@ class ClientStream : public http::Exchange::Observer,
         return;
       case SharedFetch::Outcome::kPass:
         if (leader_ && !view.relay_own) return;  // the relay callbacks carry it
-        if (fetch_->origin_status() >= 500 && own_stale_ && UsableOnError(*own_stale_, Now())) {
+        if (fetch_->origin_status() >= 500 && StaleAnswersError()) {
           ServeOwnStale(CacheLabel::kStale, nullptr);
           return;
         }
@@ -950,19 +952,14 @@ class ClientStream : public http::Exchange::Observer,
         return;
       }
       case SharedFetch::Outcome::kPass:
-        if (fetch_->origin_status() >= 500 && own_stale_ && UsableOnError(*own_stale_, Now())) {
+      case SharedFetch::Outcome::kFailed:
+        if ((view.outcome == SharedFetch::Outcome::kFailed || fetch_->origin_status() >= 500) &&
+            StaleAnswersError()) {
           SendOwnStaleSlice(bytes);  // stale-if-error
           return;
         }
         // Not the slice's 206 (if it says the object changed, the fetch dropped its slices).
         Abort(CutCause::kOrigin);  // the head is out: a truncated answer, never a wrong one
-        return;
-      case SharedFetch::Outcome::kFailed:
-        if (own_stale_ && UsableOnError(*own_stale_, Now())) {
-          SendOwnStaleSlice(bytes);
-          return;
-        }
-        Abort(CutCause::kOrigin);
         return;
     }
   }
@@ -1028,7 +1025,7 @@ class ClientStream : public http::Exchange::Observer,
   }
 
   void FailOrServeStale(const absl::Status& failure) {
-    if (own_stale_ && UsableOnError(*own_stale_, Now())) {
+    if (StaleAnswersError()) {
       ServeOwnStale(CacheLabel::kStale, nullptr);
       return;
     }
@@ -1356,20 +1353,16 @@ std::optional<Pipeline::SliceStart> Pipeline::FindSlice(Worker& w, const Route& 
   const uint64_t index = FirstWantedByte(range) / slicing.size;
   thread_local cache::Key key;
   SliceKey(route.key, slicing.size, index, &key);
-  const auto use = [&](const std::optional<cache::Hit>& slice) {
-    return slice && SliceOf(slice->metadata()) && IsStrongEtag(slice->metadata().etag)
-               ? vhost::DecideUse(FreshnessOf(*slice), directives, absl::ToUnixSeconds(start), trusted())
-               : vhost::Use::kRevalidate;
+  const auto use = [&](const cache::Hit& slice) {
+    return vhost::DecideUse(FreshnessOf(slice), directives, absl::ToUnixSeconds(start), trusted());
   };
-  const auto fresh = [&](const std::optional<cache::Hit>& slice) { return use(slice) == vhost::Use::kFresh; };
   std::optional<cache::Hit> slice = store_.Lookup(key);
-  const vhost::Use first_use = use(slice);
-  if (first_use == vhost::Use::kRevalidate && slice && SliceOf(slice->metadata()) &&
-      IsStrongEtag(slice->metadata().etag)) {
-    *stale = std::move(slice);
-  }
+  const std::optional<ContentRange> first = slice ? SliceOf(slice->metadata()) : std::nullopt;
+  if (!first || !IsStrongEtag(slice->metadata().etag)) return std::nullopt;
+  const vhost::Use first_use = use(*slice);
+  if (first_use == vhost::Use::kRevalidate) *stale = std::move(slice);
   if (first_use != vhost::Use::kFresh && first_use != vhost::Use::kStaleWhileRevalidate) return std::nullopt;
-  const uint64_t total = SliceOf(slice->metadata())->total;
+  const uint64_t total = first->total;
   CacheLabel label = CacheLabel::kHit;
   if (first_use == vhost::Use::kStaleWhileRevalidate) {
     // Answered from it as it is, and refreshed meanwhile.
@@ -1385,10 +1378,11 @@ std::optional<Pipeline::SliceStart> Pipeline::FindSlice(Worker& w, const Route& 
   if (begins != index) {
     SliceKey(route.key, slicing.size, begins, &key);
     const std::optional<cache::Hit> other = store_.Lookup(key);
-    label =
-        fresh(other) && IsSliceOf(other->metadata(), slice->metadata(), SliceBytes(slicing, begins, total))
-            ? CacheLabel::kHit
-            : CacheLabel::kMiss;
+    // IsSliceOf holds only for a slice with the first one's strong ETag.
+    label = other && IsSliceOf(other->metadata(), slice->metadata(), SliceBytes(slicing, begins, total)) &&
+                    use(*other) == vhost::Use::kFresh
+                ? CacheLabel::kHit
+                : CacheLabel::kMiss;
   }
   return SliceStart{std::move(*slice), label};
 }
@@ -1482,7 +1476,13 @@ void Pipeline::StartShared(http::Exchange& exchange, Route route, std::optional<
     // No seek into the first slice: an object that may be small comes whole in its one answer.
     // (Past it, an object no larger than the threshold is asked for from byte 0 again anyway.)
     const uint64_t seek = !range.empty() && probe.first != 0 ? SeekInto(slicing, wanted - probe.first) : 0;
-    plan.slice = FillPlan::SliceRequest{slicing, probe, true, std::nullopt, "", seek, !range.empty()};
+    plan.slice = FillPlan::SliceRequest{.slicing = slicing,
+                                        .bytes = probe,
+                                        .probe = true,
+                                        .dependencies = std::nullopt,
+                                        .etag = {},
+                                        .seek = seek,
+                                        .client_range = !range.empty()};
     if (stale_slice) plan.stale_slice = FreshnessOf(*stale_slice);
   }
   Coalescer::Acquired acquired = coalescer_.Acquire(plan, store_, clock_);
@@ -1507,8 +1507,10 @@ FillPlan Pipeline::MakeSlicePlan(const Route& route, const http::Request& reques
   for (const std::string& tag : first.tags) {
     if (cache::IsDependencyTag(tag)) dependencies.push_back(tag);
   }
-  plan.slice = FillPlan::SliceRequest{SlicingOf(route.tenant->cache), bytes, false, std::move(dependencies),
-                                      first.etag};
+  plan.slice = FillPlan::SliceRequest{.slicing = SlicingOf(route.tenant->cache),
+                                      .bytes = bytes,
+                                      .dependencies = std::move(dependencies),
+                                      .etag = first.etag};
   return plan;
 }
 

@@ -508,9 +508,8 @@ void SharedFetch::AskForBytesBeforeSeek() {
   answer_length_.reset();
   fill_->Seek(0);
   SendRequest();
-  // Every byte from the seek on is in: worth a wake-up however few came since the last.
-  const uint64_t seek_end = fill_->written();
-  Publish([seek_end](View& v) { v.seek_end = seek_end; });
+  // Every byte from the seek on is in (as published): worth a wake-up however few came since.
+  Publish([](View&) {});
 }
 
 bool SharedFetch::TakeBytesBeforeSeek(int status, HeaderViews headers) {

@@ -288,7 +288,8 @@ class SharedFetch : public origin::FetchObserver, public std::enable_shared_from
 
   mutable absl::Mutex mu_;
   View view_ ABSL_GUARDED_BY(mu_);
-  uint64_t woken_at_ ABSL_GUARDED_BY(mu_) = 0;  // `available` when waiters were last woken for data
+  // `available` + `seek_end` when waiters were last woken for data.
+  uint64_t woken_at_ ABSL_GUARDED_BY(mu_) = 0;
   struct Waiter {
     event* wake;
     uint64_t delivered;
