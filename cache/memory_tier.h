@@ -41,6 +41,8 @@ class MemoryTier {
   // Entries up to this size are worth keeping in memory.
   static constexpr uint64_t kMaxEntryBody = 64 * 1024;
   bool enabled() const { return max_bytes_ > 0; }
+  // The largest copy Insert keeps (what one shard may hold).
+  uint64_t largest_entry() const { return max_bytes_ / kShards; }
   uint64_t bytes() const;
 
  private:

@@ -81,15 +81,21 @@ JournalRecord AddRecord(const IndexedEntry& e, std::string key, std::string tena
 // ---- Hit -----------------------------------------------------------------------------------------
 
 Hit::Hit(const FileRef& file, int fd, uint32_t body_offset, std::shared_ptr<const CachedEntry> entry,
-         bool invalidated)
-    : file_(file), fd_(fd), body_offset_(body_offset), entry_(std::move(entry)), invalidated_(invalidated) {}
+         bool invalidated, bool read_before)
+    : file_(file),
+      fd_(fd),
+      body_offset_(body_offset),
+      entry_(std::move(entry)),
+      invalidated_(invalidated),
+      read_before_(read_before) {}
 
 Hit::Hit(Hit&& other) noexcept
     : file_(other.file_),
       fd_(std::exchange(other.fd_, -1)),
       body_offset_(other.body_offset_),
       entry_(other.entry_),
-      invalidated_(other.invalidated_) {}
+      invalidated_(other.invalidated_),
+      read_before_(other.read_before_) {}
 
 Hit& Hit::operator=(Hit&& other) noexcept {
   if (this != &other) {
@@ -99,6 +105,7 @@ Hit& Hit::operator=(Hit&& other) noexcept {
     body_offset_ = other.body_offset_;
     entry_ = other.entry_;
     invalidated_ = other.invalidated_;
+    read_before_ = other.read_before_;
   }
   return *this;
 }
@@ -106,7 +113,7 @@ Hit& Hit::operator=(Hit&& other) noexcept {
 std::optional<Hit> Hit::Duplicate() const {
   const int fd = fd_ >= 0 ? ::dup(fd_) : -1;
   if (fd_ >= 0 && fd < 0) return std::nullopt;
-  return Hit(file_, fd, static_cast<uint32_t>(body_offset_), entry_, invalidated_);
+  return Hit(file_, fd, static_cast<uint32_t>(body_offset_), entry_, invalidated_, read_before_);
 }
 
 Hit::~Hit() {
@@ -253,7 +260,8 @@ Store::Store(StoreOptions options, Clock clock)
     : options_(std::move(options)),
       clock_(std::move(clock)),
       index_(options_.index_shards),
-      memory_(options_.memory_bytes) {
+      memory_(options_.memory_bytes),
+      held_bodies_(options_.held_body_bytes) {
   fence_log_.resize(kFenceLogSize);
 }
 
@@ -559,6 +567,7 @@ void Store::DeleteFiles(const std::vector<IndexedEntry>& entries) {
   for (const IndexedEntry& e : entries) {
     Zone& zone = *zones_[e.file.zone];
     memory_.Erase(e.file);
+    held_bodies_.Erase(e.file);
     generations_.Removed(e.container_id, e.tenant_id, e.stored_epoch);
     zone.ReleaseUsed(e.file.file_bytes);
     if (!zone.healthy()) continue;
@@ -610,6 +619,7 @@ void Store::OnZoneError(Zone& zone, IoKind kind) {
   if (!zone.RecordError(kind)) return;
   NextEpoch();
   memory_.EraseZone(zone.id());
+  held_bodies_.EraseZone(zone.id());
   // The zone just went out of service: its keys fall to the other zones (or the origin).
   for (const IndexedEntry& e : index_.RemoveZone(zone.id())) {
     generations_.Removed(e.container_id, e.tenant_id, e.stored_epoch);
@@ -636,7 +646,7 @@ std::optional<Hit> Store::Lookup(const Key& key) {
   if (known) {
     // The index finds entries by hash alone: the key is compared here, as on opening a file.
     if (known->metadata.key != encoded) return std::nullopt;
-    if (known->body_in_memory) return Hit(entry->file, -1, 0, known, invalidated);
+    if (known->body_in_memory) return Hit(entry->file, -1, 0, known, invalidated, true);
   }
 
   thread_local std::string path;
@@ -654,7 +664,7 @@ std::optional<Hit> Store::Lookup(const Key& key) {
   }
   if (known) {  // the header was read and checked before: only the body is needed, from the file
     zone.RecordSuccess(IoKind::kRead);
-    return Hit(entry->file, fd, known->body_offset, known, invalidated);
+    return Hit(entry->file, fd, known->body_offset, known, invalidated, true);
   }
   // One read of the header page and what follows: for a small entry that is the body too. Only a
   // longer header allocates.
@@ -714,10 +724,26 @@ std::optional<Hit> Store::Lookup(const Key& key) {
   memory_.Insert(entry->file, cached);  // with its body, or its header alone: the next hit reads neither
   if (cached->body_in_memory) {
     ::close(fd);
-    return Hit(entry->file, -1, 0, std::move(cached), invalidated);
+    return Hit(entry->file, -1, 0, std::move(cached), invalidated, false);
   }
   const uint32_t body_offset = cached->body_offset;
-  return Hit(entry->file, fd, body_offset, std::move(cached), invalidated);
+  return Hit(entry->file, fd, body_offset, std::move(cached), invalidated, false);
+}
+
+std::shared_ptr<const CachedEntry> Store::HoldBody(const Hit& hit) {
+  if (!held_bodies_.enabled() || hit.fd() < 0) return nullptr;
+  if (std::shared_ptr<const CachedEntry> held = held_bodies_.Find(hit.file())) return held;
+  // A first hit may be the only one: read into memory only once the entry is read again.
+  if (!hit.read_before() || hit.body_length() + sizeof(CachedEntry) > held_bodies_.largest_entry()) {
+    return nullptr;
+  }
+  auto held = std::make_shared<CachedEntry>();
+  held->body.resize(hit.body_length());
+  // A failed read holds nothing: the answer is sent from the file, and fails there if it must.
+  if (!ReadAt(hit.fd(), held->body.data(), held->body.size(), hit.body_offset())) return nullptr;
+  held->body_in_memory = true;
+  held_bodies_.Insert(hit.file(), held);
+  return held;
 }
 
 uint64_t Store::FenceToken() {
@@ -1089,6 +1115,7 @@ bool Store::EmptyZone(int zone_id, uint64_t session) {
   if (!InCatchUp(zone_id, session)) return false;
   Zone& zone = *zones_[zone_id];
   memory_.EraseZone(zone_id);
+  held_bodies_.EraseZone(zone_id);
   for (const IndexedEntry& e : index_.RemoveZone(zone_id)) {
     generations_.Removed(e.container_id, e.tenant_id, e.stored_epoch);
   }
@@ -1098,7 +1125,7 @@ bool Store::EmptyZone(int zone_id, uint64_t session) {
 }
 
 StoreStats Store::GetStats() const {
-  StoreStats stats{index_.size(), {}};
+  StoreStats stats{index_.size(), {}, memory_.bytes(), held_bodies_.bytes()};
   for (const auto& zone : zones_) {
     stats.zones.push_back({zone->config().path, zone->serving(), zone->used_bytes(), zone->config().max_bytes,
                            zone->entries(), zone->errors(), zone->limit_bytes(), zone->full_evictions(),

@@ -47,6 +47,7 @@ struct StoreOptions {
   int zone_error_threshold = 3;  // consecutive I/O errors that take a zone out
   bool fsync_on_commit = false;  // durability against power loss, at a cost per fill
   uint64_t memory_bytes = 0;     // memory tier for small entries; 0 for none
+  uint64_t held_body_bytes = 0;  // memory for larger bodies held for HoldBody; 0 for none
   FaultInjector faults;          // tests only
   // Where the store keeps its epoch besides the zones (Zone::ReadEpoch), so that the absence of
   // the only zone is known at restart too; empty: in the zones only.
@@ -65,7 +66,7 @@ using Clock = std::function<absl::Time()>;
 class Hit {
  public:
   Hit(const FileRef& file, int fd, uint32_t body_offset, std::shared_ptr<const CachedEntry> entry,
-      bool invalidated);
+      bool invalidated, bool read_before);
   Hit(Hit&& other) noexcept;
   Hit& operator=(Hit&& other) noexcept;
   Hit(const Hit&) = delete;
@@ -88,6 +89,8 @@ class Hit {
   int ReleaseFd() { return std::exchange(fd_, -1); }
   // The entry file it was read from.
   const FileRef& file() const { return file_; }
+  // Whether its entry had been looked up before (its header came from the memory tier).
+  bool read_before() const { return read_before_; }
 
  private:
   FileRef file_;
@@ -95,6 +98,7 @@ class Hit {
   uint64_t body_offset_;
   std::shared_ptr<const CachedEntry> entry_;
   bool invalidated_;
+  bool read_before_;
 };
 
 class Store;
@@ -164,6 +168,8 @@ struct ZoneStats {
 struct StoreStats {
   uint64_t entries;
   std::vector<ZoneStats> zones;
+  uint64_t memory_bytes;     // the memory tier's copies of entries
+  uint64_t held_body_bytes;  // bodies held by HoldBody
 };
 
 class Store {
@@ -173,6 +179,12 @@ class Store {
 
   // The entry for `key`, if any. Small entries are kept in the memory tier after a first read.
   std::optional<Hit> Lookup(const Key& key);
+  // A copy in memory of the body of `hit` (one with a file), for answers that would read the file
+  // into memory anyway: HTTPS without kernel TLS encrypts from memory, where plain HTTP sends the
+  // file with sendfile. Held from the entry's second hit on, within StoreOptions::held_body_bytes
+  // (a body of up to a sixteenth of it), least recently used first out; null if it is not held.
+  // Reads the body at once when it is not held yet.
+  std::shared_ptr<const CachedEntry> HoldBody(const Hit& hit);
   // The point in the invalidation sequence now: take it when the origin fetch starts.
   uint64_t FenceToken();
   // Whether an invalidation applied after `fence_token` may cover `key` filled through `tenant`
@@ -294,6 +306,7 @@ class Store {
   Index index_;
   Generations generations_;
   MemoryTier memory_;
+  MemoryTier held_bodies_;  // bodies alone, by file: no header, never found by Lookup
 
   // Objects with entries of a non-empty variant (a query string, a Vary value), by
   // ExactNameRange: an object invalidation of any other name is one lookup, not a scan of every

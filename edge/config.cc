@@ -104,6 +104,10 @@ constexpr std::array kEdgeKeys = {
     KeySpec{"cache.memory", KeyType::kBytes, "\"256M\"", false,
             "Memory for a copy of small, recently read entries (bodies up to 64 KiB), so their hits need no "
             "disk read; 0 for none."},
+    KeySpec{"cache.memory_https", KeyType::kBytes, "\"128M\"", false,
+            "Memory for larger bodies answered over HTTPS without kernel TLS, each up to a sixteenth of "
+            "it, held from their entry's second hit on: TLS encrypts from memory, so those hits read no file "
+            "(plain HTTP sends the file by sendfile, which needs no copy); 0 for none."},
     KeySpec{"cache.zone_error_threshold", KeyType::kInteger, "3", false,
             "Consecutive I/O errors that take a zone out of service (it is probed and re-admitted)."},
     KeySpec{"log.access", KeyType::kString, "\"\"", false,
@@ -255,6 +259,7 @@ absl::StatusOr<EdgeConfig> Build(vhost::Settings& s, const std::string& path) {
   c.redirect_port = InRange<uint16_t>(s, "tls.redirect_port", 1, 65535);
   c.cache.fsync_on_commit = s.Bool("cache.fsync");
   c.cache.memory_bytes = s.Bytes("cache.memory");
+  c.cache.held_body_bytes = s.Bytes("cache.memory_https");
   c.cache.zone_error_threshold = InRange<int>(s, "cache.zone_error_threshold", 1, 1000);
   std::vector<vhost::Settings> zones = s.Tables("cache.zone", kZoneKeys);
   if (zones.empty()) s.Error("cache.zone", "at least one [[cache.zone]] is required");

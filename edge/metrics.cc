@@ -242,6 +242,11 @@ std::string Metrics::Render(const cache::StoreStats& store, size_t connections,
   for (const auto& z : store.zones)
     absl::StrAppend(&out, "edge_zone_healthy{zone=\"", Escape(z.path), "\"} ", z.healthy ? 1 : 0, "\n");
   http::AppendMetric(&out, "edge_cache_entries", "gauge", "Entries in the cache index.", store.entries);
+  out +=
+      "# HELP edge_cache_memory_bytes Memory held by copies of entries (cache.memory) and by bodies for "
+      "HTTPS hits (cache.memory_https).\n# TYPE edge_cache_memory_bytes gauge\n";
+  absl::StrAppend(&out, "edge_cache_memory_bytes{tier=\"entries\"} ", store.memory_bytes,
+                  "\nedge_cache_memory_bytes{tier=\"https_bodies\"} ", store.held_body_bytes, "\n");
   http::AppendMetric(&out, "edge_connections", "gauge", "Open client connections.", connections);
   http::AppendMetric(&out, "edge_origin_fetches_in_flight", "gauge",
                      "Shared origin fetches clients can join.", fetches_in_flight);
@@ -263,13 +268,16 @@ void AppendTlsMetrics(std::string* out, const http::TlsStats& stats) {
                     stats.failures[i].load(std::memory_order_relaxed), "\n");
   }
   absl::StrAppend(out,
-                  "# HELP edge_tls_body_bytes_total Bytes of file bodies sent over TLS, by kernel TLS "
-                  "(SSL_sendfile) or read in pieces and written by SSL_write.\n"
+                  "# HELP edge_tls_body_bytes_total Bytes of cached bodies sent over TLS: by kernel TLS "
+                  "(SSL_sendfile), read from their file in pieces and written by SSL_write, or written by "
+                  "SSL_write from memory (cache.memory_https).\n"
                   "# TYPE edge_tls_body_bytes_total counter\n"
                   "edge_tls_body_bytes_total{path=\"ktls\"} ",
                   stats.ktls_body_bytes.load(std::memory_order_relaxed),
                   "\nedge_tls_body_bytes_total{path=\"ssl_write\"} ",
-                  stats.write_body_bytes.load(std::memory_order_relaxed), "\n");
+                  stats.write_body_bytes.load(std::memory_order_relaxed),
+                  "\nedge_tls_body_bytes_total{path=\"memory\"} ",
+                  stats.memory_body_bytes.load(std::memory_order_relaxed), "\n");
 }
 
 }  // namespace edge

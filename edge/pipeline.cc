@@ -1401,11 +1401,18 @@ void Pipeline::ServeHit(http::Exchange& exchange, const Route& route, cache::Hit
     const uint64_t end = std::min(answer.window->end, hit.body_length());
     if (end > answer.window->first) {
       record.bytes = end - answer.window->first;
-      // The hit is over after this: its descriptor goes to the send buffer, no copy of it.
+      // The hit is over after this: its descriptor goes to the send buffer, no copy of it; or,
+      // where the file would be read into memory to be sent, the body held there already.
       const bool large = !hit.body_in_memory() && record.bytes > http::Exchange::kInlineFileBytes;
-      sent = large ? exchange.SendOwnedFile(hit.ReleaseFd(), hit.body_offset() + answer.window->first,
-                                            record.bytes)
-                   : SendBody(exchange, hit, answer.window->first, record.bytes);
+      std::shared_ptr<const cache::CachedEntry> held;
+      if (large && exchange.reads_files_to_send()) held = store_.HoldBody(hit);
+      if (held) {
+        exchange.SendShared(held, std::string_view(held->body).substr(answer.window->first, record.bytes));
+      } else {
+        sent = large ? exchange.SendOwnedFile(hit.ReleaseFd(), hit.body_offset() + answer.window->first,
+                                              record.bytes)
+                     : SendBody(exchange, hit, answer.window->first, record.bytes);
+      }
     }
   }
   if (!sent.ok()) {

@@ -41,6 +41,17 @@ bool StatusHasBody(int status) {
   return status >= 200 && status != 204 && status != 304;
 }
 
+// Adds `size` bytes at `data` to `out` without copying them, `holder` kept until they are sent.
+bool AddReference(evbuffer* out, const char* data, size_t size, const std::shared_ptr<const void>& holder) {
+  auto kept = std::make_unique<std::shared_ptr<const void>>(holder);
+  const auto release = [](const void*, size_t, void* extra) {
+    std::unique_ptr<std::shared_ptr<const void>>(static_cast<std::shared_ptr<const void>*>(extra));
+  };
+  if (evbuffer_add_reference(out, data, size, release, kept.get()) != 0) return false;
+  (void)kept.release();  // the buffer's now, freed by `release`
+  return true;
+}
+
 }  // namespace
 
 std::string_view ReasonPhrase(int status) {
@@ -255,13 +266,18 @@ class Connection {
   }
   void Rearm();
 
-  // A file body over TLS, waiting behind the bytes before it, and the bytes that follow it.
+  // A file body over TLS, or one in memory, waiting behind the bytes before it, and the bytes
+  // that follow it.
   struct PendingFile {
-    int fd;
+    int fd;  // -1 for a body in memory
     uint64_t offset;
     uint64_t remaining;
     evbuffer* after;
+    const char* memory = nullptr;        // a body in memory: its bytes, offset counted from here
+    std::shared_ptr<const void> holder;  // what keeps `memory` alive
   };
+  // The buffer for the bytes that follow a pending body.
+  evbuffer* TakeSpareBuffer();
 
   Server::Worker* worker_;
   bufferevent* bev_ = nullptr;
@@ -353,7 +369,7 @@ void Connection::Close() {
     ERR_clear_error();
     if (ktls_event_ != nullptr) event_free(ktls_event_);
     for (PendingFile& file : files_) {
-      worker_->server->CloseFile(file.fd);
+      if (file.fd >= 0) worker_->server->CloseFile(file.fd);
       spare_buffers_.push_back(file.after);
     }
     files_.clear();
@@ -715,11 +731,31 @@ bool Connection::WriteTls() {
   return true;
 }
 
+evbuffer* Connection::TakeSpareBuffer() {
+  if (spare_buffers_.empty()) return evbuffer_new();
+  evbuffer* buffer = spare_buffers_.back();
+  spare_buffers_.pop_back();
+  return buffer;
+}
+
 bool Connection::PumpFiles() {
   evbuffer* out = sink();
   const uint64_t piece = std::max<uint64_t>(options().tls_file_piece, 1);
   while (!files_.empty()) {
     PendingFile& file = files_.front();
+    if (file.remaining > 0 && file.memory != nullptr) {
+      // As a file's pieces, but each a reference to the memory, which its holder keeps.
+      if (Buffered() > kOutputLowWater) return true;
+      const size_t want = static_cast<size_t>(std::min(piece, file.remaining));
+      if (!AddReference(out, file.memory + file.offset, want, file.holder)) {
+        Close();
+        return false;
+      }
+      file.offset += want;
+      file.remaining -= want;
+      tls_stats().memory_body_bytes.fetch_add(want, std::memory_order_relaxed);
+      continue;
+    }
     if (file.remaining > 0) {
       if (ktls_) {
         // The bytes before the file go first (those that followed the last one among them);
@@ -756,7 +792,7 @@ bool Connection::PumpFiles() {
       continue;
     }
     // The file is all in the output: the bytes that followed it join it there.
-    worker_->server->CloseFile(file.fd);
+    if (file.fd >= 0) worker_->server->CloseFile(file.fd);
     evbuffer_add_buffer(out, file.after);
     spare_buffers_.push_back(file.after);
     files_.erase(files_.begin());
@@ -801,6 +837,10 @@ std::string_view Exchange::peer_address() const {
 
 bool Exchange::tls() const {
   return connection_->tls_;
+}
+
+bool Exchange::reads_files_to_send() const {
+  return connection_->tls_ && !connection_->ktls_;
 }
 
 std::string_view Exchange::tls_server_name() const {
@@ -941,14 +981,8 @@ absl::Status Exchange::SendOwnedFile(int fd, uint64_t offset, uint64_t length) {
     // Encrypted in user space (or by the kernel with kTLS): the file waits behind what is
     // buffered and goes out as the connection drains (Connection::PumpFiles).
     if (chunked_) evbuffer_add_printf(out, "%llx\r\n", static_cast<unsigned long long>(length));
-    evbuffer* after = nullptr;
-    if (connection_->spare_buffers_.empty()) {
-      after = evbuffer_new();
-    } else {
-      after = connection_->spare_buffers_.back();
-      connection_->spare_buffers_.pop_back();
-    }
-    connection_->files_.push_back({fd, offset, length, after});
+    evbuffer* after = connection_->TakeSpareBuffer();
+    connection_->files_.push_back({fd, offset, length, after, nullptr, nullptr});
     if (chunked_) evbuffer_add(after, "\r\n", 2);
     connection_->OutputAdded();
     return absl::OkStatus();
@@ -994,6 +1028,22 @@ absl::Status Exchange::SendOwnedFile(int fd, uint64_t offset, uint64_t length) {
   if (chunked_) evbuffer_add(out, "\r\n", 2);
   connection_->OutputAdded();
   return added == 0 ? absl::OkStatus() : absl::InternalError("cannot queue the file segment");
+}
+
+void Exchange::SendShared(std::shared_ptr<const void> owner, std::string_view bytes) {
+  if (!responded_ || head_only_ || finished_ || connection_->closed_ || bytes.empty()) return;
+  evbuffer* out = connection_->output();
+  if (chunked_) evbuffer_add_printf(out, "%llx\r\n", static_cast<unsigned long long>(bytes.size()));
+  if (reads_files_to_send()) {
+    // In pieces behind what is buffered, as a file: a large body does not hold the loop.
+    evbuffer* after = connection_->TakeSpareBuffer();
+    connection_->files_.push_back({-1, 0, bytes.size(), after, bytes.data(), std::move(owner)});
+    if (chunked_) evbuffer_add(after, "\r\n", 2);
+  } else {
+    if (!AddReference(out, bytes.data(), bytes.size(), owner)) evbuffer_add(out, bytes.data(), bytes.size());
+    if (chunked_) evbuffer_add(out, "\r\n", 2);
+  }
+  connection_->OutputAdded();
 }
 
 void Exchange::Finish() {

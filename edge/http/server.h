@@ -97,6 +97,9 @@ class Exchange {
   // trailing dot; empty for plain HTTP or a client that sent none).
   bool tls() const;
   std::string_view tls_server_name() const;
+  // Whether a file body is read into memory to be sent (TLS without kernel TLS, encrypted by
+  // OpenSSL): a body already in memory (SendShared) then saves that read.
+  bool reads_files_to_send() const;
   void SetObserver(Observer* observer) { observer_ = observer; }
   // Request-body backpressure: stop and start reading the body from the socket.
   void PauseBody();
@@ -118,6 +121,9 @@ class Exchange {
   // The same by sendfile, taking ownership of `fd` (closed once sent, or at once on failure, by
   // ServerOptions::close_file).
   absl::Status SendOwnedFile(int fd, uint64_t offset, uint64_t length);
+  // Sends `bytes`, which `owner` keeps alive and unchanged until they are sent (or the connection
+  // closes), without copying them; over TLS in pieces as a file is.
+  void SendShared(std::shared_ptr<const void> owner, std::string_view bytes);
   void Finish();
   // Ends the exchange by closing the connection: for a response that cannot be completed (its
   // origin failed mid-body), so the client sees a truncated message, never a wrong one.

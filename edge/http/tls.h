@@ -137,9 +137,10 @@ HandshakeFailure ClassifyHandshakeError(unsigned long error);
 struct TlsStats {
   std::atomic<uint64_t> handshakes{0};
   std::array<std::atomic<uint64_t>, kHandshakeFailureKinds> failures{};
-  std::atomic<uint64_t> resumed{0};           // handshakes that resumed a session
-  std::atomic<uint64_t> ktls_body_bytes{0};   // file bodies sent by SSL_sendfile (kernel TLS)
-  std::atomic<uint64_t> write_body_bytes{0};  // file bodies read in pieces and sent by SSL_write
+  std::atomic<uint64_t> resumed{0};            // handshakes that resumed a session
+  std::atomic<uint64_t> ktls_body_bytes{0};    // file bodies sent by SSL_sendfile (kernel TLS)
+  std::atomic<uint64_t> write_body_bytes{0};   // file bodies read in pieces and sent by SSL_write
+  std::atomic<uint64_t> memory_body_bytes{0};  // bodies held in memory, sent by SSL_write
   void Fail(HandshakeFailure failure) {
     failures[static_cast<size_t>(failure)].fetch_add(1, std::memory_order_relaxed);
   }

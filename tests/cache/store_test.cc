@@ -202,6 +202,50 @@ TEST_CASE("a larger entry's header is read once: later hits open the file for th
   CHECK(store.GetStats().entries == 0);
 }
 
+TEST_CASE("a larger body is held in memory from its second hit on, and goes with its entry") {
+  Fixture f;
+  f.options_.memory_bytes = 4 * kMiB;
+  f.options_.held_body_bytes = 16 * kMiB;  // bodies of up to 1 MiB each
+  Store& store = f.Open();
+  std::string v1(600 * 1024, '\0');
+  for (size_t i = 0; i < v1.size(); ++i) v1[i] = static_cast<char>(i * 7);
+  REQUIRE(f.Put(Object("large"), v1).ok());
+  // The first hit may be the only one: nothing is read into memory for it.
+  std::optional<Hit> first = store.Lookup(Object("large"));
+  REQUIRE(first.has_value());
+  CHECK_FALSE(first->read_before());
+  CHECK(store.HoldBody(*first) == nullptr);
+  CHECK(store.GetStats().held_body_bytes == 0);
+  std::optional<Hit> second = store.Lookup(Object("large"));
+  REQUIRE(second.has_value());
+  CHECK(second->read_before());
+  const std::shared_ptr<const CachedEntry> held = store.HoldBody(*second);
+  REQUIRE(held != nullptr);
+  CHECK(held->body == v1);
+  CHECK(store.GetStats().held_body_bytes >= v1.size());
+  // Later hits find the same copy, and still open the file for answers that send it (sendfile).
+  std::optional<Hit> third = store.Lookup(Object("large"));
+  CHECK(third->fd() >= 0);
+  CHECK(store.HoldBody(*third) == held);
+  // A new version is a new file: the copy of the old one is not its body.
+  const std::string v2(700 * 1024, '2');
+  REQUIRE(f.Put(Object("large"), v2).ok());
+  store.Lookup(Object("large"));
+  const std::shared_ptr<const CachedEntry> held_v2 = store.HoldBody(*store.Lookup(Object("large")));
+  REQUIRE(held_v2 != nullptr);
+  CHECK(held_v2->body == v2);
+  CHECK(held->body == v1);  // what was being sent from the old copy stays intact
+  // Invalidated, the entry and its copy go.
+  store.Apply(Invalidation::Object("AUTH_test", "public", "large", false));
+  CHECK_FALSE(store.Lookup(Object("large")).has_value());
+  CHECK(store.GetStats().held_body_bytes == 0);
+  // A body over a sixteenth of the memory is never held.
+  REQUIRE(f.Put(Object("huge"), std::string(kMiB + 1, 'h')).ok());
+  store.Lookup(Object("huge"));
+  CHECK(store.HoldBody(*store.Lookup(Object("huge"))) == nullptr);
+  CHECK(store.GetStats().held_body_bytes == 0);
+}
+
 TEST_CASE("a refresh copies a body from its file off the caller's thread, and replaces only its own entry") {
   Fixture f;
   Store& store = f.Open();

@@ -199,6 +199,22 @@ written=$(($(metric 1 'edge_tls_body_bytes_total{path="ssl_write"}') - written_b
 ktls=$(($(metric 1 'edge_tls_body_bytes_total{path="ktls"}') - ktls_before))
 check "file body bytes over TLS (ssl_write + ktls)" "$((2 << 20))" "$((written + ktls))"
 echo "ok: 2 MiB over TLS (ssl_write $written, ktls $ktls bytes)"
+# From the entry's second hit on, an HTTPS hit (without kernel TLS) is encrypted from a copy held
+# in memory; plain HTTP still sends the file (sendfile), and does not read it into memory.
+if [ "$ktls" -eq 0 ]; then
+  memory_before=$(metric 1 'edge_tls_body_bytes_total{path="memory"}')
+  https a.test "$t1" -fo "$state/big3" "https://a.test:$t1/big.bin"
+  check "2 MiB hit from memory intact" "$want" "$(sha256sum <"$state/big3" | cut -d' ' -f1)"
+  check "body bytes over TLS from memory" "$((2 << 20))" \
+    "$(($(metric 1 'edge_tls_body_bytes_total{path="memory"}') - memory_before))"
+  held=$(metric 1 'edge_cache_memory_bytes{tier="https_bodies"}')
+  [ "$held" -ge $((2 << 20)) ] || { echo "FAIL: $held bytes held in memory, want the 2 MiB body" >&2; exit 1; }
+  curl -fsS -o "$state/big4" -H 'Host: a.test' "http://127.0.0.1:${http_port[1]}/big.bin"
+  check "2 MiB plain hit intact" "$want" "$(sha256sum <"$state/big4" | cut -d' ' -f1)"
+  check "plain hit not from the TLS memory" "$((2 << 20))" \
+    "$(($(metric 1 'edge_tls_body_bytes_total{path="memory"}') - memory_before))"
+  echo "ok: the third HTTPS hit encrypted from memory ($held bytes held)"
+fi
 
 # An expired certificate: refused by --check, and by a SIGHUP reload (the old one keeps serving).
 tenant_file alpha-expired >"$state/vhosts.toml"

@@ -14,6 +14,7 @@ TEST_CASE("the TLS counters in the exposition: handshakes, failures by reason, b
   stats.Fail(http::HandshakeFailure::kUnrecognizedName);
   stats.Fail(http::HandshakeFailure::kTimeout);
   stats.write_body_bytes = 1000;
+  stats.memory_body_bytes = 2000;
   std::string text;
   AppendTlsMetrics(&text, stats);
   CHECK(text.find("\nedge_tls_handshakes_total 7\n") != std::string::npos);
@@ -26,6 +27,7 @@ TEST_CASE("the TLS counters in the exposition: handshakes, failures by reason, b
         std::string::npos);
   CHECK(text.find("\nedge_tls_body_bytes_total{path=\"ktls\"} 0\n") != std::string::npos);
   CHECK(text.find("\nedge_tls_body_bytes_total{path=\"ssl_write\"} 1000\n") != std::string::npos);
+  CHECK(text.find("\nedge_tls_body_bytes_total{path=\"memory\"} 2000\n") != std::string::npos);
 }
 
 }  // namespace edge

@@ -77,6 +77,10 @@ class TestHandler : public Handler {
             static_cast<Exchange*>(arg)->Reply(200, "text/plain", "later");
           },
           &exchange, &kDelay);
+    } else if (target == "/shared") {
+      exchange.Respond(200, {}, std::nullopt);  // chunked: the chunk's framing around the bytes
+      exchange.SendShared(shared_body, *shared_body);
+      exchange.Finish();
     } else if (target == "/hang") {
       exchange.SetObserver(&hang_observer);
       hang_observer.started = true;
@@ -87,6 +91,7 @@ class TestHandler : public Handler {
 
   int file_fd = -1;
   uint64_t file_offset = 0, file_length = 0;
+  std::shared_ptr<const std::string> shared_body;
   AbortRecorder hang_observer;
 
  private:
@@ -317,6 +322,18 @@ TEST_CASE("a file larger than a sendfile piece goes out whole, in pieces") {
   CHECK(out.substr(first, 150000) == file.expected());
   const size_t second = out.find("\r\n\r\n", first + 150000) + 4;
   CHECK(out.substr(second) == file.expected());
+}
+
+TEST_CASE("a body in memory goes out by reference and is let go once sent") {
+  Fixture f;
+  f.handler.shared_body = std::make_shared<const std::string>(300000, 'm');
+  const std::weak_ptr<const std::string> body = f.handler.shared_body;
+  Client c(f.server.port());
+  c.Send("GET /shared HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n");
+  const std::string out = c.Read();
+  CHECK(out.substr(out.find("\r\n\r\n") + 4) == "493e0\r\n" + *f.handler.shared_body + "\r\n0\r\n\r\n");
+  f.handler.shared_body.reset();
+  CHECK(testing_support::Eventually([&] { return body.expired(); }));
 }
 
 TEST_CASE("deadlines: a slow head gets 408, an idle connection is closed") {

@@ -91,6 +91,12 @@ class TlsHandler : public Handler {
       stream.OnWritable();
     } else if (target == "/memory") {
       exchange.Reply(200, "application/octet-stream", memory_body);
+    } else if (target == "/shared" || target == "/shared-chunked") {
+      const std::optional<uint64_t> length =
+          target == "/shared" ? std::optional<uint64_t>(shared_body->size()) : std::nullopt;
+      exchange.Respond(200, {}, length);
+      exchange.SendShared(shared_body, *shared_body);
+      exchange.Finish();
     } else {
       exchange.Reply(200, "text/plain", "hello");
     }
@@ -107,6 +113,7 @@ class TlsHandler : public Handler {
     std::atomic<uint64_t> produced{0};
   } stream;
   std::string memory_body;
+  std::shared_ptr<const std::string> shared_body;
   int file_fd = -1;
   uint64_t file_length = 0;
   Exchange* later = nullptr;
@@ -219,6 +226,15 @@ class TlsClient {
       response.resize(want);
     }
     return response;
+  }
+  // What is left until the server closes.
+  std::string ReadToEnd() {
+    std::string rest = std::exchange(unread_, std::string());
+    char buffer[65536];
+    for (int n; (n = SSL_read(ssl_, buffer, sizeof(buffer))) > 0;)
+      rest.append(buffer, static_cast<size_t>(n));
+    ERR_clear_error();
+    return rest;
   }
   std::string Body(const std::string& path) {
     const std::string response = Get(path);
@@ -454,6 +470,52 @@ TEST_CASE("responses the socket cannot take at once over TLS arrive whole and in
   CHECK(body(client.ReadResponse()) == "hello");
   CHECK(client.Body("/hello") == "hello");
   ::close(f.handler.file_fd);
+}
+
+TEST_CASE("a body in memory goes over TLS in pieces without a copy, and is let go once sent") {
+  std::string content(16 << 20, '\0');
+  for (size_t i = 0; i + 8 <= content.size(); i += 8) {
+    const uint64_t value = i * 0x9E3779B97F4A7C15ull;
+    std::memcpy(&content[i], &value, 8);
+  }
+  ServerOptions options;
+  options.tls_file_piece = 64 * 1024;
+  TlsFixture f(options);
+  f.handler.shared_body = std::make_shared<const std::string>(content);
+  const std::weak_ptr<const std::string> body = f.handler.shared_body;
+  {
+    // A client that stops reading holds the pieces the socket buffers take, not the whole body.
+    TlsClient slow(f.port(), {.sni = "a.example", .receive_buffer = 64 * 1024});
+    REQUIRE(slow.connected);
+    const std::string request = "GET /shared HTTP/1.1\r\nHost: h\r\n\r\n";
+    REQUIRE(SSL_write(slow.ssl(), request.data(), static_cast<int>(request.size())) > 0);
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    const uint64_t queued = f.server->tls_stats().memory_body_bytes.load();
+    CHECK(queued > 0);
+    CHECK(queued < 8u << 20);
+  }
+  // Pipelined, each whole and in order; a chunked one framed.
+  TlsClient client(f.port(), {.sni = "a.example", .receive_buffer = 32 * 1024});
+  REQUIRE(client.connected);
+  const std::string requests =
+      "GET /shared HTTP/1.1\r\nHost: h\r\n\r\nGET /hello HTTP/1.1\r\nHost: h\r\n\r\n"
+      "GET /shared-chunked HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n";
+  REQUIRE(SSL_write(client.ssl(), requests.data(), static_cast<int>(requests.size())) > 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  const std::string whole = client.ReadResponse();
+  CHECK((whole.substr(whole.find("\r\n\r\n") + 4) == content));
+  const std::string hello = client.ReadResponse();
+  CHECK(hello.substr(hello.find("\r\n\r\n") + 4) == "hello");
+  const std::string chunked = client.ReadToEnd();
+  const size_t head = chunked.find("\r\n\r\n");
+  REQUIRE(head != std::string::npos);
+  CHECK(chunked.find("Transfer-Encoding: chunked") < head);
+  char size_line[32];
+  std::snprintf(size_line, sizeof(size_line), "%zx\r\n", content.size());
+  CHECK((chunked.substr(head + 4) == std::string(size_line) + content + "\r\n0\r\n\r\n"));
+  // Sent, and the slow client's connection closed: the server holds no reference to it.
+  f.handler.shared_body.reset();
+  CHECK(testing_support::Eventually([&] { return body.expired(); }));
 }
 
 TEST_CASE("a relay over TLS that writes on each OnWritable stays bounded for a client that reads nothing") {
