@@ -276,8 +276,9 @@ class Connection {
     const char* memory = nullptr;        // a body in memory: its bytes, offset counted from here
     std::shared_ptr<const void> holder;  // what keeps `memory` alive
   };
-  // The buffer for the bytes that follow a pending body.
-  evbuffer* TakeSpareBuffer();
+  // Queues `body` (its `after` left null) behind what is buffered, framed as a chunk if `chunked`:
+  // PumpFiles sends it as the connection drains.
+  void QueueBody(PendingFile body, bool chunked);
 
   Server::Worker* worker_;
   bufferevent* bev_ = nullptr;
@@ -731,11 +732,18 @@ bool Connection::WriteTls() {
   return true;
 }
 
-evbuffer* Connection::TakeSpareBuffer() {
-  if (spare_buffers_.empty()) return evbuffer_new();
-  evbuffer* buffer = spare_buffers_.back();
-  spare_buffers_.pop_back();
-  return buffer;
+void Connection::QueueBody(PendingFile body, bool chunked) {
+  evbuffer* out = output();
+  if (chunked) evbuffer_add_printf(out, "%llx\r\n", static_cast<unsigned long long>(body.remaining));
+  if (spare_buffers_.empty()) {
+    body.after = evbuffer_new();
+  } else {
+    body.after = spare_buffers_.back();
+    spare_buffers_.pop_back();
+  }
+  if (chunked) evbuffer_add(body.after, "\r\n", 2);
+  files_.push_back(std::move(body));
+  OutputAdded();
 }
 
 bool Connection::PumpFiles() {
@@ -976,17 +984,13 @@ absl::Status Exchange::SendOwnedFile(int fd, uint64_t offset, uint64_t length) {
     server.CloseFile(fd);
     return absl::OkStatus();
   }
-  evbuffer* out = connection_->output();
   if (connection_->tls_) {
     // Encrypted in user space (or by the kernel with kTLS): the file waits behind what is
     // buffered and goes out as the connection drains (Connection::PumpFiles).
-    if (chunked_) evbuffer_add_printf(out, "%llx\r\n", static_cast<unsigned long long>(length));
-    evbuffer* after = connection_->TakeSpareBuffer();
-    connection_->files_.push_back({fd, offset, length, after, nullptr, nullptr});
-    if (chunked_) evbuffer_add(after, "\r\n", 2);
-    connection_->OutputAdded();
+    connection_->QueueBody({fd, offset, length, nullptr, nullptr, nullptr}, chunked_);
     return absl::OkStatus();
   }
+  evbuffer* out = connection_->output();
   evbuffer_file_segment* segment =
       evbuffer_file_segment_new(fd, static_cast<ev_off_t>(offset), static_cast<ev_off_t>(length), 0);
   if (segment == nullptr) {
@@ -1032,17 +1036,15 @@ absl::Status Exchange::SendOwnedFile(int fd, uint64_t offset, uint64_t length) {
 
 void Exchange::SendShared(std::shared_ptr<const void> owner, std::string_view bytes) {
   if (!responded_ || head_only_ || finished_ || connection_->closed_ || bytes.empty()) return;
-  evbuffer* out = connection_->output();
-  if (chunked_) evbuffer_add_printf(out, "%llx\r\n", static_cast<unsigned long long>(bytes.size()));
   if (reads_files_to_send()) {
     // In pieces behind what is buffered, as a file: a large body does not hold the loop.
-    evbuffer* after = connection_->TakeSpareBuffer();
-    connection_->files_.push_back({-1, 0, bytes.size(), after, bytes.data(), std::move(owner)});
-    if (chunked_) evbuffer_add(after, "\r\n", 2);
-  } else {
-    if (!AddReference(out, bytes.data(), bytes.size(), owner)) evbuffer_add(out, bytes.data(), bytes.size());
-    if (chunked_) evbuffer_add(out, "\r\n", 2);
+    connection_->QueueBody({-1, 0, bytes.size(), nullptr, bytes.data(), std::move(owner)}, chunked_);
+    return;
   }
+  evbuffer* out = connection_->output();
+  if (chunked_) evbuffer_add_printf(out, "%llx\r\n", static_cast<unsigned long long>(bytes.size()));
+  if (!AddReference(out, bytes.data(), bytes.size(), owner)) evbuffer_add(out, bytes.data(), bytes.size());
+  if (chunked_) evbuffer_add(out, "\r\n", 2);
   connection_->OutputAdded();
 }
 

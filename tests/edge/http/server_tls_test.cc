@@ -288,6 +288,30 @@ struct TlsFixture {
   std::unique_ptr<Server> server;
 };
 
+// `size` bytes that differ along their length (a byte moved or lost shows).
+std::string Pattern(size_t size, uint64_t seed = 0) {
+  std::string bytes(size, '\0');
+  for (size_t i = 0; i + 8 <= size; i += 8) {
+    const uint64_t value = (i + seed) * 0x9E3779B97F4A7C15ull;
+    std::memcpy(&bytes[i], &value, 8);
+  }
+  return bytes;
+}
+
+// A client with a 64 KiB receive buffer that asks for `target`, then reads nothing for 500 ms:
+// what the server has queued for it by then is bounded by the socket buffers, not the body.
+std::unique_ptr<TlsClient> AskThenStall(const TlsFixture& f, std::string_view target) {
+  auto slow =
+      std::make_unique<TlsClient>(f.port(), ClientOptions{.sni = "a.example", .receive_buffer = 64 * 1024});
+  REQUIRE(slow->connected);
+  std::string request = "GET ";
+  request += target;
+  request += " HTTP/1.1\r\nHost: h\r\n\r\n";
+  REQUIRE(SSL_write(slow->ssl(), request.data(), static_cast<int>(request.size())) > 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  return slow;
+}
+
 // 80 random bytes, as `openssl rand 80`.
 void WriteTicketKey(const std::string& path) {
   unsigned char key[80];
@@ -395,11 +419,7 @@ TEST_CASE("ALPN: http/1.1 is chosen, a client offering only h2 goes on without A
 TEST_CASE("a large file body over TLS arrives intact, read from the file a piece at a time") {
   testing_support::TempDir files;
   const uint64_t size = 24 << 20;
-  std::string content(size, '\0');
-  for (uint64_t i = 0; i < size; i += 8) {
-    const uint64_t value = i * 0x9E3779B97F4A7C15ull;
-    std::memcpy(&content[i], &value, 8);
-  }
+  const std::string content = Pattern(size);
   std::ofstream(files / "body", std::ios::binary).write(content.data(), static_cast<std::streamsize>(size));
   ServerOptions options;
   options.tls_file_piece = 64 * 1024;
@@ -409,11 +429,7 @@ TEST_CASE("a large file body over TLS arrives intact, read from the file a piece
   {
     // A client that stops reading: what the server read from the file stays near what the
     // socket buffers hold, not the body's length.
-    TlsClient slow(f.port(), {.sni = "a.example", .receive_buffer = 64 * 1024});
-    REQUIRE(slow.connected);
-    const std::string request = "GET /file HTTP/1.1\r\nHost: h\r\n\r\n";
-    REQUIRE(SSL_write(slow.ssl(), request.data(), static_cast<int>(request.size())) > 0);
-    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    const std::unique_ptr<TlsClient> slow = AskThenStall(f, "/file");
     const uint64_t read_so_far = f.server->tls_stats().write_body_bytes.load();
     CHECK(read_so_far > 0);
     CHECK(read_so_far < 12u << 20);
@@ -437,21 +453,13 @@ TEST_CASE("responses the socket cannot take at once over TLS arrive whole and in
   // to the bufferevent. A client that reads only after its socket filled, three pipelined
   // requests (a body from memory, one from a file, a small one), gets each whole, in order.
   testing_support::TempDir files;
-  auto pattern = [](size_t size, uint64_t seed) {
-    std::string bytes(size, '\0');
-    for (size_t i = 0; i + 8 <= size; i += 8) {
-      const uint64_t value = (i + seed) * 0x9E3779B97F4A7C15ull;
-      std::memcpy(&bytes[i], &value, 8);
-    }
-    return bytes;
-  };
-  const std::string file_content = pattern(3 << 20, 1);
+  const std::string file_content = Pattern(3 << 20, 1);
   std::ofstream(files / "body", std::ios::binary)
       .write(file_content.data(), static_cast<std::streamsize>(file_content.size()));
   ServerOptions options;
   options.tls_file_piece = 64 * 1024;
   TlsFixture f(options);
-  f.handler.memory_body = pattern(2 << 20, 2);
+  f.handler.memory_body = Pattern(2 << 20, 2);
   f.handler.file_fd = ::open((files / "body").c_str(), O_RDONLY);
   f.handler.file_length = file_content.size();
   TlsClient client(f.port(), {.sni = "a.example", .receive_buffer = 32 * 1024});
@@ -473,11 +481,7 @@ TEST_CASE("responses the socket cannot take at once over TLS arrive whole and in
 }
 
 TEST_CASE("a body in memory goes over TLS in pieces without a copy, and is let go once sent") {
-  std::string content(16 << 20, '\0');
-  for (size_t i = 0; i + 8 <= content.size(); i += 8) {
-    const uint64_t value = i * 0x9E3779B97F4A7C15ull;
-    std::memcpy(&content[i], &value, 8);
-  }
+  const std::string content = Pattern(16 << 20);
   ServerOptions options;
   options.tls_file_piece = 64 * 1024;
   TlsFixture f(options);
@@ -485,11 +489,7 @@ TEST_CASE("a body in memory goes over TLS in pieces without a copy, and is let g
   const std::weak_ptr<const std::string> body = f.handler.shared_body;
   {
     // A client that stops reading holds the pieces the socket buffers take, not the whole body.
-    TlsClient slow(f.port(), {.sni = "a.example", .receive_buffer = 64 * 1024});
-    REQUIRE(slow.connected);
-    const std::string request = "GET /shared HTTP/1.1\r\nHost: h\r\n\r\n";
-    REQUIRE(SSL_write(slow.ssl(), request.data(), static_cast<int>(request.size())) > 0);
-    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    const std::unique_ptr<TlsClient> slow = AskThenStall(f, "/shared");
     const uint64_t queued = f.server->tls_stats().memory_body_bytes.load();
     CHECK(queued > 0);
     CHECK(queued < 8u << 20);
