@@ -91,8 +91,9 @@ std::vector<std::string> OvercommittedFilesystems(std::span<const ZonePlacement>
   return messages;
 }
 
-uint64_t LimitWhenFull(uint64_t max_bytes, uint64_t used_bytes, uint64_t available_bytes) {
-  const uint64_t holds = used_bytes + available_bytes;
+uint64_t LimitWhenFull(uint64_t max_bytes, uint64_t used_bytes, uint64_t available_bytes,
+                       uint64_t filesystem_bytes) {
+  const uint64_t holds = std::min(used_bytes + available_bytes, filesystem_bytes);
   return std::min(max_bytes, holds - holds / 20);
 }
 
@@ -394,11 +395,12 @@ uint64_t Zone::FitToFilesystem(bool lower_only) {
   struct statvfs fs {};
   if (::statvfs(config_.path.c_str(), &fs) != 0) return 0;
   const uint64_t available = static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize;
+  const uint64_t size = static_cast<uint64_t>(fs.f_blocks) * fs.f_frsize;
   absl::MutexLock lock(&space_mu_);
   // Deleted files still open are not free yet: without them, a full drive under readers of
   // evicted entries sank the limit to a few KB of a 20 MB zone.
   const uint64_t holds = used_ + journal_bytes_ + reserved_ + freeing_;
-  const uint64_t limit = LimitWhenFull(config_.max_bytes, holds, available);
+  const uint64_t limit = LimitWhenFull(config_.max_bytes, holds, available, size);
   if (!lower_only || limit < limit_) limit_ = limit;
   return holds > limit_ ? holds - limit_ : 0;
 }

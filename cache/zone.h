@@ -34,9 +34,11 @@ enum class ZoneState { kHealthy, kFailed };
 bool IsDriveError(int error);
 
 // What a zone may hold once its filesystem has run out of space (ENOSPC): what it holds plus what
-// the filesystem still has, and 5% less, so that fills have room while others write there too;
-// never more than its configured size.
-uint64_t LimitWhenFull(uint64_t max_bytes, uint64_t used_bytes, uint64_t available_bytes);
+// the filesystem still has, at most the filesystem's size (a fill in progress is reserved whole
+// while the filesystem already counts what it wrote), and 5% less, so that fills have room while
+// others write there too; never more than its configured size.
+uint64_t LimitWhenFull(uint64_t max_bytes, uint64_t used_bytes, uint64_t available_bytes,
+                       uint64_t filesystem_bytes);
 
 // Reads and writes fail apart: a drive that fails every write while it still reads must leave
 // service, so only a success of the same kind clears a count of errors.
